@@ -1,0 +1,523 @@
+// Package app wires eventgate together: configuration, provisioners, ingress, dispatchers, the admin
+// server and the resource watcher. It starts them in order and stops them in the reverse order.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/config"
+	"github.com/eventgate/eventgate/gateway/dispatch"
+	"github.com/eventgate/eventgate/gateway/ingress"
+	"github.com/eventgate/eventgate/gateway/metrics"
+	"github.com/eventgate/eventgate/gateway/resources"
+	"github.com/eventgate/eventgate/provisioners/inmemory"
+	"github.com/eventgate/eventgate/provisioners/kafka"
+)
+
+// Options configures an App.
+type Options struct {
+	Config config.Config
+	// Paths are the manifest files and directories to load and watch.
+	Paths []string
+	Log   *slog.Logger
+	Build metrics.Build
+	// Ready, when set, is called once both servers listen, with their addresses.
+	Ready func(ingressAddr, adminAddr string)
+}
+
+// App is one running gateway. Create it with New and run it with Run; it is not reusable.
+type App struct {
+	cfg      config.Config
+	paths    []string
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	inmem    *inmemory.Backend
+	kafka    *kafka.Backend // nil when kafka.brokers is empty
+	router   *router
+	ingress  *ingress.Handler
+	resolver *resources.Resolver
+	client   *http.Client
+	onReady  func(string, string)
+
+	loaded   atomic.Bool // a resource set has been applied
+	stopping atomic.Bool
+
+	mu          sync.Mutex // guards what follows: one Apply at a time
+	channels    map[channel.Ref]*resources.Channel
+	dispatchers map[string]*running // by NAMESPACE/NAME
+}
+
+type running struct {
+	sub dispatch.Subscription
+	d   *dispatch.Dispatcher
+}
+
+// New builds an App from its configuration: metrics, provisioners and the ingress handler. Nothing
+// listens or runs until Run.
+func New(o Options) (*App, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	cfg := o.Config
+	a := &App{
+		cfg:         cfg,
+		paths:       o.Paths,
+		log:         o.Log,
+		metrics:     metrics.New(o.Build),
+		onReady:     o.Ready,
+		channels:    map[channel.Ref]*resources.Channel{},
+		dispatchers: map[string]*running{},
+		resolver:    &resources.Resolver{AddressBook: cfg.AddressBook, IngressURL: cfg.IngressURL()},
+	}
+	a.inmem = inmemory.New(inmemory.Config{
+		BytesPerChannel: cfg.InMemory.BytesPerChannel,
+		Partitions:      cfg.InMemory.Partitions,
+		RetryAfter:      cfg.InMemory.RetryAfter,
+	}, o.Log.With("provisioner", "inmemory"))
+	a.metrics.RegisterLag(lagSources{a}, 5*time.Second)
+	if len(cfg.Kafka.Brokers) > 0 {
+		kc, err := kafkaConfig(cfg.Kafka)
+		if err != nil {
+			return nil, err
+		}
+		a.kafka, err = kafka.New(kc, o.Log.With("provisioner", "kafka"))
+		if err != nil {
+			return nil, fmt.Errorf("kafka: %w", err)
+		}
+	}
+	var backends []channel.Provisioner
+	backends = append(backends, a.inmem)
+	if a.kafka != nil {
+		backends = append(backends, a.kafka)
+	}
+	a.router = newRouter(backends...)
+	a.ingress = ingress.New(ingress.Options{MaxBodyBytes: cfg.Ingress.MaxBodyBytes, Log: o.Log, Metrics: a.metrics})
+	a.client = &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}
+	return a, nil
+}
+
+// Metrics returns the App's metrics (for tests and embedding).
+func (a *App) Metrics() *metrics.Metrics { return a.metrics }
+
+func kafkaConfig(k config.Kafka) (kafka.Config, error) {
+	kc := kafka.Default()
+	kc.Brokers = k.Brokers
+	kc.TopicTemplate = k.TopicTemplate
+	kc.GroupTemplate = k.GroupTemplate
+	kc.ProduceTimeout = k.ProduceTimeout
+	kc.DefaultPartitions = k.DefaultPartitions
+	kc.DefaultReplicationFactor = k.DefaultReplicationFactor
+	kc.DeleteTopicsOnRemove = k.DeleteTopicsOnRemove
+	kc.SASL = kafka.SASL{Mechanism: k.SASL.Mechanism, User: k.SASL.Username, Password: k.SASL.Password}
+	if k.TLS.Enabled {
+		tc, err := clientTLS(k.TLS)
+		if err != nil {
+			return kc, fmt.Errorf("kafka.tls: %w", err)
+		}
+		kc.TLS = tc
+	}
+	return kc, nil
+}
+
+// Run loads the resources, starts everything, and serves until ctx is done; then it shuts down in
+// order within shutdown.grace: not ready, drain ingress, finish or hand back in-flight deliveries,
+// close the provisioners. A broken resource set at start is an error; later a broken file is logged
+// and the last good set keeps running.
+func (a *App) Run(ctx context.Context) error {
+	set, err := a.load()
+	if err != nil {
+		a.closeBackends()
+		return err
+	}
+	if err := a.Apply(ctx, set); err != nil {
+		a.shutdownDispatchers(context.Background())
+		a.closeBackends()
+		return err
+	}
+
+	ingressLn, err := net.Listen("tcp", a.cfg.Ingress.Address)
+	if err != nil {
+		a.shutdownDispatchers(context.Background())
+		a.closeBackends()
+		return fmt.Errorf("ingress.address: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", a.cfg.Admin.Address)
+	if err != nil {
+		ingressLn.Close()
+		a.shutdownDispatchers(context.Background())
+		a.closeBackends()
+		return fmt.Errorf("admin.address: %w", err)
+	}
+	ingressSrv := &http.Server{
+		Handler:           a.ingress,
+		ReadHeaderTimeout: a.cfg.Ingress.ReadHeaderTimeout,
+		ReadTimeout:       a.cfg.Ingress.ReadTimeout,
+		WriteTimeout:      a.cfg.Ingress.WriteTimeout,
+		IdleTimeout:       a.cfg.Ingress.IdleTimeout,
+		MaxHeaderBytes:    a.cfg.Ingress.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	adminSrv := &http.Server{Handler: a.adminMux(), ReadHeaderTimeout: 10 * time.Second}
+
+	serveErr := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); serveErr <- serve(ingressSrv, ingressLn) }()
+	go func() { defer wg.Done(); serveErr <- serve(adminSrv, adminLn) }()
+	a.log.Info("eventgate serving", "ingress", ingressLn.Addr().String(), "admin", adminLn.Addr().String(),
+		"channels", len(set.Channels), "subscriptions", len(set.Subscriptions))
+	if a.onReady != nil {
+		a.onReady(ingressLn.Addr().String(), adminLn.Addr().String())
+	}
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); a.watch(watchCtx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+	}
+
+	// Shutdown, in order, bounded by the grace period.
+	a.log.Info("eventgate shutting down", "grace", a.cfg.Shutdown.Grace)
+	a.stopping.Store(true)
+	stopWatch()
+	<-watchDone
+	graceCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Shutdown.Grace)
+	defer cancel()
+	if err := ingressSrv.Shutdown(graceCtx); err != nil {
+		a.log.Warn("ingress drain cut short", "err", err)
+		ingressSrv.Close()
+	}
+	a.shutdownDispatchers(graceCtx)
+	a.closeBackends()
+	shortCtx, cancelShort := context.WithTimeout(context.Background(), time.Second)
+	defer cancelShort()
+	adminSrv.Shutdown(shortCtx)
+	wg.Wait()
+	a.log.Info("eventgate stopped")
+	return runErr
+}
+
+func serve(s *http.Server, ln net.Listener) error {
+	if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (a *App) shutdownDispatchers(ctx context.Context) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var wg sync.WaitGroup
+	for key, r := range a.dispatchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.d.Stop(ctx); err != nil {
+				a.log.Warn("subscription stop", "subscription", key, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	a.dispatchers = map[string]*running{}
+}
+
+func (a *App) closeBackends() {
+	if a.kafka != nil {
+		if err := a.kafka.Close(); err != nil {
+			a.log.Warn("kafka close", "err", err)
+		}
+	}
+	a.inmem.Close()
+}
+
+func (a *App) adminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{Registry: a.metrics.Registry}))
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.ready(r.Context()); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// ready is nil when the resources are loaded, the gateway is not stopping, and every backend can
+// store events.
+func (a *App) ready(ctx context.Context) error {
+	switch {
+	case a.stopping.Load():
+		return errors.New("shutting down")
+	case !a.loaded.Load():
+		return errors.New("resources not loaded")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return a.router.Ready(ctx)
+}
+
+func (a *App) load() (*resources.Set, error) {
+	set, err := resources.Load(a.paths, resources.Options{DefaultProvisioner: a.cfg.Channels.DefaultProvisioner})
+	if err != nil {
+		return nil, err
+	}
+	if err := set.Validate(); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// Apply makes the running gateway match set: channels are created or updated, subscriptions started,
+// restarted when changed, and stopped when gone, and channels no longer declared removed. On error
+// nothing already running is torn down for it: the caller keeps the last good set.
+func (a *App) Apply(ctx context.Context, set *resources.Set) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+
+	// Check the whole set before changing anything.
+	desiredSubs := map[string]dispatch.Subscription{}
+	var errs []error
+	for _, c := range set.Channels {
+		if c.Provisioner == resources.ProvisionerKafka && a.kafka == nil {
+			errs = append(errs, fmt.Errorf("%s: Channel %s uses Kafka but kafka.brokers is not configured", c.File, c.NamespacedName()))
+		}
+	}
+	for _, s := range set.Subscriptions {
+		ds, err := a.dispatchSubscription(set, s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		desiredSubs[s.NamespacedName()] = ds
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+
+	// 1. Channels: create or update, then route ingress and dispatch to them.
+	desiredCh := map[channel.Ref]*resources.Channel{}
+	for _, c := range set.Channels {
+		desiredCh[c.Ref()] = c
+		old := a.channels[c.Ref()]
+		if old != nil && old.Provisioner == c.Provisioner && old.Spec() == c.Spec() {
+			continue
+		}
+		if old != nil && old.Provisioner != c.Provisioner {
+			errs = append(errs, fmt.Errorf("channel %s: changing the provisioner from %s to %s needs a restart", c.Ref(), old.Provisioner, c.Provisioner))
+			continue
+		}
+		b := a.backendFor(c.Provisioner)
+		if err := b.Ensure(ctx, c.Spec()); err != nil {
+			errs = append(errs, fmt.Errorf("channel %s: %w", c.Ref(), err))
+			if old == nil {
+				continue
+			}
+		}
+		a.router.set(c.Ref(), b)
+		a.channels[c.Ref()] = c
+		a.log.Info("channel ready", "channel", c.Ref().String(), "provisioner", c.Provisioner)
+	}
+	table := ingress.Table{}
+	for ref := range desiredCh {
+		if c, ok := a.channels[ref]; ok {
+			table[ref] = a.backendFor(c.Provisioner)
+		}
+	}
+	a.ingress.SetChannels(table)
+
+	// 2. Subscriptions: stop what is gone or changed, start what is new or changed.
+	for key, r := range a.dispatchers {
+		want, ok := desiredSubs[key]
+		if ok && reflect.DeepEqual(want, r.sub) {
+			continue
+		}
+		stopCtx, cancel := context.WithTimeout(ctx, a.cfg.Shutdown.Grace)
+		if err := r.d.Stop(stopCtx); err != nil {
+			a.log.Warn("subscription stop", "subscription", key, "err", err)
+		}
+		cancel()
+		delete(a.dispatchers, key)
+		if !ok {
+			g := channel.Group{Channel: r.sub.Channel, Name: r.sub.Name}
+			if err := a.router.DeleteGroup(ctx, g); err != nil && !errors.Is(err, channel.ErrNotFound) {
+				a.log.Warn("subscription group delete", "subscription", key, "err", err)
+			}
+			a.log.Info("subscription stopped", "subscription", key)
+		}
+	}
+	for key, ds := range desiredSubs {
+		if _, ok := a.dispatchers[key]; ok {
+			continue
+		}
+		if _, ok := a.channels[ds.Channel]; !ok {
+			errs = append(errs, fmt.Errorf("subscription %s: channel %s is not running", key, ds.Channel))
+			continue
+		}
+		d := dispatch.New(ds, dispatch.Deps{Channels: a.router, Client: a.client, Metrics: a.metrics,
+			Log: a.log})
+		if err := d.Start(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("subscription %s: %w", key, err))
+			continue
+		}
+		a.dispatchers[key] = &running{sub: ds, d: d}
+		a.log.Info("subscription started", "subscription", key, "channel", ds.Channel.String(), "subscriber", ds.Subscriber.String())
+	}
+
+	// 3. Channels no longer declared.
+	for ref, c := range a.channels {
+		if _, ok := desiredCh[ref]; ok {
+			continue
+		}
+		if err := a.backendFor(c.Provisioner).Remove(ctx, ref); err != nil {
+			a.log.Warn("channel remove", "channel", ref.String(), "err", err)
+		}
+		a.router.drop(ref)
+		delete(a.channels, ref)
+		a.log.Info("channel removed", "channel", ref.String())
+	}
+	a.loaded.Store(true)
+	return errors.Join(errs...)
+}
+
+func (a *App) backendFor(provisioner string) channel.Provisioner {
+	if provisioner == resources.ProvisionerKafka && a.kafka != nil {
+		return a.kafka
+	}
+	return a.inmem
+}
+
+// dispatchSubscription resolves a Subscription into what the dispatcher runs, applying the
+// configured delivery defaults under the manifest's own delivery spec.
+func (a *App) dispatchSubscription(set *resources.Set, s *resources.Subscription) (dispatch.Subscription, error) {
+	ds := dispatch.Subscription{
+		Namespace:   s.Namespace,
+		Name:        s.Name,
+		Channel:     s.ChannelRef(),
+		Ordered:     s.Order == resources.Ordered,
+		Start:       s.InitialOffset,
+		MaxInFlight: a.cfg.Dispatch.MaxInFlight,
+	}
+	if s.MaxConcurrency > 0 {
+		ds.MaxInFlight = s.MaxConcurrency
+	}
+	where := func(field string) string {
+		return fmt.Sprintf("%s: Subscription %s: %s", s.File, s.NamespacedName(), field)
+	}
+	if s.Subscriber == nil {
+		return ds, fmt.Errorf("%s: a subscriber is required by eventgate", where("spec.subscriber"))
+	}
+	sub, err := a.destination(*s.Subscriber)
+	if err != nil {
+		return ds, fmt.Errorf("%s: %w", where("spec.subscriber"), err)
+	}
+	ds.Subscriber = sub
+	if s.Reply != nil {
+		r, err := a.destination(*s.Reply)
+		if err != nil {
+			return ds, fmt.Errorf("%s: %w", where("spec.reply"), err)
+		}
+		ds.Reply = &r
+	}
+	p := dispatch.Policy{
+		Retry:         a.cfg.Dispatch.Retry,
+		Backoff:       dispatch.BackoffPolicy(a.cfg.Dispatch.BackoffPolicy),
+		BackoffDelay:  a.cfg.Dispatch.BackoffDelay,
+		BackoffMax:    a.cfg.Dispatch.BackoffMax,
+		Timeout:       a.cfg.Dispatch.Timeout,
+		RetryAfterMax: a.cfg.Dispatch.RetryAfterMax,
+	}
+	if d := set.DeliveryFor(s); d != nil {
+		if d.Retry != nil {
+			p.Retry = int(*d.Retry)
+		}
+		if d.BackoffPolicy != "" {
+			p.Backoff = dispatch.BackoffPolicy(d.BackoffPolicy)
+		}
+		if d.BackoffDelay != nil {
+			p.BackoffDelay = *d.BackoffDelay
+		}
+		if d.BackoffMax != nil {
+			p.BackoffMax = *d.BackoffMax
+		}
+		if d.Timeout != nil {
+			p.Timeout = *d.Timeout
+		}
+		if d.RetryAfterMax != nil {
+			p.RetryAfterMax = *d.RetryAfterMax
+		}
+		if d.DeadLetterSink != nil {
+			dl, err := a.destination(*d.DeadLetterSink)
+			if err != nil {
+				return ds, fmt.Errorf("%s: %w", where("spec.delivery.deadLetterSink"), err)
+			}
+			ds.DeadLetter = &dl
+		}
+	}
+	ds.Policy = p
+	return ds, nil
+}
+
+func (a *App) destination(d resources.Destination) (dispatch.Destination, error) {
+	t, err := a.resolver.Resolve(d)
+	if err != nil {
+		return dispatch.Destination{}, err
+	}
+	if t.Channel != nil {
+		ref := *t.Channel
+		return dispatch.Destination{Channel: &ref}, nil
+	}
+	return dispatch.Destination{URL: t.URL}, nil
+}
+
+// lagSources reports consumer lag from every backend that has it.
+type lagSources struct{ a *App }
+
+func (l lagSources) Lag(ctx context.Context) []channel.LagSample {
+	var out []channel.LagSample
+	if l.a.kafka != nil {
+		out = append(out, l.a.kafka.Lag(ctx)...)
+	}
+	return append(out, l.a.inmem.Lag(ctx)...)
+}
+
+func (l lagSources) TopicName(ref channel.Ref) string {
+	if b, err := l.a.router.backend(ref); err == nil && l.a.kafka != nil && b == channel.Provisioner(l.a.kafka) {
+		if name, err := l.a.kafka.TopicName(ref); err == nil {
+			return name
+		}
+	}
+	return ref.Namespace + "." + ref.Name
+}
+
+// clientTLS builds a TLS client configuration from PEM files.
+func clientTLS(c config.TLS) (*tls.Config, error) {
+	return loadTLS(c)
+}

@@ -1,0 +1,108 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/event"
+)
+
+// router is the channel.Provisioner the dispatcher and the sources see: it sends each call to the
+// backend that holds the channel (in-memory or Kafka), so a subscription on a Kafka channel can
+// reply into an in-memory one.
+type router struct {
+	mu     sync.RWMutex
+	routes map[channel.Ref]channel.Provisioner
+	all    []channel.Provisioner
+}
+
+var _ channel.Provisioner = (*router)(nil)
+
+func newRouter(backends ...channel.Provisioner) *router {
+	r := &router{routes: map[channel.Ref]channel.Provisioner{}}
+	for _, b := range backends {
+		if b != nil {
+			r.all = append(r.all, b)
+		}
+	}
+	return r
+}
+
+func (r *router) set(ref channel.Ref, p channel.Provisioner) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.routes[ref] = p
+}
+
+func (r *router) drop(ref channel.Ref) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.routes, ref)
+}
+
+func (r *router) backend(ref channel.Ref) (channel.Provisioner, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	p, ok := r.routes[ref]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", channel.ErrNotFound, ref)
+	}
+	return p, nil
+}
+
+func (r *router) Publish(ctx context.Context, ref channel.Ref, events []*event.Event) error {
+	p, err := r.backend(ref)
+	if err != nil {
+		return err
+	}
+	return p.Publish(ctx, ref, events)
+}
+
+func (r *router) Subscribe(ctx context.Context, g channel.Group, h channel.ClaimHandler) (channel.Subscription, error) {
+	p, err := r.backend(g.Channel)
+	if err != nil {
+		return nil, err
+	}
+	return p.Subscribe(ctx, g, h)
+}
+
+func (r *router) Ensure(ctx context.Context, spec channel.Spec) error {
+	p, err := r.backend(spec.Ref)
+	if err != nil {
+		return err
+	}
+	return p.Ensure(ctx, spec)
+}
+
+func (r *router) Remove(ctx context.Context, ref channel.Ref) error {
+	p, err := r.backend(ref)
+	if err != nil {
+		return err
+	}
+	return p.Remove(ctx, ref)
+}
+
+func (r *router) DeleteGroup(ctx context.Context, g channel.Group) error {
+	p, err := r.backend(g.Channel)
+	if err != nil {
+		return err
+	}
+	return p.DeleteGroup(ctx, g)
+}
+
+// Ready is nil only when every backend is ready.
+func (r *router) Ready(ctx context.Context) error {
+	var errs []error
+	for _, b := range r.all {
+		if err := b.Ready(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close is a no-op: the app closes each backend itself, in order.
+func (r *router) Close() error { return nil }

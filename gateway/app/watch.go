@@ -1,0 +1,98 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// reloadDebounce collects the burst of file events an editor or `kubectl cp` makes into one reload.
+const reloadDebounce = 200 * time.Millisecond
+
+// watch reloads the resources whenever a watched file or directory changes, until ctx is done. A set
+// that fails to load or apply is logged and the last good set keeps running.
+func (a *App) watch(ctx context.Context) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		a.log.Error("resource watch unavailable; changes need a restart", "err", err)
+		return
+	}
+	defer w.Close()
+	for _, p := range a.watchDirs() {
+		if err := w.Add(p); err != nil {
+			a.log.Warn("resource watch", "path", p, "err", err)
+		}
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if ev.Has(fsnotify.Create) {
+				if st, err := os.Stat(ev.Name); err == nil && st.IsDir() {
+					_ = w.Add(ev.Name) // a new subdirectory of a watched directory
+				}
+			}
+			timer.Reset(reloadDebounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			a.log.Warn("resource watch", "err", err)
+		case <-timer.C:
+			a.reload(ctx)
+		}
+	}
+}
+
+func (a *App) reload(ctx context.Context) {
+	set, err := a.load()
+	if err != nil {
+		a.log.Error("resources rejected; keeping the last good set", "err", err)
+		return
+	}
+	if err := a.Apply(ctx, set); err != nil {
+		a.log.Error("resources applied with errors", "err", err)
+		return
+	}
+	a.log.Info("resources reloaded", "channels", len(set.Channels), "subscriptions", len(set.Subscriptions))
+}
+
+// watchDirs lists the directories to watch: each directory given (and its subdirectories), and the
+// parent of each file given — editors replace files by rename, which a watch on the file would lose.
+func (a *App) watchDirs() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(d string) {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	for _, p := range a.paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if !st.IsDir() {
+			add(filepath.Dir(p))
+			continue
+		}
+		_ = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				add(path)
+			}
+			return nil
+		})
+	}
+	return out
+}

@@ -1,0 +1,133 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "eventgate.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsLoadAndValidate(t *testing.T) {
+	c, warnings, err := Load(Sources{})
+	if err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if len(warnings) != 0 {
+		t.Fatalf("warnings: %v", warnings)
+	}
+	want := Default()
+	if c.Ingress.Address != want.Ingress.Address || c.Ingress.MaxBodyBytes != 1<<20 ||
+		c.Dispatch.BackoffDelay != 200*time.Millisecond || c.Shutdown.Grace != want.Shutdown.Grace {
+		t.Fatalf("defaults not loaded: %+v", c)
+	}
+}
+
+func TestLayersLaterWins(t *testing.T) {
+	file := writeFile(t, `
+ingress:
+  address: ":18080"
+  maxBodyBytes: 2048
+dispatch:
+  backoffDelay: 1s
+  retry: 7
+kafka:
+  brokers: [a:1]
+addressBook:
+  default/demo: http://127.0.0.1:8081
+`)
+	c, warnings, err := Load(Sources{
+		File: file,
+		Environ: []string{
+			"EVENTGATE_KAFKA__BROKERS=127.0.0.1:9092,127.0.0.1:9093",
+			"EVENTGATE_DISPATCH__RETRY=2",
+			"EVENTGATE_INGRESS__MAXBODYBYTES=4096",
+			"EVENTGATE_TEST_KAFKA=127.0.0.1:9092",
+			"HOME=/root",
+		},
+		Set: map[string]string{"dispatch.retry": "9", "log.level": "debug"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Ingress.Address != ":18080" {
+		t.Errorf("file did not override ingress.address: %q", c.Ingress.Address)
+	}
+	if c.Ingress.MaxBodyBytes != 4096 {
+		t.Errorf("env did not override the camel-case key ingress.maxBodyBytes: %d", c.Ingress.MaxBodyBytes)
+	}
+	if got := strings.Join(c.Kafka.Brokers, ","); got != "127.0.0.1:9092,127.0.0.1:9093" {
+		t.Errorf("kafka.brokers from env = %q", got)
+	}
+	if c.Dispatch.Retry != 9 {
+		t.Errorf("flag did not win: retry = %d", c.Dispatch.Retry)
+	}
+	if c.Dispatch.BackoffDelay != time.Second {
+		t.Errorf("file duration: %v", c.Dispatch.BackoffDelay)
+	}
+	if c.AddressBook["default/demo"] != "http://127.0.0.1:8081" {
+		t.Errorf("addressBook: %v", c.AddressBook)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "EVENTGATE_TEST_KAFKA") {
+		t.Errorf("warnings = %v, want one naming EVENTGATE_TEST_KAFKA", warnings)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		set  map[string]string
+		want []string
+	}{
+		{"unknown file key", "ingress:\n  adress: \":1\"\n", nil, []string{"ingress.adress: unknown key"}},
+		{"unknown flag key", "", map[string]string{"dispatch.retries": "1"}, []string{"--set dispatch.retries: unknown key"}},
+		{"bad values all reported", `
+ingress: {address: "nope", maxBodyBytes: 0}
+dispatch: {backoffPolicy: fibonacci, maxInFlight: 0}
+channels: {defaultProvisioner: kafka}
+log: {format: xml}
+`, nil, []string{"ingress.address", "ingress.maxBodyBytes", "dispatch.backoffPolicy", "dispatch.maxInFlight",
+			"kafka.brokers: required", "log.format"}},
+		{"bad broker and sasl", "kafka: {brokers: [\"nohost\"], sasl: {mechanism: GSSAPI}}\n", nil,
+			[]string{"kafka.brokers[0]", "kafka.sasl.mechanism"}},
+		{"bad address book", "addressBook: {default/x: ftp://x}\n", nil, []string{"addressBook.default/x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := Sources{Set: tt.set}
+			if tt.file != "" {
+				src.File = writeFile(t, tt.file)
+			}
+			_, _, err := Load(src)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestIngressURL(t *testing.T) {
+	c := Default()
+	if got := c.IngressURL(); got != "http://127.0.0.1:8080" {
+		t.Errorf("IngressURL = %q", got)
+	}
+	c.Ingress.ExternalURL = "http://eventgate.events.svc.cluster.local/"
+	if got := c.IngressURL(); got != "http://eventgate.events.svc.cluster.local" {
+		t.Errorf("IngressURL = %q", got)
+	}
+}
