@@ -18,8 +18,8 @@ import (
 
 type sendFlags struct {
 	typ, source, id, data, mode, contentType, subject string
-	extensions                                      []string
-	timeout                                         time.Duration
+	extensions                                        []string
+	timeout                                           time.Duration
 }
 
 func newSendCmd() *cobra.Command {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/eventgate/eventgate/adapters"
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/config"
 	"github.com/eventgate/eventgate/gateway/dispatch"
@@ -36,6 +37,10 @@ type Options struct {
 	Build metrics.Build
 	// Ready, when set, is called once both servers listen, with their addresses.
 	Ready func(ingressAddr, adminAddr string)
+	// Sources maps a source Kind to the factory of its adapter; kinds without one are logged and not run.
+	Sources map[string]adapters.Factory
+	// RunContainerSources lets ContainerSources run their programs as child processes.
+	RunContainerSources bool
 }
 
 // App is one running gateway. Create it with New and run it with Run; it is not reusable.
@@ -55,9 +60,13 @@ type App struct {
 	loaded   atomic.Bool // a resource set has been applied
 	stopping atomic.Bool
 
+	factories     map[string]adapters.Factory
+	runContainers bool
+
 	mu          sync.Mutex // guards what follows: one Apply at a time
 	channels    map[channel.Ref]*resources.Channel
-	dispatchers map[string]*running // by NAMESPACE/NAME
+	dispatchers map[string]*running       // by NAMESPACE/NAME
+	sources     map[string]*runningSource // by KIND/NAMESPACE/NAME
 }
 
 type running struct {
@@ -73,14 +82,17 @@ func New(o Options) (*App, error) {
 	}
 	cfg := o.Config
 	a := &App{
-		cfg:         cfg,
-		paths:       o.Paths,
-		log:         o.Log,
-		metrics:     metrics.New(o.Build),
-		onReady:     o.Ready,
-		channels:    map[channel.Ref]*resources.Channel{},
-		dispatchers: map[string]*running{},
-		resolver:    &resources.Resolver{AddressBook: cfg.AddressBook, IngressURL: cfg.IngressURL()},
+		cfg:           cfg,
+		paths:         o.Paths,
+		log:           o.Log,
+		metrics:       metrics.New(o.Build),
+		onReady:       o.Ready,
+		channels:      map[channel.Ref]*resources.Channel{},
+		dispatchers:   map[string]*running{},
+		sources:       map[string]*runningSource{},
+		factories:     o.Sources,
+		runContainers: o.RunContainerSources,
+		resolver:      &resources.Resolver{AddressBook: cfg.AddressBook, IngressURL: cfg.IngressURL()},
 	}
 	a.inmem = inmemory.New(inmemory.Config{
 		BytesPerChannel: cfg.InMemory.BytesPerChannel,
@@ -149,24 +161,25 @@ func (a *App) Run(ctx context.Context) error {
 		a.closeBackends()
 		return err
 	}
-	if err := a.Apply(ctx, set); err != nil {
+	abort := func(err error) error {
+		a.stopSources()
 		a.shutdownDispatchers(context.Background())
 		a.closeBackends()
 		return err
 	}
-
 	ingressLn, err := net.Listen("tcp", a.cfg.Ingress.Address)
 	if err != nil {
-		a.shutdownDispatchers(context.Background())
-		a.closeBackends()
-		return fmt.Errorf("ingress.address: %w", err)
+		return abort(fmt.Errorf("ingress.address: %w", err))
 	}
 	adminLn, err := net.Listen("tcp", a.cfg.Admin.Address)
 	if err != nil {
 		ingressLn.Close()
-		a.shutdownDispatchers(context.Background())
-		a.closeBackends()
-		return fmt.Errorf("admin.address: %w", err)
+		return abort(fmt.Errorf("admin.address: %w", err))
+	}
+	if err := a.Apply(ctx, set); err != nil {
+		ingressLn.Close()
+		adminLn.Close()
+		return abort(err)
 	}
 	ingressSrv := &http.Server{
 		Handler:           a.ingress,
@@ -211,6 +224,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("ingress drain cut short", "err", err)
 		ingressSrv.Close()
 	}
+	a.stopSources()
 	a.shutdownDispatchers(graceCtx)
 	a.closeBackends()
 	shortCtx, cancelShort := context.WithTimeout(context.Background(), time.Second)
@@ -391,7 +405,10 @@ func (a *App) Apply(ctx context.Context, set *resources.Set) error {
 		a.log.Info("subscription started", "subscription", key, "channel", ds.Channel.String(), "subscriber", ds.Subscriber.String())
 	}
 
-	// 3. Channels no longer declared.
+	// 3. Sources, now that their sink channels exist.
+	errs = append(errs, a.applySources(ctx, set)...)
+
+	// 4. Channels no longer declared.
 	for ref, c := range a.channels {
 		if _, ok := desiredCh[ref]; ok {
 			continue

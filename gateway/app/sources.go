@@ -1,0 +1,134 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/eventgate/eventgate/adapters"
+	"github.com/eventgate/eventgate/gateway/event"
+	"github.com/eventgate/eventgate/gateway/resources"
+)
+
+// runningSource is one started source adapter.
+type runningSource struct {
+	src    *resources.Source
+	cancel context.CancelFunc
+	done   chan struct{}
+	hook   http.Handler // non-nil for webhook sources
+}
+
+// sink delivers a source's events to its resolved destination: a channel of ours (no HTTP hop) or a URL.
+type sink struct {
+	a      *App
+	target resources.Target
+}
+
+var _ adapters.Sink = sink{}
+
+func (s sink) Send(ctx context.Context, e *event.Event) error {
+	if s.target.Channel != nil {
+		return s.a.router.Publish(ctx, *s.target.Channel, []*event.Event{e})
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.target.URL, bytes.NewReader(e.Data))
+	if err != nil {
+		return err
+	}
+	event.WriteHTTPBinary(e, req.Header)
+	resp, err := s.a.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("sink %s: %w", s.target.URL, err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("sink %s answered %s", s.target.URL, resp.Status)
+	}
+	return nil
+}
+
+// applySources starts the sources that are new or changed and stops those gone or changed. Called
+// with a.mu held, after channels are in place.
+func (a *App) applySources(ctx context.Context, set *resources.Set) []error {
+	var errs []error
+	desired := map[string]*resources.Source{}
+	for _, s := range set.Sources {
+		desired[s.Key()] = s
+	}
+	for key, r := range a.sources {
+		if want, ok := desired[key]; ok && want.Equal(r.src) {
+			continue
+		}
+		r.cancel()
+		<-r.done
+		delete(a.sources, key)
+		a.log.Info("source stopped", "source", key)
+	}
+	for key, s := range desired {
+		if _, ok := a.sources[key]; ok {
+			continue
+		}
+		factory, ok := a.factories[s.Kind]
+		if !ok {
+			a.log.Warn("source not run: this build has no adapter for its kind", "source", key)
+			continue
+		}
+		target, err := a.resolver.Resolve(s.Sink)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s %s: spec.sink: %w", s.File, s.Kind, s.NamespacedName(), err))
+			continue
+		}
+		ad, err := factory(s, adapters.Deps{
+			Sink:                sink{a: a, target: target},
+			Log:                 a.log.With("source", key),
+			Metrics:             a.metrics,
+			SecretsDir:          a.cfg.SecretsDir,
+			IngressURL:          a.cfg.IngressURL(),
+			RunContainerSources: a.runContainers,
+		})
+		if errors.Is(err, adapters.ErrNotRun) {
+			a.log.Warn("source not run", "source", key, "reason", err.Error())
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", s.Kind, s.NamespacedName(), err))
+			continue
+		}
+		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		r := &runningSource{src: s, cancel: cancel, done: make(chan struct{})}
+		if h, ok := ad.(http.Handler); ok {
+			r.hook = h
+		}
+		go func() {
+			defer close(r.done)
+			if err := ad.Run(runCtx); err != nil {
+				a.log.Error("source failed", "source", key, "err", err)
+			}
+		}()
+		a.sources[key] = r
+		a.log.Info("source started", "source", key, "sink", target.String())
+	}
+	routes := map[string]http.Handler{}
+	for _, r := range a.sources {
+		if r.hook != nil {
+			routes[r.src.NamespacedName()] = r.hook
+		}
+	}
+	a.ingress.SetSources(routes)
+	return errs
+}
+
+// stopSources stops every source and waits for each.
+func (a *App) stopSources() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for key, r := range a.sources {
+		r.cancel()
+		<-r.done
+		delete(a.sources, key)
+	}
+	a.ingress.SetSources(map[string]http.Handler{})
+}
