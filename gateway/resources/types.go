@@ -1,0 +1,299 @@
+// Package resources turns Knative-shaped manifests into eventgate's typed resources.
+//
+// It reads multi-document YAML (or JSON) files and directories, accepts the shapes Knative users
+// already have (including the seed-era v1alpha1 ones), applies defaults, validates each resource and
+// the set as a whole, and resolves sinks, subscribers and replies to channels or URLs. Every error
+// names the file, the document, the resource and the field path, and all problems are reported
+// together (errors.Join), not just the first.
+//
+// The package is pure: it starts no goroutines and holds no global state. Its values are plain data,
+// safe to read concurrently once decoded.
+package resources
+
+import (
+	"time"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+)
+
+// DefaultNamespace is the namespace of a resource whose metadata.namespace is empty.
+const DefaultNamespace = "default"
+
+// Provisioner names, as Channel.Provisioner holds them.
+const (
+	ProvisionerInMemory = "inmemory"
+	ProvisionerKafka    = "kafka"
+)
+
+// Meta is what every resource carries: where it came from and its Kubernetes identity.
+type Meta struct {
+	File       string // file the resource was read from ("" when built in code)
+	Doc        int    // 1-based index of the YAML document in File
+	APIVersion string
+	Kind       string
+	Name       string
+	Namespace  string // defaulted to DefaultNamespace
+	// Annotations as written (metadata.annotations); nil when none.
+	Annotations map[string]string
+
+	// lines maps a field path ("spec.subscriber.uri") to its line in File, for error messages.
+	lines map[string]int
+	// aliases maps a canonical field path to the path it was written at, where an older shape
+	// differs ("spec.project" → "spec.googleCloudProject").
+	aliases map[string]string
+}
+
+// NamespacedName returns "NAMESPACE/NAME".
+func (m *Meta) NamespacedName() string { return m.Namespace + "/" + m.Name }
+
+// Reference points at another object. Namespace is defaulted to the referring resource's namespace.
+type Reference struct {
+	APIVersion string
+	Kind       string
+	Name       string
+	Namespace  string
+}
+
+// IsChannel reports whether r names a channel kind (Channel, InMemoryChannel, KafkaChannel, of any of
+// their apiVersions). Such a reference resolves inside the gateway, with no HTTP hop.
+func (r Reference) IsChannel() bool {
+	switch r.Kind {
+	case "Channel", "InMemoryChannel", "KafkaChannel":
+		return true
+	}
+	return false
+}
+
+// ChannelRef returns the channel r names (meaningful when r.IsChannel()).
+func (r Reference) ChannelRef() channel.Ref { return channel.Ref{Namespace: r.Namespace, Name: r.Name} }
+
+// String returns "KIND NAMESPACE/NAME".
+func (r Reference) String() string { return r.Kind + " " + r.Namespace + "/" + r.Name }
+
+// Destination is where events go: a sink, subscriber, reply or deadLetterSink. Exactly one of URI and
+// Ref is set in a valid Destination.
+type Destination struct {
+	URI string
+	Ref *Reference
+}
+
+// IsZero reports whether neither URI nor Ref is set.
+func (d Destination) IsZero() bool { return d.URI == "" && d.Ref == nil }
+
+// BackoffPolicy says how the delay between delivery attempts grows.
+type BackoffPolicy string
+
+const (
+	// BackoffLinear waits backoffDelay × n before retry n (n from 1).
+	BackoffLinear BackoffPolicy = "linear"
+	// BackoffExponential waits backoffDelay × 2ⁿ before retry n (n from 1).
+	BackoffExponential BackoffPolicy = "exponential"
+)
+
+// Delivery is a subscription's delivery spec (Knative's DeliverySpec, plus backoffMax). A nil pointer
+// or empty value means "unset": the dispatcher applies its own default.
+type Delivery struct {
+	Retry         *int32         // retries after the first attempt
+	BackoffPolicy BackoffPolicy  // "" when unset
+	BackoffDelay  *time.Duration // base delay
+	BackoffMax    *time.Duration // cap on one delay (eventgate extension)
+	Timeout       *time.Duration // per attempt
+	RetryAfterMax *time.Duration // honour Retry-After up to this; nil: Retry-After is ignored
+	// DeadLetterSink receives events that exhausted their retries; nil when none.
+	DeadLetterSink *Destination
+}
+
+// DeliveryOrder is a subscription's ordering (annotation kafka.eventing.knative.dev/delivery.order).
+type DeliveryOrder string
+
+const (
+	// Unordered delivers concurrently; retries never block a partition. The default.
+	Unordered DeliveryOrder = "unordered"
+	// Ordered delivers one event at a time per partition, in order.
+	Ordered DeliveryOrder = "ordered"
+)
+
+// Annotation keys eventgate reads.
+const (
+	AnnotationDeliveryOrder   = "kafka.eventing.knative.dev/delivery.order"
+	AnnotationInitialOffset   = "eventgate.dev/initial-offset"
+	AnnotationMinConcurrency  = "eventgate.dev/min-concurrency"
+	AnnotationMaxConcurrency  = "eventgate.dev/max-concurrency"
+	AnnotationUnauthenticated = "eventgate.dev/unauthenticated"
+)
+
+// Channel is a channel of any kind and apiVersion, resolved to a provisioner.
+type Channel struct {
+	Meta
+	// Provisioner is ProvisionerInMemory or ProvisionerKafka.
+	Provisioner string
+	// Kafka settings (KafkaChannel, or a Channel templated on one); zero means the provisioner default.
+	Partitions        int32
+	ReplicationFactor int16
+	Retention         time.Duration
+	// Delivery is the channel's default delivery spec for its subscriptions (spec.delivery); nil when unset.
+	Delivery *Delivery
+}
+
+// Ref returns the channel's identity for provisioners.
+func (c *Channel) Ref() channel.Ref { return channel.Ref{Namespace: c.Namespace, Name: c.Name} }
+
+// Spec returns what a provisioner needs to create or update the channel.
+func (c *Channel) Spec() channel.Spec {
+	return channel.Spec{Ref: c.Ref(), Partitions: c.Partitions, ReplicationFactor: c.ReplicationFactor,
+		Retention: c.Retention}
+}
+
+// Subscription links a channel to a subscriber.
+type Subscription struct {
+	Meta
+	// Channel is the subscribed channel; a channel is identified by namespace and name whatever its kind.
+	Channel Reference
+	// Subscriber receives the events; nil when the subscription only forwards to Reply.
+	Subscriber *Destination
+	// Reply receives the subscriber's replies; nil when none (replies are dropped and counted).
+	Reply *Destination
+	// Delivery is the subscription's own delivery spec; nil when unset (see Set.DeliveryFor).
+	Delivery *Delivery
+	// Order defaults to Unordered.
+	Order DeliveryOrder
+	// InitialOffset is where a new consumer group starts; defaults to channel.Latest.
+	InitialOffset channel.StartOffset
+	// MinConcurrency and MaxConcurrency bound in-flight deliveries; 0 means the dispatcher default.
+	MinConcurrency int
+	MaxConcurrency int
+}
+
+// ChannelRef returns the subscribed channel.
+func (s *Subscription) ChannelRef() channel.Ref { return s.Channel.ChannelRef() }
+
+// SecretKeyRef names one key of a Secret (secretKeyRef: {name, key}); see ReadSecret.
+type SecretKeyRef struct {
+	Name string
+	Key  string
+}
+
+// APIResource is one kind an ApiServerSource watches.
+type APIResource struct {
+	APIVersion string
+	Kind       string
+	// Selector is a Kubernetes label selector in string form ("app=x,tier in (a,b)"); "" selects all.
+	Selector string
+}
+
+// Kubernetes source modes.
+const (
+	// ModeReference sends a reference to the changed object.
+	ModeReference = "Reference"
+	// ModeResource sends the whole object.
+	ModeResource = "Resource"
+)
+
+// KubernetesSpec configures KubernetesEventSource and ApiServerSource.
+type KubernetesSpec struct {
+	Namespace          string // watched namespace; defaults to the source's
+	ServiceAccountName string
+	Resources          []APIResource // KubernetesEventSource: [{v1, Event}]
+	Mode               string        // ModeReference or ModeResource; KubernetesEventSource: ModeResource
+}
+
+// GitHubSpec configures GitHubSource: a webhook receiver.
+type GitHubSpec struct {
+	Owner      string
+	Repository string // "" for an organisation-wide webhook
+	EventTypes []string
+	// AccessToken and SecretToken are nil when not given. SecretToken is required unless the
+	// annotation eventgate.dev/unauthenticated is "true" (Unauthenticated).
+	AccessToken     *SecretKeyRef
+	SecretToken     *SecretKeyRef
+	Unauthenticated bool
+}
+
+// PubSubSpec configures CloudPubSubSource and GcpPubSubSource.
+type PubSubSpec struct {
+	Project        string
+	Topic          string
+	SubscriptionID string
+	Credentials    *SecretKeyRef // spec.secret or spec.gcpCredsSecret; nil when not given
+}
+
+// EnvVar is one environment variable of a ContainerSource's program; exactly one of Value and
+// SecretKeyRef is used (Value may be empty).
+type EnvVar struct {
+	Name         string
+	Value        string
+	SecretKeyRef *SecretKeyRef
+}
+
+// ContainerSpec configures ContainerSource: a user program told where to send events.
+type ContainerSpec struct {
+	Name    string
+	Image   string
+	Command []string
+	Args    []string
+	Env     []EnvVar
+}
+
+// Source is any source kind. Exactly one of Kubernetes, GitHub, PubSub and Container is set, per Kind.
+type Source struct {
+	Meta
+	Sink Destination
+	// CEOverrides are extension attributes added to every event (spec.ceOverrides.extensions).
+	CEOverrides map[string]string
+
+	Kubernetes *KubernetesSpec
+	GitHub     *GitHubSpec
+	PubSub     *PubSubSpec
+	Container  *ContainerSpec
+}
+
+// WebhookPath returns the ingress path a webhook source receives on ("/sources/NS/NAME"), or "" for a
+// source that receives no webhooks.
+func (s *Source) WebhookPath() string {
+	if s.GitHub == nil {
+		return ""
+	}
+	return "/sources/" + s.Namespace + "/" + s.Name
+}
+
+// Unmanaged is a resource eventgate does not run (Service, ServiceAccount, Role, …). It is reported,
+// never an error.
+type Unmanaged struct {
+	Meta
+}
+
+// Set is the resources of one or more files, in the order they were read.
+type Set struct {
+	Channels      []*Channel
+	Subscriptions []*Subscription
+	Sources       []*Source
+	Unmanaged     []*Unmanaged
+}
+
+// Channel returns the channel named ref, or nil.
+func (s *Set) Channel(ref channel.Ref) *Channel {
+	for _, c := range s.Channels {
+		if c.Namespace == ref.Namespace && c.Name == ref.Name {
+			return c
+		}
+	}
+	return nil
+}
+
+// DeliveryFor returns the delivery spec that applies to sub: its own, else its channel's, else nil.
+func (s *Set) DeliveryFor(sub *Subscription) *Delivery {
+	if sub.Delivery != nil {
+		return sub.Delivery
+	}
+	if c := s.Channel(sub.ChannelRef()); c != nil {
+		return c.Delivery
+	}
+	return nil
+}
+
+// Options tune decoding.
+type Options struct {
+	// DefaultProvisioner is the provisioner of a channel that names none: ProvisionerInMemory (the
+	// default when empty) or ProvisionerKafka.
+	DefaultProvisioner string
+}
