@@ -35,13 +35,18 @@ type Handler struct {
 	metrics  *metrics.Metrics
 	channels atomic.Pointer[Table]
 	sources  atomic.Pointer[map[string]http.Handler] // "NAMESPACE/NAME" → webhook handler
+	tokens   atomic.Pointer[Tokens]                  // nil: no authentication
+	slots    chan struct{}                           // bounds concurrent requests; nil: unbounded
 }
 
 // Options configures a Handler.
 type Options struct {
 	MaxBodyBytes int64 // larger bodies are answered 413; default 1 MiB
-	Log          *slog.Logger
-	Metrics      *metrics.Metrics
+	// MaxConcurrentRequests bounds requests in progress; beyond it requests are answered 503 at once.
+	// 0 means unbounded.
+	MaxConcurrentRequests int
+	Log                   *slog.Logger
+	Metrics               *metrics.Metrics
 }
 
 // New returns a Handler serving no channels until SetChannels is called.
@@ -53,6 +58,9 @@ func New(o Options) *Handler {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{maxBody: o.MaxBodyBytes, log: o.Log, metrics: o.Metrics}
+	if o.MaxConcurrentRequests > 0 {
+		h.slots = make(chan struct{}, o.MaxConcurrentRequests)
+	}
 	h.channels.Store(&Table{})
 	h.sources.Store(&map[string]http.Handler{})
 	return h
@@ -60,6 +68,10 @@ func New(o Options) *Handler {
 
 // SetChannels replaces the channel table; requests already in progress finish with the old one.
 func (h *Handler) SetChannels(t Table) { h.channels.Store(&t) }
+
+// SetTokens turns bearer-token authentication on (t non-nil) or off (nil). Webhook sources are not
+// affected: they authenticate with their own signatures.
+func (h *Handler) SetTokens(t *Tokens) { h.tokens.Store(t) }
 
 // SetSources replaces the webhook routes served at /sources/NAMESPACE/NAME.
 func (h *Handler) SetSources(routes map[string]http.Handler) { h.sources.Store(&routes) }
@@ -108,6 +120,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if h.slots != nil {
+		select {
+		case h.slots <- struct{}{}:
+			defer func() { <-h.slots }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			fail(w, http.StatusServiceUnavailable, "too many requests in progress; retry later")
+			if h.metrics != nil {
+				h.metrics.IngressRequests.WithLabelValues("", "", "503").Inc()
+			}
+			return
+		}
+	}
 	start := time.Now()
 	ref, ok := Target(r)
 	code, n := h.serve(w, r, ref, ok)
@@ -149,6 +174,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ref channel.Ref,
 	pub, ok := (*h.channels.Load())[ref]
 	if !ok {
 		return fail(w, http.StatusNotFound, fmt.Sprintf("channel %s not found", ref)), 0
+	}
+	if tokens := h.tokens.Load(); tokens != nil {
+		switch err := tokens.check(r, ref); {
+		case errors.Is(err, errOtherToken):
+			return fail(w, http.StatusForbidden, err.Error()), 0
+		case err != nil:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="eventgate"`)
+			return fail(w, http.StatusUnauthorized, err.Error()), 0
+		}
 	}
 	if r.ContentLength > h.maxBody {
 		return fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, h.maxBody)), 0
