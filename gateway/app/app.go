@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,7 @@ type App struct {
 	loaded   atomic.Bool // a resource set has been applied
 	stopping atomic.Bool
 
+	certs         *ingress.CertReloader // nil: plain HTTP
 	factories     map[string]adapters.Factory
 	runContainers bool
 
@@ -116,7 +118,20 @@ func New(o Options) (*App, error) {
 		backends = append(backends, a.kafka)
 	}
 	a.router = newRouter(backends...)
-	a.ingress = ingress.New(ingress.Options{MaxBodyBytes: cfg.Ingress.MaxBodyBytes, Log: o.Log, Metrics: a.metrics})
+	a.ingress = ingress.New(ingress.Options{MaxBodyBytes: cfg.Ingress.MaxBodyBytes,
+		MaxConcurrentRequests: cfg.Ingress.MaxConcurrentRequests, Log: o.Log, Metrics: a.metrics})
+	if cfg.Ingress.Auth.Secret != "" {
+		if err := a.loadTokens(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Ingress.TLS.CertFile != "" {
+		r, err := ingress.NewCertReloader(cfg.Ingress.TLS.CertFile, cfg.Ingress.TLS.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		a.certs = r
+	}
 	a.client = &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -195,6 +210,10 @@ func (a *App) Run(ctx context.Context) error {
 	serveErr := make(chan error, 2)
 	var wg sync.WaitGroup
 	wg.Add(2)
+	if a.certs != nil {
+		ingressSrv.TLSConfig = a.certs.TLSConfig()
+		ingressLn = tls.NewListener(ingressLn, ingressSrv.TLSConfig)
+	}
 	go func() { defer wg.Done(); serveErr <- serve(ingressSrv, ingressLn) }()
 	go func() { defer wg.Done(); serveErr <- serve(adminSrv, adminLn) }()
 	a.log.Info("eventgate serving", "ingress", ingressLn.Addr().String(), "admin", adminLn.Addr().String(),
@@ -422,6 +441,16 @@ func (a *App) Apply(ctx context.Context, set *resources.Set) error {
 	}
 	a.loaded.Store(true)
 	return errors.Join(errs...)
+}
+
+// loadTokens (re)reads the ingress bearer tokens from the secrets directory.
+func (a *App) loadTokens() error {
+	t, err := ingress.LoadTokens(filepath.Join(a.cfg.SecretsDir, a.cfg.Ingress.Auth.Secret))
+	if err != nil {
+		return fmt.Errorf("ingress.auth.secret: %w", err)
+	}
+	a.ingress.SetTokens(t)
+	return nil
 }
 
 func (a *App) backendFor(provisioner string) channel.Provisioner {

@@ -21,7 +21,11 @@ func (a *App) watch(ctx context.Context) {
 		return
 	}
 	defer w.Close()
-	for _, p := range a.watchDirs() {
+	dirs := a.watchDirs()
+	if a.cfg.Ingress.Auth.Secret != "" {
+		dirs = append(dirs, filepath.Join(a.cfg.SecretsDir, a.cfg.Ingress.Auth.Secret))
+	}
+	for _, p := range dirs {
 		if err := w.Add(p); err != nil {
 			a.log.Warn("resource watch", "path", p, "err", err)
 		}
@@ -55,6 +59,11 @@ func (a *App) watch(ctx context.Context) {
 }
 
 func (a *App) reload(ctx context.Context) {
+	if a.cfg.Ingress.Auth.Secret != "" {
+		if err := a.loadTokens(); err != nil {
+			a.log.Error("ingress tokens not reloaded; keeping the last good ones", "err", err)
+		}
+	}
 	set, err := a.load()
 	if err != nil {
 		a.log.Error("resources rejected; keeping the last good set", "err", err)

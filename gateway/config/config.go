@@ -51,9 +51,27 @@ type Ingress struct {
 	WriteTimeout      time.Duration `koanf:"writeTimeout"`      // default 30s
 	IdleTimeout       time.Duration `koanf:"idleTimeout"`       // default 120s
 	MaxHeaderBytes    int           `koanf:"maxHeaderBytes"`    // default 64 KiB
+	// MaxConcurrentRequests bounds requests in progress; beyond it the ingress answers 503 at once.
+	// Default 4096; 0 means unbounded.
+	MaxConcurrentRequests int         `koanf:"maxConcurrentRequests"`
+	TLS                   IngressTLS  `koanf:"tls"`
+	Auth                  IngressAuth `koanf:"auth"`
 	// ExternalURL is the base URL others use to reach the ingress (what `validate` prints and what
 	// ContainerSources get as K_SINK). Default: http://127.0.0.1 with the port of Address.
 	ExternalURL string `koanf:"externalURL"`
+}
+
+// IngressTLS serves the ingress over TLS from PEM files, reloaded when they change.
+type IngressTLS struct {
+	CertFile string `koanf:"certFile"`
+	KeyFile  string `koanf:"keyFile"`
+}
+
+// IngressAuth turns on bearer tokens per channel.
+type IngressAuth struct {
+	// Secret names a directory under secretsDir (a mounted Kubernetes Secret) with one key per channel,
+	// NAMESPACE.CHANNEL, holding that channel's tokens one per line. Empty: no authentication.
+	Secret string `koanf:"secret"`
 }
 
 // Admin is the HTTP server with /metrics, /livez and /readyz.
@@ -129,13 +147,14 @@ type Log struct {
 func Default() Config {
 	return Config{
 		Ingress: Ingress{
-			Address:           ":8080",
-			MaxBodyBytes:      1 << 20,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			MaxHeaderBytes:    64 << 10,
+			Address:               ":8080",
+			MaxBodyBytes:          1 << 20,
+			ReadHeaderTimeout:     10 * time.Second,
+			ReadTimeout:           30 * time.Second,
+			WriteTimeout:          30 * time.Second,
+			IdleTimeout:           120 * time.Second,
+			MaxHeaderBytes:        64 << 10,
+			MaxConcurrentRequests: 4096,
 		},
 		Admin:    Admin{Address: ":9090"},
 		Channels: Channels{DefaultProvisioner: "inmemory"},
@@ -287,6 +306,15 @@ func (c Config) Validate() error {
 	if c.Ingress.MaxBodyBytes <= 0 {
 		bad("ingress.maxBodyBytes", "must be positive, got %d", c.Ingress.MaxBodyBytes)
 	}
+	if c.Ingress.MaxConcurrentRequests < 0 {
+		bad("ingress.maxConcurrentRequests", "must not be negative, got %d", c.Ingress.MaxConcurrentRequests)
+	}
+	if (c.Ingress.TLS.CertFile == "") != (c.Ingress.TLS.KeyFile == "") {
+		bad("ingress.tls.certFile", "certFile and keyFile go together")
+	}
+	if c.Ingress.Auth.Secret != "" && c.SecretsDir == "" {
+		bad("ingress.auth.secret", "needs secretsDir (or --secrets-dir) to find the secret %q", c.Ingress.Auth.Secret)
+	}
 	if c.Ingress.MaxHeaderBytes <= 0 {
 		bad("ingress.maxHeaderBytes", "must be positive, got %d", c.Ingress.MaxHeaderBytes)
 	}
@@ -388,4 +416,3 @@ func Keys() []string {
 	}
 	return out
 }
-

@@ -1,0 +1,78 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/metrics"
+)
+
+// benchServer answers every request 200 with no body after reading the request's.
+func benchServer(b *testing.B) *httptest.Server {
+	b.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusOK)
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+func benchClient(b *testing.B) *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 4}
+	b.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// BenchmarkDeliver is one delivery through the dispatcher's delivery path (headers, attempt, answer,
+// metrics, outcome) to a no-op server. Compare with BenchmarkBaselineHTTPPost.
+func BenchmarkDeliver(b *testing.B) {
+	srv := benchServer(b)
+	d := New(Subscription{Namespace: "ns", Name: "bench", Channel: testChannel,
+		Subscriber: Destination{URL: srv.URL}},
+		Deps{Channels: newFakeProvisioner(1), Client: benchClient(b), Metrics: metrics.New(metrics.Build{}),
+			Log: slog.New(slog.DiscardHandler)})
+	ev := testEvent("bench-1")
+	ev.Data = bytes.Repeat([]byte("x"), 512)
+	rec := channel.Record{Offset: 1, Event: ev}
+	ctx := context.Background()
+	b.SetBytes(int64(len(ev.Data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if out := d.process(ctx, rec, d.log); out.Result != Delivered {
+			b.Fatalf("result %v", out.Result)
+		}
+	}
+}
+
+// BenchmarkBaselineHTTPPost is a bare http.Client POST of the same bytes to the same kind of server.
+func BenchmarkBaselineHTTPPost(b *testing.B) {
+	srv := benchServer(b)
+	client := benchClient(b)
+	data := bytes.Repeat([]byte("x"), 512)
+	ctx := context.Background()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, bytes.NewReader(data))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}

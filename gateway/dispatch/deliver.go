@@ -1,0 +1,249 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/event"
+	"github.com/eventgate/eventgate/gateway/metrics"
+)
+
+// Bounds on what is read from a destination's answer.
+const (
+	// maxErrorData is how much of a failed answer's body is kept for knativeerrordata.
+	maxErrorData = 1024
+	// maxReplyBody is the largest reply body read from a subscriber; a larger reply is not forwarded.
+	maxReplyBody = 1 << 20
+	// maxDrain is how much of an unread body is discarded so the connection can be reused; past it
+	// the connection is closed instead.
+	maxDrain = 64 << 10
+)
+
+// The dead-letter extensions Knative defines.
+const (
+	ExtErrorDest = "knativeerrordest"
+	ExtErrorCode = "knativeerrorcode"
+	ExtErrorData = "knativeerrordata"
+)
+
+// attemptResult is what one attempt (or the last of a series) came to.
+type attemptResult struct {
+	ok            bool
+	retryable     bool
+	status        int    // HTTP status; 0 when there was no answer or the destination is a channel
+	err           error  // transport or publish error
+	body          []byte // at most maxErrorData bytes of a failed answer's body
+	retryAfter    time.Duration
+	hasRetryAfter bool
+	overloaded    bool // timed out, 429, 503, or a full channel
+
+	reply    *event.Event // a subscriber's reply, when it answered 2xx with a CloudEvent
+	replyErr error        // the answer looked like a reply but could not be read or parsed
+}
+
+// send delivers ev to dest under the subscription's retry policy: up to 1+Retry attempts, waiting
+// NextDelay between them, stopping early on a non-retryable failure or when ctx ends. subscriber
+// marks attempts to the subscription's subscriber: only those are counted in the dispatch metrics,
+// tallied in out, and have their reply read. It returns the last attempt's result.
+func (d *Dispatcher) send(ctx context.Context, dest Destination, ev *event.Event, subscriber bool, out *Outcome) attemptResult {
+	p := d.sub.Policy
+	for n := 1; ; n++ {
+		var res attemptResult
+		if dest.Channel != nil {
+			res = d.attemptChannel(ctx, *dest.Channel, ev, subscriber)
+		} else {
+			res = d.attemptHTTP(ctx, dest.URL, ev, subscriber)
+		}
+		if out != nil {
+			out.Attempts++
+			out.Overloaded = out.Overloaded || res.overloaded
+		}
+		if res.ok || ctx.Err() != nil || !res.retryable || n > p.Retry {
+			return res
+		}
+		if d.wait(ctx, NextDelay(p, n, res.retryAfter, res.hasRetryAfter)) != nil {
+			return res
+		}
+	}
+}
+
+// attemptContext applies the per-attempt timeout.
+func (d *Dispatcher) attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d.sub.Policy.Timeout > 0 {
+		return context.WithTimeout(ctx, d.sub.Policy.Timeout)
+	}
+	return ctx, func() {}
+}
+
+// attemptHTTP makes one CloudEvents binary-mode POST of ev to u.
+func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event, subscriber bool) attemptResult {
+	actx, cancel := d.attemptContext(ctx)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, u, bytes.NewReader(ev.Data))
+	if err != nil {
+		return attemptResult{err: fmt.Errorf("%w: %w", ErrInvalidDestination, err)}
+	}
+	event.WriteHTTPBinary(ev, req.Header)
+	req.Header.Set("Prefer", "reply")
+
+	start := time.Now()
+	resp, err := d.client.Do(req)
+	if err != nil {
+		timedOut := ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded)
+		if subscriber && ctx.Err() == nil {
+			class := "error"
+			if timedOut {
+				class = "timeout"
+			}
+			d.record(class, start)
+		}
+		return attemptResult{err: err, retryable: Retryable(0, err), overloaded: timedOut}
+	}
+	defer drainClose(resp.Body)
+
+	res := attemptResult{status: resp.StatusCode}
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		res.ok = true
+		if subscriber {
+			res.reply, res.replyErr = readReply(resp)
+		}
+	} else {
+		res.body, _, _ = readUpTo(resp.Body, maxErrorData)
+		res.retryable = Retryable(resp.StatusCode, nil)
+		res.retryAfter, res.hasRetryAfter = RetryAfter(resp.Header, d.now())
+		res.overloaded = resp.StatusCode == http.StatusTooManyRequests ||
+			resp.StatusCode == http.StatusServiceUnavailable
+	}
+	if subscriber {
+		d.record(metrics.CodeClass(resp.StatusCode), start)
+	}
+	return res
+}
+
+// readReply reads a 2xx answer's body and parses a CloudEvent reply from it: (nil, nil) when the answer
+// carries none, an error when it looks like one but cannot be read or parsed.
+func readReply(resp *http.Response) (*event.Event, error) {
+	if !looksLikeCloudEvent(resp.Header) {
+		return nil, nil // the body, if any, is not read: drainClose discards it
+	}
+	body, truncated, err := readUpTo(resp.Body, maxReplyBody)
+	if err != nil || truncated {
+		if truncated {
+			return nil, fmt.Errorf("reply body larger than %d bytes", maxReplyBody)
+		}
+		return nil, fmt.Errorf("reading reply body: %w", err)
+	}
+	ev, ok, err := event.ParseHTTPResponse(resp.Header, body)
+	if err != nil {
+		return nil, fmt.Errorf("parsing reply: %w", err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	return ev, nil
+}
+
+// looksLikeCloudEvent reports whether an answer's headers announce a CloudEvent (binary or structured).
+func looksLikeCloudEvent(h http.Header) bool {
+	return h.Get("Ce-Specversion") != "" ||
+		strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Get("Content-Type"))), "application/cloudevents")
+}
+
+// attemptChannel makes one publish of ev to a channel inside the gateway.
+func (d *Dispatcher) attemptChannel(ctx context.Context, ref channel.Ref, ev *event.Event, subscriber bool) attemptResult {
+	actx, cancel := d.attemptContext(ctx)
+	defer cancel()
+	start := time.Now()
+	err := d.channels.Publish(actx, ref, []*event.Event{ev})
+	if err == nil {
+		if subscriber {
+			d.record("2xx", start)
+		}
+		return attemptResult{ok: true}
+	}
+	timedOut := ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded)
+	res := attemptResult{err: err, retryable: publishRetryable(err), overloaded: timedOut}
+	var full *channel.FullError
+	if errors.As(err, &full) {
+		res.retryAfter, res.hasRetryAfter = full.RetryAfter, full.RetryAfter > 0
+	}
+	if errors.Is(err, channel.ErrFull) {
+		res.overloaded = true
+	}
+	if subscriber && ctx.Err() == nil {
+		class := "error"
+		if timedOut {
+			class = "timeout"
+		}
+		d.record(class, start)
+	}
+	return res
+}
+
+// publishRetryable reports whether a failed publish to a channel destination is worth repeating.
+func publishRetryable(err error) bool {
+	switch {
+	case errors.Is(err, channel.ErrNotFound):
+		// No such channel: it will not appear by retrying; dead-letter instead.
+		return false
+	case errors.Is(err, ErrInvalidDestination):
+		return false
+	default:
+		// ErrFull (the slowest group will catch up), ErrUnavailable (the backend may come back), a
+		// timeout, or an unknown error: retry rather than give an acknowledged event up.
+		return true
+	}
+}
+
+// record counts one subscriber attempt.
+func (d *Dispatcher) record(class string, start time.Time) {
+	if c, ok := d.attempts[class]; ok {
+		c.Inc()
+	}
+	d.duration.Observe(time.Since(start).Seconds())
+}
+
+// deadLetterEvent returns a copy of ev carrying Knative's error extensions: the destination that
+// failed, its HTTP status when there was one, and base64 of at most the first 1024 bytes of its answer.
+// Error extensions ev already had (from an earlier hop) are replaced, not mixed.
+func deadLetterEvent(ev *event.Event, failed Destination, res attemptResult) *event.Event {
+	dl := ev.Clone()
+	delete(dl.Extensions, ExtErrorDest)
+	delete(dl.Extensions, ExtErrorCode)
+	delete(dl.Extensions, ExtErrorData)
+	dl.SetExtension(ExtErrorDest, failed.String())
+	if res.status > 0 {
+		dl.SetExtension(ExtErrorCode, strconv.Itoa(res.status))
+	}
+	if data := res.body; len(data) > 0 {
+		if len(data) > maxErrorData {
+			data = data[:maxErrorData]
+		}
+		dl.SetExtension(ExtErrorData, base64.StdEncoding.EncodeToString(data))
+	}
+	return dl
+}
+
+// readUpTo reads at most n bytes of r; truncated says r had more.
+func readUpTo(r io.Reader, n int64) (b []byte, truncated bool, err error) {
+	b, err = io.ReadAll(io.LimitReader(r, n+1))
+	if int64(len(b)) > n {
+		return b[:n], true, err
+	}
+	return b, false, err
+}
+
+// drainClose discards a bounded rest of body, so the connection can be reused, and closes it.
+func drainClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
+	_ = body.Close()
+}

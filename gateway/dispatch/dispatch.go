@@ -1,0 +1,514 @@
+// Package dispatch delivers a subscription's events from its channel to the subscriber.
+//
+// A Dispatcher joins the channel as the subscription's consumer group and, for every record, POSTs the
+// event in CloudEvents binary mode to the subscriber, retrying per the subscription's delivery policy,
+// forwarding any reply, and sending what cannot be delivered to the dead-letter sink. A record is marked
+// done only once it is delivered, dead-lettered or (with no dead-letter sink) given up after every retry;
+// the provisioner commits the contiguous prefix of done records, so delivery is at-least-once.
+//
+// The dispatcher sits above the provisioner seam (gateway/channel) and knows nothing of Kafka.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/metrics"
+)
+
+// Destination is where events go: an HTTP URL or, resolved inside the gateway, a channel.
+// Exactly one of URL and Channel is set.
+type Destination struct {
+	URL     string
+	Channel *channel.Ref
+}
+
+// String names the destination: the URL, or "channel:NAMESPACE/NAME". It is the value of the
+// knativeerrordest extension when the destination fails.
+func (d Destination) String() string {
+	if d.Channel != nil {
+		return "channel:" + d.Channel.String()
+	}
+	return d.URL
+}
+
+// validate checks that exactly one of URL and Channel is set and that the URL is absolute http(s).
+func (d Destination) validate() error {
+	switch {
+	case d.URL == "" && d.Channel == nil:
+		return fmt.Errorf("%w: neither URL nor channel set", ErrInvalidDestination)
+	case d.URL != "" && d.Channel != nil:
+		return fmt.Errorf("%w: both URL and channel set", ErrInvalidDestination)
+	case d.Channel != nil:
+		return nil
+	}
+	u, err := url.Parse(d.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: not an absolute http(s) URL", ErrInvalidDestination)
+	}
+	return nil
+}
+
+// BackoffPolicy is how the delay between retries grows.
+type BackoffPolicy string
+
+const (
+	// BackoffLinear waits BackoffDelay×n before retry n.
+	BackoffLinear BackoffPolicy = "linear"
+	// BackoffExponential waits BackoffDelay×2ⁿ before retry n. It is the default: any value other
+	// than BackoffLinear behaves so.
+	BackoffExponential BackoffPolicy = "exponential"
+)
+
+// Policy is a subscription's delivery policy (Knative's `delivery`). Zero values mean: no retries,
+// no backoff, no per-attempt timeout (only Stop bounds an attempt), Retry-After ignored.
+type Policy struct {
+	// Retry is how many times a failed attempt is repeated (attempts = 1 + Retry).
+	Retry   int
+	Backoff BackoffPolicy
+	// BackoffDelay is the base delay; BackoffMax caps every delay when > 0.
+	BackoffDelay, BackoffMax time.Duration
+	// Timeout bounds one attempt (request, answer and reading the answer's body) when > 0.
+	Timeout time.Duration
+	// RetryAfterMax is the longest Retry-After honoured; 0 ignores Retry-After.
+	RetryAfterMax time.Duration
+}
+
+// DefaultMaxInFlight bounds a subscription's concurrent deliveries when Subscription.MaxInFlight is 0.
+const DefaultMaxInFlight = 100
+
+// Subscription is what the dispatcher needs of one subscription.
+type Subscription struct {
+	Namespace, Name string
+	// Channel is the channel consumed; the consumer group is named Name.
+	Channel    channel.Ref
+	Subscriber Destination
+	// Reply receives the events subscribers answer with; nil drops them (counted).
+	Reply *Destination
+	// DeadLetter receives the events that cannot be delivered; nil drops them after every retry (counted).
+	DeadLetter *Destination
+	Policy     Policy
+	// Ordered delivers each partition one event at a time, in offset order. Default: concurrent.
+	Ordered bool
+	// Start is where the group starts when it has no committed position.
+	Start channel.StartOffset
+	// MaxInFlight bounds in-flight deliveries for the whole subscription (all partitions);
+	// 0 means DefaultMaxInFlight.
+	MaxInFlight int
+}
+
+// Deps are the dispatcher's collaborators.
+type Deps struct {
+	// Channels is consumed for the subscription and published to for channel destinations. Required.
+	Channels channel.Provisioner
+	// Client sends HTTP deliveries; nil means http.DefaultClient. Per-attempt timeouts are applied
+	// through the request context, so the client needs no Timeout of its own.
+	Client *http.Client
+	// Metrics is updated per attempt and per event; nil means a private, unexported set.
+	Metrics *metrics.Metrics
+	// Log receives structured logs (never payloads); nil discards them.
+	Log *slog.Logger
+	// Limiter bounds in-flight deliveries; nil means NewSemaphore(MaxInFlight).
+	Limiter Limiter
+}
+
+// ErrStarted is returned by Start on a dispatcher that was already started (or stopped).
+var ErrStarted = errors.New("dispatcher already started")
+
+// Dispatcher runs one subscription. Create it with New, run it with Start, end it with Stop. Its
+// methods are safe for concurrent use.
+type Dispatcher struct {
+	sub    Subscription
+	client *http.Client
+	m      *metrics.Metrics
+	log    *slog.Logger
+	lim    Limiter
+	// channels is consumed for the subscription and published to for channel destinations.
+	channels channel.Provisioner
+
+	// Pre-bound metric children (labels namespace, subscription).
+	attempts                  map[string]counter
+	duration                  observer
+	delivered, deadLettered   counter
+	droppedExhausted, noReply counter
+	droppedInvalid            counter
+	repliesSent, repliesDrop  counter
+	repliesFailed             counter
+	inFlight                  gauge
+
+	// Test seams: how a backoff is waited out, the least wait between delivery cycles, the clock.
+	wait     func(ctx context.Context, d time.Duration) error
+	cycleMin time.Duration
+	now      func() time.Time
+
+	// stopCtx ends when Stop is called: claims stop taking records. runCtx ends when Stop gives up
+	// waiting: in-flight deliveries are abandoned.
+	stopCtx    context.Context
+	stopIntake context.CancelFunc
+	runCtx     context.Context
+	abandon    context.CancelFunc
+
+	lifecycle    sync.Mutex // serialises Start and Stop
+	subscription channel.Subscription
+
+	mu         sync.Mutex // guards started, stopped and the Add side of deliveries
+	started    bool
+	stopped    bool
+	deliveries sync.WaitGroup // one per delivery in progress, across all claims
+}
+
+type counter interface{ Inc() }
+type observer interface{ Observe(float64) }
+type gauge interface {
+	Inc()
+	Dec()
+}
+
+// New returns a dispatcher for s. It does nothing until Start.
+func New(s Subscription, d Deps) *Dispatcher {
+	if s.MaxInFlight <= 0 {
+		s.MaxInFlight = DefaultMaxInFlight
+	}
+	if s.Policy.Retry < 0 {
+		s.Policy.Retry = 0
+	}
+	dp := &Dispatcher{
+		sub:      s,
+		client:   d.Client,
+		m:        d.Metrics,
+		log:      d.Log,
+		lim:      d.Limiter,
+		wait:     sleepCtx,
+		cycleMin: minCycleDelay,
+		now:      time.Now,
+	}
+	if dp.client == nil {
+		dp.client = http.DefaultClient
+	}
+	if dp.m == nil {
+		dp.m = metrics.New(metrics.Build{})
+	}
+	if dp.log == nil {
+		dp.log = slog.New(slog.DiscardHandler)
+	}
+	dp.log = dp.log.With("namespace", s.Namespace, "subscription", s.Name)
+	if dp.lim == nil {
+		dp.lim = NewSemaphore(s.MaxInFlight)
+	}
+	dp.channels = d.Channels
+
+	ns, name := s.Namespace, s.Name
+	dp.attempts = make(map[string]counter, 7)
+	for _, class := range []string{"1xx", "2xx", "3xx", "4xx", "5xx", "timeout", "error"} {
+		dp.attempts[class] = dp.m.DispatchAttempts.WithLabelValues(ns, name, class)
+	}
+	dp.duration = dp.m.DispatchDuration.WithLabelValues(ns, name)
+	dp.delivered = dp.m.Delivered.WithLabelValues(ns, name)
+	dp.deadLettered = dp.m.DeadLettered.WithLabelValues(ns, name)
+	dp.droppedExhausted = dp.m.Dropped.WithLabelValues(ns, name, "retries_exhausted")
+	dp.noReply = dp.m.Dropped.WithLabelValues(ns, name, "no_reply_destination")
+	dp.droppedInvalid = dp.m.Dropped.WithLabelValues(ns, name, "invalid_record")
+	dp.repliesSent = dp.m.Replies.WithLabelValues(ns, name, "sent")
+	dp.repliesDrop = dp.m.Replies.WithLabelValues(ns, name, "dropped")
+	dp.repliesFailed = dp.m.Replies.WithLabelValues(ns, name, "failed")
+	dp.inFlight = dp.m.InFlight.WithLabelValues(ns, name)
+
+	dp.stopCtx, dp.stopIntake = context.WithCancel(context.Background())
+	dp.runCtx, dp.abandon = context.WithCancel(context.Background())
+	return dp
+}
+
+// Start validates the subscription's destinations and joins its channel as consumer group
+// {Channel, Name, Start}. It blocks only while subscribing (bounded by ctx); deliveries run until
+// Stop, independent of ctx. A dispatcher starts once: a second Start returns ErrStarted.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	d.lifecycle.Lock()
+	defer d.lifecycle.Unlock()
+	d.mu.Lock()
+	if d.started || d.stopped {
+		d.mu.Unlock()
+		return ErrStarted
+	}
+	d.mu.Unlock()
+
+	if d.channels == nil {
+		return errors.New("dispatch: Deps.Channels is required")
+	}
+	if err := d.sub.Subscriber.validate(); err != nil {
+		return fmt.Errorf("dispatch: subscriber: %w", err)
+	}
+	if d.sub.Reply != nil {
+		if err := d.sub.Reply.validate(); err != nil {
+			return fmt.Errorf("dispatch: reply: %w", err)
+		}
+	}
+	if d.sub.DeadLetter != nil {
+		if err := d.sub.DeadLetter.validate(); err != nil {
+			return fmt.Errorf("dispatch: dead letter: %w", err)
+		}
+	}
+
+	d.m.ConcurrencyLimit.WithLabelValues(d.sub.Namespace, d.sub.Name).Set(float64(d.sub.MaxInFlight))
+	g := channel.Group{Channel: d.sub.Channel, Name: d.sub.Name, Start: d.sub.Start}
+	sub, err := d.channels.Subscribe(ctx, g, d.handleClaim)
+	if err != nil {
+		return fmt.Errorf("dispatch: subscribe %s as %q: %w", d.sub.Channel, d.sub.Name, err)
+	}
+	d.subscription = sub
+	d.mu.Lock()
+	d.started = true
+	d.mu.Unlock()
+	d.log.Info("dispatcher started", "channel", d.sub.Channel.String(), "ordered", d.sub.Ordered,
+		"max_in_flight", d.sub.MaxInFlight)
+	return nil
+}
+
+// Stop stops taking records, lets in-flight deliveries finish until ctx is done, then abandons the
+// rest (they are not marked done, so they are delivered again later), and closes the subscription
+// (which commits what is done). It blocks until all of that has happened. It returns ctx's error when
+// deliveries had to be abandoned, joined with any error closing the subscription. Stop on a dispatcher
+// never started, or a second Stop, returns nil.
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	d.lifecycle.Lock()
+	defer d.lifecycle.Unlock()
+	d.mu.Lock()
+	if d.stopped || !d.started {
+		d.stopped = true
+		d.mu.Unlock()
+		return nil
+	}
+	d.stopped = true
+	d.mu.Unlock()
+
+	d.stopIntake()
+	finished := make(chan struct{})
+	go func() {
+		d.deliveries.Wait()
+		close(finished)
+	}()
+	var err error
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		err = fmt.Errorf("dispatch: in-flight deliveries abandoned: %w", ctx.Err())
+		d.log.Warn("stop deadline reached; abandoning in-flight deliveries (they will be redelivered)")
+		d.abandon()
+		<-finished
+	}
+	if cerr := d.subscription.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("dispatch: close subscription: %w", cerr))
+	}
+	d.abandon()
+	d.log.Info("dispatcher stopped")
+	return err
+}
+
+// begin registers a delivery about to start; false when Stop has begun (the record is left undone).
+func (d *Dispatcher) begin() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return false
+	}
+	d.deliveries.Add(1)
+	return true
+}
+
+// handleClaim is the channel.ClaimHandler: it runs for one partition until its Records is closed.
+//
+// It takes records in order, acquires a limiter slot for each (blocking the loop: the backpressure
+// that makes the provisioner pause fetching), and delivers them one at a time (ordered) or each in
+// its own goroutine (unordered). It returns only after Records is closed and every delivery it
+// started has returned.
+func (d *Dispatcher) handleClaim(c channel.Claim) {
+	// Delivery context: ends when the partition is revoked or Stop abandons in-flight work.
+	dctx, cancelDeliveries := context.WithCancel(c.Context())
+	defer cancelDeliveries()
+	unlinkRun := context.AfterFunc(d.runCtx, cancelDeliveries)
+	defer unlinkRun()
+	// Intake context: additionally ends when Stop stops intake.
+	ictx, cancelIntake := context.WithCancel(dctx)
+	defer cancelIntake()
+	unlinkStop := context.AfterFunc(d.stopCtx, cancelIntake)
+	defer unlinkStop()
+
+	log := d.log.With("partition", c.Partition())
+	var wg sync.WaitGroup
+	records := c.Records()
+intake:
+	for {
+		var rec channel.Record
+		var ok bool
+		select {
+		case <-ictx.Done():
+			break intake
+		case rec, ok = <-records:
+			if !ok {
+				records = nil
+				break intake
+			}
+		}
+		if err := d.lim.Acquire(ictx); err != nil {
+			break intake // the record stays undone: it is delivered again after the revoke/restart
+		}
+		if !d.begin() {
+			d.lim.Release(Outcome{Result: Abandoned})
+			break intake
+		}
+		if d.sub.Ordered {
+			d.run(dctx, c, rec, log)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.run(dctx, c, rec, log)
+		}()
+	}
+	wg.Wait()
+	// Records taken from here on are not delivered (not marked done): wait for the provisioner to
+	// close Records, as the ClaimHandler contract requires.
+	if records != nil {
+		for range records {
+		}
+	}
+}
+
+// run delivers one record, marks it done unless abandoned, and releases its limiter slot.
+func (d *Dispatcher) run(ctx context.Context, c channel.Claim, rec channel.Record, log *slog.Logger) {
+	defer d.deliveries.Done()
+	d.inFlight.Inc()
+	out := d.process(ctx, rec, log)
+	// The gauge drops before the slot is released, so it never shows more than the limit.
+	d.inFlight.Dec()
+	if out.Result != Abandoned {
+		c.MarkDone(rec.Offset)
+	}
+	d.lim.Release(out)
+}
+
+// process takes one record through the whole delivery cycle: subscriber (with retries), then reply
+// or dead letter, repeating the cycle while the dead-letter sink fails. It returns Abandoned, with the
+// record not to be marked done, only when ctx ends first.
+func (d *Dispatcher) process(ctx context.Context, rec channel.Record, log *slog.Logger) Outcome {
+	start := time.Now()
+	out := Outcome{}
+	finish := func(r Result) Outcome {
+		out.Result = r
+		out.Duration = time.Since(start)
+		return out
+	}
+	if rec.Event == nil {
+		d.droppedInvalid.Inc()
+		log.Warn("record without an event dropped", "offset", rec.Offset)
+		return finish(Dropped)
+	}
+	// Record attributes are added at each log call, not with log.With: that would allocate per event.
+	id := rec.Event.ID
+	for {
+		res := d.send(ctx, d.sub.Subscriber, rec.Event, true, &out)
+		if res.ok {
+			d.delivered.Inc()
+			if !d.handleReply(ctx, res, rec, log) {
+				return finish(Abandoned)
+			}
+			return finish(Delivered)
+		}
+		if ctx.Err() != nil {
+			return finish(Abandoned)
+		}
+		if d.sub.DeadLetter == nil {
+			d.droppedExhausted.Inc()
+			log.Warn("delivery failed after every retry and there is no dead-letter sink; event dropped",
+				"offset", rec.Offset, "event_id", id, "status", res.status, "error", errString(res.err), "attempts", out.Attempts)
+			return finish(Dropped)
+		}
+		dl := deadLetterEvent(rec.Event, d.sub.Subscriber, res)
+		dres := d.send(ctx, *d.sub.DeadLetter, dl, false, nil)
+		if dres.ok {
+			d.deadLettered.Inc()
+			log.Info("event dead-lettered", "offset", rec.Offset, "event_id", id, "status", res.status,
+				"error", errString(res.err))
+			return finish(DeadLettered)
+		}
+		if ctx.Err() != nil {
+			return finish(Abandoned)
+		}
+		wait := cycleDelay(d.sub.Policy, d.cycleMin)
+		log.Error("dead-letter sink failed too; retrying the whole delivery later",
+			"offset", rec.Offset, "event_id", id, "status", res.status, "dead_letter_status", dres.status, "error", errString(dres.err),
+			"wait", wait)
+		if d.wait(ctx, wait) != nil {
+			return finish(Abandoned)
+		}
+	}
+}
+
+// handleReply forwards a subscriber's reply. It returns false only when ctx ended while the reply
+// was being sent (the original record is then left undone and delivered again).
+func (d *Dispatcher) handleReply(ctx context.Context, res attemptResult, rec channel.Record, log *slog.Logger) bool {
+	if res.replyErr != nil {
+		d.repliesFailed.Inc()
+		log.Warn("subscriber answered with an unusable reply", "offset", rec.Offset, "event_id", rec.Event.ID,
+			"error", res.replyErr.Error())
+		return true
+	}
+	if res.reply == nil {
+		return true
+	}
+	if d.sub.Reply == nil {
+		d.noReply.Inc()
+		d.repliesDrop.Inc()
+		log.Debug("reply dropped: the subscription has no reply destination", "offset", rec.Offset,
+			"event_id", rec.Event.ID, "reply_id", res.reply.ID)
+		return true
+	}
+	rres := d.send(ctx, *d.sub.Reply, res.reply, false, nil)
+	switch {
+	case rres.ok:
+		d.repliesSent.Inc()
+	case ctx.Err() != nil:
+		return false
+	default:
+		d.repliesFailed.Inc()
+		log.Warn("reply could not be sent", "offset", rec.Offset, "event_id", rec.Event.ID,
+			"reply_id", res.reply.ID, "status", rres.status,
+			"error", errString(rres.err))
+	}
+	return true
+}
+
+// sleepCtx waits for d or until ctx is done (then it returns ctx's error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errString renders err for a log line. A transport error's URL (which may carry credentials or
+// tokens in its query) is left out: only the underlying cause is kept.
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) && uerr.Err != nil {
+		return uerr.Op + ": " + uerr.Err.Error()
+	}
+	return err.Error()
+}
