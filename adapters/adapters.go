@@ -47,6 +47,8 @@ type Deps struct {
 	SecretsDir string
 	// IngressURL is the base URL of our ingress; ContainerSource programs get K_SINK from it.
 	IngressURL string
+	// AddressBook resolves references that are not channels (config addressBook); nil for none.
+	AddressBook map[string]string
 	// RunContainerSources lets ContainerSource run its program as a child process.
 	RunContainerSources bool
 }

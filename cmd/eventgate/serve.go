@@ -48,7 +48,10 @@ func (f *configFlags) load() (config.Config, []string, error) {
 }
 
 func newServeCmd() *cobra.Command {
-	var f configFlags
+	var (
+		f             configFlags
+		runContainers bool
+	)
 	cmd := &cobra.Command{
 		Use:   "serve [-f PATH]...",
 		Short: "Run the gateway: ingress, channels, subscriptions and sources",
@@ -76,7 +79,9 @@ Configuration layers, later wins: defaults, --config FILE, EVENTGATE_* environme
 			v, c, g := buildInfo()
 			a, err := app.New(app.Options{
 				Config: cfg, Paths: f.resources, Log: log,
-				Build: metrics.Build{Version: v, Commit: c, GoVersion: g},
+				Build:               metrics.Build{Version: v, Commit: c, GoVersion: g},
+				Sources:             sourceFactories(),
+				RunContainerSources: runContainers,
 				Ready: func(in, admin string) {
 					fmt.Fprintf(cmd.OutOrStdout(), "eventgate %s: ingress on %s (POST /NAMESPACE/CHANNEL), admin on %s (/metrics /livez /readyz)\n", v, in, admin)
 				},
@@ -90,6 +95,7 @@ Configuration layers, later wins: defaults, --config FILE, EVENTGATE_* environme
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().BoolVar(&runContainers, "run-container-sources", false, "run each ContainerSource's program as a child process (K_SINK set to its sink)")
 	return cmd
 }
 

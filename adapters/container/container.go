@@ -1,0 +1,297 @@
+// Package container runs ContainerSource: a user program, told where to send its events through
+// K_SINK, run as a child process of the gateway.
+//
+// eventgate does not pull or run images. With serve --run-container-sources, the source's first
+// container's command and args name a program on the host; it is started with the container's env plus
+// K_SINK (the sink's URL) and K_CE_OVERRIDES (when the source has ceOverrides), restarted with
+// exponential backoff whenever it exits, and stopped (SIGTERM, then SIGKILL after a grace period) when
+// the source goes. Its stdout and stderr are logged line by line. Without the flag a ContainerSource is
+// reported as not run (adapters.ErrNotRun). In Kubernetes the chart runs it as a Deployment instead.
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/eventgate/eventgate/adapters"
+	"github.com/eventgate/eventgate/gateway/resources"
+)
+
+// Defaults for the Runner options.
+const (
+	// DefaultBackoffMin is the wait before the first restart, doubled for each quick exit after it.
+	DefaultBackoffMin = time.Second
+	// DefaultBackoffMax caps the wait between restarts.
+	DefaultBackoffMax = 30 * time.Second
+	// DefaultHealthyAfter is how long a program must run for the backoff to start again from its minimum.
+	DefaultHealthyAfter = time.Minute
+	// DefaultStopGrace is how long a program has to exit after SIGTERM before it is killed.
+	DefaultStopGrace = 10 * time.Second
+)
+
+// Environment variables eventgate sets for the program, as Knative does.
+const (
+	EnvSink        = "K_SINK"
+	EnvCEOverrides = "K_CE_OVERRIDES"
+)
+
+// inheritedEnv are the gateway's own environment variables a program also gets; nothing else of the
+// gateway's environment (its configuration, its credentials) is passed on.
+var inheritedEnv = []string{"PATH", "HOME", "USER", "TMPDIR", "LANG", "LC_ALL", "TZ"}
+
+// Runner runs one ContainerSource's program. Create it with NewRunner (or New); call Run once.
+type Runner struct {
+	src        *resources.Source
+	log        *slog.Logger
+	secretsDir string
+	path       string   // resolved program path
+	args       []string // arguments after the program
+	sinkURL    string
+	overrides  string // K_CE_OVERRIDES value, "" when none
+	opts       options
+}
+
+var _ adapters.Adapter = (*Runner)(nil)
+
+// Option tunes a Runner.
+type Option func(*options)
+
+type options struct {
+	backoffMin, backoffMax time.Duration
+	healthyAfter           time.Duration
+	stopGrace              time.Duration
+}
+
+// WithBackoff sets the restart backoff: the first wait is lo, each quick exit after it doubles the
+// wait, up to hi. Defaults DefaultBackoffMin and DefaultBackoffMax; a value ≤ 0 keeps its default.
+func WithBackoff(lo, hi time.Duration) Option {
+	return func(o *options) { o.backoffMin, o.backoffMax = lo, hi }
+}
+
+// WithHealthyAfter sets how long a program must run for the next restart to wait only the minimum
+// backoff again. Default DefaultHealthyAfter; a value ≤ 0 keeps the default.
+func WithHealthyAfter(d time.Duration) Option { return func(o *options) { o.healthyAfter = d } }
+
+// WithStopGrace sets how long the program has between SIGTERM and SIGKILL when Run's context is done.
+// Default DefaultStopGrace; a value ≤ 0 keeps the default.
+func WithStopGrace(d time.Duration) Option { return func(o *options) { o.stopGrace = d } }
+
+// notRunError is a ContainerSource that will not run here; it wraps adapters.ErrNotRun and its
+// message is the reason.
+type notRunError struct{ reason string }
+
+func (e *notRunError) Error() string { return e.reason }
+func (e *notRunError) Unwrap() error { return adapters.ErrNotRun }
+
+// New is the adapters.Factory for ContainerSource, with the default options.
+func New(src *resources.Source, d adapters.Deps) (adapters.Adapter, error) {
+	return NewRunner(src, d)
+}
+
+// NewRunner prepares the program of src. It fails with an error wrapping adapters.ErrNotRun when
+// d.RunContainerSources is false, and with a plain error when the source names no program (eventgate
+// cannot pull an image), the program is not found, a secret env value cannot be read, or the sink does
+// not resolve. It starts nothing: Run does.
+//
+// The sink URL: a channel sink is d.IngressURL + "/NAMESPACE/NAME" (the in-cluster channel address
+// when IngressURL is empty); a URI is itself; another reference resolves to its in-cluster address.
+func NewRunner(src *resources.Source, d adapters.Deps, opts ...Option) (*Runner, error) {
+	if src == nil || src.Container == nil {
+		return nil, errors.New("container: not a ContainerSource")
+	}
+	name := src.NamespacedName()
+	if !d.RunContainerSources {
+		return nil, &notRunError{reason: "ContainerSource " + name +
+			" not run: start serve with --run-container-sources to run its program as a child process"}
+	}
+	o := options{backoffMin: DefaultBackoffMin, backoffMax: DefaultBackoffMax, healthyAfter: DefaultHealthyAfter,
+		stopGrace: DefaultStopGrace}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.backoffMin <= 0 {
+		o.backoffMin = DefaultBackoffMin
+	}
+	if o.backoffMax <= 0 {
+		o.backoffMax = DefaultBackoffMax
+	}
+	o.backoffMax = max(o.backoffMax, o.backoffMin)
+	if o.healthyAfter <= 0 {
+		o.healthyAfter = DefaultHealthyAfter
+	}
+	if o.stopGrace <= 0 {
+		o.stopGrace = DefaultStopGrace
+	}
+
+	c := src.Container
+	program, args := commandLine(c)
+	if program == "" {
+		return nil, fmt.Errorf("container: ContainerSource %s: no command: eventgate runs ContainerSource programs from the host, it cannot pull the image %s",
+			name, c.Image)
+	}
+	path, err := exec.LookPath(program)
+	if err != nil {
+		return nil, fmt.Errorf("container: ContainerSource %s: program: %w", name, err)
+	}
+	sink, err := sinkURL(src.Sink, d.IngressURL, d.AddressBook)
+	if err != nil {
+		return nil, fmt.Errorf("container: ContainerSource %s: sink: %w", name, err)
+	}
+	r := &Runner{src: src, log: d.Log, secretsDir: d.SecretsDir, path: path, args: args, sinkURL: sink, opts: o}
+	if len(src.CEOverrides) > 0 {
+		b, err := json.Marshal(struct {
+			Extensions map[string]string `json:"extensions"`
+		}{src.CEOverrides})
+		if err != nil {
+			return nil, fmt.Errorf("container: ContainerSource %s: ceOverrides: %w", name, err)
+		}
+		r.overrides = string(b)
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.log = r.log.With("source", name, "kind", src.Kind)
+	if _, err := r.environ(); err != nil {
+		return nil, fmt.Errorf("container: ContainerSource %s: %w", name, err)
+	}
+	return r, nil
+}
+
+// commandLine returns the program and its arguments: command[0] with command[1:] and args, or, with
+// no command, args[0] with args[1:]. The program is "" when both are empty.
+func commandLine(c *resources.ContainerSpec) (string, []string) {
+	line := append(append([]string(nil), c.Command...), c.Args...)
+	if len(line) == 0 {
+		return "", nil
+	}
+	return line[0], line[1:]
+}
+
+// sinkURL resolves the URL the program posts to.
+func sinkURL(sink resources.Destination, ingressURL string, book map[string]string) (string, error) {
+	r := &resources.Resolver{IngressURL: ingressURL, AddressBook: book}
+	t, err := r.Resolve(sink)
+	if err != nil {
+		return "", err
+	}
+	if t.Channel != nil {
+		return r.ChannelAddress(&resources.Channel{Meta: resources.Meta{Namespace: t.Channel.Namespace, Name: t.Channel.Name}}), nil
+	}
+	return t.URL, nil
+}
+
+// environ returns the program's environment: the inherited variables, the container's env (secret
+// values read now from the secrets directory, exactly as stored), then K_SINK and K_CE_OVERRIDES.
+// Later entries win.
+func (r *Runner) environ() ([]string, error) {
+	var env []string
+	for _, k := range inheritedEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for _, e := range r.src.Container.Env {
+		v := e.Value
+		if e.SecretKeyRef != nil {
+			b, err := resources.ReadSecret(r.secretsDir, *e.SecretKeyRef)
+			if err != nil {
+				return nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+			v = string(b)
+		}
+		env = append(env, e.Name+"="+v)
+	}
+	env = append(env, EnvSink+"="+r.sinkURL)
+	if r.overrides != "" {
+		env = append(env, EnvCEOverrides+"="+r.overrides)
+	}
+	return env, nil
+}
+
+// Run runs the program until ctx is done, restarting it with backoff whenever it exits (or fails to
+// start); then it stops the program (SIGTERM, SIGKILL after the grace period), waits for it, and returns
+// nil. It blocks; call it once.
+func (r *Runner) Run(ctx context.Context) error {
+	var delay time.Duration
+	for {
+		started := time.Now()
+		err := r.runOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		ran := time.Since(started)
+		delay = restartDelay(delay, ran, r.opts)
+		r.log.Warn("container source program exited; restarting", "err", err, "ran", ran.Round(time.Millisecond),
+			"restart_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// restartDelay returns the wait before the next start, given the previous wait (0 before the first
+// restart) and how long the program just ran: the minimum for a first restart or after a healthy run
+// (at least healthyAfter), else double the previous wait, capped at the maximum.
+func restartDelay(prev, ran time.Duration, o options) time.Duration {
+	if prev <= 0 || ran >= o.healthyAfter {
+		return o.backoffMin
+	}
+	return min(prev*2, o.backoffMax)
+}
+
+// runOnce starts the program and waits for it to exit, or, when ctx is done, stops it and waits. It
+// returns the start or exit error (nil for exit status 0).
+func (r *Runner) runOnce(ctx context.Context) error {
+	env, err := r.environ()
+	if err != nil {
+		return err
+	}
+	stdout, stderr := newLineLogger(r.log, "stdout"), newLineLogger(r.log, "stderr")
+	defer stdout.flush()
+	defer stderr.flush()
+	cmd := exec.Command(r.path, r.args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// Once the program exited, give its output this long to drain, even if something it started
+	// still holds the pipes.
+	cmd.WaitDelay = time.Second
+	ownProcessGroup(cmd)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", r.path, err)
+	}
+	r.log.Info("container source program started", "program", r.path, "pid", cmd.Process.Pid)
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		r.log.Info("stopping container source program", "pid", cmd.Process.Pid)
+		if termErr := terminate(cmd.Process); termErr != nil {
+			r.log.Debug("SIGTERM failed", "err", termErr)
+		}
+		grace := time.NewTimer(r.opts.stopGrace)
+		select {
+		case err = <-waited:
+			grace.Stop()
+		case <-grace.C:
+			r.log.Warn("container source program ignored SIGTERM; killing it", "pid", cmd.Process.Pid,
+				"grace", r.opts.stopGrace)
+			_ = kill(cmd.Process)
+			err = <-waited
+		}
+	}
+	// Whatever the program left running in its process group goes with it, as in a container.
+	_ = kill(cmd.Process)
+	return err
+}
