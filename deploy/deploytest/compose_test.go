@@ -1,0 +1,291 @@
+package deploytest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
+
+	"github.com/eventgate/eventgate/gateway/config"
+	"github.com/eventgate/eventgate/gateway/resources"
+)
+
+// loadCompose loads the top-level docker-compose.yml and any override files (paths from the root).
+func loadCompose(t *testing.T, overrides ...string) *types.Project {
+	t.Helper()
+	root := repoRoot(t)
+	files := []string{filepath.Join(root, "docker-compose.yml")}
+	for _, o := range overrides {
+		files = append(files, filepath.Join(root, o))
+	}
+	opts, err := cli.NewProjectOptions(files,
+		cli.WithWorkingDirectory(root),
+		cli.WithEnv([]string{}), // the test must not depend on the caller's environment
+		cli.WithInterpolation(true),
+		cli.WithNormalization(true),
+		cli.WithConsistency(true),
+		cli.WithResolvedPaths(true),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := opts.LoadProject(ctx)
+	if err != nil {
+		t.Fatalf("compose-go rejects docker-compose.yml: %v", err)
+	}
+	return p
+}
+
+// TestComposeProject loads docker-compose.yml with compose-go (no engine) and checks the services,
+// their health checks and start order, and that what they mount exists and is what eventgate takes.
+func TestComposeProject(t *testing.T) {
+	p := loadCompose(t)
+	root := repoRoot(t)
+	want := []string{"display", "eventgate", "grafana", "kafka", "prometheus"}
+	if got := p.ServiceNames(); !slices.Equal(sorted(got), want) {
+		t.Fatalf("services = %v, want %v", got, want)
+	}
+	svc := func(name string) types.ServiceConfig {
+		s, err := p.GetService(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	kafka := svc("kafka")
+	if !strings.HasPrefix(kafka.Image, "apache/kafka:") {
+		t.Errorf("kafka image = %q, want the official apache/kafka", kafka.Image)
+	}
+	if roles := kafka.Environment["KAFKA_PROCESS_ROLES"]; roles == nil || !strings.Contains(*roles, "controller") {
+		t.Error("kafka must run in KRaft mode (KAFKA_PROCESS_ROLES with controller)")
+	}
+
+	// Every service_healthy dependency has a health check to wait for; every dependency exists.
+	for _, s := range p.Services {
+		for dep, cond := range s.DependsOn {
+			target, err := p.GetService(dep)
+			if err != nil {
+				t.Errorf("%s depends on unknown %s", s.Name, dep)
+				continue
+			}
+			if cond.Condition == types.ServiceConditionHealthy && (target.HealthCheck == nil || target.HealthCheck.Disable || len(target.HealthCheck.Test) == 0) {
+				t.Errorf("%s waits for %s to be healthy, which has no health check", s.Name, dep)
+			}
+		}
+	}
+	wantDeps := map[string]map[string]string{
+		"eventgate":  {"kafka": types.ServiceConditionHealthy, "display": types.ServiceConditionStarted},
+		"prometheus": {"eventgate": types.ServiceConditionStarted},
+		"grafana":    {"prometheus": types.ServiceConditionHealthy},
+	}
+	for name, deps := range wantDeps {
+		s := svc(name)
+		for dep, cond := range deps {
+			if s.DependsOn[dep].Condition != cond {
+				t.Errorf("%s depends_on %s: condition %q, want %q", name, dep, s.DependsOn[dep].Condition, cond)
+			}
+		}
+	}
+	for _, name := range []string{"kafka", "prometheus", "grafana"} {
+		if hc := svc(name).HealthCheck; hc == nil || len(hc.Test) == 0 {
+			t.Errorf("%s has no health check", name)
+		}
+	}
+
+	// eventgate and display: built from this repository's Dockerfile, read-only, no health check
+	// (the image has no shell).
+	for _, name := range []string{"eventgate", "display"} {
+		s := svc(name)
+		if s.Build == nil || s.Build.Context != root || s.Build.Dockerfile != "Dockerfile" {
+			t.Errorf("%s build = %+v, want this repository's Dockerfile", name, s.Build)
+		}
+		if !s.ReadOnly {
+			t.Errorf("%s should run with a read-only root filesystem", name)
+		}
+		if s.HealthCheck != nil && !s.HealthCheck.Disable {
+			t.Errorf("%s has a health check, but its image has no shell to run one", name)
+		}
+	}
+	display := svc("display")
+	if !slices.Equal([]string(display.Command), []string{"display", "--address", ":8081"}) {
+		t.Errorf("display command = %v", display.Command)
+	}
+
+	// The gateway's config and manifests, as mounted, load with the gateway's own loaders.
+	eg := svc("eventgate")
+	mounts := map[string]string{}
+	for _, v := range p.Services["eventgate"].Volumes {
+		mounts[v.Target] = v.Source
+	}
+	for _, s := range p.Services {
+		for _, v := range s.Volumes {
+			if v.Type == types.VolumeTypeBind {
+				if _, err := os.Stat(v.Source); err != nil {
+					t.Errorf("%s mounts %s, which does not exist", s.Name, v.Source)
+				}
+			}
+		}
+	}
+	src := mounts["/etc/eventgate"]
+	if src != filepath.Join(root, "examples", "compose") {
+		t.Fatalf("eventgate mounts %q at /etc/eventgate, want examples/compose", src)
+	}
+	args := []string(eg.Command)
+	cfgPath := flagValue(args, "--config")
+	resPath := flagValue(args, "-f")
+	if !strings.HasPrefix(cfgPath, "/etc/eventgate/") || !strings.HasPrefix(resPath, "/etc/eventgate/") {
+		t.Fatalf("eventgate command %v: want --config and -f under /etc/eventgate", args)
+	}
+	hostPath := func(p string) string { return filepath.Join(src, strings.TrimPrefix(p, "/etc/eventgate/")) }
+	cfg, _, err := config.Load(config.Sources{File: hostPath(cfgPath)})
+	if err != nil {
+		t.Fatalf("gateway rejects the compose config: %v", err)
+	}
+	if !slices.Equal(cfg.Kafka.Brokers, []string{"kafka:9092"}) || cfg.Channels.DefaultProvisioner != "kafka" {
+		t.Errorf("compose config: brokers %v, provisioner %s", cfg.Kafka.Brokers, cfg.Channels.DefaultProvisioner)
+	}
+	set, err := resources.Load([]string{hostPath(resPath)}, resources.Options{DefaultProvisioner: cfg.Channels.DefaultProvisioner})
+	if err != nil {
+		t.Fatalf("gateway rejects the compose manifests: %v", err)
+	}
+	if len(set.Channels) == 0 || len(set.Subscriptions) == 0 {
+		t.Errorf("compose manifests: %d channels, %d subscriptions", len(set.Channels), len(set.Subscriptions))
+	}
+	if got := cfg.AddressBook["default/display"]; got != "http://display:8081" {
+		t.Errorf("address book sends the demo subscription to %q, want the display service on :8081", got)
+	}
+	ports := map[uint32]bool{}
+	for _, pc := range eg.Ports {
+		ports[pc.Target] = true
+	}
+	if !ports[8080] || !ports[9090] {
+		t.Errorf("eventgate publishes %v, want 8080 and 9090", eg.Ports)
+	}
+
+	// Prometheus reads deploy/prometheus.yml; Grafana gets the provisioning and the dashboard.
+	prom := map[string]string{}
+	for _, v := range p.Services["prometheus"].Volumes {
+		prom[v.Target] = v.Source
+	}
+	if prom["/etc/prometheus/prometheus.yml"] != filepath.Join(root, "deploy", "prometheus.yml") {
+		t.Errorf("prometheus mounts %v", prom)
+	}
+	graf := map[string]string{}
+	for _, v := range p.Services["grafana"].Volumes {
+		graf[v.Target] = v.Source
+	}
+	dashDir := graf["/var/lib/grafana/dashboards"]
+	if _, err := os.Stat(filepath.Join(dashDir, "eventgate.json")); err != nil {
+		t.Errorf("grafana dashboards mount: %v", err)
+	}
+	provDir := graf["/etc/grafana/provisioning"]
+	var provider struct {
+		Providers []struct {
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	readYAML(t, filepath.Join(provDir, "dashboards", "eventgate.yml"), &provider, false)
+	if len(provider.Providers) != 1 || provider.Providers[0].Options.Path != "/var/lib/grafana/dashboards" {
+		t.Errorf("grafana dashboard provider = %+v, want path /var/lib/grafana/dashboards", provider)
+	}
+	var ds struct {
+		Datasources []struct {
+			Type string `yaml:"type"`
+			URL  string `yaml:"url"`
+		} `yaml:"datasources"`
+	}
+	readYAML(t, filepath.Join(provDir, "datasources", "prometheus.yml"), &ds, false)
+	if len(ds.Datasources) != 1 || ds.Datasources[0].Type != "prometheus" || ds.Datasources[0].URL != "http://prometheus:9090" {
+		t.Errorf("grafana data source = %+v", ds)
+	}
+}
+
+// TestPrometheusConfig decodes deploy/prometheus.yml (plain YAML into a small struct, unknown keys
+// refused; the prometheus/prometheus module is too heavy to import for this) and checks that it scrapes
+// the gateway's admin port under the compose service name.
+func TestPrometheusConfig(t *testing.T) {
+	type staticConfig struct {
+		Targets []string          `yaml:"targets"`
+		Labels  map[string]string `yaml:"labels"`
+	}
+	var cfg struct {
+		Global struct {
+			ScrapeInterval     string `yaml:"scrape_interval"`
+			EvaluationInterval string `yaml:"evaluation_interval"`
+		} `yaml:"global"`
+		ScrapeConfigs []struct {
+			JobName       string         `yaml:"job_name"`
+			MetricsPath   string         `yaml:"metrics_path"`
+			StaticConfigs []staticConfig `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	readYAML(t, filepath.Join(repoRoot(t), "deploy", "prometheus.yml"), &cfg, true)
+	if _, err := time.ParseDuration(cfg.Global.ScrapeInterval); err != nil {
+		t.Errorf("global.scrape_interval: %v", err)
+	}
+	found := false
+	for _, sc := range cfg.ScrapeConfigs {
+		if sc.JobName != "eventgate" {
+			continue
+		}
+		found = true
+		if sc.MetricsPath != "" && sc.MetricsPath != "/metrics" {
+			t.Errorf("metrics_path = %q", sc.MetricsPath)
+		}
+		if len(sc.StaticConfigs) != 1 || !slices.Equal(sc.StaticConfigs[0].Targets, []string{"eventgate:9090"}) {
+			t.Errorf("eventgate targets = %+v, want eventgate:9090 (compose service, admin port)", sc.StaticConfigs)
+		}
+	}
+	if !found {
+		t.Error("no scrape job named eventgate (the dashboard's $job variable expects it)")
+	}
+	p := loadCompose(t)
+	if _, err := p.GetService("eventgate"); err != nil {
+		t.Errorf("the scrape target names a service compose does not have: %v", err)
+	}
+}
+
+// readYAML decodes a YAML file into v; with strict, keys v does not have fail.
+func readYAML(t *testing.T, path string, v any, strict bool) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(strict)
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}
