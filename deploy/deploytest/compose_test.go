@@ -85,7 +85,7 @@ func TestComposeProject(t *testing.T) {
 	}
 	wantDeps := map[string]map[string]string{
 		"eventgate":  {"kafka": types.ServiceConditionHealthy, "display": types.ServiceConditionStarted},
-		"prometheus": {"eventgate": types.ServiceConditionStarted},
+		"prometheus": {"eventgate": types.ServiceConditionHealthy},
 		"grafana":    {"prometheus": types.ServiceConditionHealthy},
 	}
 	for name, deps := range wantDeps {
@@ -96,14 +96,14 @@ func TestComposeProject(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"kafka", "prometheus", "grafana"} {
+	for _, name := range []string{"kafka", "eventgate", "prometheus", "grafana"} {
 		if hc := svc(name).HealthCheck; hc == nil || len(hc.Test) == 0 {
 			t.Errorf("%s has no health check", name)
 		}
 	}
 
-	// eventgate and display: built from this repository's Dockerfile, read-only, no health check
-	// (the image has no shell).
+	// eventgate and display: built from this repository's Dockerfile, read-only. The image has no
+	// shell: the gateway's health check is the binary itself, and display has none.
 	for _, name := range []string{"eventgate", "display"} {
 		s := svc(name)
 		if s.Build == nil || s.Build.Context != root || s.Build.Dockerfile != "Dockerfile" {
@@ -112,9 +112,12 @@ func TestComposeProject(t *testing.T) {
 		if !s.ReadOnly {
 			t.Errorf("%s should run with a read-only root filesystem", name)
 		}
-		if s.HealthCheck != nil && !s.HealthCheck.Disable {
-			t.Errorf("%s has a health check, but its image has no shell to run one", name)
-		}
+	}
+	if hc := svc("eventgate").HealthCheck; hc == nil || !slices.Equal([]string(hc.Test), []string{"CMD", "/eventgate", "healthcheck"}) {
+		t.Errorf("eventgate health check = %+v, want the binary's own healthcheck (no shell in the image)", hc)
+	}
+	if hc := svc("display").HealthCheck; hc != nil && !hc.Disable && len(hc.Test) > 0 && hc.Test[0] == "CMD-SHELL" {
+		t.Errorf("display has a shell health check, but its image has no shell")
 	}
 	display := svc("display")
 	if !slices.Equal([]string(display.Command), []string{"display", "--address", ":8081"}) {
