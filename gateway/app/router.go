@@ -106,3 +106,16 @@ func (r *router) Ready(ctx context.Context) error {
 
 // Close is a no-op: the app closes each backend itself, in order.
 func (r *router) Close() error { return nil }
+
+// refsOf lists the channels routed to backend p.
+func (r *router) refsOf(p channel.Provisioner) []channel.Ref {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []channel.Ref
+	for ref, b := range r.routes {
+		if b == p {
+			out = append(out, ref)
+		}
+	}
+	return out
+}

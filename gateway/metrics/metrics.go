@@ -40,8 +40,6 @@ type Metrics struct {
 	ConcurrencyLimit *prometheus.GaugeVec     // namespace, subscription
 
 	SourceEvents *prometheus.CounterVec // namespace, source, kind, outcome
-
-	ChannelBytes *prometheus.GaugeVec // namespace, channel: bytes held by an in-memory channel
 }
 
 // New returns eventgate's metrics registered on a fresh registry, with the Go and process collectors
@@ -103,14 +101,10 @@ func New(b Build) *Metrics {
 			Name: "eventgate_source_events_total",
 			Help: "Events produced by source adapters, by outcome (accepted, rejected, failed, skipped).",
 		}, []string{"namespace", "source", "kind", "outcome"}),
-		ChannelBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "eventgate_channel_bytes",
-			Help: "Bytes of events held by an in-memory channel.",
-		}, []string{"namespace", "channel"}),
 	}
 	reg.MustRegister(m.IngressRequests, m.IngressDuration, m.IngressEvents, m.DispatchAttempts,
 		m.DispatchDuration, m.Delivered, m.DeadLettered, m.Dropped, m.Replies, m.InFlight,
-		m.ConcurrencyLimit, m.SourceEvents, m.ChannelBytes)
+		m.ConcurrencyLimit, m.SourceEvents)
 
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "eventgate_build_info",
@@ -159,5 +153,38 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(s.Lag),
 			s.Group.Channel.Namespace, s.Group.Name, c.src.TopicName(s.Group.Channel),
 			strconv.Itoa(int(s.Partition)))
+	}
+}
+
+// ChannelUsage is the memory an in-memory channel holds and its bound.
+type ChannelUsage struct {
+	Channel      channel.Ref
+	Bytes, Limit int64
+}
+
+var (
+	channelBytesDesc = prometheus.NewDesc("eventgate_channel_bytes",
+		"Bytes of events held by an in-memory channel.", []string{"namespace", "channel"}, nil)
+	channelLimitDesc = prometheus.NewDesc("eventgate_channel_limit_bytes",
+		"Bytes an in-memory channel may hold before ingress answers 429.", []string{"namespace", "channel"}, nil)
+)
+
+// RegisterChannelUsage adds eventgate_channel_bytes and eventgate_channel_limit_bytes, read from
+// usage at each scrape.
+func (m *Metrics) RegisterChannelUsage(usage func() []ChannelUsage) {
+	m.Registry.MustRegister(usageCollector(usage))
+}
+
+type usageCollector func() []ChannelUsage
+
+func (u usageCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- channelBytesDesc
+	ch <- channelLimitDesc
+}
+
+func (u usageCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range u() {
+		ch <- prometheus.MustNewConstMetric(channelBytesDesc, prometheus.GaugeValue, float64(c.Bytes), c.Channel.Namespace, c.Channel.Name)
+		ch <- prometheus.MustNewConstMetric(channelLimitDesc, prometheus.GaugeValue, float64(c.Limit), c.Channel.Namespace, c.Channel.Name)
 	}
 }
