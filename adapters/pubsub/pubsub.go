@@ -168,7 +168,7 @@ func DefaultSubscriptionID(src *resources.Source) string {
 }
 
 // fullName returns "projects/PROJECT/COLLECTION/ID" for an ID, or s itself when it is already a full
-// name of that collection.
+// name of that collection; anything else (empty parts, extra '/') is an error.
 func fullName(project, collection, s string) (string, error) {
 	if s == "" {
 		return "", errors.New("empty")
@@ -182,6 +182,9 @@ func fullName(project, collection, s string) (string, error) {
 	}
 	if strings.Contains(s, "/") {
 		return "", fmt.Errorf("%q: an ID has no '/'", s)
+	}
+	if project == "" || strings.Contains(project, "/") {
+		return "", fmt.Errorf("project %q is not a project ID", project)
 	}
 	return "projects/" + project + "/" + collection + "/" + s, nil
 }

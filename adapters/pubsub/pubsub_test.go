@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -385,4 +386,27 @@ func TestNewRejectsBadSpecs(t *testing.T) {
 	if a.topic != "projects/p/topics/t" || a.sub != "projects/p/subscriptions/eventgate-n-s" {
 		t.Errorf("topic %s sub %s", a.topic, a.sub)
 	}
+}
+
+// FuzzFullName checks fullName on any input. Invariants: it never panics; on success the result is
+// "projects/P/COLLECTION/ID" with exactly four non-empty '/'-separated parts, COLLECTION as asked,
+// and an input without "projects/" keeps the given project.
+func FuzzFullName(f *testing.F) {
+	for _, s := range []string{"t", "projects/p/topics/t", "projects/p/subscriptions/t", "a/b", "", "projects//topics/x",
+		"projects/p/topics/t/extra", "projects/p/topics/"} {
+		f.Add("p", s)
+	}
+	f.Fuzz(func(t *testing.T, project, s string) {
+		got, err := fullName(project, "topics", s)
+		if err != nil {
+			return
+		}
+		parts := strings.Split(got, "/")
+		if len(parts) != 4 || parts[0] != "projects" || parts[1] == "" || parts[2] != "topics" || parts[3] == "" {
+			t.Fatalf("fullName(%q, %q) = %q", project, s, got)
+		}
+		if !strings.HasPrefix(s, "projects/") && (parts[1] != project || parts[3] != s) {
+			t.Fatalf("fullName(%q, %q) = %q lost the project or ID", project, s, got)
+		}
+	})
 }

@@ -72,9 +72,16 @@ var readyLine = regexp.MustCompile(`ingress on (\S+) .*admin on (\S+) `)
 // until it prints where it listens. The process is killed at cleanup if the test has not stopped it.
 func startGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
+	return startGatewayEnv(t, nil, args...)
+}
+
+// startGatewayEnv is startGateway with extra environment variables (KEY=VALUE).
+func startGatewayEnv(t *testing.T, env []string, args ...string) *gateway {
+	t.Helper()
 	full := append([]string{"serve", "--set", "ingress.address=127.0.0.1:0", "--set", "admin.address=127.0.0.1:0",
 		"--set", "log.format=json", "--set", "log.level=debug"}, args...)
 	cmd := exec.Command(binPath, full...)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -102,6 +102,14 @@ func New(o Options) (*App, error) {
 		RetryAfter:      cfg.InMemory.RetryAfter,
 	}, o.Log.With("provisioner", "inmemory"))
 	a.metrics.RegisterLag(lagSources{a}, 5*time.Second)
+	a.metrics.RegisterChannelUsage(func() []metrics.ChannelUsage {
+		var out []metrics.ChannelUsage
+		for _, ref := range a.router.refsOf(a.inmem) {
+			b, limit := a.inmem.Stats(ref)
+			out = append(out, metrics.ChannelUsage{Channel: ref, Bytes: b, Limit: limit})
+		}
+		return out
+	})
 	if len(cfg.Kafka.Brokers) > 0 {
 		kc, err := kafkaConfig(cfg.Kafka)
 		if err != nil {
@@ -470,10 +478,18 @@ func (a *App) dispatchSubscription(set *resources.Set, s *resources.Subscription
 		Ordered:     s.Order == resources.Ordered,
 		Start:       s.InitialOffset,
 		MaxInFlight: a.cfg.Dispatch.MaxInFlight,
+		MinInFlight: a.cfg.Dispatch.MinInFlight,
+		Adaptive:    a.cfg.Dispatch.Adaptive,
 	}
 	if s.MaxConcurrency > 0 {
 		ds.MaxInFlight = s.MaxConcurrency
 	}
+	if s.MinConcurrency > 0 {
+		ds.MinInFlight = s.MinConcurrency
+	}
+	// An annotated ceiling below the configured floor lowers the floor (both annotated: validation
+	// already rejected min > max).
+	ds.MinInFlight = min(ds.MinInFlight, ds.MaxInFlight)
 	where := func(field string) string {
 		return fmt.Sprintf("%s: Subscription %s: %s", s.File, s.NamespacedName(), field)
 	}

@@ -87,6 +87,7 @@ func (a *App) applySources(ctx context.Context, set *resources.Set) []error {
 			Metrics:             a.metrics,
 			SecretsDir:          a.cfg.SecretsDir,
 			IngressURL:          a.cfg.IngressURL(),
+			AddressBook:         a.cfg.AddressBook,
 			RunContainerSources: a.runContainers,
 		})
 		if errors.Is(err, adapters.ErrNotRun) {

@@ -123,7 +123,14 @@ type SASL struct {
 
 // Dispatch holds delivery defaults; a Subscription's spec.delivery overrides them field by field.
 type Dispatch struct {
-	MaxInFlight   int           `koanf:"maxInFlight"`   // per subscription; default 64
+	// MaxInFlight bounds in-flight deliveries per subscription (the adaptive limit's ceiling); default 64.
+	MaxInFlight int `koanf:"maxInFlight"`
+	// MinInFlight is the adaptive limit's floor; default 1.
+	MinInFlight int `koanf:"minInFlight"`
+	// Adaptive lets each subscription's limit follow its subscriber's latency and overload answers
+	// between minInFlight and maxInFlight (AIMD with a latency gradient, see dispatch.Adaptive);
+	// false fixes it at maxInFlight. Default true.
+	Adaptive      bool          `koanf:"adaptive"`
 	Retry         int           `koanf:"retry"`         // attempts after the first; default 3
 	BackoffPolicy string        `koanf:"backoffPolicy"` // "exponential" (default) or "linear"
 	BackoffDelay  time.Duration `koanf:"backoffDelay"`  // default 200ms
@@ -168,6 +175,8 @@ func Default() Config {
 		},
 		Dispatch: Dispatch{
 			MaxInFlight:   64,
+			MinInFlight:   1,
+			Adaptive:      true,
 			Retry:         3,
 			BackoffPolicy: "exponential",
 			BackoffDelay:  200 * time.Millisecond,
@@ -362,6 +371,11 @@ func (c Config) Validate() error {
 	}
 	if c.Dispatch.MaxInFlight <= 0 {
 		bad("dispatch.maxInFlight", "must be positive, got %d", c.Dispatch.MaxInFlight)
+	}
+	if c.Dispatch.MinInFlight <= 0 {
+		bad("dispatch.minInFlight", "must be positive, got %d", c.Dispatch.MinInFlight)
+	} else if c.Dispatch.MaxInFlight > 0 && c.Dispatch.MinInFlight > c.Dispatch.MaxInFlight {
+		bad("dispatch.minInFlight", "%d is more than dispatch.maxInFlight %d", c.Dispatch.MinInFlight, c.Dispatch.MaxInFlight)
 	}
 	if c.Dispatch.Retry < 0 {
 		bad("dispatch.retry", "must not be negative, got %d", c.Dispatch.Retry)

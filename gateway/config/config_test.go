@@ -27,7 +27,8 @@ func TestDefaultsLoadAndValidate(t *testing.T) {
 	}
 	want := Default()
 	if c.Ingress.Address != want.Ingress.Address || c.Ingress.MaxBodyBytes != 1<<20 ||
-		c.Dispatch.BackoffDelay != 200*time.Millisecond || c.Shutdown.Grace != want.Shutdown.Grace {
+		c.Dispatch.BackoffDelay != 200*time.Millisecond || c.Shutdown.Grace != want.Shutdown.Grace ||
+		!c.Dispatch.Adaptive || c.Dispatch.MinInFlight != 1 || c.Dispatch.MaxInFlight != 64 {
 		t.Fatalf("defaults not loaded: %+v", c)
 	}
 }
@@ -50,6 +51,8 @@ addressBook:
 		Environ: []string{
 			"EVENTGATE_KAFKA__BROKERS=127.0.0.1:9092,127.0.0.1:9093",
 			"EVENTGATE_DISPATCH__RETRY=2",
+			"EVENTGATE_DISPATCH__ADAPTIVE=false",
+			"EVENTGATE_DISPATCH__MININFLIGHT=4",
 			"EVENTGATE_INGRESS__MAXBODYBYTES=4096",
 			"EVENTGATE_TEST_KAFKA=127.0.0.1:9092",
 			"HOME=/root",
@@ -70,6 +73,12 @@ addressBook:
 	}
 	if c.Dispatch.Retry != 9 {
 		t.Errorf("flag did not win: retry = %d", c.Dispatch.Retry)
+	}
+	if c.Dispatch.Adaptive {
+		t.Errorf("env did not turn dispatch.adaptive off")
+	}
+	if c.Dispatch.MinInFlight != 4 {
+		t.Errorf("env dispatch.minInFlight = %d, want 4", c.Dispatch.MinInFlight)
 	}
 	if c.Dispatch.BackoffDelay != time.Second {
 		t.Errorf("file duration: %v", c.Dispatch.BackoffDelay)
@@ -100,6 +109,9 @@ log: {format: xml}
 			"kafka.brokers: required", "log.format"}},
 		{"bad broker and sasl", "kafka: {brokers: [\"nohost\"], sasl: {mechanism: GSSAPI}}\n", nil,
 			[]string{"kafka.brokers[0]", "kafka.sasl.mechanism"}},
+		{"min in flight not positive", "dispatch: {minInFlight: 0}\n", nil, []string{"dispatch.minInFlight: must be positive"}},
+		{"min in flight above max", "dispatch: {minInFlight: 10, maxInFlight: 5}\n", nil,
+			[]string{"dispatch.minInFlight: 10 is more than dispatch.maxInFlight 5"}},
 		{"bad address book", "addressBook: {default/x: ftp://x}\n", nil, []string{"addressBook.default/x"}},
 	}
 	for _, tt := range tests {

@@ -58,10 +58,15 @@ func (d *Dispatcher) send(ctx context.Context, dest Destination, ev *event.Event
 	p := d.sub.Policy
 	for n := 1; ; n++ {
 		var res attemptResult
+		start := time.Now()
 		if dest.Channel != nil {
 			res = d.attemptChannel(ctx, *dest.Channel, ev, subscriber)
 		} else {
 			res = d.attemptHTTP(ctx, dest.URL, ev, subscriber)
+		}
+		if subscriber && d.observer != nil && ctx.Err() == nil {
+			d.observer.ObserveAttempt(Attempt{Start: start, Latency: time.Since(start), Status: res.status,
+				Err: res.err, OK: res.ok, Overloaded: res.overloaded, RetryAfter: honouredRetryAfter(p, res)})
 		}
 		if out != nil {
 			out.Attempts++
@@ -74,6 +79,15 @@ func (d *Dispatcher) send(ctx context.Context, dest Destination, ev *event.Event
 			return res
 		}
 	}
+}
+
+// honouredRetryAfter is the Retry-After of a failed attempt as the policy honours it: capped by
+// RetryAfterMax, and 0 when the answer had none or RetryAfterMax is 0.
+func honouredRetryAfter(p Policy, res attemptResult) time.Duration {
+	if res.ok || !res.hasRetryAfter || p.RetryAfterMax <= 0 {
+		return 0
+	}
+	return min(res.retryAfter, p.RetryAfterMax)
 }
 
 // attemptContext applies the per-attempt timeout.

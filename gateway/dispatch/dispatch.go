@@ -102,6 +102,11 @@ type Subscription struct {
 	// MaxInFlight bounds in-flight deliveries for the whole subscription (all partitions);
 	// 0 means DefaultMaxInFlight.
 	MaxInFlight int
+	// Adaptive makes the bound adapt to the subscriber (see Adaptive), between MinInFlight and
+	// MaxInFlight; otherwise it is fixed at MaxInFlight. Ignored when Deps.Limiter is set.
+	Adaptive bool
+	// MinInFlight is the adaptive limit's floor; values below 1 mean 1, above MaxInFlight mean MaxInFlight.
+	MinInFlight int
 }
 
 // Deps are the dispatcher's collaborators.
@@ -115,7 +120,9 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	// Log receives structured logs (never payloads); nil discards them.
 	Log *slog.Logger
-	// Limiter bounds in-flight deliveries; nil means NewSemaphore(MaxInFlight).
+	// Limiter bounds in-flight deliveries; nil means an Adaptive limiter in [MinInFlight, MaxInFlight]
+	// when Subscription.Adaptive is set, else NewSemaphore(MaxInFlight). When it implements
+	// AttemptObserver it is told about every subscriber attempt.
 	Limiter Limiter
 }
 
@@ -130,6 +137,8 @@ type Dispatcher struct {
 	m      *metrics.Metrics
 	log    *slog.Logger
 	lim    Limiter
+	// observer is lim when it implements AttemptObserver, else nil.
+	observer AttemptObserver
 	// channels is consumed for the subscription and published to for channel destinations.
 	channels channel.Provisioner
 
@@ -179,6 +188,12 @@ func New(s Subscription, d Deps) *Dispatcher {
 	if s.Policy.Retry < 0 {
 		s.Policy.Retry = 0
 	}
+	if s.MinInFlight < 1 {
+		s.MinInFlight = 1
+	}
+	if s.MinInFlight > s.MaxInFlight {
+		s.MinInFlight = s.MaxInFlight
+	}
 	dp := &Dispatcher{
 		sub:      s,
 		client:   d.Client,
@@ -199,12 +214,18 @@ func New(s Subscription, d Deps) *Dispatcher {
 		dp.log = slog.New(slog.DiscardHandler)
 	}
 	dp.log = dp.log.With("namespace", s.Namespace, "subscription", s.Name)
-	if dp.lim == nil {
-		dp.lim = NewSemaphore(s.MaxInFlight)
-	}
 	dp.channels = d.Channels
 
 	ns, name := s.Namespace, s.Name
+	switch {
+	case dp.lim != nil:
+	case s.Adaptive:
+		dp.lim = NewAdaptive(AdaptiveConfig{Min: s.MinInFlight, Max: s.MaxInFlight,
+			Gauge: dp.m.ConcurrencyLimit.WithLabelValues(ns, name), Log: dp.log})
+	default:
+		dp.lim = NewSemaphore(s.MaxInFlight)
+	}
+	dp.observer, _ = dp.lim.(AttemptObserver)
 	dp.attempts = make(map[string]counter, 7)
 	for _, class := range []string{"1xx", "2xx", "3xx", "4xx", "5xx", "timeout", "error"} {
 		dp.attempts[class] = dp.m.DispatchAttempts.WithLabelValues(ns, name, class)
@@ -255,7 +276,9 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		}
 	}
 
-	d.m.ConcurrencyLimit.WithLabelValues(d.sub.Namespace, d.sub.Name).Set(float64(d.sub.MaxInFlight))
+	if l, ok := d.lim.(interface{ Limit() int }); ok {
+		d.m.ConcurrencyLimit.WithLabelValues(d.sub.Namespace, d.sub.Name).Set(float64(l.Limit()))
+	}
 	g := channel.Group{Channel: d.sub.Channel, Name: d.sub.Name, Start: d.sub.Start}
 	sub, err := d.channels.Subscribe(ctx, g, d.handleClaim)
 	if err != nil {
@@ -266,7 +289,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.started = true
 	d.mu.Unlock()
 	d.log.Info("dispatcher started", "channel", d.sub.Channel.String(), "ordered", d.sub.Ordered,
-		"max_in_flight", d.sub.MaxInFlight)
+		"adaptive", d.sub.Adaptive, "min_in_flight", d.sub.MinInFlight, "max_in_flight", d.sub.MaxInFlight)
 	return nil
 }
 

@@ -21,7 +21,9 @@ func TestCodeClass(t *testing.T) {
 type fakeLag []channel.LagSample
 
 func (f fakeLag) Lag(context.Context) []channel.LagSample { return f }
-func (f fakeLag) TopicName(ref channel.Ref) string       { return "eventgate." + ref.Namespace + "." + ref.Name }
+func (f fakeLag) TopicName(ref channel.Ref) string {
+	return "eventgate." + ref.Namespace + "." + ref.Name
+}
 
 func TestScrapeTimeCollectors(t *testing.T) {
 	m := New(Build{Version: "v1", Commit: "abc", GoVersion: "go1.26"})

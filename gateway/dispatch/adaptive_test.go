@@ -1,0 +1,663 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/event"
+	"github.com/eventgate/eventgate/gateway/metrics"
+	"github.com/eventgate/eventgate/provisioners/inmemory"
+)
+
+// ---- pure parts ----
+
+func TestLatencyThreshold(t *testing.T) {
+	c := AdaptiveConfig{}.withDefaults()
+	for _, tc := range []struct {
+		min  time.Duration
+		c    AdaptiveConfig
+		want time.Duration
+	}{
+		{5 * time.Millisecond, c, 15 * time.Millisecond}, // 2×5ms + 5ms
+		{100 * time.Microsecond, c, 5200 * time.Microsecond},
+		{time.Second, AdaptiveConfig{Tolerance: 1.5, Slack: -1}.withDefaults(), 1500 * time.Millisecond},
+		{1 << 62, c, 1<<63 - 1}, // saturates
+	} {
+		if got := LatencyThreshold(tc.min, tc.c); got != tc.want {
+			t.Errorf("LatencyThreshold(%v, tol %v slack %v) = %v, want %v", tc.min, tc.c.Tolerance, tc.c.Slack, got, tc.want)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	c := AdaptiveConfig{}.withDefaults() // threshold at min 5ms: 15ms
+	const ms = time.Millisecond
+	for _, tc := range []struct {
+		name string
+		a    Attempt
+		min  time.Duration
+		want Signal
+	}{
+		{"fast 2xx", Attempt{OK: true, Status: 202, Latency: 6 * ms}, 5 * ms, Grow},
+		{"2xx at the threshold", Attempt{OK: true, Status: 200, Latency: 15 * ms}, 5 * ms, Grow},
+		{"slow 2xx", Attempt{OK: true, Status: 200, Latency: 16 * ms}, 5 * ms, ShrinkLatency},
+		{"first sample has no minimum", Attempt{OK: true, Latency: time.Hour}, 0, Grow},
+		{"429", Attempt{Status: 429, Overloaded: true, Latency: ms}, 5 * ms, ShrinkOverload},
+		{"503 with Retry-After", Attempt{Status: 503, Overloaded: true, RetryAfter: time.Second}, 5 * ms, ShrinkOverload},
+		{"timeout", Attempt{Err: context.DeadlineExceeded, Overloaded: true, Latency: time.Second}, 5 * ms, ShrinkOverload},
+		{"500 says nothing about capacity", Attempt{Status: 500, Latency: ms}, 5 * ms, Hold},
+		{"400", Attempt{Status: 400, Latency: time.Hour}, 5 * ms, Hold},
+		{"connection refused", Attempt{Err: errors.New("refused")}, 5 * ms, Hold},
+		{"channel publish ok", Attempt{OK: true, Latency: ms}, ms, Grow},
+	} {
+		if got := Classify(tc.a, tc.min, c); got != tc.want {
+			t.Errorf("%s: Classify = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestNextLimit(t *testing.T) {
+	c := AdaptiveConfig{Min: 2, Max: 20}.withDefaults()
+	for _, tc := range []struct {
+		name      string
+		s         LimitState
+		st        Step
+		want      LimitState
+		decreased bool
+	}{
+		{"slow start adds one", LimitState{4, 20}, Step{Grow, 4, true, 0}, LimitState{5, 20}, false},
+		{"congestion avoidance adds 1/limit", LimitState{10, 8}, Step{Grow, 10, true, 0}, LimitState{10.1, 8}, false},
+		{"growth capped at max", LimitState{19.5, 30}, Step{Grow, 19, true, 0}, LimitState{20, 30}, false},
+		{"no growth when the limit is not in use", LimitState{10, 20}, Step{Grow, 4, true, 0}, LimitState{10, 20}, false},
+		{"half in use is in use", LimitState{10, 20}, Step{Grow, 5, true, 0}, LimitState{11, 20}, false},
+		{"latency cut", LimitState{10, 20}, Step{ShrinkLatency, 10, true, 0}, LimitState{9, 9}, true},
+		{"latency just past the threshold cuts gently", LimitState{10, 20}, Step{ShrinkLatency, 10, true, 1.05}, LimitState{9, 9}, true},
+		{"latency cut deepens with the excess", LimitState{10, 20}, Step{ShrinkLatency, 10, true, 1.6}, LimitState{6.25, 6.25}, true},
+		{"latency cut no deeper than an overload cut", LimitState{10, 20}, Step{ShrinkLatency, 10, true, 40}, LimitState{5, 5}, true},
+		{"overload cut", LimitState{10, 20}, Step{ShrinkOverload, 10, true, 0}, LimitState{5, 5}, true},
+		{"cut floored at min", LimitState{3, 20}, Step{ShrinkOverload, 3, true, 0}, LimitState{2, 2}, true},
+		{"one cut per round trip", LimitState{10, 20}, Step{ShrinkOverload, 10, false, 0}, LimitState{10, 20}, false},
+		{"hold", LimitState{7, 20}, Step{Hold, 7, true, 0}, LimitState{7, 20}, false},
+	} {
+		got, dec := NextLimit(tc.s, tc.st, c)
+		if dec != tc.decreased || !near(got.Limit, tc.want.Limit) || !near(got.SlowStartEnd, tc.want.SlowStartEnd) {
+			t.Errorf("%s: NextLimit(%+v, %+v) = %+v, %v; want %+v, %v", tc.name, tc.s, tc.st, got, dec, tc.want, tc.decreased)
+		}
+	}
+}
+
+func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+func TestAdaptiveConfigDefaults(t *testing.T) {
+	c := AdaptiveConfig{Min: 0, Max: -3, Tolerance: 0.5, LatencyBackoff: 1, OverloadBackoff: -2}.withDefaults()
+	if c.Min != 1 || c.Max != 1 || c.Initial != 1 {
+		t.Errorf("bounds = [%d, %d] initial %d, want [1, 1] initial 1", c.Min, c.Max, c.Initial)
+	}
+	if c.Tolerance != DefaultTolerance || c.Slack != DefaultSlack || c.LatencyBackoff != DefaultLatencyBackoff ||
+		c.OverloadBackoff != DefaultOverloadBackoff || c.Window != DefaultLatencyWindow {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	c = AdaptiveConfig{Min: 4, Max: 8, Initial: 100}.withDefaults()
+	if c.Initial != 8 {
+		t.Errorf("initial = %d, want it capped at max 8", c.Initial)
+	}
+}
+
+// fakeClock is a settable clock for the limiter's unit tests.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestWindowedMinForgets(t *testing.T) {
+	clk := newFakeClock()
+	w := windowedMin{window: 10 * time.Second}
+	if got := w.get(clk.now()); got != 0 {
+		t.Fatalf("empty estimate = %v, want 0", got)
+	}
+	w.add(clk.now(), 5*time.Millisecond)
+	clk.advance(6 * time.Second)
+	w.add(clk.now(), 40*time.Millisecond)
+	if got := w.get(clk.now()); got != 5*time.Millisecond {
+		t.Fatalf("estimate = %v, want 5ms", got)
+	}
+	clk.advance(5 * time.Second) // new window; the 5ms sample is in the previous one
+	w.add(clk.now(), 40*time.Millisecond)
+	if got := w.get(clk.now()); got != 5*time.Millisecond {
+		t.Fatalf("estimate one window later = %v, want 5ms still", got)
+	}
+	clk.advance(10 * time.Second) // the 5ms window is now two back
+	w.add(clk.now(), 41*time.Millisecond)
+	if got := w.get(clk.now()); got != 40*time.Millisecond {
+		t.Fatalf("estimate two windows later = %v, want 40ms", got)
+	}
+	clk.advance(time.Minute) // everything stale
+	if got := w.get(clk.now()); got != 0 {
+		t.Fatalf("estimate after a long silence = %v, want 0", got)
+	}
+}
+
+// recordingGauge keeps every value it is set to.
+type recordingGauge struct {
+	mu     sync.Mutex
+	values []float64
+}
+
+func (g *recordingGauge) Set(v float64) {
+	g.mu.Lock()
+	g.values = append(g.values, v)
+	g.mu.Unlock()
+}
+
+func (g *recordingGauge) last() float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.values[len(g.values)-1]
+}
+
+// round runs one round trip through a: it takes every slot the limit allows, observes each with the
+// given latency and answer, advances the clock by the latency and releases them. It returns how many
+// slots it took.
+func round(t *testing.T, a *Adaptive, clk *fakeClock, latency time.Duration, status int) int {
+	t.Helper()
+	n := a.Limit()
+	start := clk.now()
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		err := a.Acquire(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Acquire with %d of %d held: %v", a.InFlight(), n, err)
+		}
+	}
+	clk.advance(latency)
+	for range n {
+		a.ObserveAttempt(Attempt{Start: start, Latency: latency, Status: status, OK: status/100 == 2,
+			Overloaded: status == 429 || status == 503})
+	}
+	for range n {
+		a.Release(Outcome{})
+	}
+	return n
+}
+
+// A subscriber that becomes permanently slower: the limit falls while the old minimum is remembered,
+// then, once the windowed minimum has forgotten it, grows again at the new latency.
+func TestAdaptivePermanentSlowdown(t *testing.T) {
+	clk := newFakeClock()
+	g := &recordingGauge{}
+	a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 32, Window: time.Second, Now: clk.now, Gauge: g})
+	if g.last() != 1 {
+		t.Fatalf("gauge at start = %v, want 1", g.last())
+	}
+	for range 20 {
+		round(t, a, clk, 5*time.Millisecond, 200)
+	}
+	if a.Limit() != 32 {
+		t.Fatalf("limit with a fast subscriber = %d, want max 32", a.Limit())
+	}
+	if g.last() != 32 {
+		t.Fatalf("gauge = %v, want 32", g.last())
+	}
+	// 40ms is past 2×5ms+5ms: every round trip cuts by LatencyBackoff, once per round trip.
+	round(t, a, clk, 40*time.Millisecond, 200)
+	// 40ms is 2.7× the 15ms threshold: the cut is as deep as allowed, ×0.5, once per round trip.
+	if got := a.Limit(); got != 16 {
+		t.Fatalf("after one slow round trip limit = %d, want 16 (one cut, not one per request)", got)
+	}
+	// Stay at 40ms for 4s: the limit falls while the 5ms minimum is remembered (1–2 windows), then grows
+	// once 40ms is the minimum.
+	lowest := a.Limit()
+	for clk.now().Sub(time.Unix(1_700_000_000, 0)) < 4*time.Second {
+		round(t, a, clk, 40*time.Millisecond, 200)
+		lowest = min(lowest, a.Limit())
+	}
+	if lowest > 2 {
+		t.Errorf("lowest limit while 40ms read as congestion = %d, want ≤ 2", lowest)
+	}
+	if got := a.Limit(); got < 24 {
+		t.Errorf("limit once 40ms became the minimum = %d, want ≥ 24 (grown again)", got)
+	}
+}
+
+func TestAdaptiveOverloadAndRecovery(t *testing.T) {
+	clk := newFakeClock()
+	a := NewAdaptive(AdaptiveConfig{Min: 2, Max: 16, Now: clk.now})
+	for range 10 {
+		round(t, a, clk, time.Millisecond, 202)
+	}
+	if a.Limit() != 16 {
+		t.Fatalf("limit = %d, want 16", a.Limit())
+	}
+	round(t, a, clk, time.Millisecond, 503)
+	if a.Limit() != 8 {
+		t.Fatalf("after a round of 503s limit = %d, want 8 (halved once)", a.Limit())
+	}
+	for range 5 {
+		round(t, a, clk, time.Millisecond, 429)
+	}
+	if a.Limit() != 2 {
+		t.Fatalf("after repeated 429s limit = %d, want min 2", a.Limit())
+	}
+	// Recovery is additive, about +1 per round trip (no slow start after a cut): never more than +1.
+	prev := a.Limit()
+	for range 10 {
+		round(t, a, clk, time.Millisecond, 200)
+		if got := a.Limit(); got < prev || got > prev+1 {
+			t.Fatalf("limit went %d → %d in one round trip, want +0 or +1", prev, got)
+		}
+		prev = a.Limit()
+	}
+	if prev < 9 {
+		t.Fatalf("limit 10 round trips after recovery = %d, want ≥ 9", prev)
+	}
+}
+
+func TestAdaptiveAcquireBlocksAtLimit(t *testing.T) {
+	a := NewAdaptive(AdaptiveConfig{Min: 2, Max: 2})
+	ctx := context.Background()
+	for range 2 {
+		if err := a.Acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan error, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { got <- a.Acquire(wctx) }()
+	select {
+	case err := <-got:
+		t.Fatalf("third Acquire returned %v with the limit of 2 held", err)
+	case <-time.After(20 * time.Millisecond): // a bounded check that it is still blocked, not a wait for it
+	}
+	a.Release(Outcome{})
+	if err := <-got; err != nil {
+		t.Fatalf("Acquire after a Release: %v", err)
+	}
+	// A cancelled context ends a blocked Acquire without holding anything.
+	cctx, ccancel := context.WithCancel(ctx)
+	go func() { got <- a.Acquire(cctx) }()
+	ccancel()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Acquire = %v, want context.Canceled", err)
+	}
+	if a.InFlight() != 2 {
+		t.Fatalf("in flight = %d, want 2", a.InFlight())
+	}
+}
+
+func TestAdaptiveRetryAfterPauses(t *testing.T) {
+	a := NewAdaptive(AdaptiveConfig{Min: 4, Max: 4})
+	ctx := context.Background()
+	if err := a.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	const pause = 150 * time.Millisecond
+	a.ObserveAttempt(Attempt{Start: start, Status: 429, Overloaded: true, RetryAfter: pause})
+	a.Release(Outcome{})
+	// A shorter hint never shortens a pause in force.
+	a.ObserveAttempt(Attempt{Start: time.Now(), Status: 503, Overloaded: true, RetryAfter: time.Millisecond})
+
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	err := a.Acquire(cctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire during the pause = %v, want it to block until its context ends", err)
+	}
+	if err := a.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < pause {
+		t.Fatalf("Acquire succeeded %v after a %v Retry-After", el, pause)
+	}
+}
+
+// ---- simulated subscribers over the in-memory channel ----
+
+// simAnswer is what a simulated subscriber does with one request.
+type simAnswer struct {
+	status     int
+	retryAfter string
+	delay      time.Duration
+}
+
+// simRequest is one request a simulated subscriber saw.
+type simRequest struct {
+	at     time.Time
+	id     string
+	status int
+	limit  int // the limiter's limit when the request arrived
+}
+
+// simSubscriber is an httptest server whose answers depend on the request number (from 1) and on how
+// many requests it is handling at once (this one included).
+type simSubscriber struct {
+	lim    *Adaptive
+	answer func(n, concurrent int) simAnswer
+
+	mu         sync.Mutex
+	reqs       []simRequest
+	concurrent int
+	maxSeen    int
+	accepted   map[string]int // event id → 2xx answers
+	requested  map[string]int // event id → requests
+	want       int
+	all        chan struct{} // closed when want distinct ids were accepted
+	srv        *httptest.Server
+	transport  *http.Transport
+	acceptedAt time.Time
+}
+
+func newSimSubscriber(t *testing.T, want int, lim *Adaptive, answer func(n, concurrent int) simAnswer) *simSubscriber {
+	t.Helper()
+	s := &simSubscriber{lim: lim, answer: answer, accepted: map[string]int{}, requested: map[string]int{},
+		want: want, all: make(chan struct{})}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.transport = &http.Transport{MaxIdleConnsPerHost: 128}
+	t.Cleanup(func() {
+		s.srv.Close()
+		s.transport.CloseIdleConnections()
+	})
+	return s
+}
+
+func (s *simSubscriber) serve(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("Ce-Id")
+	s.mu.Lock()
+	s.concurrent++
+	s.maxSeen = max(s.maxSeen, s.concurrent)
+	n := len(s.reqs) + 1
+	ans := s.answer(n, s.concurrent)
+	s.reqs = append(s.reqs, simRequest{at: time.Now(), id: id, status: ans.status, limit: s.lim.Limit()})
+	s.requested[id]++
+	s.mu.Unlock()
+
+	if ans.delay > 0 { // simulated service time
+		t := time.NewTimer(ans.delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		t.Stop()
+	}
+	s.mu.Lock()
+	s.concurrent-- // before answering, so the next request cannot see this one
+	if ans.status/100 == 2 {
+		s.accepted[id]++
+		if len(s.accepted) == s.want && s.accepted[id] == 1 {
+			s.acceptedAt = time.Now()
+			close(s.all)
+		}
+	}
+	s.mu.Unlock()
+	if ans.retryAfter != "" {
+		w.Header().Set("Retry-After", ans.retryAfter)
+	}
+	w.WriteHeader(ans.status)
+}
+
+func (s *simSubscriber) requests() []simRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.reqs)
+}
+
+// checkExactlyOnce fails unless every one of the want events was accepted exactly once and the only
+// other requests were retries of events first refused.
+func (s *simSubscriber) checkExactlyOnce(t *testing.T, total int) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.accepted) != total {
+		t.Errorf("%d distinct events accepted, want %d", len(s.accepted), total)
+	}
+	refused := map[string]int{}
+	for _, r := range s.reqs {
+		if r.status/100 != 2 {
+			refused[r.id]++
+		}
+	}
+	for id, n := range s.accepted {
+		if n != 1 {
+			t.Errorf("%s accepted %d times, want once", id, n)
+		}
+		if got, want := s.requested[id], 1+refused[id]; got != want {
+			t.Errorf("%s: %d requests, want %d (1 + %d refused)", id, got, want, refused[id])
+		}
+	}
+}
+
+// simRun publishes total events to an in-memory channel and runs a dispatcher for sub over it with lim.
+type simRun struct {
+	m       *metrics.Metrics
+	d       *Dispatcher
+	backend *inmemory.Backend
+	start   time.Time
+}
+
+func startSim(t *testing.T, total int, sub Subscription, sim *simSubscriber) *simRun {
+	t.Helper()
+	ctx := context.Background()
+	backend := inmemory.New(inmemory.Config{}, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { _ = backend.Close() })
+	ref := channel.Ref{Namespace: "ns", Name: "sim"}
+	if err := backend.Ensure(ctx, channel.Spec{Ref: ref, Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range total {
+		ev := &event.Event{ID: fmt.Sprintf("ev-%04d", i), Source: "/sim", SpecVersion: event.SpecVersion, Type: "t"}
+		ev.SetExtension(event.PartitionKeyExtension, fmt.Sprintf("k%d", i%16))
+		if err := backend.Publish(ctx, ref, []*event.Event{ev}); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	sub.Namespace, sub.Name, sub.Channel, sub.Start = "ns", "sub", ref, channel.Earliest
+	sub.Subscriber = Destination{URL: sim.srv.URL}
+	r := &simRun{m: metrics.New(metrics.Build{}), backend: backend}
+	r.d = New(sub, Deps{Channels: backend, Metrics: r.m, Log: slog.New(slog.DiscardHandler),
+		Client: &http.Client{Transport: sim.transport}, Limiter: sim.lim})
+	r.start = time.Now()
+	if err := r.d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop stops the dispatcher, waiting for its deliveries to finish; a second stop does nothing.
+func (r *simRun) stop(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := r.d.Stop(ctx); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+}
+
+// waitAll waits until every event was accepted once.
+func (s *simSubscriber) waitAll(t *testing.T, within time.Duration) {
+	t.Helper()
+	select {
+	case <-s.all:
+	case <-time.After(within):
+		s.mu.Lock()
+		n := len(s.accepted)
+		s.mu.Unlock()
+		t.Fatalf("only %d of %d events accepted within %v", n, s.want, within)
+	}
+}
+
+func median(xs []int) int {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// A subscriber whose latency jumps from 5ms to 50ms past 8 concurrent requests: the limit settles near 8.
+func TestAdaptiveConvergesToSubscriberKnee(t *testing.T) {
+	const total, knee, ceiling = 1500, 8, 32
+	lim := NewAdaptive(AdaptiveConfig{Min: 1, Max: ceiling})
+	sim := newSimSubscriber(t, total, lim, func(_, concurrent int) simAnswer {
+		if concurrent > knee {
+			return simAnswer{status: http.StatusAccepted, delay: 50 * time.Millisecond}
+		}
+		return simAnswer{status: http.StatusAccepted, delay: 5 * time.Millisecond}
+	})
+	run := startSim(t, total, Subscription{Policy: Policy{Retry: 3, BackoffDelay: time.Millisecond, Timeout: 5 * time.Second},
+		Adaptive: true, MinInFlight: 1, MaxInFlight: ceiling}, sim)
+	sim.waitAll(t, 60*time.Second)
+	elapsed := sim.acceptedAt.Sub(run.start)
+
+	reqs := sim.requests()
+	var limits []int
+	for _, r := range reqs[len(reqs)/2:] { // the second half of the run
+		limits = append(limits, r.limit)
+	}
+	med := median(limits)
+	sim.mu.Lock()
+	peak := sim.maxSeen
+	sim.mu.Unlock()
+	t.Logf("knee %d: limit over the second half: median %d, min %d, max %d; peak concurrency at the subscriber %d; %d events in %v (%.0f/s)",
+		knee, med, slices.Min(limits), slices.Max(limits), peak, total, elapsed.Round(time.Millisecond),
+		float64(total)/elapsed.Seconds())
+	if med < knee/2 || med > 2*knee {
+		t.Errorf("median limit %d over the second half, want within [%d, %d]", med, knee/2, 2*knee)
+	}
+	run.stop(t) // every delivery has returned: the metrics are final
+	sim.checkExactlyOnce(t, total)
+	if got := testutil.ToFloat64(run.m.Delivered.WithLabelValues("ns", "sub")); got != total {
+		t.Errorf("delivered = %v, want %d", got, total)
+	}
+}
+
+// A subscriber that answers 429 with Retry-After: no request reaches it during the pause (beyond those
+// already on their way), then delivery resumes and everything arrives. RetryAfterMax bounds the pause.
+func TestAdaptiveRetryAfterPausesSubscription(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		retryAfter    string
+		retryAfterMax time.Duration
+		pause         time.Duration
+	}{
+		{"honoured", "1", 10 * time.Second, time.Second},
+		{"capped by retryAfterMax", "3600", 400 * time.Millisecond, 400 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const total, refuseAt = 300, 60
+			// Requests already sent when the 429 is answered may still arrive just after it.
+			const inTransit = 100 * time.Millisecond
+			lim := NewAdaptive(AdaptiveConfig{Min: 1, Max: 16})
+			sim := newSimSubscriber(t, total, lim, func(n, _ int) simAnswer {
+				if n == refuseAt {
+					return simAnswer{status: http.StatusTooManyRequests, retryAfter: tc.retryAfter}
+				}
+				return simAnswer{status: http.StatusOK, delay: 2 * time.Millisecond}
+			})
+			startSim(t, total, Subscription{Policy: Policy{Retry: 3, BackoffDelay: time.Millisecond,
+				RetryAfterMax: tc.retryAfterMax, Timeout: 5 * time.Second}, MaxInFlight: 16}, sim)
+			sim.waitAll(t, 30*time.Second)
+			sim.checkExactlyOnce(t, total)
+
+			reqs := sim.requests()
+			refusedAt := reqs[refuseAt-1].at
+			refusedID := reqs[refuseAt-1].id
+			var during, transit int
+			var resumed simRequest
+			for _, r := range reqs[refuseAt:] {
+				gap := r.at.Sub(refusedAt)
+				switch {
+				case gap <= inTransit:
+					transit++
+				case gap < tc.pause:
+					during++
+				case resumed.at.IsZero():
+					resumed = r
+				}
+			}
+			if during > 0 {
+				t.Errorf("%d requests arrived during the %v pause", during, tc.pause)
+			}
+			if resumed.at.IsZero() {
+				t.Fatalf("no request after the pause")
+			}
+			// (Whether this 429 also cuts the limit depends on whether a latency cut came after the request
+			// was sent: one cut per round trip. TestAdaptiveOverloadAndRecovery covers the cut itself.)
+			before := reqs[refuseAt-1].limit
+			sim.mu.Lock()
+			retried := sim.requested[refusedID]
+			sim.mu.Unlock()
+			if retried != 2 {
+				t.Errorf("refused event %s got %d requests, want 2", refusedID, retried)
+			}
+			t.Logf("429 at request %d; %d requests already in transit; next request %v later (pause %v); limit %d before, %d after",
+				refuseAt, transit, resumed.at.Sub(refusedAt).Round(time.Millisecond), tc.pause, before, resumed.limit)
+		})
+	}
+}
+
+// A subscriber that is out for a while (503s): the limit falls to its floor during the outage and
+// ramps back up afterwards, with nothing lost.
+func TestAdaptiveRecoversAfterOutage(t *testing.T) {
+	const total, ceiling = 2000, 16
+	const outageFrom, outageLen = 300, 60
+	lim := NewAdaptive(AdaptiveConfig{Min: 1, Max: ceiling})
+	sim := newSimSubscriber(t, total, lim, func(n, _ int) simAnswer {
+		if n >= outageFrom && n < outageFrom+outageLen {
+			return simAnswer{status: http.StatusServiceUnavailable}
+		}
+		return simAnswer{status: http.StatusAccepted, delay: 2 * time.Millisecond}
+	})
+	// Retries outlast the outage: nothing is dropped.
+	startSim(t, total, Subscription{Policy: Policy{Retry: 1000, BackoffDelay: time.Millisecond,
+		BackoffMax: 5 * time.Millisecond, Timeout: 5 * time.Second}, MaxInFlight: ceiling}, sim)
+	sim.waitAll(t, 60*time.Second)
+	sim.checkExactlyOnce(t, total)
+
+	reqs := sim.requests()
+	peak := func(from, to int) (lo, hi int) {
+		lo, hi = ceiling, 0
+		for _, r := range reqs[from:min(to, len(reqs))] {
+			lo, hi = min(lo, r.limit), max(hi, r.limit)
+		}
+		return lo, hi
+	}
+	_, before := peak(0, outageFrom-1)
+	during, _ := peak(outageFrom, outageFrom+outageLen)
+	// The ramp after the outage is additive (about +1 per round trip); look well after it.
+	_, after := peak(outageFrom+outageLen+400, len(reqs))
+	t.Logf("limit: peak %d before the outage, down to %d during it, back up to %d after it; %d requests for %d events",
+		before, during, after, len(reqs), total)
+	if before < 12 {
+		t.Errorf("peak limit before the outage = %d, want ≥ 12 of %d", before, ceiling)
+	}
+	if during > 2 {
+		t.Errorf("lowest limit during the outage = %d, want ≤ 2", during)
+	}
+	if after < 12 {
+		t.Errorf("peak limit after the outage = %d, want ≥ 12 (ramped back up)", after)
+	}
+}
