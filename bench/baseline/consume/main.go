@@ -1,0 +1,135 @@
+// Command consume is the dispatch baseline: the minimal loop that reads a Kafka topic with a consumer
+// group and POSTs every record to one URL as a binary-mode CloudEvent, with a fixed number of POSTs in
+// flight. It imports nothing from eventgate.
+//
+//	consume --brokers 127.0.0.1:9092 --topic T --group G --target http://127.0.0.1:8081 --in-flight 64
+//
+// Records with ce_* headers are sent as binary mode (ce_x → Ce-X, content-type → Content-Type, value as
+// the body). There are no retries: a failed POST is counted and the record is still marked. Offsets of
+// delivered records are committed with franz-go's marked autocommit. It stops after --count records
+// (0: on SIGTERM/SIGINT) and prints how many it delivered and how many failed.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+type options struct {
+	brokers  []string
+	topic    string
+	group    string
+	target   string
+	inFlight int
+	count    int64
+}
+
+func main() {
+	var o options
+	brokers := flag.String("brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
+	flag.StringVar(&o.topic, "topic", "bench.baseline.produce", "topic to consume")
+	flag.StringVar(&o.group, "group", "bench.baseline.consume", "consumer group (starts at the earliest offset when new)")
+	flag.StringVar(&o.target, "target", "http://127.0.0.1:8081", "URL to POST every record to")
+	flag.IntVar(&o.inFlight, "in-flight", 64, "POSTs in flight")
+	flag.Int64Var(&o.count, "count", 0, "stop after this many records (0: run until SIGTERM)")
+	flag.Parse()
+	o.brokers = strings.Split(*brokers, ",")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	delivered, failed, err := run(ctx, o)
+	fmt.Printf("delivered %d failed %d\n", delivered, failed)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "consume:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) (int64, int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(o.brokers...), kgo.ConsumerGroup(o.group), kgo.ConsumeTopics(o.topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AutoCommitMarks(), kgo.BlockRebalanceOnPoll())
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cl.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tr := &http.Transport{MaxIdleConns: o.inFlight, MaxIdleConnsPerHost: o.inFlight, IdleConnTimeout: 30 * time.Second}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+
+	var delivered, failed atomic.Int64
+	work := make(chan *kgo.Record, o.inFlight)
+	var wg sync.WaitGroup
+	for range o.inFlight {
+		wg.Go(func() {
+			for rec := range work {
+				if post(ctx, client, o.target, rec) {
+					delivered.Add(1)
+				} else {
+					failed.Add(1)
+				}
+				cl.MarkCommitRecords(rec)
+				if o.count > 0 && delivered.Load()+failed.Load() >= o.count {
+					cancel()
+				}
+			}
+		})
+	}
+poll:
+	for ctx.Err() == nil {
+		fetches := cl.PollFetches(ctx)
+		fetches.EachRecord(func(r *kgo.Record) {
+			select {
+			case work <- r:
+			case <-ctx.Done():
+			}
+		})
+		cl.AllowRebalance()
+		if ctx.Err() != nil {
+			break poll
+		}
+	}
+	close(work)
+	wg.Wait()
+	commitCtx, cancelCommit := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelCommit()
+	err = cl.CommitMarkedOffsets(commitCtx)
+	return delivered.Load(), failed.Load(), err
+}
+
+// post sends one record as a binary-mode CloudEvent and reports whether it was answered 2xx.
+func post(ctx context.Context, client *http.Client, url string, rec *kgo.Record) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(rec.Value))
+	if err != nil {
+		return false
+	}
+	for _, h := range rec.Headers {
+		switch {
+		case h.Key == "content-type":
+			req.Header.Set("Content-Type", string(h.Value))
+		case strings.HasPrefix(h.Key, "ce_"):
+			req.Header.Set("Ce-"+h.Key[3:], string(h.Value))
+		}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode/100 == 2
+}

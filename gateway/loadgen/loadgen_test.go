@@ -1,0 +1,234 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventgate/eventgate/gateway/event"
+)
+
+func TestHistogramQuantilesMatchSortedSamples(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var h Histogram
+	samples := make([]time.Duration, 20000)
+	for i := range samples {
+		// Log-uniform from 1µs to 10s: every bucket range gets exercised.
+		d := time.Duration(float64(time.Microsecond) * math.Pow(10, r.Float64()*7))
+		samples[i] = d
+		h.Record(d)
+	}
+	slices.Sort(samples)
+	for _, q := range []float64{0.01, 0.5, 0.9, 0.99, 0.999} {
+		want := samples[int(q*float64(len(samples))+0.999999)-1]
+		got := h.Quantile(q)
+		if rel := float64(got-want) / float64(want); rel < 0 || rel > 1.0/subCount {
+			t.Errorf("q%.3f = %v, want %v within +%.2f%% (got %+.3f%%)", q, got, want, 100.0/subCount, rel*100)
+		}
+	}
+	if h.Max() != samples[len(samples)-1] || h.Min() != samples[0] {
+		t.Errorf("min/max = %v/%v, want %v/%v", h.Min(), h.Max(), samples[0], samples[len(samples)-1])
+	}
+	if h.Count() != uint64(len(samples)) {
+		t.Errorf("count = %d", h.Count())
+	}
+}
+
+func TestHistogramEdges(t *testing.T) {
+	var h Histogram
+	if h.Quantile(0.5) != 0 || h.Mean() != 0 {
+		t.Fatal("empty histogram must report zeros")
+	}
+	h.Record(-5) // clock skew counts as zero
+	h.Record(3)
+	h.Record(time.Duration(1<<62 + 12345))
+	if h.Min() != 0 || h.Max() != time.Duration(1<<62+12345) {
+		t.Errorf("min/max = %v/%v", h.Min(), h.Max())
+	}
+	if got := h.Quantile(0.5); got != 3 {
+		t.Errorf("median = %v, want 3ns (exact below %d)", got, subCount)
+	}
+	if got := h.Quantile(1.5); got != h.Max() {
+		t.Errorf("q>1 = %v, want max", got)
+	}
+	var m Histogram
+	m.Merge(&h)
+	m.Merge(&Histogram{})
+	if m.Count() != 3 || m.Max() != h.Max() || m.Quantile(0.5) != 3 {
+		t.Errorf("merged: count %d max %v median %v", m.Count(), m.Max(), m.Quantile(0.5))
+	}
+	if bucketOf(math.MaxInt64) != maxBuckets-1 {
+		t.Fatalf("top bucket %d, want %d", bucketOf(math.MaxInt64), maxBuckets-1)
+	}
+	for i := range maxBuckets {
+		if i > 0 && bucketHigh(i) <= bucketHigh(i-1) {
+			t.Fatalf("bucket %d high %d not above bucket %d's %d", i, bucketHigh(i), i-1, bucketHigh(i-1))
+		}
+		if b := bucketOf(bucketHigh(i)); b != i && bucketHigh(i) != int64(^uint64(0)>>1) {
+			t.Fatalf("bucketOf(bucketHigh(%d)) = %d", i, b)
+		}
+	}
+}
+
+func TestRunClosedLoopAgainstSink(t *testing.T) {
+	for _, mode := range []Mode{Binary, Structured, Batch} {
+		t.Run(string(mode), func(t *testing.T) {
+			sink := NewSink(SinkOptions{Expect: 250})
+			srv := httptest.NewServer(sink)
+			t.Cleanup(srv.Close)
+			res, err := Run(t.Context(), Config{URL: srv.URL, Concurrency: 4, Count: 250, Size: 64, Mode: mode, BatchSize: 10}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantReqs := int64(250)
+			if mode == Batch {
+				wantReqs = 25
+			}
+			if res.Requests != wantReqs || res.Events != 250 || res.Codes["202"] != wantReqs || len(res.Codes) != 1 {
+				t.Fatalf("requests %d events %d codes %v; want %d requests, 250 events, all 202", res.Requests, res.Events, res.Codes, wantReqs)
+			}
+			if res.Latency.Count != uint64(wantReqs) || res.Latency.Max < res.Latency.P50 || res.Latency.P50 <= 0 {
+				t.Errorf("latency %+v", res.Latency)
+			}
+			select {
+			case <-sink.Done():
+			default:
+				t.Fatal("sink not done after 250 events")
+			}
+			sr := sink.Result()
+			if sr.Events != 250 || sr.Untimed != 0 || sr.Invalid != 0 || sr.Latency.Count != 250 {
+				t.Fatalf("sink %+v", sr)
+			}
+		})
+	}
+}
+
+func TestRunCountsFailuresByCode(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := event.ParseHTTP(r.Header, nil); err != nil && r.Header.Get("Ce-Id") == "" {
+			t.Errorf("request is not a binary CloudEvent: %v", err)
+		}
+		if n.Add(1)%2 == 0 {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	res, err := Run(t.Context(), Config{URL: srv.URL, Concurrency: 1, Count: 100}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Codes["202"] != 50 || res.Codes["429"] != 50 || res.Events != 50 || res.Attempted != 100 {
+		t.Fatalf("codes %v events %d attempted %d", res.Codes, res.Events, res.Attempted)
+	}
+}
+
+func TestRunOpenLoopHoldsRateAndReportsProgress(t *testing.T) {
+	sink := NewSink(SinkOptions{})
+	srv := httptest.NewServer(sink)
+	t.Cleanup(srv.Close)
+	var ticks atomic.Int64
+	res, err := Run(t.Context(), Config{URL: srv.URL, Rate: 200, Duration: 1500 * time.Millisecond},
+		func(Progress) { ticks.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 200/s for 1.5s schedules 300 requests (the first at t=0); allow for a slow CI machine.
+	if res.Requests < 250 || res.Requests > 301 || res.Loop != "open" {
+		t.Fatalf("requests %d loop %s, want ~300 open", res.Requests, res.Loop)
+	}
+	if ticks.Load() < 1 {
+		t.Error("no progress reported in 1.5s")
+	}
+	if sink.Result().Events != res.Events {
+		t.Errorf("sink saw %d, generator says %d answered", sink.Result().Events, res.Events)
+	}
+}
+
+func TestRunTransportErrors(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens any more
+	res, err := Run(t.Context(), Config{URL: url, Concurrency: 2, Count: 10, Timeout: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Codes["error"] != 10 || res.Events != 0 || len(res.FirstErrors) == 0 {
+		t.Fatalf("codes %v events %d errors %v", res.Codes, res.Events, res.FirstErrors)
+	}
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	for name, c := range map[string]Config{
+		"no url":        {Concurrency: 1, Count: 1},
+		"both loops":    {URL: "http://x", Rate: 1, Concurrency: 1, Count: 1},
+		"no loop":       {URL: "http://x", Count: 1},
+		"unbounded":     {URL: "http://x", Concurrency: 1},
+		"bad mode":      {URL: "http://x", Concurrency: 1, Count: 1, Mode: "avro"},
+		"negative size": {URL: "http://x", Concurrency: 1, Count: 1, Size: -1},
+		"bad url":       {URL: "http://[::1", Concurrency: 1, Count: 1},
+	} {
+		if _, err := Run(context.Background(), c, nil); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: err = %v, want ErrConfig", name, err)
+		}
+	}
+}
+
+func TestSinkLatencyFromTimeAttribute(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	sink := NewSink(SinkOptions{Expect: 2, Now: func() time.Time { return now }})
+	srv := httptest.NewServer(sink)
+	t.Cleanup(srv.Close)
+	post := func(h map[string]string, body string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL, strings.NewReader(body))
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	binary := map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "1", "Ce-Source": "/s", "Ce-Type": "t",
+		"Ce-Time": now.Add(-30 * time.Millisecond).Format(time.RFC3339Nano)}
+	if c := post(binary, "hi"); c != http.StatusAccepted {
+		t.Fatalf("binary: %d", c)
+	}
+	structured := `{"specversion":"1.0","id":"2","source":"/s","type":"t","time":"` + now.Add(-10*time.Millisecond).Format(time.RFC3339Nano) + `"}`
+	if c := post(map[string]string{"Content-Type": event.MediaTypeStructuredJSON}, structured); c != http.StatusAccepted {
+		t.Fatalf("structured: %d", c)
+	}
+	if c := post(map[string]string{"Content-Type": "text/plain"}, "not an event"); c != http.StatusBadRequest {
+		t.Fatalf("not an event: %d, want 400", c)
+	}
+	<-sink.Done()
+	r := sink.Result()
+	if r.Events != 2 || r.Invalid != 1 || r.Requests != 3 || r.Latency.Max != 30 || r.Latency.Min != 10 {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+func TestSinkDelayAnswersLate(t *testing.T) {
+	sink := NewSink(SinkOptions{Delay: 50 * time.Millisecond})
+	srv := httptest.NewServer(sink)
+	t.Cleanup(srv.Close)
+	res, err := Run(t.Context(), Config{URL: srv.URL, Concurrency: 1, Count: 3}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Latency.Min < 50 || res.Events != 3 {
+		t.Fatalf("latency %+v events %d: want every answer ≥ 50ms", res.Latency, res.Events)
+	}
+}

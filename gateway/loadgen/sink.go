@@ -1,0 +1,167 @@
+package loadgen
+
+import (
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/eventgate/eventgate/gateway/event"
+)
+
+// SinkOptions configures a Sink. Zero values mean the documented default.
+type SinkOptions struct {
+	// Expect closes Done once this many events have arrived; 0: never.
+	Expect int64
+	// Delay holds every answer this long (a slow subscriber); 0: answer at once. A request whose
+	// context ends first is answered 503.
+	Delay time.Duration
+	// MaxBodyBytes bounds a request body; default 4 MiB. Larger requests are answered 413.
+	MaxBodyBytes int64
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Sink is a CloudEvents receiver that answers 202 and measures each event's end-to-end latency: the
+// time of arrival minus the event's `time` attribute (events without one are counted as untimed).
+// Binary-mode requests are read from the ce-time header without decoding the rest; structured and
+// batched requests are decoded in full. Requests that carry no valid CloudEvent are answered 400.
+//
+// A Sink is an http.Handler and is safe for concurrent use. Create it with NewSink.
+type Sink struct {
+	opts SinkOptions
+	done chan struct{}
+
+	mu       sync.Mutex
+	hist     Histogram
+	events   int64
+	requests int64
+	invalid  int64
+	untimed  int64
+	first    time.Time
+	last     time.Time
+	closed   bool
+}
+
+// NewSink returns a Sink that has seen nothing yet.
+func NewSink(o SinkOptions) *Sink {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 4 << 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Sink{opts: o, done: make(chan struct{})}
+}
+
+// Done is closed once Expect events have arrived (never when Expect is 0).
+func (s *Sink) Done() <-chan struct{} { return s.done }
+
+// SinkResult is what a Sink has measured. Elapsed runs from the first event's arrival to the last's.
+type SinkResult struct {
+	Events     int64   `json:"events"`
+	Requests   int64   `json:"requests"`
+	Invalid    int64   `json:"invalid"` // requests answered 400
+	Untimed    int64   `json:"untimed"` // events without a readable time attribute
+	Elapsed    float64 `json:"elapsed_s"`
+	EventsPerS float64 `json:"events_per_s"`
+	Latency    Summary `json:"latency"` // end to end, from each event's time attribute
+	FirstAt    string  `json:"first_at,omitempty"`
+	LastAt     string  `json:"last_at,omitempty"`
+}
+
+// Result returns the figures so far. It does not block beyond a short lock.
+func (s *Sink) Result() SinkResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := SinkResult{Events: s.events, Requests: s.requests, Invalid: s.invalid, Untimed: s.untimed,
+		Latency: s.hist.Summarize()}
+	if s.events > 0 {
+		r.FirstAt = s.first.UTC().Format(time.RFC3339Nano)
+		r.LastAt = s.last.UTC().Format(time.RFC3339Nano)
+		r.Elapsed = s.last.Sub(s.first).Seconds()
+		if r.Elapsed > 0 {
+			r.EventsPerS = float64(s.events) / r.Elapsed
+		}
+	}
+	return r
+}
+
+func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	var times []string
+	if ts := r.Header.Get("Ce-Time"); ts != "" || r.Header.Get("Ce-Specversion") != "" {
+		// Binary mode: the time header is all the sink needs.
+		if _, err := io.Copy(io.Discard, io.LimitReader(r.Body, s.opts.MaxBodyBytes)); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		times = []string{ts}
+	} else {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+		if err != nil {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			return
+		}
+		evs, err := event.ParseHTTP(r.Header, body)
+		if err != nil {
+			s.mu.Lock()
+			s.requests++
+			s.invalid++
+			s.mu.Unlock()
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		times = make([]string, len(evs))
+		for i, e := range evs {
+			times[i] = e.Time
+		}
+	}
+	now := s.opts.Now()
+	s.record(now, times)
+	if s.opts.Delay > 0 {
+		t := time.NewTimer(s.opts.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// record counts one request's events arriving at now.
+func (s *Sink) record(now time.Time, times []string) {
+	lat := make([]time.Duration, 0, len(times))
+	untimed := int64(0)
+	for _, ts := range times {
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			untimed++
+			continue
+		}
+		lat = append(lat, now.Sub(t))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.events == 0 {
+		s.first = now
+	}
+	s.last = now
+	s.requests++
+	s.events += int64(len(times))
+	s.untimed += untimed
+	for _, d := range lat {
+		s.hist.Record(d)
+	}
+	if s.opts.Expect > 0 && s.events >= s.opts.Expect && !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+}
