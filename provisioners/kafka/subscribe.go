@@ -1,0 +1,563 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/event"
+)
+
+const (
+	// commitInterval is how often done offsets are committed while consuming (also on revoke and close).
+	commitInterval = time.Second
+	// commitTimeout bounds one commit request.
+	commitTimeout = 10 * time.Second
+	// fetchMaxWait is how long a broker holds a fetch with no new data; short, so resumed partitions
+	// are fetched again promptly.
+	fetchMaxWait = 500 * time.Millisecond
+	// errorBackoff is the pause after a poll that returned only errors.
+	errorBackoff = 250 * time.Millisecond
+	// consumerMetadataMaxAge bounds how long a consumer takes to notice partitions added to its topic.
+	consumerMetadataMaxAge = 30 * time.Second
+)
+
+var _ channel.Subscription = (*subscription)(nil)
+
+// Subscribe joins the channel's consumer group with a client of its own and runs h in a goroutine per
+// assigned partition. It returns once the client is created; joining and assignment happen in the
+// background. An unknown (never Ensured) channel wraps channel.ErrNotFound. A group with no committed
+// offset starts at the end of each partition (channel.Latest: the end as of the moment the partition
+// is first assigned, committed right away) or at its start (channel.Earliest).
+func (b *Backend) Subscribe(ctx context.Context, g channel.Group, h channel.ClaimHandler) (channel.Subscription, error) {
+	if h == nil {
+		return nil, errors.New("kafka: subscribe: nil claim handler")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	topic, err := b.topicOf(g.Channel)
+	if err != nil {
+		return nil, err
+	}
+	groupName, err := b.GroupName(g)
+	if err != nil {
+		return nil, err
+	}
+	s := &subscription{
+		b:         b,
+		group:     g,
+		groupName: groupName,
+		topic:     topic,
+		handler:   h,
+		maxBuf:    b.cfg.MaxBufferedPerPartition,
+		log:       b.log.With("channel", g.Channel.String(), "subscription", g.Name, "group", groupName),
+		claims:    make(map[int32]*claim),
+		loopDone:  make(chan struct{}),
+	}
+	reset := kgo.NewOffset().AtEnd()
+	if g.Start == channel.Earliest {
+		reset = kgo.NewOffset().AtStart()
+	}
+	opts := append(b.commonOpts(),
+		kgo.ConsumerGroup(groupName),
+		kgo.ConsumeTopics(topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(reset),
+		kgo.AdjustFetchOffsetsFn(s.onAssigned),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onLost),
+		kgo.FetchMaxWait(fetchMaxWait),
+		kgo.MetadataMaxAge(consumerMetadataMaxAge),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: consumer for %s: %w", groupName, err)
+	}
+	s.cl = cl
+
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		cl.Close()
+		return nil, fmt.Errorf("kafka: subscribe after Close: %w", channel.ErrUnavailable)
+	}
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+
+	var loopCtx context.Context
+	loopCtx, s.stop = context.WithCancel(context.Background())
+	go s.loop(loopCtx)
+	s.log.Info("kafka subscription started", "topic", topic)
+	return s, nil
+}
+
+// subscription is one consumer-group member: a client, a poll loop and one claim per assigned
+// partition.
+type subscription struct {
+	b         *Backend
+	group     channel.Group
+	groupName string
+	topic     string
+	handler   channel.ClaimHandler
+	maxBuf    int
+	log       *slog.Logger
+	cl        *kgo.Client
+
+	stop     context.CancelFunc // ends the poll loop
+	loopDone chan struct{}
+
+	mu         sync.Mutex
+	claims     map[int32]*claim
+	closing    bool
+	pollCancel context.CancelFunc // cancels the poll in progress (to resume a drained partition)
+
+	maxQueued atomic.Int64 // high-water mark of any claim's buffer, for tests and diagnostics
+	pauses    atomic.Int64 // times a partition's fetching was paused because its buffer filled
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Close stops the poll loop, revokes every claim (waiting for its handler), commits what is done and
+// leaves the group. It returns the final commit's error (wrapping channel.ErrUnavailable), if any. Safe
+// to call more than once and concurrently; later calls return the first result.
+func (s *subscription) Close() error {
+	s.closeOnce.Do(func() {
+		s.stop()
+		<-s.loopDone
+		s.cl.CloseAllowingRebalance()
+		s.b.mu.Lock()
+		delete(s.b.subs, s)
+		s.b.mu.Unlock()
+		s.log.Info("kafka subscription closed")
+	})
+	return s.closeErr
+}
+
+// loop polls records and routes them to claims until ctx is done. It holds the rebalance gate
+// (BlockRebalanceOnPoll) only while routing and committing, which never block on handlers: a claim's
+// buffer has room for everything one poll can return (see pollSize).
+func (s *subscription) loop(ctx context.Context) {
+	defer close(s.loopDone)
+	lastCommit := time.Now()
+	for {
+		n := s.pollSize()
+		pollCtx, cancel := context.WithTimeout(ctx, commitInterval)
+		s.mu.Lock()
+		s.pollCancel = cancel
+		s.mu.Unlock()
+		fetches := s.cl.PollRecords(pollCtx, n)
+		s.mu.Lock()
+		s.pollCancel = nil
+		s.mu.Unlock()
+		cancel()
+
+		if fetches.IsClientClosed() {
+			s.shutdown()
+			return
+		}
+		failed := false
+		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return
+			}
+			failed = true
+			s.log.Warn("kafka fetch error", "topic", topic, "partition", p, "err", err)
+		})
+		got := fetches.NumRecords()
+		fetches.EachRecord(s.route)
+
+		if ctx.Err() != nil {
+			s.shutdown()
+			s.cl.AllowRebalance()
+			return
+		}
+		if time.Since(lastCommit) >= commitInterval {
+			_ = s.commit(ctx, s.snapshot()) // logged; retried at the next interval
+			lastCommit = time.Now()
+		}
+		s.cl.AllowRebalance()
+		if failed && got == 0 {
+			// Errors and nothing else: back off a little rather than spin (outside the rebalance gate).
+			t := time.NewTimer(errorBackoff)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+}
+
+// pollSize pauses claims whose buffer is over half full, resumes the others, and returns how many
+// records the next poll may take: the smallest free space among unpaused claims, so that routing a
+// poll never overfills a buffer.
+func (s *subscription) pollSize() int {
+	half := s.maxBuf / 2
+	n := s.maxBuf
+	var pause, resume []int32
+	s.mu.Lock()
+	for p, c := range s.claims {
+		c.mu.Lock()
+		queued := len(c.queue)
+		switch {
+		case queued > half && !c.paused:
+			c.paused = true
+			pause = append(pause, p)
+		case queued <= half && c.paused:
+			c.paused = false
+			resume = append(resume, p)
+		}
+		if !c.paused {
+			n = min(n, s.maxBuf-queued)
+		}
+		c.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if len(pause) > 0 {
+		s.pauses.Add(int64(len(pause)))
+		s.cl.PauseFetchPartitions(map[string][]int32{s.topic: pause})
+	}
+	if len(resume) > 0 {
+		s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: resume})
+	}
+	return max(n, 1)
+}
+
+// wake ends the poll in progress, so that the loop re-evaluates paused partitions.
+func (s *subscription) wake() {
+	s.mu.Lock()
+	if s.pollCancel != nil {
+		s.pollCancel()
+	}
+	s.mu.Unlock()
+}
+
+// route hands one fetched record to its claim. Undecodable records are logged (never their payload),
+// counted and marked done, so they never block the partition.
+func (s *subscription) route(r *kgo.Record) {
+	s.mu.Lock()
+	c := s.claims[r.Partition]
+	s.mu.Unlock()
+	if c == nil || r.Topic != s.topic {
+		// Not ours (any more): whoever owns the partition fetches it again from the committed offset.
+		return
+	}
+	headers := make([]event.Header, len(r.Headers))
+	for i, h := range r.Headers {
+		headers[i] = event.Header{Key: h.Key, Value: h.Value}
+	}
+	e, err := event.FromKafka(r.Key, headers, r.Value)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tracker.Track(r.Offset)
+	if err != nil {
+		c.tracker.Done(r.Offset)
+		s.b.undecodable.Add(1)
+		s.log.Warn("kafka record is not a CloudEvent; skipped", "topic", r.Topic, "partition", r.Partition,
+			"offset", r.Offset, "err", err)
+		return
+	}
+	c.queue = append(c.queue, channel.Record{Partition: r.Partition, Offset: r.Offset, Event: e})
+	if q := int64(len(c.queue)); q > s.maxQueued.Load() {
+		s.maxQueued.Store(q) // only the poll loop writes
+	}
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// onAssigned runs when partitions are assigned, after their committed offsets are fetched and before
+// fetching starts. For a Latest group without a commit it pins the start to the current end offset
+// (committed at the next commit), so that events published from now on are never skipped. It starts
+// one claim per partition.
+func (s *subscription) onAssigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	parts := offsets[s.topic]
+	var ends map[int32]int64
+	if s.group.Start == channel.Latest {
+		for _, o := range parts {
+			if o.EpochOffset().Offset < 0 {
+				ends = s.endOffsets(ctx)
+				break
+			}
+		}
+	}
+	var replaced []*claim
+	assigned := make([]int32, 0, len(parts))
+	defer func() {
+		// Outside s.mu: a stopping feeder may need s.mu to wake the poll loop. A partition this member
+		// paused before it was last revoked is still paused in the client: resume it for its new claim.
+		stopAll(replaced)
+		if len(assigned) > 0 {
+			s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: assigned})
+		}
+	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return offsets, nil
+	}
+	for p, o := range parts {
+		start := o.EpochOffset().Offset
+		committed := start
+		if start < 0 {
+			committed = -1
+			if end, ok := ends[p]; ok {
+				start = end
+				parts[p] = kgo.NewOffset().At(end)
+			}
+		}
+		if old := s.claims[p]; old != nil {
+			old.cancel()
+			replaced = append(replaced, old)
+		}
+		c := newClaim(s, p, start, committed)
+		s.claims[p] = c
+		assigned = append(assigned, p)
+		c.start()
+		s.log.Debug("kafka partition assigned", "partition", p, "start", start)
+	}
+	return offsets, nil
+}
+
+// endOffsets lists the topic's end offsets; on failure it returns nil and the client resolves the
+// reset offset itself.
+func (s *subscription) endOffsets(ctx context.Context) map[int32]int64 {
+	listed, err := s.b.admin.ListEndOffsets(ctx, s.topic)
+	if err != nil {
+		s.log.Warn("kafka end offsets unavailable; starting at the client's end", "err", err)
+		return nil
+	}
+	ends := make(map[int32]int64)
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil && o.Topic == s.topic {
+			ends[o.Partition] = o.Offset
+		}
+	})
+	return ends
+}
+
+// onRevoked stops the revoked partitions' claims, waits for their handlers and commits what they
+// finished. Revocation is gated with polling (BlockRebalanceOnPoll).
+func (s *subscription) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	claims := s.take(revoked[s.topic])
+	stopAll(claims)
+	_ = s.commit(ctx, claims) // logged; the next owner re-delivers what was not committed
+}
+
+// onLost stops the lost partitions' claims without committing: another member may own them already.
+func (s *subscription) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	stopAll(s.take(lost[s.topic]))
+}
+
+// take removes and returns the claims of partitions.
+func (s *subscription) take(partitions []int32) []*claim {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*claim, 0, len(partitions))
+	for _, p := range partitions {
+		if c := s.claims[p]; c != nil {
+			out = append(out, c)
+			delete(s.claims, p)
+		}
+	}
+	return out
+}
+
+// shutdown stops every claim and commits what is done; later assignments start no claims.
+func (s *subscription) shutdown() {
+	s.mu.Lock()
+	s.closing = true
+	claims := make([]*claim, 0, len(s.claims))
+	for p, c := range s.claims {
+		claims = append(claims, c)
+		delete(s.claims, p)
+	}
+	s.mu.Unlock()
+	stopAll(claims)
+	// The loop context is done by now; the final commit gets a context of its own (commit bounds it).
+	// Close reports its error after the loop has exited.
+	s.closeErr = s.commit(context.Background(), claims)
+}
+
+func (s *subscription) snapshot() []*claim {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*claim, 0, len(s.claims))
+	for _, c := range s.claims {
+		out = append(out, c)
+	}
+	return out
+}
+
+// commit commits the commit point of each claim that moved since its last commit. Failures are
+// logged and returned: the next commit retries, and at worst records are delivered again
+// (at-least-once).
+func (s *subscription) commit(ctx context.Context, claims []*claim) error {
+	offsets := make(map[int32]kgo.EpochOffset)
+	for _, c := range claims {
+		c.mu.Lock()
+		if cp := c.tracker.Commit(); cp >= 0 && cp > c.committed {
+			offsets[c.partition] = kgo.EpochOffset{Epoch: -1, Offset: cp}
+		}
+		c.mu.Unlock()
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	var failed error
+	s.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{s.topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				failed = err
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if perr := kerr.ErrorForCode(p.ErrorCode); perr != nil {
+						failed = perr
+						delete(offsets, p.Partition)
+					}
+				}
+			}
+		})
+	if failed != nil {
+		s.log.Warn("kafka offset commit failed", "err", failed)
+		failed = fmt.Errorf("kafka: commit offsets of group %s: %w: %w", s.groupName, channel.ErrUnavailable, failed)
+	}
+	for _, c := range claims {
+		if o, ok := offsets[c.partition]; ok {
+			c.mu.Lock()
+			if o.Offset > c.committed {
+				c.committed = o.Offset
+			}
+			c.mu.Unlock()
+		}
+	}
+	return failed
+}
+
+// claim is one assigned partition. The poll loop appends to queue; a feeder goroutine hands queued
+// records to the handler through the unbuffered records channel, so a revoked claim stops handing out
+// at once.
+type claim struct {
+	s         *subscription
+	partition int32
+	records   chan channel.Record
+	ctx       context.Context
+	cancel    context.CancelFunc
+	notify    chan struct{} // the queue has grown
+
+	mu        sync.Mutex
+	queue     []channel.Record // fetched, not yet handed out; at most maxBuf
+	paused    bool             // fetching is paused; owned by the poll loop
+	tracker   *channel.OffsetTracker
+	committed int64 // last committed offset; -1 when none is known
+
+	feederDone  chan struct{}
+	handlerDone chan struct{}
+}
+
+var _ channel.Claim = (*claim)(nil)
+
+func newClaim(s *subscription, partition int32, start, committed int64) *claim {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &claim{
+		s:           s,
+		partition:   partition,
+		records:     make(chan channel.Record),
+		ctx:         ctx,
+		cancel:      cancel,
+		notify:      make(chan struct{}, 1),
+		tracker:     channel.NewOffsetTracker(start),
+		committed:   committed,
+		feederDone:  make(chan struct{}),
+		handlerDone: make(chan struct{}),
+	}
+}
+
+func (c *claim) Channel() channel.Ref           { return c.s.group.Channel }
+func (c *claim) Partition() int32               { return c.partition }
+func (c *claim) Records() <-chan channel.Record { return c.records }
+func (c *claim) Context() context.Context       { return c.ctx }
+
+// MarkDone marks the record at offset done. Safe for concurrent use; unknown or repeated offsets are
+// ignored.
+func (c *claim) MarkDone(offset int64) {
+	c.mu.Lock()
+	c.tracker.Done(offset)
+	c.mu.Unlock()
+}
+
+// start runs the feeder and the handler.
+func (c *claim) start() {
+	go c.feed()
+	go func() {
+		defer close(c.handlerDone)
+		c.s.handler(c)
+	}()
+}
+
+// stopAll cancels every claim first (closing Records and cancelling Context at once for all of them),
+// then waits for each handler to return, so that handlers wind down concurrently.
+func stopAll(claims []*claim) {
+	for _, c := range claims {
+		c.cancel()
+	}
+	for _, c := range claims {
+		<-c.feederDone
+		<-c.handlerDone
+	}
+}
+
+// feed hands queued records to the handler in offset order until the claim is cancelled, then closes
+// Records. When the queue drains to a quarter while fetching is paused, it wakes the poll loop so
+// that fetching resumes.
+func (c *claim) feed() {
+	defer close(c.feederDone)
+	defer close(c.records)
+	resumeAt := c.s.maxBuf / 4
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.mu.Unlock()
+			select {
+			case <-c.notify:
+				continue
+			case <-c.ctx.Done():
+				return
+			}
+		}
+		r := c.queue[0]
+		c.mu.Unlock()
+		select {
+		case c.records <- r:
+		case <-c.ctx.Done():
+			return
+		}
+		c.mu.Lock()
+		c.queue[0] = channel.Record{}
+		c.queue = c.queue[1:]
+		wake := c.paused && len(c.queue) <= resumeAt
+		c.mu.Unlock()
+		if wake {
+			c.s.wake()
+		}
+	}
+}
