@@ -69,10 +69,7 @@ spec: {numPartitions: 2}
 	load.wait()
 
 	acked := load.ids()
-	onTopic := map[string]int{}
-	for _, r := range topicRecords(t, broker, "eventgate.e2e."+ch) {
-		onTopic[header(r, "ce_id")]++
-	}
+	onTopic := idsOnTopic(t, broker, "eventgate.e2e."+ch)
 	lost := missing(acked, onTopic)
 	t.Logf("broker restart under load: %s; on the topic %d distinct, lost %d", load.summary(), len(onTopic), len(lost))
 	if len(lost) > 0 {
@@ -210,10 +207,7 @@ metadata: {name: side-%[1]s, namespace: e2e}
 	load.wait()
 	acked := load.ids()
 	seen := sub.waitAllDelivered(t, "/stable", acked, 120*time.Second)
-	dupes := 0
-	for _, c := range seen {
-		dupes += c - 1
-	}
+	dupes := duplicates(seen)
 	t.Logf("hot reload under load: %s; the stable subscription got %d distinct, %d duplicates, 0 lost; 3 add/remove cycles",
 		load.summary(), len(seen), dupes)
 }

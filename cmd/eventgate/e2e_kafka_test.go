@@ -102,15 +102,9 @@ spec: {numPartitions: 3}
 	load.wait()
 
 	acked := load.ids()
-	onTopic := map[string]int{}
-	for _, r := range topicRecords(t, broker, "eventgate.e2e."+ch) {
-		onTopic[header(r, "ce_id")]++
-	}
+	onTopic := idsOnTopic(t, broker, "eventgate.e2e."+ch)
 	lost := missing(acked, onTopic)
-	dupes := 0
-	for _, n := range onTopic {
-		dupes += n - 1
-	}
+	dupes := duplicates(onTopic)
 	t.Logf("kill -9 under load: %s; on the topic %d distinct, lost %d, duplicates %d", load.summary(), len(onTopic), len(lost), dupes)
 	if len(lost) > 0 {
 		t.Fatalf("%d events answered 202 are not on the topic: %v", len(lost), lost[:min(5, len(lost))])
@@ -217,10 +211,7 @@ func TestKafkaTwoGatewaysAndRollingRestart(t *testing.T) {
 
 	acked := load.ids()
 	seen := sub.waitAllDelivered(t, "/s", acked, 120*time.Second)
-	dupes := 0
-	for _, c := range seen {
-		dupes += c - 1
-	}
+	dupes := duplicates(seen)
 	t.Logf("two gateways, rolling restart: %s; delivered %d distinct, %d duplicates, 0 lost", load.summary(), len(seen), dupes)
 	if load.codes[http.StatusServiceUnavailable] > 0 {
 		t.Logf("note: %d answers were 503 during the restarts", load.codes[http.StatusServiceUnavailable])

@@ -165,6 +165,25 @@ func (r *loadResult) summary() string {
 	return fmt.Sprintf("accepted %d, answers %v, connection errors %d", len(r.accepted), r.codes, r.errors)
 }
 
+// idsOnTopic counts, by ce_id header, the records on topic (read with the independent client).
+func idsOnTopic(t *testing.T, broker, topic string) map[string]int {
+	t.Helper()
+	m := map[string]int{}
+	for _, r := range topicRecords(t, broker, topic) {
+		m[header(r, "ce_id")]++
+	}
+	return m
+}
+
+// duplicates counts the occurrences beyond the first of every id.
+func duplicates(seen map[string]int) int {
+	n := 0
+	for _, c := range seen {
+		n += c - 1
+	}
+	return n
+}
+
 // countIDs counts how often each id occurs.
 func countIDs(ids []string) map[string]int {
 	m := map[string]int{}
