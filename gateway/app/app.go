@@ -241,7 +241,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 
 	// Shutdown, in order, bounded by the grace period.
-	a.log.Info("eventgate shutting down", "grace", a.cfg.Shutdown.Grace)
+	a.log.Info("eventgate shutting down", "grace", a.cfg.Shutdown.Grace.String())
 	a.stopping.Store(true)
 	stopWatch()
 	<-watchDone
