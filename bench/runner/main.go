@@ -669,7 +669,11 @@ func (r *runner) latency(ctx context.Context) error {
 				r.topic(ch)
 				chm = kafkaChannel(ch)
 			}
-			gw, err := r.gateway(ctx, chm+subscription(fmt.Sprintf("e2e-%d", i), t.kind, ch, url))
+			// The in-memory channel gets room for the whole run: this path measures latency, and a full
+			// channel would turn a dispatch slower than the offered rate into 429s instead of into the
+			// queueing delay it really is.
+			gw, err := r.gateway(ctx, chm+subscription(fmt.Sprintf("e2e-%d", i), t.kind, ch, url),
+				"--set", "inmemory.bytesPerChannel="+strconv.FormatInt(2*count*int64(r.s.size+512), 10))
 			if err != nil {
 				sink.stop()
 				return err

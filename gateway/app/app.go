@@ -163,6 +163,7 @@ func kafkaConfig(k config.Kafka) (kafka.Config, error) {
 	kc.DefaultPartitions = k.DefaultPartitions
 	kc.DefaultReplicationFactor = k.DefaultReplicationFactor
 	kc.DeleteTopicsOnRemove = k.DeleteTopicsOnRemove
+	kc.SessionTimeout = k.SessionTimeout
 	kc.SASL = kafka.SASL{Mechanism: k.SASL.Mechanism, User: k.SASL.Username, Password: k.SASL.Password}
 	if k.TLS.Enabled {
 		tc, err := clientTLS(k.TLS)

@@ -101,6 +101,7 @@ type Kafka struct {
 	DefaultPartitions        int32         `koanf:"defaultPartitions"`        // default 3
 	DefaultReplicationFactor int16         `koanf:"defaultReplicationFactor"` // default 1
 	DeleteTopicsOnRemove     bool          `koanf:"deleteTopicsOnRemove"`     // default false
+	SessionTimeout           time.Duration `koanf:"sessionTimeout"`           // default 15s: a dead gateway's partitions move after it
 	TLS                      TLS           `koanf:"tls"`
 	SASL                     SASL          `koanf:"sasl"`
 }
@@ -172,6 +173,7 @@ func Default() Config {
 			ProduceTimeout:           10 * time.Second,
 			DefaultPartitions:        3,
 			DefaultReplicationFactor: 1,
+			SessionTimeout:           15 * time.Second,
 		},
 		Dispatch: Dispatch{
 			MaxInFlight:   64,
@@ -330,8 +332,9 @@ func (c Config) Validate() error {
 	for key, d := range map[string]time.Duration{
 		"ingress.readHeaderTimeout": c.Ingress.ReadHeaderTimeout, "ingress.readTimeout": c.Ingress.ReadTimeout,
 		"ingress.writeTimeout": c.Ingress.WriteTimeout, "ingress.idleTimeout": c.Ingress.IdleTimeout,
-		"kafka.produceTimeout": c.Kafka.ProduceTimeout, "dispatch.timeout": c.Dispatch.Timeout,
-		"shutdown.grace": c.Shutdown.Grace, "inmemory.retryAfter": c.InMemory.RetryAfter,
+		"kafka.produceTimeout": c.Kafka.ProduceTimeout, "kafka.sessionTimeout": c.Kafka.SessionTimeout,
+		"dispatch.timeout": c.Dispatch.Timeout, "shutdown.grace": c.Shutdown.Grace,
+		"inmemory.retryAfter": c.InMemory.RetryAfter,
 	} {
 		if d <= 0 {
 			bad(key, "must be a positive duration, got %v", d)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -102,7 +103,7 @@ func (d *Dispatcher) attemptContext(ctx context.Context) (context.Context, conte
 func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event, subscriber bool) attemptResult {
 	actx, cancel := d.attemptContext(ctx)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, u, bytes.NewReader(ev.Data))
+	req, err := d.newRequest(actx, u, ev.Data)
 	if err != nil {
 		return attemptResult{err: fmt.Errorf("%w: %w", ErrInvalidDestination, err)}
 	}
@@ -141,6 +142,43 @@ func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event,
 		d.record(metrics.CodeClass(resp.StatusCode), start)
 	}
 	return res
+}
+
+// parsedURL is a destination URL parsed once, as http.NewRequest parses it.
+type parsedURL struct {
+	url  *url.URL
+	host string
+}
+
+// parseURLs parses the subscription's HTTP destinations for newRequest. Unparseable URLs are left
+// out: newRequest then reports the error per attempt.
+func parseURLs(dests ...*Destination) map[string]parsedURL {
+	out := make(map[string]parsedURL, len(dests))
+	for _, dst := range dests {
+		if dst == nil || dst.URL == "" {
+			continue
+		}
+		if req, err := http.NewRequest(http.MethodPost, dst.URL, nil); err == nil {
+			out[dst.URL] = parsedURL{url: req.URL, host: req.Host}
+		}
+	}
+	return out
+}
+
+// newRequest builds the POST of body to u. A URL parsed at Start (see parseURLs) is copied rather
+// than parsed again: parsing it per request was about 8% of a Kafka drain's CPU.
+func (d *Dispatcher) newRequest(ctx context.Context, u string, body []byte) (*http.Request, error) {
+	p, ok := d.urls[u]
+	if !ok {
+		return http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	pu := *p.url
+	req.URL, req.Host = &pu, p.host
+	return req, nil
 }
 
 // readReply reads a 2xx answer's body and parses a CloudEvent reply from it: (nil, nil) when the answer

@@ -4,8 +4,9 @@
 // A Backend holds one shared client for producing and administration; every subscription gets a
 // consumer client of its own. Publish is acknowledged with acks=all by an idempotent producer.
 // Consumption runs one goroutine per assigned partition (the claim handler), offsets are committed
-// manually from each claim's contiguous done prefix, and fetching pauses per partition when a claim's
-// buffer is full, so memory stays bounded under any backlog.
+// manually from each claim's contiguous done prefix. Memory stays bounded under any backlog: the poll
+// loop takes only what the claims' buffers have room for, leaving the rest of a (size-bounded) fetch in
+// the client, and pauses a partition whose claim stays full (see subscription.pollSize).
 package kafka
 
 import (
@@ -92,6 +93,7 @@ func New(cfg Config, log *slog.Logger) (*Backend, error) {
 		kgo.RecordDeliveryTimeout(max(cfg.ProduceTimeout, time.Second)),
 		kgo.ProduceRequestTimeout(min(cfg.ProduceTimeout, 30*time.Second)),
 		kgo.ProducerLinger(0),
+		kgo.ProducerBatchCompression(codecs[cfg.Compression]),
 		kgo.MaxBufferedBytes(maxBufferedProduceBytes),
 	)
 	cl, err := kgo.NewClient(opts...)

@@ -350,14 +350,24 @@ func TestRecordsCarryBindingForIndependentClient(t *testing.T) {
 	}
 }
 
+// TestBacklogStaysWithinBufferBound checks both memory bounds behind a stalled handler: a claim
+// buffers at most MaxBufferedPerPartition records, and the client fetches about one fetch response
+// (FetchMaxPartitionBytes) ahead rather than the whole backlog.
 func TestBacklogStaysWithinBufferBound(t *testing.T) {
 	brokers := testBrokers(t)
-	const bound, backlog = 8, 300
-	b := newBackend(t, brokers, func(c *Config) { c.MaxBufferedPerPartition = bound })
+	const bound, backlog, chunk = 8, 3000, 100
+	b := newBackend(t, brokers, func(c *Config) {
+		c.MaxBufferedPerPartition = bound
+		c.FetchMaxBytes = 16 << 10
+		c.FetchMaxPartitionBytes = 16 << 10
+	})
 	ref, _ := ensureChannel(t, b, channel.Spec{Partitions: 1})
 	evs := conformance.Events("e", backlog, nil)
-	if err := b.Publish(testCtx(t, 30*time.Second), ref, evs); err != nil {
-		t.Fatalf("Publish: %v", err)
+	// In chunks, so that no record batch is much larger than a fetch may be.
+	for i := 0; i < backlog; i += chunk {
+		if err := b.Publish(testCtx(t, 30*time.Second), ref, evs[i:i+chunk]); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
 	}
 
 	// The handler takes a record only when the test hands it a token.
@@ -382,13 +392,27 @@ func TestBacklogStaysWithinBufferBound(t *testing.T) {
 	}
 	s := subscribe(t, b, channel.Group{Channel: ref, Name: conformance.UniqueName(t, "g-"), Start: channel.Earliest}, h)
 
-	// With the handler stalled, the claim's buffer fills and fetching pauses.
+	// With the handler stalled, the claim's buffer fills and, after stallTimeout, fetching pauses.
 	eventually(t, 30*time.Second, "the buffer to fill and fetching to pause", func() bool {
 		return s.maxQueued.Load() >= bound/2 && s.pauses.Load() > 0
 	})
 	if q := s.maxQueued.Load(); q > bound {
 		t.Fatalf("a stalled claim buffered %d records, bound is %d", q, bound)
 	}
+	// While it stays stalled the client does not fetch on: a fetch response or two (FetchMaxBytes
+	// counts compressed bytes, so one holds several of these small batches), never the whole backlog,
+	// as with the default 1 MiB per partition (watched for a second).
+	const fetchBound = backlog / 2
+	deadline := time.Now().Add(time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if f := s.fetched.Load(); f > fetchBound {
+			t.Fatalf("a stalled subscription fetched %d of %d records, want at most %d", f, backlog, fetchBound)
+		}
+		<-tick.C
+	}
+	tick.Stop()
+	t.Logf("stalled: %d records fetched, %d pauses", s.fetched.Load(), s.pauses.Load())
 	for range backlog {
 		tokens <- struct{}{}
 	}
@@ -447,6 +471,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"negatives", Config{Brokers: []string{"x:1"}, ProduceTimeout: -1, DefaultPartitions: -1, MaxBufferedPerPartition: -1},
 			[]string{"produceTimeout", "defaultPartitions", "maxBufferedPerPartition"}},
 		{"sasl", Config{Brokers: []string{"x:1"}, SASL: SASL{Mechanism: "GSSAPI"}}, []string{"sasl.mechanism", "sasl.user"}},
+		{"fetch and session", Config{Brokers: []string{"x:1"}, FetchMaxBytes: 200 << 20, FetchMaxPartitionBytes: -1,
+			SessionTimeout: time.Millisecond}, []string{"fetchMaxBytes", "fetchMaxPartitionBytes", "sessionTimeout"}},
+		{"compression", Config{Brokers: []string{"x:1"}, Compression: "brotli"}, []string{"compression"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -466,6 +493,19 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Fatalf("valid config rejected: %v", err)
 	}
 	b.Close()
+}
+
+func TestHeartbeatInterval(t *testing.T) {
+	for _, tt := range []struct{ session, want time.Duration }{
+		{15 * time.Second, 3 * time.Second},
+		{6 * time.Second, 1200 * time.Millisecond},
+		{time.Second, 200 * time.Millisecond},
+		{time.Minute, 3 * time.Second},
+	} {
+		if got := heartbeatInterval(tt.session); got != tt.want {
+			t.Errorf("heartbeatInterval(%v) = %v, want %v", tt.session, got, tt.want)
+		}
+	}
 }
 
 func TestGroupNameTemplate(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"text/template"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Config configures a Backend. Zero values take the defaults listed on each field (see Default).
@@ -35,10 +37,51 @@ type Config struct {
 	// SASL authenticates connections when Mechanism is set.
 	SASL SASL
 	// MaxBufferedPerPartition bounds the records fetched for one claim but not yet taken by its
-	// handler; when a claim's buffer is full, fetching that partition pauses until the handler drains
-	// it. Default 256.
+	// handler. While a claim's buffer is nearly full, polling waits for it (the client keeps what it
+	// fetched, up to FetchMaxBytes); if it stays full for a while, that partition's fetching pauses
+	// until the handler drains a quarter of it. Default 256.
 	MaxBufferedPerPartition int
+	// FetchMaxBytes bounds one fetch response from one broker (Kafka's fetch.max.bytes, counted
+	// compressed), and so what a subscription's client holds fetched but not yet taken by the claims:
+	// about this much per broker, times the compression ratio. A single batch larger than it is still
+	// fetched. Default 4 MiB.
+	FetchMaxBytes int32
+	// FetchMaxPartitionBytes bounds one partition's share of a fetch response (Kafka's
+	// max.partition.fetch.bytes). Default 256 KiB: enough to keep a drain at full speed, small enough
+	// that many subscriptions do not add up to much memory (docs/performance.md).
+	FetchMaxPartitionBytes int32
+	// Compression is the codec record batches are produced with: none, snappy, lz4, zstd or gzip.
+	// Consumers read every codec. Default snappy (see docs/performance.md for the measurements).
+	Compression string
+	// SessionTimeout is how long the group coordinator waits for a consumer's heartbeat before it
+	// gives the consumer's partitions to the other members (Kafka's session.timeout.ms); it bounds how
+	// long a killed gateway's partitions go undelivered. Consumers heartbeat every fifth of it (at most
+	// every 3s). The broker only accepts values between its group.min.session.timeout.ms and
+	// group.max.session.timeout.ms (6s and 30m by default). Default 15s.
+	SessionTimeout time.Duration
 }
+
+// minSessionTimeout is the least SessionTimeout the client accepts (brokers usually require 6s).
+const minSessionTimeout = 100 * time.Millisecond
+
+// codecs maps Config.Compression to the producer's codec.
+var codecs = map[string]kgo.CompressionCodec{
+	"none":   kgo.NoCompression(),
+	"snappy": kgo.SnappyCompression(),
+	"lz4":    kgo.Lz4Compression(),
+	"zstd":   kgo.ZstdCompression(),
+	"gzip":   kgo.GzipCompression(),
+}
+
+// maxFetchMaxBytes is the largest FetchMaxBytes: the client reads no larger response (100 MiB).
+const maxFetchMaxBytes = 100 << 20
+
+// maxHeartbeatInterval caps the consumers' heartbeat interval.
+const maxHeartbeatInterval = 3 * time.Second
+
+// heartbeatInterval is how often a consumer heartbeats for session timeout t: a fifth of it, at most
+// maxHeartbeatInterval.
+func heartbeatInterval(t time.Duration) time.Duration { return min(t/5, maxHeartbeatInterval) }
 
 // SASL holds SASL credentials. Mechanism is one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; empty means no
 // SASL.
@@ -57,6 +100,10 @@ func Default() Config {
 		DefaultPartitions:        3,
 		DefaultReplicationFactor: 1,
 		MaxBufferedPerPartition:  256,
+		Compression:              "snappy",
+		FetchMaxBytes:            4 << 20,
+		FetchMaxPartitionBytes:   256 << 10,
+		SessionTimeout:           15 * time.Second,
 	}
 }
 
@@ -80,6 +127,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBufferedPerPartition == 0 {
 		c.MaxBufferedPerPartition = d.MaxBufferedPerPartition
+	}
+	if c.FetchMaxBytes == 0 {
+		c.FetchMaxBytes = d.FetchMaxBytes
+	}
+	if c.Compression == "" {
+		c.Compression = d.Compression
+	}
+	if c.FetchMaxPartitionBytes == 0 {
+		c.FetchMaxPartitionBytes = d.FetchMaxPartitionBytes
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = d.SessionTimeout
 	}
 	return c
 }
@@ -118,6 +177,18 @@ func (c Config) validate() error {
 	}
 	if c.MaxBufferedPerPartition < 0 {
 		bad("maxBufferedPerPartition", "must not be negative, got %d", c.MaxBufferedPerPartition)
+	}
+	if c.FetchMaxBytes < 0 || c.FetchMaxBytes > maxFetchMaxBytes {
+		bad("fetchMaxBytes", "must be between 0 and %d, got %d", maxFetchMaxBytes, c.FetchMaxBytes)
+	}
+	if _, ok := codecs[c.Compression]; !ok {
+		bad("compression", "want none, snappy, lz4, zstd or gzip, got %q", c.Compression)
+	}
+	if c.FetchMaxPartitionBytes < 0 {
+		bad("fetchMaxPartitionBytes", "must not be negative, got %d", c.FetchMaxPartitionBytes)
+	}
+	if c.SessionTimeout < 0 || (c.SessionTimeout > 0 && c.SessionTimeout < minSessionTimeout) {
+		bad("sessionTimeout", "must be at least %s, got %s", minSessionTimeout, c.SessionTimeout)
 	}
 	switch c.SASL.Mechanism {
 	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":

@@ -26,6 +26,11 @@ const (
 	// fetchMaxWait is how long a broker holds a fetch with no new data; short, so resumed partitions
 	// are fetched again promptly.
 	fetchMaxWait = 500 * time.Millisecond
+	// stallTimeout is how long the poll loop waits for a claim's buffer to make room before it pauses
+	// fetching of that partition, so that one stuck partition does not hold up the others. Pausing
+	// throws away what the client has fetched for the partition, so it is kept for claims that are
+	// stuck rather than merely busy.
+	stallTimeout = 250 * time.Millisecond
 	// errorBackoff is the pause after a poll that returned only errors.
 	errorBackoff = 250 * time.Millisecond
 	// consumerMetadataMaxAge bounds how long a consumer takes to notice partitions added to its topic.
@@ -63,6 +68,8 @@ func (b *Backend) Subscribe(ctx context.Context, g channel.Group, h channel.Clai
 		maxBuf:    b.cfg.MaxBufferedPerPartition,
 		log:       b.log.With("channel", g.Channel.String(), "subscription", g.Name, "group", groupName),
 		claims:    make(map[int32]*claim),
+		room:      make(chan struct{}, 1),
+		clReady:   make(chan struct{}),
 		loopDone:  make(chan struct{}),
 	}
 	reset := kgo.NewOffset().AtEnd()
@@ -80,13 +87,19 @@ func (b *Backend) Subscribe(ctx context.Context, g channel.Group, h channel.Clai
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
 		kgo.FetchMaxWait(fetchMaxWait),
+		kgo.FetchMaxBytes(b.cfg.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(b.cfg.FetchMaxPartitionBytes),
+		kgo.SessionTimeout(b.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(heartbeatInterval(b.cfg.SessionTimeout)),
 		kgo.MetadataMaxAge(consumerMetadataMaxAge),
+		kgo.WithHooks(fetchCounter{&s.fetched}),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: consumer for %s: %w", groupName, err)
 	}
 	s.cl = cl
+	close(s.clReady)
 
 	b.mu.Lock()
 	if b.closed {
@@ -115,6 +128,8 @@ type subscription struct {
 	maxBuf    int
 	log       *slog.Logger
 	cl        *kgo.Client
+	// clReady is closed once cl is set: the client may call onAssigned before NewClient returns.
+	clReady chan struct{}
 
 	stop     context.CancelFunc // ends the poll loop
 	loopDone chan struct{}
@@ -124,8 +139,14 @@ type subscription struct {
 	closing    bool
 	pollCancel context.CancelFunc // cancels the poll in progress (to resume a drained partition)
 
+	room chan struct{} // a claim has room again (buffered 1; see signalRoom)
+	// Scratch space of route, owned by the poll loop.
+	headers []event.Header
+	batch   []channel.Record
+
 	maxQueued atomic.Int64 // high-water mark of any claim's buffer, for tests and diagnostics
 	pauses    atomic.Int64 // times a partition's fetching was paused because its buffer filled
+	fetched   atomic.Int64 // records the client decoded from fetch responses (re-fetches count again)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -142,24 +163,31 @@ func (s *subscription) Close() error {
 		s.b.mu.Lock()
 		delete(s.b.subs, s)
 		s.b.mu.Unlock()
-		s.log.Info("kafka subscription closed")
+		// Fetched records beyond those handed out were fetched again after a pause (see pollSize).
+		s.log.Info("kafka subscription closed", "records_fetched", s.fetched.Load(), "pauses", s.pauses.Load())
 	})
 	return s.closeErr
 }
 
 // loop polls records and routes them to claims until ctx is done. It holds the rebalance gate
-// (BlockRebalanceOnPoll) only while routing and committing, which never block on handlers: a claim's
-// buffer has room for everything one poll can return (see pollSize).
+// (BlockRebalanceOnPoll) only while routing and committing, which never block on handlers: a poll
+// takes no more records than every unpaused claim's buffer has room for (see pollSize). While a claim
+// is short of room the loop waits outside the gate, leaving what the client has fetched buffered in
+// the client.
 func (s *subscription) loop(ctx context.Context) {
 	defer close(s.loopDone)
 	lastCommit := time.Now()
 	for {
-		n := s.pollSize()
+		n, wait := s.pollSize(time.Now())
+		if n == 0 && ctx.Err() == nil {
+			s.waitRoom(ctx, wait)
+			continue
+		}
 		pollCtx, cancel := context.WithTimeout(ctx, commitInterval)
 		s.mu.Lock()
 		s.pollCancel = cancel
 		s.mu.Unlock()
-		fetches := s.cl.PollRecords(pollCtx, n)
+		fetches := s.cl.PollRecords(pollCtx, max(n, 1))
 		s.mu.Lock()
 		s.pollCancel = nil
 		s.mu.Unlock()
@@ -178,7 +206,7 @@ func (s *subscription) loop(ctx context.Context) {
 			s.log.Warn("kafka fetch error", "topic", topic, "partition", p, "err", err)
 		})
 		got := fetches.NumRecords()
-		fetches.EachRecord(s.route)
+		fetches.EachPartition(s.route)
 
 		if ctx.Err() != nil {
 			s.shutdown()
@@ -202,27 +230,51 @@ func (s *subscription) loop(ctx context.Context) {
 	}
 }
 
-// pollSize pauses claims whose buffer is over half full, resumes the others, and returns how many
-// records the next poll may take: the smallest free space among unpaused claims, so that routing a
-// poll never overfills a buffer.
-func (s *subscription) pollSize() int {
-	half := s.maxBuf / 2
-	n := s.maxBuf
+// pollSize decides the next poll. Pausing a partition makes the client drop what it has already
+// fetched for it (to fetch it again after the resume), so pausing is kept for a claim that is stuck:
+//
+//   - A paused claim is resumed once its buffer has drained to a quarter.
+//   - An unpaused claim with less than a quarter of its buffer free holds polling back (n == 0; wait
+//     says how long until the first such claim's stall deadline); the client keeps its fetched
+//     records meanwhile.
+//   - A claim that has stayed that short of room for stallTimeout is paused, so one stuck partition
+//     (an ordered subscription retrying an event) does not hold up the others.
+//
+// Otherwise n is the least free space among unpaused claims (the whole buffer when none is
+// unpaused), so routing a poll never overfills a buffer.
+func (s *subscription) pollSize(now time.Time) (n int, wait time.Duration) {
+	low := s.lowWater()
+	n = s.maxBuf
 	var pause, resume []int32
 	s.mu.Lock()
 	for p, c := range s.claims {
 		c.mu.Lock()
 		queued := len(c.queue)
+		free := s.maxBuf - queued
 		switch {
-		case queued > half && !c.paused:
+		case c.paused:
+			if queued <= low {
+				c.paused = false
+				c.shortSince = time.Time{}
+				resume = append(resume, p)
+				n = min(n, free)
+			}
+		case free >= low:
+			c.shortSince = time.Time{}
+			n = min(n, free)
+		case !c.shortSince.IsZero() && now.Sub(c.shortSince) >= stallTimeout:
 			c.paused = true
+			c.shortSince = time.Time{}
 			pause = append(pause, p)
-		case queued <= half && c.paused:
-			c.paused = false
-			resume = append(resume, p)
-		}
-		if !c.paused {
-			n = min(n, s.maxBuf-queued)
+		default:
+			if c.shortSince.IsZero() {
+				c.shortSince = now
+			}
+			left := stallTimeout - now.Sub(c.shortSince)
+			if n >= 0 || left < wait {
+				wait = left
+			}
+			n = -1
 		}
 		c.mu.Unlock()
 	}
@@ -234,46 +286,90 @@ func (s *subscription) pollSize() int {
 	if len(resume) > 0 {
 		s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: resume})
 	}
-	return max(n, 1)
+	if n < 0 {
+		return 0, wait
+	}
+	return max(n, 1), 0
 }
 
-// wake ends the poll in progress, so that the loop re-evaluates paused partitions.
+// lowWater is a quarter of the buffer (at least 1): a paused claim resumes at or below it, and a poll
+// waits until every unpaused claim has at least that much room.
+func (s *subscription) lowWater() int { return max(s.maxBuf/4, 1) }
+
+// waitRoom waits until a claim signals room, d passes or ctx is done.
+func (s *subscription) waitRoom(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.room:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// signalRoom tells a waiting poll loop that a claim's buffer has room again. It never blocks.
+func (s *subscription) signalRoom() {
+	select {
+	case s.room <- struct{}{}:
+	default:
+	}
+}
+
+// wake ends the poll in progress and any wait for room, so that the loop re-evaluates paused
+// partitions.
 func (s *subscription) wake() {
 	s.mu.Lock()
 	if s.pollCancel != nil {
 		s.pollCancel()
 	}
 	s.mu.Unlock()
+	s.signalRoom()
 }
 
-// route hands one fetched record to its claim. Undecodable records are logged (never their payload),
-// counted and marked done, so they never block the partition.
-func (s *subscription) route(r *kgo.Record) {
+// route hands one partition's fetched records to its claim. Undecodable records are logged (never
+// their payload), counted and marked done, so they never block the partition. It runs on the poll
+// loop only, which owns s.headers and s.batch.
+func (s *subscription) route(p kgo.FetchTopicPartition) {
+	if p.Topic != s.topic || len(p.Records) == 0 {
+		return
+	}
 	s.mu.Lock()
-	c := s.claims[r.Partition]
+	c := s.claims[p.Partition]
 	s.mu.Unlock()
-	if c == nil || r.Topic != s.topic {
+	if c == nil {
 		// Not ours (any more): whoever owns the partition fetches it again from the committed offset.
 		return
 	}
-	headers := make([]event.Header, len(r.Headers))
-	for i, h := range r.Headers {
-		headers[i] = event.Header{Key: h.Key, Value: h.Value}
+	// Decode outside the claim's lock, so the feeder keeps handing out meanwhile.
+	batch := s.batch[:0]
+	for _, r := range p.Records {
+		s.headers = s.headers[:0]
+		for _, h := range r.Headers {
+			s.headers = append(s.headers, event.Header{Key: h.Key, Value: h.Value})
+		}
+		e, err := event.FromKafka(r.Key, s.headers, r.Value)
+		if err != nil {
+			s.b.undecodable.Add(1)
+			s.log.Warn("kafka record is not a CloudEvent; skipped", "topic", r.Topic, "partition", r.Partition,
+				"offset", r.Offset, "err", err)
+		}
+		batch = append(batch, channel.Record{Partition: r.Partition, Offset: r.Offset, Event: e})
 	}
-	e, err := event.FromKafka(r.Key, headers, r.Value)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tracker.Track(r.Offset)
-	if err != nil {
-		c.tracker.Done(r.Offset)
-		s.b.undecodable.Add(1)
-		s.log.Warn("kafka record is not a CloudEvent; skipped", "topic", r.Topic, "partition", r.Partition,
-			"offset", r.Offset, "err", err)
-		return
+	for _, r := range batch {
+		c.tracker.Track(r.Offset)
+		if r.Event == nil {
+			c.tracker.Done(r.Offset)
+			continue
+		}
+		c.queue = append(c.queue, r)
 	}
-	c.queue = append(c.queue, channel.Record{Partition: r.Partition, Offset: r.Offset, Event: e})
-	if q := int64(len(c.queue)); q > s.maxQueued.Load() {
-		s.maxQueued.Store(q) // only the poll loop writes
+	queued := int64(len(c.queue))
+	c.mu.Unlock()
+	clear(batch)
+	s.batch = batch[:0]
+	if queued > s.maxQueued.Load() {
+		s.maxQueued.Store(queued) // only the poll loop writes
 	}
 	select {
 	case c.notify <- struct{}{}:
@@ -286,6 +382,7 @@ func (s *subscription) route(r *kgo.Record) {
 // (committed at the next commit), so that events published from now on are never skipped. It starts
 // one claim per partition.
 func (s *subscription) onAssigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	<-s.clReady
 	parts := offsets[s.topic]
 	var ends map[int32]int64
 	if s.group.Start == channel.Latest {
@@ -354,6 +451,7 @@ func (s *subscription) endOffsets(ctx context.Context) map[int32]int64 {
 // onRevoked stops the revoked partitions' claims, waits for their handlers and commits what they
 // finished. Revocation is gated with polling (BlockRebalanceOnPoll).
 func (s *subscription) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	<-s.clReady
 	claims := s.take(revoked[s.topic])
 	stopAll(claims)
 	_ = s.commit(ctx, claims) // logged; the next owner re-delivers what was not committed
@@ -464,11 +562,12 @@ type claim struct {
 	cancel    context.CancelFunc
 	notify    chan struct{} // the queue has grown
 
-	mu        sync.Mutex
-	queue     []channel.Record // fetched, not yet handed out; at most maxBuf
-	paused    bool             // fetching is paused; owned by the poll loop
-	tracker   *channel.OffsetTracker
-	committed int64 // last committed offset; -1 when none is known
+	mu         sync.Mutex
+	queue      []channel.Record // fetched, not yet handed out; at most maxBuf
+	paused     bool             // fetching is paused; owned by the poll loop
+	shortSince time.Time        // when the buffer last fell short of room for a poll; owned by the poll loop
+	tracker    *channel.OffsetTracker
+	committed  int64 // last committed offset; -1 when none is known
 
 	feederDone  chan struct{}
 	handlerDone chan struct{}
@@ -527,12 +626,14 @@ func stopAll(claims []*claim) {
 }
 
 // feed hands queued records to the handler in offset order until the claim is cancelled, then closes
-// Records. When the queue drains to a quarter while fetching is paused, it wakes the poll loop so
-// that fetching resumes.
+// Records. Whenever the buffer has room for a poll again it tells the poll loop (which may be waiting
+// for that); when it drains to a quarter while fetching is paused, it also ends the poll in progress,
+// so that fetching resumes.
 func (c *claim) feed() {
 	defer close(c.feederDone)
 	defer close(c.records)
-	resumeAt := c.s.maxBuf / 4
+	low := c.s.lowWater()
+	roomAt := c.s.maxBuf - low
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 {
@@ -554,10 +655,24 @@ func (c *claim) feed() {
 		c.mu.Lock()
 		c.queue[0] = channel.Record{}
 		c.queue = c.queue[1:]
-		wake := c.paused && len(c.queue) <= resumeAt
+		queued, paused := len(c.queue), c.paused
 		c.mu.Unlock()
-		if wake {
+		switch {
+		case paused && queued <= low:
 			c.s.wake()
+		case !paused && queued == roomAt:
+			c.s.signalRoom()
 		}
 	}
+}
+
+// fetchCounter counts the records the client decodes from fetch responses. Compared with the records
+// handed out it shows how much was fetched more than once (a paused partition's buffered records are
+// dropped by the client and fetched again after the resume).
+type fetchCounter struct{ n *atomic.Int64 }
+
+var _ kgo.HookFetchBatchRead = fetchCounter{}
+
+func (f fetchCounter) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
+	f.n.Add(int64(m.NumRecords))
 }
