@@ -113,6 +113,7 @@ log: {format: xml}
 		{"min in flight above max", "dispatch: {minInFlight: 10, maxInFlight: 5}\n", nil,
 			[]string{"dispatch.minInFlight: 10 is more than dispatch.maxInFlight 5"}},
 		{"bad address book", "addressBook: {default/x: ftp://x}\n", nil, []string{"addressBook.default/x"}},
+		{"zero session timeout", "kafka: {sessionTimeout: 0s}\n", nil, []string{"kafka.sessionTimeout"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
