@@ -152,6 +152,55 @@ const (
 	seenTime
 )
 
+// coreAttr returns the field of e holding the core attribute named raw (matched case-insensitively:
+// HTTP header names have any case), its bit for repeat detection, and its canonical name; nil for an
+// extension.
+func coreAttr(e *Event, raw string) (*string, int, string) {
+	switch {
+	case strings.EqualFold(raw, attrID):
+		return &e.ID, seenID, attrID
+	case strings.EqualFold(raw, attrSource):
+		return &e.Source, seenSource, attrSource
+	case strings.EqualFold(raw, attrSpecVersion):
+		return &e.SpecVersion, seenSpecVersion, attrSpecVersion
+	case strings.EqualFold(raw, attrType):
+		return &e.Type, seenType, attrType
+	case strings.EqualFold(raw, attrDataSchema):
+		return &e.DataSchema, seenDataSchema, attrDataSchema
+	case strings.EqualFold(raw, attrSubject):
+		return &e.Subject, seenSubject, attrSubject
+	case strings.EqualFold(raw, attrTime):
+		return &e.Time, seenTime, attrTime
+	}
+	return nil, 0, ""
+}
+
+// setBinaryAttr stores the decoded value v of the binary-mode header for attribute raw (HTTP ce-*,
+// Kafka ce_*) in e. seen records the core attributes already set. A repeated attribute, an empty
+// optional attribute and a bad extension name are errors. Both bindings use it.
+func setBinaryAttr(e *Event, seen *int, raw, v string) error {
+	if field, bit, name := coreAttr(e, raw); field != nil {
+		if *seen&bit != 0 {
+			return attrErr(name, "header repeated")
+		}
+		*seen |= bit
+		if v == "" && bit&(seenDataSchema|seenSubject|seenTime) != 0 {
+			return attrErr(name, "empty; omit the header instead")
+		}
+		*field = v
+		return nil
+	}
+	name := strings.ToLower(raw) // no copy when already lower case
+	if err := checkExtensionName(name); err != nil {
+		return err
+	}
+	if _, dup := e.Extensions[name]; dup {
+		return attrErr(name, "header repeated")
+	}
+	e.SetExtension(name, v)
+	return nil
+}
+
 func parseBinaryHTTP(h http.Header, ct string, body []byte) (*Event, error) {
 	e := &Event{DataContentType: ct}
 	if len(body) > 0 {
@@ -163,56 +212,19 @@ func parseBinaryHTTP(h http.Header, ct string, body []byte) (*Event, error) {
 			continue
 		}
 		raw := k[3:]
-		var (
-			field *string
-			bit   int
-			name  string
-		)
-		switch {
-		case strings.EqualFold(raw, attrID):
-			field, bit, name = &e.ID, seenID, attrID
-		case strings.EqualFold(raw, attrSource):
-			field, bit, name = &e.Source, seenSource, attrSource
-		case strings.EqualFold(raw, attrSpecVersion):
-			field, bit, name = &e.SpecVersion, seenSpecVersion, attrSpecVersion
-		case strings.EqualFold(raw, attrType):
-			field, bit, name = &e.Type, seenType, attrType
-		case strings.EqualFold(raw, attrDataSchema):
-			field, bit, name = &e.DataSchema, seenDataSchema, attrDataSchema
-		case strings.EqualFold(raw, attrSubject):
-			field, bit, name = &e.Subject, seenSubject, attrSubject
-		case strings.EqualFold(raw, attrTime):
-			field, bit, name = &e.Time, seenTime, attrTime
-		case strings.EqualFold(raw, attrDataContentType):
+		if strings.EqualFold(raw, attrDataContentType) {
 			return nil, attrErr(attrDataContentType, "carried by Content-Type in binary mode; ce-datacontenttype must not be present")
-		default:
-			name = strings.ToLower(raw)
 		}
 		if len(vs) != 1 {
-			return nil, attrErr(name, "header repeated")
+			return nil, attrErr(strings.ToLower(raw), "header repeated")
 		}
 		v, reason := decodeHeaderValue(vs[0])
 		if reason != "" {
-			return nil, attrErr(name, reason)
+			return nil, attrErr(strings.ToLower(raw), reason)
 		}
-		if field != nil {
-			if seen&bit != 0 {
-				return nil, attrErr(name, "header repeated")
-			}
-			seen |= bit
-			if v == "" && bit&(seenDataSchema|seenSubject|seenTime) != 0 {
-				return nil, attrErr(name, "empty; omit the header instead")
-			}
-			*field = v
-			continue
+		if err := setBinaryAttr(e, &seen, raw, v); err != nil {
+			return nil, err
 		}
-		if !validName(name) {
-			return nil, attrErr(name, "name must be lower-case letters a-z and digits 0-9")
-		}
-		if _, dup := e.Extensions[name]; dup {
-			return nil, attrErr(name, "header repeated")
-		}
-		e.SetExtension(name, v)
 	}
 	if err := e.Validate(); err != nil {
 		return nil, err

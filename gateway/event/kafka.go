@@ -149,46 +149,15 @@ func FromKafka(key []byte, headers []Header, value []byte) (*Event, error) {
 		v := all[off : off+len(h.Value)]
 		off += len(h.Value)
 		name := h.Key[len(kafkaPrefix):]
-		var (
-			field *string
-			bit   int
-		)
-		switch name {
-		case attrID:
-			field, bit = &e.ID, seenID
-		case attrSource:
-			field, bit = &e.Source, seenSource
-		case attrSpecVersion:
-			field, bit = &e.SpecVersion, seenSpecVersion
-		case attrType:
-			field, bit = &e.Type, seenType
-		case attrDataSchema:
-			field, bit = &e.DataSchema, seenDataSchema
-		case attrSubject:
-			field, bit = &e.Subject, seenSubject
-		case attrTime:
-			field, bit = &e.Time, seenTime
-		case attrDataContentType:
+		if name == attrDataContentType {
 			return nil, attrErr(attrDataContentType, "carried by the content-type header in binary mode; ce_datacontenttype must not be present")
 		}
-		if field != nil {
-			if seen&bit != 0 {
-				return nil, attrErr(name, "header repeated")
-			}
-			seen |= bit
-			if v == "" && bit&(seenDataSchema|seenSubject|seenTime) != 0 {
-				return nil, attrErr(name, "empty; omit the header instead")
-			}
-			*field = v
-			continue
+		if name != strings.ToLower(name) { // Kafka header names are case-sensitive: ce_ID is no id
+			return nil, attrErr(name, "name must be lower-case letters a-z and digits 0-9")
 		}
-		if err := checkExtensionName(name); err != nil {
+		if err := setBinaryAttr(e, &seen, name, v); err != nil {
 			return nil, err
 		}
-		if _, dup := e.Extensions[name]; dup {
-			return nil, attrErr(name, "header repeated")
-		}
-		e.Extensions[name] = v
 	}
 	if haveCT {
 		e.DataContentType = trimOWS(all[off:])
