@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -51,12 +52,12 @@ func (e *Error) Error() string {
 		if e.Doc > 0 {
 			b.WriteString(" (")
 		}
-		b.WriteString(e.Kind)
+		b.WriteString(printable(e.Kind))
 		if e.Name != "" {
 			b.WriteString(" ")
-			b.WriteString(e.Namespace)
+			b.WriteString(printable(e.Namespace))
 			b.WriteString("/")
-			b.WriteString(e.Name)
+			b.WriteString(printable(e.Name))
 		}
 		if e.Doc > 0 {
 			b.WriteString(")")
@@ -66,7 +67,7 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	}
 	if e.Path != "" {
-		b.WriteString(e.Path)
+		b.WriteString(printable(e.Path))
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Msg)
@@ -74,6 +75,17 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, " (line %d)", e.Line)
 	}
 	return b.String()
+}
+
+// printable returns s as it is when every rune is a printable character, else quoted with Go
+// escapes: names taken from a manifest must not break a problem's line (one problem per line).
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // Unwrap returns the kind of problem.
