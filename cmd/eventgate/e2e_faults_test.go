@@ -158,6 +158,8 @@ spec:
 			fromHang = &d
 		}
 	}
+	t.Logf("subscriber outages: 1 event acked; /down %d attempts, /hang %d attempts (each cut by the timeout), dead-letter sink %d attempts; delivered to the dead letter from both subscriptions once it was back, 0 lost",
+		len(sub.at("/down")), len(sub.at("/hang")), len(sub.at("/dls")))
 	if fromDown.header.Get("Ce-Id") != "o-1" || fromDown.header.Get("Ce-Knativeerrorcode") != "503" {
 		t.Errorf("dead letter from /down: id %q code %q", fromDown.header.Get("Ce-Id"), fromDown.header.Get("Ce-Knativeerrorcode"))
 	}
