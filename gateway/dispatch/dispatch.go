@@ -95,7 +95,9 @@ type Subscription struct {
 	// DeadLetter receives the events that cannot be delivered; nil drops them after every retry (counted).
 	DeadLetter *Destination
 	Policy     Policy
-	// Ordered delivers each partition one event at a time, in offset order. Default: concurrent.
+	// Ordered delivers each partition one event at a time, in offset order; events that carry a
+	// partitionkey are ordered per key instead (one at a time per key, keys concurrently), and an
+	// event without one waits for everything before it. Default: concurrent.
 	Ordered bool
 	// Start is where the group starts when it has no committed position.
 	Start channel.StartOffset
@@ -369,6 +371,7 @@ func (d *Dispatcher) handleClaim(c channel.Claim) {
 	log := d.log.With("partition", c.Partition())
 	var wg sync.WaitGroup
 	work := make(chan channel.Record) // unordered: records for idle workers
+	keyed := newKeyedRunner()         // ordered: one at a time per partition key
 	records := c.Records()
 intake:
 	for {
@@ -391,6 +394,11 @@ intake:
 			break intake
 		}
 		if d.sub.Ordered {
+			if key := partitionKey(rec); key != "" {
+				keyed.submit(key, func() { d.run(dctx, c, rec, log) })
+				continue
+			}
+			keyed.wait()
 			d.run(dctx, c, rec, log)
 			continue
 		}
@@ -402,6 +410,7 @@ intake:
 		}
 	}
 	close(work)
+	keyed.wait()
 	wg.Wait()
 	// Records taken from here on are not delivered (not marked done): wait for the provisioner to
 	// close Records, as the ClaimHandler contract requires.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/event"
 )
 
 func (h *harness) attempts(class string) float64 {
@@ -717,5 +718,74 @@ func TestMalformedReplyCountsFailed(t *testing.T) {
 	}
 	if v := h.count("delivered"); v != 1 {
 		t.Errorf("delivered = %v, want 1", v)
+	}
+}
+
+func keyedEvent(id, key string) *event.Event {
+	e := testEvent(id)
+	if key != "" {
+		e.SetExtension(event.PartitionKeyExtension, key)
+	}
+	return e
+}
+
+// Ordered with partition keys: a slow key does not hold up the others, order holds within each key,
+// and an event without a key waits for everything before it.
+func TestOrderedPerPartitionKey(t *testing.T) {
+	release := make(chan struct{})
+	srv := newRecorder(t, func(_ int, r *http.Request, w http.ResponseWriter) {
+		if r.Header.Get("Ce-Partitionkey") == "slow" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	h := newHarness(t, 1, Subscription{Subscriber: Destination{URL: srv.url()}, Ordered: true, MaxInFlight: 16}, nil)
+	c := h.p.claim(t, 0)
+	c.push(t, keyedEvent("slow-0", "slow"))
+	c.push(t, keyedEvent("slow-1", "slow"))
+	var fastLast int64
+	for i := range 4 {
+		fastLast = c.push(t, keyedEvent("fast-"+strconv.Itoa(i), "fast"))
+	}
+	// The fast key finishes while the slow key's first event is still in flight.
+	c.waitDone(t, fastLast)
+	for _, r := range srv.requests() {
+		if r.header.Get("Ce-Id") == "slow-1" {
+			t.Fatal("slow-1 sent while slow-0 is in flight")
+		}
+	}
+	// A keyless event waits for the slow key.
+	barrier := c.push(t, keyedEvent("nokey", ""))
+	after := c.push(t, keyedEvent("fast-after", "fast"))
+	for _, r := range srv.requests() {
+		if id := r.header.Get("Ce-Id"); id == "nokey" || id == "fast-after" {
+			t.Fatalf("%s sent before the slow key finished", id)
+		}
+	}
+	if c.isDone(barrier) {
+		t.Fatal("the keyless event finished before the events before it")
+	}
+	close(release)
+	c.waitDone(t, after)
+
+	order := map[string][]string{}
+	pos := map[string]int{}
+	for i, r := range srv.requests() {
+		id := r.header.Get("Ce-Id")
+		pos[id] = i
+		key := r.header.Get("Ce-Partitionkey")
+		order[key] = append(order[key], id)
+	}
+	if want := []string{"slow-0", "slow-1"}; !slices.Equal(order["slow"], want) {
+		t.Errorf("slow key order %v, want %v", order["slow"], want)
+	}
+	if want := []string{"fast-0", "fast-1", "fast-2", "fast-3", "fast-after"}; !slices.Equal(order["fast"], want) {
+		t.Errorf("fast key order %v, want %v", order["fast"], want)
+	}
+	if !(pos["slow-1"] < pos["nokey"] && pos["nokey"] < pos["fast-after"]) {
+		t.Errorf("the keyless event is not a barrier: positions %v", pos)
 	}
 }
