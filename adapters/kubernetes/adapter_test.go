@@ -30,7 +30,7 @@ func TestKubernetesEventSourceSendsCreatedEvent(t *testing.T) {
 
 	last := begin.Add(time.Second).Truncate(time.Second)
 	f.create(t, k8sEventObj("web-1.17a", "uid-1", "100", 1, last))
-	e := sink.next(t)
+	e := sink.Next(t)
 
 	data := e.Data
 	e.Data = nil
@@ -69,14 +69,14 @@ func TestCountBumpIsNewEventButSameResourceVersionIsNot(t *testing.T) {
 
 	ev := k8sEventObj("web-1.17a", "uid-1", "100", 1, begin.Add(time.Second))
 	f.create(t, ev)
-	if e := sink.next(t); e.ID != "uid-1/100" {
+	if e := sink.Next(t); e.ID != "uid-1/100" {
 		t.Fatalf("first event %s", e.ID)
 	}
 
 	// The API server bumps count and lastTimestamp, with a new resourceVersion: a real repeat.
 	bumped := k8sEventObj("web-1.17a", "uid-1", "101", 2, begin.Add(2*time.Second))
 	f.update(t, bumped)
-	e := sink.next(t)
+	e := sink.Next(t)
 	if e.ID != "uid-1/101" {
 		t.Fatalf("repeat event %s, want uid-1/101", e.ID)
 	}
@@ -91,10 +91,10 @@ func TestCountBumpIsNewEventButSameResourceVersionIsNot(t *testing.T) {
 	f.update(t, same)
 	// A later event proves the duplicate was handled (the informer delivers in order).
 	f.create(t, k8sEventObj("web-2.17b", "uid-2", "102", 1, begin.Add(3*time.Second)))
-	if e := sink.next(t); e.ID != "uid-2/102" {
+	if e := sink.Next(t); e.ID != "uid-2/102" {
 		t.Fatalf("after the duplicate got %s, want uid-2/102", e.ID)
 	}
-	if ids := sink.ids(); !slices.Equal(ids, []string{"uid-1/100", "uid-1/101", "uid-2/102"}) {
+	if ids := sink.IDs(); !slices.Equal(ids, []string{"uid-1/100", "uid-1/101", "uid-2/102"}) {
 		t.Errorf("sent %v", ids)
 	}
 }
@@ -110,10 +110,10 @@ func TestEventsBeforeStartAreNotReplayed(t *testing.T) {
 	f.waitWatch(t)
 	f.create(t, k8sEventObj("old-2", "uid-old-2", "6", 1, begin.Add(-10*time.Minute)))
 	f.create(t, k8sEventObj("new", "uid-new", "7", 1, begin.Add(time.Second)))
-	if e := sink.next(t); e.ID != "uid-new/7" {
+	if e := sink.Next(t); e.ID != "uid-new/7" {
 		t.Fatalf("got %s, want only the new event", e.ID)
 	}
-	if ids := sink.ids(); len(ids) != 1 {
+	if ids := sink.IDs(); len(ids) != 1 {
 		t.Errorf("sent %v", ids)
 	}
 	if c := testutil.ToFloat64(m.SourceEvents.WithLabelValues("default", "k8sevents", KindKubernetesEventSource, adapters.OutcomeSkipped)); c != 2 {
@@ -128,7 +128,7 @@ func TestReplayAnnotationSendsOldEvents(t *testing.T) {
 	src := eventSource(KindKubernetesEventSource, "")
 	src.Annotations = map[string]string{AnnotationReplayEvents: "true"}
 	start(t, src, adapters.Deps{Sink: sink}, WithClientset(f.cs, ""), WithStartTime(begin))
-	if e := sink.next(t); e.ID != "uid-old-1/5" {
+	if e := sink.Next(t); e.ID != "uid-old-1/5" {
 		t.Fatalf("got %s, want the old event replayed", e.ID)
 	}
 }
@@ -138,7 +138,7 @@ func TestFailedSendIsRetriedAndRememberedOnlyAfterSuccess(t *testing.T) {
 	sink := newSink()
 	var mu sync.Mutex
 	refusals := 0
-	sink.fail = func(*event.Event) error {
+	sink.Fail = func(*event.Event) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if refusals < 3 {
@@ -153,7 +153,7 @@ func TestFailedSendIsRetriedAndRememberedOnlyAfterSuccess(t *testing.T) {
 		WithClientset(f.cs, ""), WithStartTime(begin), WithRetry(time.Millisecond, 5*time.Millisecond, 10))
 	f.waitWatch(t)
 	f.create(t, k8sEventObj("e", "uid-1", "10", 1, begin.Add(time.Second)))
-	if e := sink.next(t); e.ID != "uid-1/10" {
+	if e := sink.Next(t); e.ID != "uid-1/10" {
 		t.Fatalf("got %s", e.ID)
 	}
 	if c := testutil.ToFloat64(m.SourceEvents.WithLabelValues("default", "k8sevents", KindKubernetesEventSource, adapters.OutcomeFailed)); c != 3 {
@@ -170,7 +170,7 @@ func TestFailedSendIsRetriedAndRememberedOnlyAfterSuccess(t *testing.T) {
 func TestEventDroppedAfterLastAttempt(t *testing.T) {
 	f := newFakeCluster()
 	sink := newSink()
-	sink.fail = func(e *event.Event) error {
+	sink.Fail = func(e *event.Event) error {
 		if e.ID == "uid-bad/10" {
 			return errRefused
 		}
@@ -183,7 +183,7 @@ func TestEventDroppedAfterLastAttempt(t *testing.T) {
 	f.waitWatch(t)
 	f.create(t, k8sEventObj("bad", "uid-bad", "10", 1, begin.Add(time.Second)))
 	f.create(t, k8sEventObj("good", "uid-good", "11", 1, begin.Add(time.Second)))
-	if e := sink.next(t); e.ID != "uid-good/11" {
+	if e := sink.Next(t); e.ID != "uid-good/11" {
 		t.Fatalf("got %s", e.ID)
 	}
 	waitFor(t, "the failing event to be dropped", func() bool {
@@ -212,13 +212,13 @@ func TestApiServerSourceReferenceMode(t *testing.T) {
 
 	ev := k8sEventObj("web-1.17a", "uid-1", "100", 1, begin.Add(time.Second))
 	f.create(t, ev)
-	add := sink.next(t)
+	add := sink.Next(t)
 	f.update(t, k8sEventObj("web-1.17a", "uid-1", "101", 2, begin.Add(2*time.Second)))
-	upd := sink.next(t)
+	upd := sink.Next(t)
 	if err := f.cs.CoreV1().Events("default").Delete(t.Context(), "web-1.17a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	del := sink.next(t)
+	del := sink.Next(t)
 
 	for _, c := range []struct {
 		e        *event.Event
@@ -247,7 +247,7 @@ func TestApiServerSourceResourceModeSendsObject(t *testing.T) {
 		WithClientset(f.cs, ""), WithStartTime(begin))
 	f.waitWatch(t)
 	f.create(t, k8sEventObj("web-1.17a", "uid-1", "100", 1, begin.Add(time.Second)))
-	e := sink.next(t)
+	e := sink.Next(t)
 	var obj map[string]any
 	if err := json.Unmarshal(e.Data, &obj); err != nil {
 		t.Fatal(err)

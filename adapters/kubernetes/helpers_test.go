@@ -3,7 +3,6 @@ package kubernetes
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,56 +15,12 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/eventgate/eventgate/adapters"
-	"github.com/eventgate/eventgate/gateway/event"
+	"github.com/eventgate/eventgate/adapters/adapterstest"
 	"github.com/eventgate/eventgate/gateway/metrics"
 	"github.com/eventgate/eventgate/gateway/resources"
 )
 
-// recordingSink records accepted events; fail, when set, may refuse one.
-type recordingSink struct {
-	mu       sync.Mutex
-	accepted []*event.Event
-	got      chan *event.Event
-	fail     func(e *event.Event) error
-}
-
-func newSink() *recordingSink { return &recordingSink{got: make(chan *event.Event, 100)} }
-
-func (s *recordingSink) Send(_ context.Context, e *event.Event) error {
-	if s.fail != nil {
-		if err := s.fail(e); err != nil {
-			return err
-		}
-	}
-	s.mu.Lock()
-	s.accepted = append(s.accepted, e)
-	s.mu.Unlock()
-	s.got <- e
-	return nil
-}
-
-// next waits for the next accepted event.
-func (s *recordingSink) next(t *testing.T) *event.Event {
-	t.Helper()
-	select {
-	case e := <-s.got:
-		return e
-	case <-time.After(20 * time.Second):
-		t.Fatal("no event reached the sink")
-		return nil
-	}
-}
-
-// ids returns the IDs of all accepted events, in order.
-func (s *recordingSink) ids() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, e := range s.accepted {
-		out = append(out, e.ID)
-	}
-	return out
-}
+func newSink() *adapterstest.Sink { return adapterstest.NewSink() }
 
 var errRefused = errors.New("sink refused")
 

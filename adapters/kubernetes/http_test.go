@@ -156,8 +156,8 @@ func TestRelistAfterGoneNeverSendsTwice(t *testing.T) {
 
 	want := []string{"uid-1/10", "uid-2/11", "uid-2/12", "uid-3/13", "uid-3/14"}
 	for _, id := range want {
-		if e := sink.next(t); e.ID != id {
-			t.Fatalf("got %s, want %s (sent so far: %v)", e.ID, id, sink.ids())
+		if e := sink.Next(t); e.ID != id {
+			t.Fatalf("got %s, want %s (sent so far: %v)", e.ID, id, sink.IDs())
 		}
 	}
 	select {
@@ -167,7 +167,7 @@ func TestRelistAfterGoneNeverSendsTwice(t *testing.T) {
 	}
 	// The single sender sends in queue order, and uid-3/14 came last on the wire: any duplicate
 	// from the relist would have been sent before it.
-	if ids := sink.ids(); !slices.Equal(ids, want) {
+	if ids := sink.IDs(); !slices.Equal(ids, want) {
 		t.Errorf("sent %v, want %v", ids, want)
 	}
 	if n := srv.nList.Load(); n < 2 {

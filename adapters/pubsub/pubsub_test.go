@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/eventgate/eventgate/adapters"
+	"github.com/eventgate/eventgate/adapters/adapterstest"
 	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/metrics"
 	"github.com/eventgate/eventgate/gateway/resources"
@@ -30,40 +31,7 @@ const (
 	topic   = "projects/proj/topics/orders"
 )
 
-// recordingSink records accepted events and refuses those fail says to.
-type recordingSink struct {
-	mu       sync.Mutex
-	accepted []*event.Event
-	got      chan *event.Event
-	fail     func(e *event.Event) error // nil: accept everything
-}
-
-func newSink() *recordingSink { return &recordingSink{got: make(chan *event.Event, 100)} }
-
-func (s *recordingSink) Send(_ context.Context, e *event.Event) error {
-	if s.fail != nil {
-		if err := s.fail(e); err != nil {
-			return err
-		}
-	}
-	s.mu.Lock()
-	s.accepted = append(s.accepted, e)
-	s.mu.Unlock()
-	s.got <- e
-	return nil
-}
-
-// next waits for the next accepted event.
-func (s *recordingSink) next(t *testing.T) *event.Event {
-	t.Helper()
-	select {
-	case e := <-s.got:
-		return e
-	case <-time.After(20 * time.Second):
-		t.Fatal("no event reached the sink")
-		return nil
-	}
-}
+func newSink() *adapterstest.Sink { return adapterstest.NewSink() }
 
 // fakeServer starts pstest on loopback and returns it with client options that reach it.
 func fakeServer(t *testing.T) (*pstest.Server, []option.ClientOption) {
@@ -163,7 +131,7 @@ func TestPublishedMessageDeliveredAndAckedOnAutoCreatedSubscription(t *testing.T
 	}
 
 	id := srv.Publish(topic, []byte(`{"order":42}`), map[string]string{"region": "eu"})
-	e := sink.next(t)
+	e := sink.Next(t)
 
 	pub := srv.Message(id)
 	want := &event.Event{
@@ -215,7 +183,7 @@ func TestRefusedMessageIsNackedRedeliveredThenAcked(t *testing.T) {
 	var mu sync.Mutex
 	refusals := 0
 	var acksWhileRefused []int
-	sink.fail = func(e *event.Event) error {
+	sink.Fail = func(e *event.Event) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if refusals < 2 {
@@ -235,7 +203,7 @@ func TestRefusedMessageIsNackedRedeliveredThenAcked(t *testing.T) {
 	waitSubscription(t, admin, "projects/proj/subscriptions/eventgate-default-src")
 
 	id := srv.Publish(topic, []byte("x"), nil)
-	e := sink.next(t)
+	e := sink.Next(t)
 	if e.ID != id {
 		t.Fatalf("accepted %s, want %s", e.ID, id)
 	}
@@ -271,7 +239,7 @@ func TestOrderingKeyBecomesPartitionKeyInOrder(t *testing.T) {
 		ids = append(ids, srv.PublishOrdered(topic, []byte(p), nil, "customer-7"))
 	}
 	for i, id := range ids {
-		e := sink.next(t)
+		e := sink.Next(t)
 		if e.ID != id {
 			t.Fatalf("event %d is %s, want %s (order per key lost)", i, e.ID, id)
 		}
@@ -299,7 +267,7 @@ func TestNamedSubscriptionIsUsedNotCreated(t *testing.T) {
 	}
 	run(t, a)
 	id := srv.Publish(topic, []byte("hi"), nil)
-	e := sink.next(t)
+	e := sink.Next(t)
 	var d messageData
 	if err := json.Unmarshal(e.Data, &d); err != nil || e.ID != id || d.Subscription != "projects/proj/subscriptions/mine" {
 		t.Fatalf("event %s data %s (%v)", e.ID, e.Data, err)
