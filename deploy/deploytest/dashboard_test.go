@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/adapters"
+	"github.com/eventgate/eventgate/adapters/github"
 	"github.com/eventgate/eventgate/gateway/app"
 	"github.com/eventgate/eventgate/gateway/config"
 	"github.com/eventgate/eventgate/gateway/metrics"
@@ -166,6 +168,17 @@ metadata: {name: demo-display, namespace: default}
 spec:
   channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: demo}
   subscriber: {uri: "` + sub.URL + `"}
+---
+apiVersion: sources.knative.dev/v1alpha1
+kind: GitHubSource
+metadata:
+  name: repo
+  namespace: default
+  annotations: {eventgate.dev/unauthenticated: "true"}
+spec:
+  ownerAndRepository: eventgate/eventgate
+  eventTypes: [push]
+  sink: {ref: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: demo}}
 `
 	if err := os.WriteFile(filepath.Join(dir, "demo.yaml"), []byte(manifests), 0o600); err != nil {
 		t.Fatal(err)
@@ -182,6 +195,8 @@ spec:
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Build: metrics.Build{Version: "deploytest", Commit: "none", GoVersion: "go"},
 		Ready: func(in, admin string) { ready <- addrs{in, admin} },
+		// A source, so that eventgate_source_events_total has a series to scrape.
+		Sources: map[string]adapters.Factory{"GitHubSource": github.New},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -223,14 +238,30 @@ spec:
 		t.Fatalf("POST event: %s", resp.Status)
 	}
 
-	// Poll until the delivery is counted, then use that scrape.
+	hook, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ad.ingress+"/sources/default/repo", strings.NewReader(`{"ref":"refs/heads/main"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook.Header.Set("X-GitHub-Event", "push")
+	hook.Header.Set("X-GitHub-Delivery", "d-1")
+	hook.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST webhook: %s", resp.Status)
+	}
+
+	// Poll until both deliveries are counted, then use that scrape.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		names, body, err := scrape(ctx, "http://"+ad.admin+"/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Load() > 0 && bytes.Contains(body, []byte(`eventgate_events_delivered_total{namespace="default",subscription="demo-display"} 1`)) {
+		if got.Load() > 1 && bytes.Contains(body, []byte(`eventgate_events_delivered_total{namespace="default",subscription="demo-display"} 2`)) {
 			return names
 		}
 		if time.Now().After(deadline) {
