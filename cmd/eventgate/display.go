@@ -149,5 +149,3 @@ func writeJSONLine(w io.Writer, ev *event.Event) {
 	}
 	w.Write(append(bytes.TrimSpace(b), '\n'))
 }
-
-func jsonValid(b []byte) bool { return json.Valid(b) }

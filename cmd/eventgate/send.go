@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -125,7 +126,7 @@ func readData(spec string, stdin io.Reader) ([]byte, error) {
 
 func jsonLike(b []byte) bool {
 	t := bytes.TrimSpace(b)
-	return len(t) > 0 && (t[0] == '{' || t[0] == '[') && jsonValid(t)
+	return len(t) > 0 && (t[0] == '{' || t[0] == '[') && json.Valid(t)
 }
 
 func buildRequest(url string, ev *event.Event, mode string) (*http.Request, error) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -111,11 +110,10 @@ func newLogger(c config.Log, w *os.File) *slog.Logger {
 			format = "text"
 		}
 	}
-	var out io.Writer = w
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(out, opts))
+		return slog.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewJSONHandler(out, opts))
+	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
 // contextOf keeps cobra's context, or Background when it has none.

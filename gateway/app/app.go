@@ -166,7 +166,7 @@ func kafkaConfig(k config.Kafka) (kafka.Config, error) {
 	kc.SessionTimeout = k.SessionTimeout
 	kc.SASL = kafka.SASL{Mechanism: k.SASL.Mechanism, User: k.SASL.Username, Password: k.SASL.Password}
 	if k.TLS.Enabled {
-		tc, err := clientTLS(k.TLS)
+		tc, err := loadTLS(k.TLS)
 		if err != nil {
 			return kc, fmt.Errorf("kafka.tls: %w", err)
 		}
@@ -578,9 +578,4 @@ func (l lagSources) TopicName(ref channel.Ref) string {
 		}
 	}
 	return ref.Namespace + "." + ref.Name
-}
-
-// clientTLS builds a TLS client configuration from PEM files.
-func clientTLS(c config.TLS) (*tls.Config, error) {
-	return loadTLS(c)
 }
