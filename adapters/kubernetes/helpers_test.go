@@ -15,9 +15,9 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/eventgate/eventgate/adapters"
-	"github.com/eventgate/eventgate/adapters/adapterstest"
 	"github.com/eventgate/eventgate/gateway/metrics"
 	"github.com/eventgate/eventgate/gateway/resources"
+	"github.com/eventgate/eventgate/internal/adapterstest"
 )
 
 func newSink() *adapterstest.Sink { return adapterstest.NewSink() }

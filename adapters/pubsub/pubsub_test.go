@@ -19,10 +19,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/eventgate/eventgate/adapters"
-	"github.com/eventgate/eventgate/adapters/adapterstest"
 	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/metrics"
 	"github.com/eventgate/eventgate/gateway/resources"
+	"github.com/eventgate/eventgate/internal/adapterstest"
 )
 
 const (

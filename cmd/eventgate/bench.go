@@ -19,7 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eventgate/eventgate/gateway/loadgen"
+	"github.com/eventgate/eventgate/internal/loadgen"
 )
 
 type benchFlags struct {

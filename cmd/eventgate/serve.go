@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eventgate/eventgate/gateway/app"
 	"github.com/eventgate/eventgate/gateway/config"
 	"github.com/eventgate/eventgate/gateway/metrics"
+	"github.com/eventgate/eventgate/internal/app"
 )
 
 // configFlags are the flags every command that reads configuration shares.

@@ -21,9 +21,9 @@ import (
 
 	"github.com/eventgate/eventgate/adapters"
 	"github.com/eventgate/eventgate/adapters/github"
-	"github.com/eventgate/eventgate/gateway/app"
 	"github.com/eventgate/eventgate/gateway/config"
 	"github.com/eventgate/eventgate/gateway/metrics"
+	"github.com/eventgate/eventgate/internal/app"
 )
 
 // dashboard is the part of a Grafana dashboard the checks read.

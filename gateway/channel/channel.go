@@ -3,7 +3,7 @@
 // A channel is a partitioned log with consumer groups. A provisioner (provisioners/inmemory,
 // provisioners/kafka) implements the small interfaces below; ingress publishes through them and the
 // dispatcher consumes through them, knowing nothing of the system behind. Every provisioner runs the
-// shared conformance suite in gateway/channel/conformance.
+// shared conformance suite in internal/conformance.
 package channel
 
 import (

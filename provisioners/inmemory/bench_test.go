@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/eventgate/eventgate/gateway/channel"
-	"github.com/eventgate/eventgate/gateway/channel/conformance"
 	"github.com/eventgate/eventgate/gateway/event"
+	"github.com/eventgate/eventgate/internal/conformance"
 )
 
 // The baselines ("gochan") move the same events through a buffered Go channel, cloning each as

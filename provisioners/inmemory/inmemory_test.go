@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/gateway/channel"
-	"github.com/eventgate/eventgate/gateway/channel/conformance"
 	"github.com/eventgate/eventgate/gateway/event"
+	"github.com/eventgate/eventgate/internal/conformance"
 )
 
 func testLogger(t *testing.T) *slog.Logger {

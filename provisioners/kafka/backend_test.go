@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventgate/eventgate/gateway/channel"
-	"github.com/eventgate/eventgate/gateway/channel/conformance"
 	"github.com/eventgate/eventgate/gateway/event"
+	"github.com/eventgate/eventgate/internal/conformance"
 )
 
 func TestConformance(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/eventgate/eventgate/gateway/channel"
-	"github.com/eventgate/eventgate/gateway/channel/conformance"
+	"github.com/eventgate/eventgate/internal/conformance"
 )
 
 // publishBacklog stores n events of size bytes of data on ref, in batches.
