@@ -57,8 +57,9 @@ func kubeVersion() string {
 	return "1.33.0"
 }
 
-// CRDs the optional templates look for, as `helm template --api-versions` reports them.
-var withCRDs = []string{"--api-versions", "monitoring.coreos.com/v1/ServiceMonitor", "--api-versions", "keda.sh/v1alpha1/ScaledObject"}
+// CRDs the optional templates look for, as GitOps tools report them to `helm template --api-versions`:
+// group/version, without the kind.
+var withCRDs = []string{"--api-versions", "monitoring.coreos.com/v1", "--api-versions", "keda.sh/v1alpha1"}
 
 const releaseNamespace = "events"
 

@@ -401,7 +401,7 @@ func TestChartContainerSources(t *testing.T) {
 	}
 }
 
-// TestChartServiceMonitor: rendered only when enabled and the CRD is there.
+// TestChartServiceMonitor: rendered when enabled and the monitoring.coreos.com/v1 API is there.
 func TestChartServiceMonitor(t *testing.T) {
 	values := ciValues(t, "servicemonitor-values.yaml")
 	on := render(t, append(slices.Clone(withCRDs), "-f", values)...)
@@ -419,9 +419,6 @@ func TestChartServiceMonitor(t *testing.T) {
 			t.Errorf("ServiceMonitor selects %s=%s, admin Service has %q", k, v, admin.Labels[k])
 		}
 	}
-	if got := len(all[*serviceMonitor](render(t, "-f", values))); got != 0 {
-		t.Errorf("without the CRD: %d ServiceMonitors, want 0", got)
-	}
 	if got := len(all[*serviceMonitor](render(t, withCRDs...))); got != 0 {
 		t.Errorf("not enabled: %d ServiceMonitors, want 0", got)
 	}
@@ -436,6 +433,31 @@ func TestChartServiceMonitor(t *testing.T) {
 	}
 	if strings.TrimSpace(dash.Data["eventgate.json"]) != strings.TrimSpace(string(want)) {
 		t.Error("the chart's dashboard differs from deploy/grafana/dashboards/eventgate.json: copy it to charts/eventgate/files/eventgate-dashboard.json")
+	}
+}
+
+// TestChartServiceMonitorAPIForms is the regression test for a ServiceMonitor that rendered only when
+// the API was reported kind-qualified (monitoring.coreos.com/v1/ServiceMonitor), as Helm does against a
+// live cluster, and silently not at all for the group/version form GitOps tools pass.
+func TestChartServiceMonitorAPIForms(t *testing.T) {
+	values := ciValues(t, "servicemonitor-values.yaml")
+	for _, api := range []string{"monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor"} {
+		if got := len(all[*serviceMonitor](render(t, "-f", values, "--api-versions", api))); got != 1 {
+			t.Errorf("--api-versions %s: %d ServiceMonitors, want 1", api, got)
+		}
+	}
+	// Enabled without the API: an error that says what is missing and how to fix it, never an empty render.
+	for _, api := range [][]string{nil, {"--api-versions", "monitoring.coreos.com/v1alpha1"}} {
+		_, err := helmTemplate(t, append([]string{"-f", values}, api...)...)
+		if err == nil {
+			t.Errorf("enabled with %v: rendered without the monitoring.coreos.com/v1 API, want an error", api)
+			continue
+		}
+		for _, want := range []string{"serviceMonitor.enabled", "monitoring.coreos.com/v1", "--api-versions"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("enabled with %v: error does not mention %q:\n%v", api, want, err)
+			}
+		}
 	}
 }
 

@@ -21,6 +21,17 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/*
+"true" when the cluster serves the Prometheus Operator's monitoring.coreos.com/v1 API, else "". Helm
+reports an API both as group/version and as group/version/kind when it talks to a cluster; `helm template
+--api-versions` reports exactly what it is given, and GitOps tools give the group/version form.
+*/}}
+{{- define "eventgate.hasServiceMonitorAPI" -}}
+{{- if or (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor") -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{/* Labels on every object. */}}
 {{- define "eventgate.labels" -}}
 helm.sh/chart: {{ include "eventgate.chart" . }}
