@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,12 +116,7 @@ func writeEvent(w io.Writer, n int, ev *event.Event) {
 	row("subject", ev.Subject)
 	row("datacontenttype", ev.DataContentType)
 	row("dataschema", ev.DataSchema)
-	names := make([]string, 0, len(ev.Extensions))
-	for k := range ev.Extensions {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range ev.ExtensionNames() {
 		row(k, ev.Extensions[k])
 	}
 	if len(ev.Data) > 0 {

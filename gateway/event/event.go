@@ -5,6 +5,8 @@
 // behaviour is checked against github.com/cloudevents/sdk-go/v2 in tests.
 package event
 
+import "slices"
+
 // SpecVersion is the only CloudEvents version eventgate accepts and emits.
 const SpecVersion = "1.0"
 
@@ -46,6 +48,18 @@ func (e *Event) SetExtension(name, value string) {
 		e.Extensions = make(map[string]string, 4)
 	}
 	e.Extensions[name] = value
+}
+
+// ExtensionNames returns the names of e's extensions in ascending byte order, in a new slice the caller
+// owns (empty when there are none). Every encoding and printout that lists extensions uses this order,
+// so their output is deterministic.
+func (e *Event) ExtensionNames() []string {
+	names := make([]string, 0, len(e.Extensions))
+	for n := range e.Extensions {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // Clone returns a deep copy of e.

@@ -3,7 +3,6 @@ package event
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -386,14 +385,4 @@ func extensionHeader(name string) string {
 	b = append(b, c)
 	b = append(b, name[1:]...)
 	return string(b)
-}
-
-// sortedExtensionNames returns e's extension names in order (for deterministic output).
-func sortedExtensionNames(e *Event) []string {
-	names := make([]string, 0, len(e.Extensions))
-	for n := range e.Extensions {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }

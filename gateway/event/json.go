@@ -234,7 +234,7 @@ func appendStructured(b []byte, e *Event) []byte {
 	b = appendMember(b, attrSubject, e.Subject, false)
 	b = appendMember(b, attrTime, e.Time, false)
 	if len(e.Extensions) > 0 {
-		for _, name := range sortedExtensionNames(e) {
+		for _, name := range e.ExtensionNames() {
 			b = append(b, ',')
 			b = appendJSONString(b, name)
 			b = append(b, ':')

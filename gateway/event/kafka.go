@@ -63,7 +63,7 @@ func ToKafka(e *Event) (key []byte, headers []Header, value []byte) {
 			add(kafkaPrefix+name, v)
 		}
 	default:
-		for _, name := range sortedExtensionNames(e) {
+		for _, name := range e.ExtensionNames() {
 			add(kafkaPrefix+name, e.Extensions[name])
 		}
 	}

@@ -3,7 +3,6 @@ package event
 import (
 	"errors"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -176,12 +175,7 @@ func (e *Event) Validate() error {
 	for name, v := range e.Extensions {
 		if checkExtension(name, v) != nil {
 			// Report deterministically: the first bad extension in name order.
-			names := make([]string, 0, len(e.Extensions))
-			for n := range e.Extensions {
-				names = append(names, n)
-			}
-			slices.Sort(names)
-			for _, n := range names {
+			for _, n := range e.ExtensionNames() {
 				if err := checkExtension(n, e.Extensions[n]); err != nil {
 					return err
 				}
