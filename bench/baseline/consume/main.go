@@ -1,13 +1,14 @@
 // Command consume is the dispatch baseline: the minimal loop that reads a Kafka topic with a consumer
 // group and POSTs every record to one URL as a binary-mode CloudEvent, with a fixed number of POSTs in
-// flight. It imports nothing from eventgate.
+// flight. It imports nothing from eventgate but the baselines' start/stop code.
 //
 //	consume --brokers 127.0.0.1:9092 --topic T --group G --target http://127.0.0.1:8081 --in-flight 64
 //
 // Records with ce_* headers are sent as binary mode (ce_x → Ce-X, content-type → Content-Type, value as
 // the body). There are no retries: a failed POST is counted and the record is still marked. Offsets of
 // delivered records are committed with franz-go's marked autocommit. It stops after --count records
-// (0: on SIGTERM/SIGINT) and prints how many it delivered and how many failed.
+// (0: on SIGTERM/SIGINT) and prints how many it delivered and how many failed. Its start/stop code is
+// the baselines' shared bench/baseline/internal/harness.
 package main
 
 import (
@@ -17,15 +18,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eventgate/eventgate/bench/baseline/internal/harness"
 )
 
 type options struct {
@@ -47,14 +47,11 @@ func main() {
 	flag.Int64Var(&o.count, "count", 0, "stop after this many records (0: run until SIGTERM)")
 	flag.Parse()
 	o.brokers = strings.Split(*brokers, ",")
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	delivered, failed, err := run(ctx, o)
-	fmt.Printf("delivered %d failed %d\n", delivered, failed)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "consume:", err)
-		os.Exit(1)
-	}
+	harness.Main("consume", func(ctx context.Context) error {
+		delivered, failed, err := run(ctx, o)
+		fmt.Printf("delivered %d failed %d\n", delivered, failed)
+		return err
+	})
 }
 
 func run(ctx context.Context, o options) (int64, int64, error) {

@@ -8,7 +8,8 @@
 // request with Content-Type application/cloudevents-batch+json is split into one record per element of
 // the JSON array (each kept as structured JSON), produced in one ProduceSync: the batched baseline.
 // Anything else is stored as one record as it came. The topic is created when missing (--partitions,
-// replication factor 1). It prints "listening on HOST:PORT" on standard error once it serves.
+// replication factor 1). It prints "listening on HOST:PORT" on standard error once it serves, and exits
+// 0 on SIGTERM/SIGINT. Its start/stop code is the baselines' shared bench/baseline/internal/harness.
 package main
 
 import (
@@ -18,19 +19,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"mime"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eventgate/eventgate/bench/baseline/internal/harness"
 )
 
 func main() {
@@ -39,12 +37,9 @@ func main() {
 	topic := flag.String("topic", "bench.baseline.produce", "topic to produce to")
 	partitions := flag.Int("partitions", 3, "partitions of the topic when it has to be created")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := run(ctx, *addr, strings.Split(*brokers, ","), *topic, int32(*partitions)); err != nil {
-		fmt.Fprintln(os.Stderr, "produce:", err)
-		os.Exit(1)
-	}
+	harness.Main("produce", func(ctx context.Context) error {
+		return run(ctx, *addr, strings.Split(*brokers, ","), *topic, int32(*partitions))
+	})
 }
 
 func run(ctx context.Context, addr string, brokers []string, topic string, partitions int32) error {
@@ -57,26 +52,7 @@ func run(ctx context.Context, addr string, brokers []string, topic string, parti
 	if err := ensureTopic(ctx, cl, topic, partitions); err != nil {
 		return err
 	}
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: handler(cl), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(os.Stderr, "listening on %s\n", ln.Addr())
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err = srv.Shutdown(shut)
-	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
-		return serr
-	}
-	return err
+	return harness.Serve(ctx, addr, handler(cl))
 }
 
 func ensureTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32) error {
