@@ -146,7 +146,12 @@ func (b *Backend) GroupName(g channel.Group) (string, error) {
 // Ensure creates the channel's topic, or brings an existing one to spec: more partitions are added,
 // retention is set; fewer partitions or another replication factor is an error wrapping
 // ErrSpecConflict (the channel is still usable with the topic as it is). Broker errors wrap
-// channel.ErrUnavailable. It blocks on admin requests until done or ctx is done. Safe to call
+// channel.ErrUnavailable.
+//
+// When Ensure returns nil the topic is usable: after a create or a partition increase it waits until
+// the metadata shows the topic with all its partitions and a leader for each (an answer of
+// UNKNOWN_TOPIC_OR_PARTITION or LEADER_NOT_AVAILABLE meanwhile means "not yet"), at most
+// topicWaitTimeout. It blocks on admin and metadata requests until done or ctx is done. Safe to call
 // repeatedly and concurrently.
 func (b *Backend) Ensure(ctx context.Context, spec channel.Spec) error {
 	topic, err := b.TopicName(spec.Ref)
@@ -175,6 +180,9 @@ func (b *Backend) Ensure(ctx context.Context, spec channel.Spec) error {
 	case err == nil:
 		b.log.Info("kafka topic created", "channel", spec.Ref.String(), "topic", topic,
 			"partitions", partitions, "replicationFactor", rf)
+		if _, err := b.awaitTopic(ctx, topic, partitions); err != nil {
+			return err
+		}
 		b.remember(spec.Ref, topic)
 		return nil
 	case errors.Is(err, kerr.TopicAlreadyExists):
@@ -192,21 +200,19 @@ func (b *Backend) Ensure(ctx context.Context, spec channel.Spec) error {
 	return nil
 }
 
-// reconcile brings an existing topic to the wanted shape. The channel is remembered even when the
-// shape conflicts, because the topic exists and can carry events.
+// reconcile brings an existing topic to the wanted shape. The topic may have been created a moment
+// ago (by a concurrent Ensure, another replica): the metadata not showing it yet means "not yet".
+// The channel is remembered even when the shape conflicts, because the topic exists and can carry
+// events.
 func (b *Backend) reconcile(ctx context.Context, ref channel.Ref, topic string, partitions int32, rf int16, configs map[string]*string) error {
-	details, err := b.admin.ListTopics(ctx, topic)
+	d, err := b.awaitTopic(ctx, topic, 0)
 	if err != nil {
-		return fmt.Errorf("kafka: describe topic %s: %w: %w", topic, channel.ErrUnavailable, err)
-	}
-	d, ok := details[topic]
-	if !ok || d.Err != nil {
-		return fmt.Errorf("kafka: describe topic %s: %w: %v", topic, channel.ErrUnavailable, d.Err)
+		return err
 	}
 	b.remember(ref, topic)
 
 	var problems []error
-	have := int32(len(d.Partitions))
+	have := d.partitions
 	switch {
 	case partitions > have:
 		resp, err := b.admin.UpdatePartitions(ctx, int(partitions), topic)
@@ -217,11 +223,14 @@ func (b *Backend) reconcile(ctx context.Context, ref channel.Ref, topic string, 
 			return fmt.Errorf("kafka: raise partitions of %s to %d: %w: %w", topic, partitions, channel.ErrUnavailable, err)
 		}
 		b.log.Info("kafka topic partitions raised", "channel", ref.String(), "topic", topic, "from", have, "to", partitions)
+		if _, err := b.awaitTopic(ctx, topic, partitions); err != nil {
+			return err
+		}
 	case partitions < have:
 		problems = append(problems, fmt.Errorf("%w: %s has %d partitions, spec asks for %d (partitions cannot be removed)",
 			ErrSpecConflict, topic, have, partitions))
 	}
-	if haveRF := int16(d.Partitions.NumReplicas()); haveRF != rf {
+	if haveRF := d.replicas; haveRF != rf {
 		problems = append(problems, fmt.Errorf("%w: %s has replication factor %d, spec asks for %d (change it with a partition reassignment)",
 			ErrSpecConflict, topic, haveRF, rf))
 	}
