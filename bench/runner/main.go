@@ -508,50 +508,46 @@ func (r *runner) ingressMemory(ctx context.Context) error {
 	return err
 }
 
-func (r *runner) ingressKafka(ctx context.Context) error {
-	ch := "ingress-" + r.id
+// kafkaIngress starts a gateway with the Kafka channel ch and, beside it, the produce baseline on a
+// topic of its own (bench.baseline.BASE-ID); it calls measure with their ingress URLs and stops both
+// once measure returns. Both topics are recorded for deletion at the end of the run.
+func (r *runner) kafkaIngress(ctx context.Context, ch, base string, measure func(egURL, baseURL string) error) error {
 	r.topic(ch)
 	gw, err := r.gateway(ctx, kafkaChannel(ch))
 	if err != nil {
 		return err
 	}
 	defer gw.stop()
-	baseTopic := "bench.baseline.produce-" + r.id
+	baseTopic := "bench.baseline." + base + "-" + r.id
 	r.topics = append(r.topics, baseTopic)
 	prod, url, err := r.server(ctx, "produce", nil, "--addr", "127.0.0.1:0", "--brokers", r.s.brokers, "--topic", baseTopic)
 	if err != nil {
 		return err
 	}
 	defer prod.stop()
-	egs, bases, err := r.throughput(ctx, gw.ingress+"/bench/"+ch, url, "--concurrency", strconv.Itoa(r.s.concurrency))
-	r.addRatio("ingress on Kafka vs net/http + ProduceSync", "throughput", "events/s", "≥ 0.8", 0.8, egs, bases,
-		fmt.Sprintf("acks=all, 3 partitions, binary mode, %d B, c=%d", r.s.size, r.s.concurrency))
-	if s := newSeries(egs); s != nil {
-		r.kafkaMax = s.Median
-	}
-	return err
+	return measure(gw.ingress+"/bench/"+ch, url)
+}
+
+func (r *runner) ingressKafka(ctx context.Context) error {
+	return r.kafkaIngress(ctx, "ingress-"+r.id, "produce", func(egURL, baseURL string) error {
+		egs, bases, err := r.throughput(ctx, egURL, baseURL, "--concurrency", strconv.Itoa(r.s.concurrency))
+		r.addRatio("ingress on Kafka vs net/http + ProduceSync", "throughput", "events/s", "≥ 0.8", 0.8, egs, bases,
+			fmt.Sprintf("acks=all, 3 partitions, binary mode, %d B, c=%d", r.s.size, r.s.concurrency))
+		if s := newSeries(egs); s != nil {
+			r.kafkaMax = s.Median
+		}
+		return err
+	})
 }
 
 func (r *runner) batchKafka(ctx context.Context) error {
-	ch := "batch-" + r.id
-	r.topic(ch)
-	gw, err := r.gateway(ctx, kafkaChannel(ch))
-	if err != nil {
+	return r.kafkaIngress(ctx, "batch-"+r.id, "batch", func(egURL, baseURL string) error {
+		egs, bases, err := r.throughput(ctx, egURL, baseURL, "--concurrency", strconv.Itoa(r.s.batchConc),
+			"--mode", "batch", "--batch-size", "100")
+		r.addRatio("batched ingress on Kafka vs batched ProduceSync", "throughput", "events/s", "", 0, egs, bases,
+			fmt.Sprintf("100 events/request, acks=all, %d B, c=%d", r.s.size, r.s.batchConc))
 		return err
-	}
-	defer gw.stop()
-	baseTopic := "bench.baseline.batch-" + r.id
-	r.topics = append(r.topics, baseTopic)
-	prod, url, err := r.server(ctx, "produce", nil, "--addr", "127.0.0.1:0", "--brokers", r.s.brokers, "--topic", baseTopic)
-	if err != nil {
-		return err
-	}
-	defer prod.stop()
-	egs, bases, err := r.throughput(ctx, gw.ingress+"/bench/"+ch, url, "--concurrency", strconv.Itoa(r.s.batchConc),
-		"--mode", "batch", "--batch-size", "100")
-	r.addRatio("batched ingress on Kafka vs batched ProduceSync", "throughput", "events/s", "", 0, egs, bases,
-		fmt.Sprintf("100 events/request, acks=all, %d B, c=%d", r.s.size, r.s.batchConc))
-	return err
+	})
 }
 
 // fill stores n events on a Kafka channel through a gateway with no subscription, in batches.
@@ -580,43 +576,45 @@ func (r *runner) dispatch(ctx context.Context) error {
 	n := strconv.FormatInt(r.s.drainN, 10)
 	limit := 10 * time.Minute
 	seq := 0
-	eg := func(ctx context.Context) (float64, error) {
+	// drainOnce starts a sink expecting the whole backlog, then what deliver starts towards the sink's
+	// URL, and returns the sink's events/s once every event arrived; it stops both before returning.
+	drainOnce := func(ctx context.Context, deliver func(url string) (stop func(), err error)) (float64, error) {
 		seq++
 		sink, url, err := r.sink(ctx, "--count", n)
 		if err != nil {
 			return 0, err
 		}
 		defer sink.stop()
-		gw, err := r.gateway(ctx, kafkaChannel(ch)+subscription(fmt.Sprintf("drain-%d", seq), "KafkaChannel", ch, url))
+		stop, err := deliver(url)
 		if err != nil {
 			return 0, err
 		}
-		defer gw.stop()
+		defer stop()
 		if err := sink.wait(ctx, limit); err != nil {
 			return 0, err
 		}
 		res, err := sinkOutput(sink)
 		return res.EventsPS, err
 	}
+	eg := func(ctx context.Context) (float64, error) {
+		return drainOnce(ctx, func(url string) (func(), error) {
+			gw, err := r.gateway(ctx, kafkaChannel(ch)+subscription(fmt.Sprintf("drain-%d", seq), "KafkaChannel", ch, url))
+			if err != nil {
+				return nil, err
+			}
+			return gw.stop, nil
+		})
+	}
 	base := func(ctx context.Context) (float64, error) {
-		seq++
-		sink, url, err := r.sink(ctx, "--count", n)
-		if err != nil {
-			return 0, err
-		}
-		defer sink.stop()
-		cons, _, err := start(ctx, "consume", nil, nil, r.bin("consume"), "--brokers", r.s.brokers, "--topic", topic,
-			"--group", fmt.Sprintf("bench.baseline.%s.%d", r.id, seq), "--target", url,
-			"--in-flight", strconv.Itoa(r.s.inFlight), "--count", n)
-		if err != nil {
-			return 0, err
-		}
-		defer cons.stop()
-		if err := sink.wait(ctx, limit); err != nil {
-			return 0, err
-		}
-		res, err := sinkOutput(sink)
-		return res.EventsPS, err
+		return drainOnce(ctx, func(url string) (func(), error) {
+			cons, _, err := start(ctx, "consume", nil, nil, r.bin("consume"), "--brokers", r.s.brokers, "--topic", topic,
+				"--group", fmt.Sprintf("bench.baseline.%s.%d", r.id, seq), "--target", url,
+				"--in-flight", strconv.Itoa(r.s.inFlight), "--count", n)
+			if err != nil {
+				return nil, err
+			}
+			return cons.stop, nil
+		})
 	}
 	egs, bases, err := r.pair(ctx, eg, base)
 	r.addRatio("dispatch of a Kafka backlog vs consume-and-POST", "throughput", "events/s", "≥ 0.8", 0.8, egs, bases,
