@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -22,16 +21,21 @@ import (
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/providers/structs"
 	"github.com/knadh/koanf/v2"
+
+	"github.com/eventgate/eventgate/gateway/config/check"
+	"github.com/eventgate/eventgate/gateway/dispatch"
+	"github.com/eventgate/eventgate/gateway/ingress"
+	"github.com/eventgate/eventgate/provisioners/kafka"
 )
 
 // Config is the whole gateway configuration. Keys are the koanf tags, nested with ".".
 type Config struct {
-	Ingress  Ingress  `koanf:"ingress"`
-	Admin    Admin    `koanf:"admin"`
-	Channels Channels `koanf:"channels"`
-	InMemory InMemory `koanf:"inmemory"`
-	Kafka    Kafka    `koanf:"kafka"`
-	Dispatch Dispatch `koanf:"dispatch"`
+	Ingress  ingress.Config  `koanf:"ingress"`
+	Admin    Admin           `koanf:"admin"`
+	Channels Channels        `koanf:"channels"`
+	InMemory InMemory        `koanf:"inmemory"`
+	Kafka    kafka.Config    `koanf:"kafka"`
+	Dispatch dispatch.Config `koanf:"dispatch"`
 	// AddressBook maps references that are not channels to URLs. Keys are "NAMESPACE/NAME" or
 	// "KIND/NAMESPACE/NAME" (the more specific wins). Unlisted references resolve to the in-cluster
 	// Knative address http://NAME.NAMESPACE.svc.cluster.local.
@@ -40,38 +44,6 @@ type Config struct {
 	SecretsDir string   `koanf:"secretsDir"`
 	Shutdown   Shutdown `koanf:"shutdown"`
 	Log        Log      `koanf:"log"`
-}
-
-// Ingress is the HTTP server that takes events.
-type Ingress struct {
-	Address           string        `koanf:"address"`           // default ":8080"
-	MaxBodyBytes      int64         `koanf:"maxBodyBytes"`      // default 1 MiB; larger bodies get 413
-	ReadHeaderTimeout time.Duration `koanf:"readHeaderTimeout"` // default 10s
-	ReadTimeout       time.Duration `koanf:"readTimeout"`       // default 30s (whole request)
-	WriteTimeout      time.Duration `koanf:"writeTimeout"`      // default 30s
-	IdleTimeout       time.Duration `koanf:"idleTimeout"`       // default 120s
-	MaxHeaderBytes    int           `koanf:"maxHeaderBytes"`    // default 64 KiB
-	// MaxConcurrentRequests bounds requests in progress; beyond it the ingress answers 503 at once.
-	// Default 4096; 0 means unbounded.
-	MaxConcurrentRequests int         `koanf:"maxConcurrentRequests"`
-	TLS                   IngressTLS  `koanf:"tls"`
-	Auth                  IngressAuth `koanf:"auth"`
-	// ExternalURL is the base URL others use to reach the ingress (what `validate` prints and what
-	// ContainerSources get as K_SINK). Default: http://127.0.0.1 with the port of Address.
-	ExternalURL string `koanf:"externalURL"`
-}
-
-// IngressTLS serves the ingress over TLS from PEM files, reloaded when they change.
-type IngressTLS struct {
-	CertFile string `koanf:"certFile"`
-	KeyFile  string `koanf:"keyFile"`
-}
-
-// IngressAuth turns on bearer tokens per channel.
-type IngressAuth struct {
-	// Secret names a directory under secretsDir (a mounted Kubernetes Secret) with one key per channel,
-	// NAMESPACE.CHANNEL, holding that channel's tokens one per line. Empty: no authentication.
-	Secret string `koanf:"secret"`
 }
 
 // Admin is the HTTP server with /metrics, /livez and /readyz.
@@ -92,54 +64,6 @@ type InMemory struct {
 	RetryAfter      time.Duration `koanf:"retryAfter"`      // Retry-After sent with 429; default 1s
 }
 
-// Kafka configures the Kafka provisioner.
-type Kafka struct {
-	Brokers                  []string      `koanf:"brokers"`                  // host:port, comma-separated in env
-	TopicTemplate            string        `koanf:"topicTemplate"`            // default "eventgate.{{.Namespace}}.{{.Name}}"
-	GroupTemplate            string        `koanf:"groupTemplate"`            // default "eventgate.{{.Namespace}}.{{.Name}}"
-	ProduceTimeout           time.Duration `koanf:"produceTimeout"`           // default 10s, then 503
-	DefaultPartitions        int32         `koanf:"defaultPartitions"`        // default 3
-	DefaultReplicationFactor int16         `koanf:"defaultReplicationFactor"` // default 1
-	DeleteTopicsOnRemove     bool          `koanf:"deleteTopicsOnRemove"`     // default false
-	SessionTimeout           time.Duration `koanf:"sessionTimeout"`           // default 15s: a dead gateway's partitions move after it
-	TLS                      TLS           `koanf:"tls"`
-	SASL                     SASL          `koanf:"sasl"`
-}
-
-// TLS configures a TLS client or server from PEM files.
-type TLS struct {
-	Enabled            bool   `koanf:"enabled"`
-	CAFile             string `koanf:"caFile"`
-	CertFile           string `koanf:"certFile"`
-	KeyFile            string `koanf:"keyFile"`
-	InsecureSkipVerify bool   `koanf:"insecureSkipVerify"`
-}
-
-// SASL configures Kafka authentication.
-type SASL struct {
-	Mechanism string `koanf:"mechanism"` // "", PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
-	Username  string `koanf:"username"`
-	Password  string `koanf:"password"`
-}
-
-// Dispatch holds delivery defaults; a Subscription's spec.delivery overrides them field by field.
-type Dispatch struct {
-	// MaxInFlight bounds in-flight deliveries per subscription (the adaptive limit's ceiling); default 64.
-	MaxInFlight int `koanf:"maxInFlight"`
-	// MinInFlight is the adaptive limit's floor; default 1.
-	MinInFlight int `koanf:"minInFlight"`
-	// Adaptive lets each subscription's limit follow its subscriber's latency and overload answers
-	// between minInFlight and maxInFlight (AIMD with a latency gradient, see dispatch.Adaptive);
-	// false fixes it at maxInFlight. Default true.
-	Adaptive      bool          `koanf:"adaptive"`
-	Retry         int           `koanf:"retry"`         // attempts after the first; default 3
-	BackoffPolicy string        `koanf:"backoffPolicy"` // "exponential" (default) or "linear"
-	BackoffDelay  time.Duration `koanf:"backoffDelay"`  // default 200ms
-	BackoffMax    time.Duration `koanf:"backoffMax"`    // default 30s
-	Timeout       time.Duration `koanf:"timeout"`       // per attempt; default 30s
-	RetryAfterMax time.Duration `koanf:"retryAfterMax"` // cap on honoured Retry-After; default 60s, 0 ignores it
-}
-
 // Shutdown bounds the SIGTERM drain.
 type Shutdown struct {
 	Grace time.Duration `koanf:"grace"` // default 25s
@@ -154,38 +78,12 @@ type Log struct {
 // Default returns the built-in configuration: `eventgate serve` with nothing else runs on it.
 func Default() Config {
 	return Config{
-		Ingress: Ingress{
-			Address:               ":8080",
-			MaxBodyBytes:          1 << 20,
-			ReadHeaderTimeout:     10 * time.Second,
-			ReadTimeout:           30 * time.Second,
-			WriteTimeout:          30 * time.Second,
-			IdleTimeout:           120 * time.Second,
-			MaxHeaderBytes:        64 << 10,
-			MaxConcurrentRequests: 4096,
-		},
-		Admin:    Admin{Address: ":9090"},
-		Channels: Channels{DefaultProvisioner: "inmemory"},
-		InMemory: InMemory{BytesPerChannel: 64 << 20, Partitions: 4, RetryAfter: time.Second},
-		Kafka: Kafka{
-			TopicTemplate:            "eventgate.{{.Namespace}}.{{.Name}}",
-			GroupTemplate:            "eventgate.{{.Namespace}}.{{.Name}}",
-			ProduceTimeout:           10 * time.Second,
-			DefaultPartitions:        3,
-			DefaultReplicationFactor: 1,
-			SessionTimeout:           15 * time.Second,
-		},
-		Dispatch: Dispatch{
-			MaxInFlight:   64,
-			MinInFlight:   1,
-			Adaptive:      true,
-			Retry:         3,
-			BackoffPolicy: "exponential",
-			BackoffDelay:  200 * time.Millisecond,
-			BackoffMax:    30 * time.Second,
-			Timeout:       30 * time.Second,
-			RetryAfterMax: 60 * time.Second,
-		},
+		Ingress:     ingress.DefaultConfig(),
+		Admin:       Admin{Address: ":9090"},
+		Channels:    Channels{DefaultProvisioner: "inmemory"},
+		InMemory:    InMemory{BytesPerChannel: 64 << 20, Partitions: 4, RetryAfter: time.Second},
+		Kafka:       kafka.DefaultConfig(),
+		Dispatch:    dispatch.DefaultConfig(),
 		AddressBook: map[string]string{},
 		Shutdown:    Shutdown{Grace: 25 * time.Second},
 		Log:         Log{Level: "info", Format: "auto"},
@@ -301,111 +199,39 @@ func isKnown(known map[string]string, key string) bool {
 	return strings.HasPrefix(key, "addressBook.")
 }
 
-// Validate checks rules that span the configuration and returns every problem, each naming its key.
+// Validate returns every problem with the configuration, joined, each naming its key: each section's
+// own rules (the component that owns the section checks them, and its keys get the section in front)
+// and the rules that span sections.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	checkAddr := func(key, addr string) {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(key, "%q is not host:port (%v)", addr, err)
-		}
-	}
-	checkAddr("ingress.address", c.Ingress.Address)
-	checkAddr("admin.address", c.Admin.Address)
-	if c.Ingress.MaxBodyBytes <= 0 {
-		bad("ingress.maxBodyBytes", "must be positive, got %d", c.Ingress.MaxBodyBytes)
-	}
-	if c.Ingress.MaxConcurrentRequests < 0 {
-		bad("ingress.maxConcurrentRequests", "must not be negative, got %d", c.Ingress.MaxConcurrentRequests)
-	}
-	if (c.Ingress.TLS.CertFile == "") != (c.Ingress.TLS.KeyFile == "") {
-		bad("ingress.tls.certFile", "certFile and keyFile go together")
-	}
+	var p check.Problems
+	p.Within("ingress", c.Ingress.Validate())
 	if c.Ingress.Auth.Secret != "" && c.SecretsDir == "" {
-		bad("ingress.auth.secret", "needs secretsDir (or --secrets-dir) to find the secret %q", c.Ingress.Auth.Secret)
+		p.Add("ingress.auth.secret", "needs secretsDir (or --secrets-dir) to find the secret %q", c.Ingress.Auth.Secret)
 	}
-	if c.Ingress.MaxHeaderBytes <= 0 {
-		bad("ingress.maxHeaderBytes", "must be positive, got %d", c.Ingress.MaxHeaderBytes)
-	}
-	for key, d := range map[string]time.Duration{
-		"ingress.readHeaderTimeout": c.Ingress.ReadHeaderTimeout, "ingress.readTimeout": c.Ingress.ReadTimeout,
-		"ingress.writeTimeout": c.Ingress.WriteTimeout, "ingress.idleTimeout": c.Ingress.IdleTimeout,
-		"kafka.produceTimeout": c.Kafka.ProduceTimeout, "kafka.sessionTimeout": c.Kafka.SessionTimeout,
-		"dispatch.timeout": c.Dispatch.Timeout, "shutdown.grace": c.Shutdown.Grace,
-		"inmemory.retryAfter": c.InMemory.RetryAfter,
-	} {
-		if d <= 0 {
-			bad(key, "must be a positive duration, got %v", d)
-		}
-	}
-	if !slices.Contains([]string{"inmemory", "kafka"}, c.Channels.DefaultProvisioner) {
-		bad("channels.defaultProvisioner", "%q is not one of inmemory, kafka", c.Channels.DefaultProvisioner)
-	}
+	p.HostPort("admin.address", c.Admin.Address)
+	p.OneOf("channels.defaultProvisioner", c.Channels.DefaultProvisioner, "inmemory", "kafka")
+	p.Within("kafka", c.Kafka.Validate())
 	if c.Channels.DefaultProvisioner == "kafka" && len(c.Kafka.Brokers) == 0 {
-		bad("kafka.brokers", "required when channels.defaultProvisioner is kafka")
+		p.Add("kafka.brokers", "required when channels.defaultProvisioner is kafka")
 	}
-	for i, b := range c.Kafka.Brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
-		}
-	}
-	if c.InMemory.BytesPerChannel <= 0 {
-		bad("inmemory.bytesPerChannel", "must be positive, got %d", c.InMemory.BytesPerChannel)
-	}
-	if c.InMemory.Partitions <= 0 {
-		bad("inmemory.partitions", "must be positive, got %d", c.InMemory.Partitions)
-	}
-	if c.Kafka.DefaultPartitions <= 0 {
-		bad("kafka.defaultPartitions", "must be positive, got %d", c.Kafka.DefaultPartitions)
-	}
-	if c.Kafka.DefaultReplicationFactor <= 0 {
-		bad("kafka.defaultReplicationFactor", "must be positive, got %d", c.Kafka.DefaultReplicationFactor)
-	}
-	if m := c.Kafka.SASL.Mechanism; m != "" && !slices.Contains([]string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}, m) {
-		bad("kafka.sasl.mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", m)
-	}
-	if c.Kafka.SASL.Mechanism != "" && c.Kafka.SASL.Username == "" {
-		bad("kafka.sasl.username", "required when kafka.sasl.mechanism is set")
-	}
-	if (c.Kafka.TLS.CertFile == "") != (c.Kafka.TLS.KeyFile == "") {
-		bad("kafka.tls.certFile", "certFile and keyFile go together")
-	}
-	if c.Dispatch.MaxInFlight <= 0 {
-		bad("dispatch.maxInFlight", "must be positive, got %d", c.Dispatch.MaxInFlight)
-	}
-	if c.Dispatch.MinInFlight <= 0 {
-		bad("dispatch.minInFlight", "must be positive, got %d", c.Dispatch.MinInFlight)
-	} else if c.Dispatch.MaxInFlight > 0 && c.Dispatch.MinInFlight > c.Dispatch.MaxInFlight {
-		bad("dispatch.minInFlight", "%d is more than dispatch.maxInFlight %d", c.Dispatch.MinInFlight, c.Dispatch.MaxInFlight)
-	}
-	if c.Dispatch.Retry < 0 {
-		bad("dispatch.retry", "must not be negative, got %d", c.Dispatch.Retry)
-	}
-	if !slices.Contains([]string{"linear", "exponential"}, c.Dispatch.BackoffPolicy) {
-		bad("dispatch.backoffPolicy", "%q is not one of linear, exponential", c.Dispatch.BackoffPolicy)
-	}
-	if c.Dispatch.BackoffDelay < 0 || c.Dispatch.BackoffMax < 0 || c.Dispatch.RetryAfterMax < 0 {
-		bad("dispatch", "backoffDelay, backoffMax and retryAfterMax must not be negative")
-	}
-	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
-		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
-	}
-	if !slices.Contains([]string{"auto", "text", "json"}, c.Log.Format) {
-		bad("log.format", "%q is not one of auto, text, json", c.Log.Format)
-	}
+	p.Positive("inmemory.bytesPerChannel", c.InMemory.BytesPerChannel)
+	p.Positive("inmemory.partitions", int64(c.InMemory.Partitions))
+	p.PositiveDuration("inmemory.retryAfter", c.InMemory.RetryAfter)
+	p.Within("dispatch", c.Dispatch.Validate())
+	p.PositiveDuration("shutdown.grace", c.Shutdown.Grace)
+	p.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	p.OneOf("log.format", c.Log.Format, "auto", "text", "json")
 	for name, u := range c.AddressBook {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			bad("addressBook."+name, "%q is not an http(s) URL", u)
+			p.Add("addressBook."+name, "%q is not an http(s) URL", u)
 		}
 	}
 	if c.SecretsDir != "" {
 		if st, err := os.Stat(c.SecretsDir); err != nil || !st.IsDir() {
-			bad("secretsDir", "%q is not a readable directory", c.SecretsDir)
+			p.Add("secretsDir", "%q is not a readable directory", c.SecretsDir)
 		}
 	}
-	return errors.Join(errs...)
+	return p.Err()
 }
 
 // IngressURL is the base URL of the ingress as others should use it.

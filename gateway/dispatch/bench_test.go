@@ -35,7 +35,7 @@ func benchClient(b *testing.B) *http.Client {
 func BenchmarkDeliver(b *testing.B) {
 	srv := benchServer(b)
 	d := New(Subscription{Namespace: "ns", Name: "bench", Channel: testChannel,
-		Subscriber: Destination{URL: srv.URL}},
+		Subscriber: Destination{URL: srv.URL}, MaxInFlight: DefaultConfig().MaxInFlight},
 		Deps{Channels: newFakeProvisioner(1), Client: benchClient(b), Metrics: metrics.New(metrics.Build{}),
 			Log: slog.New(slog.DiscardHandler)})
 	ev := testEvent("bench-1")

@@ -81,9 +81,6 @@ type Policy struct {
 	RetryAfterMax time.Duration
 }
 
-// DefaultMaxInFlight bounds a subscription's concurrent deliveries when Subscription.MaxInFlight is 0.
-const DefaultMaxInFlight = 100
-
 // Subscription is what the dispatcher needs of one subscription.
 type Subscription struct {
 	Namespace, Name string
@@ -101,8 +98,8 @@ type Subscription struct {
 	Ordered bool
 	// Start is where the group starts when it has no committed position.
 	Start channel.StartOffset
-	// MaxInFlight bounds in-flight deliveries for the whole subscription (all partitions);
-	// 0 means DefaultMaxInFlight.
+	// MaxInFlight bounds in-flight deliveries for the whole subscription (all partitions); at least 1
+	// (Start refuses less). Config.MaxInFlight is the configured default.
 	MaxInFlight int
 	// Adaptive makes the bound adapt to the subscriber (see Adaptive), between MinInFlight and
 	// MaxInFlight; otherwise it is fixed at MaxInFlight. Ignored when Deps.Limiter is set.
@@ -186,9 +183,6 @@ type gauge interface {
 
 // New returns a dispatcher for s. It does nothing until Start.
 func New(s Subscription, d Deps) *Dispatcher {
-	if s.MaxInFlight <= 0 {
-		s.MaxInFlight = DefaultMaxInFlight
-	}
 	if s.Policy.Retry < 0 {
 		s.Policy.Retry = 0
 	}
@@ -250,9 +244,9 @@ func New(s Subscription, d Deps) *Dispatcher {
 	return dp
 }
 
-// Start validates the subscription's destinations and joins its channel as consumer group
-// {Channel, Name, Start}. It blocks only while subscribing (bounded by ctx); deliveries run until
-// Stop, independent of ctx. A dispatcher starts once: a second Start returns ErrStarted.
+// Start validates the subscription (its MaxInFlight and destinations) and joins its channel as
+// consumer group {Channel, Name, Start}. It blocks only while subscribing (bounded by ctx); deliveries
+// run until Stop, independent of ctx. A dispatcher starts once: a second Start returns ErrStarted.
 func (d *Dispatcher) Start(ctx context.Context) error {
 	d.lifecycle.Lock()
 	defer d.lifecycle.Unlock()
@@ -265,6 +259,9 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 
 	if d.channels == nil {
 		return errors.New("dispatch: Deps.Channels is required")
+	}
+	if d.sub.MaxInFlight < 1 {
+		return fmt.Errorf("dispatch: MaxInFlight must be at least 1, got %d", d.sub.MaxInFlight)
 	}
 	if err := d.sub.Subscriber.validate(); err != nil {
 		return fmt.Errorf("dispatch: subscriber: %w", err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -666,17 +667,23 @@ func TestRevokeAbandonsInFlight(t *testing.T) {
 
 func TestStartErrors(t *testing.T) {
 	p := newFakeProvisioner(1)
-	d := New(Subscription{Namespace: "ns", Name: "s", Channel: testChannel}, Deps{Channels: p})
+	limit := DefaultConfig().MaxInFlight
+	d := New(Subscription{Namespace: "ns", Name: "s", Channel: testChannel, MaxInFlight: limit}, Deps{Channels: p})
 	if err := d.Start(context.Background()); !errors.Is(err, ErrInvalidDestination) {
 		t.Errorf("Start without subscriber = %v, want ErrInvalidDestination", err)
 	}
 	bad := &Destination{URL: "not a url"}
-	d = New(Subscription{Namespace: "ns", Name: "s", Channel: testChannel,
+	d = New(Subscription{Namespace: "ns", Name: "s", Channel: testChannel, MaxInFlight: limit,
 		Subscriber: Destination{URL: "http://127.0.0.1:1"}, DeadLetter: bad}, Deps{Channels: p})
 	if err := d.Start(context.Background()); !errors.Is(err, ErrInvalidDestination) {
 		t.Errorf("Start with a bad dead letter = %v, want ErrInvalidDestination", err)
 	}
 	d = New(Subscription{Namespace: "ns", Name: "s", Channel: testChannel,
+		Subscriber: Destination{URL: "http://127.0.0.1:1"}}, Deps{Channels: p})
+	if err := d.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "MaxInFlight") {
+		t.Errorf("Start with MaxInFlight 0 = %v, want an error naming MaxInFlight", err)
+	}
+	d = New(Subscription{Namespace: "ns", Name: "s", Channel: testChannel, MaxInFlight: limit,
 		Subscriber: Destination{URL: "http://127.0.0.1:1"}}, Deps{Channels: p})
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)

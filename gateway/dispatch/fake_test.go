@@ -328,6 +328,9 @@ func newHarness(t *testing.T, partitions int32, s Subscription, setup func(*Disp
 	if s.Channel == (channel.Ref{}) {
 		s.Channel = testChannel
 	}
+	if s.MaxInFlight == 0 { // the configured bound, unless the test is about the bound
+		s.MaxInFlight = DefaultConfig().MaxInFlight
+	}
 	h := &harness{p: newFakeProvisioner(partitions), m: metrics.New(metrics.Build{})}
 	h.d = New(s, Deps{Channels: h.p, Metrics: h.m, Log: slog.New(slog.DiscardHandler)})
 	if setup != nil {

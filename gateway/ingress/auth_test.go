@@ -98,7 +98,9 @@ func (b *blockingPublisher) Publish(context.Context, channel.Ref, []*event.Event
 
 func TestConcurrentRequestCap(t *testing.T) {
 	pub := &blockingPublisher{entered: make(chan struct{}, 2), release: make(chan struct{})}
-	h := New(Options{MaxConcurrentRequests: 2})
+	cfg := DefaultConfig()
+	cfg.MaxConcurrentRequests = 2
+	h := New(cfg, Deps{})
 	h.SetChannels(Table{{Namespace: "default", Name: "demo"}: pub})
 	var wg sync.WaitGroup
 	for i := 0; i < 2; i++ {

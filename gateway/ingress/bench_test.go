@@ -112,7 +112,7 @@ func benchIngress(b *testing.B) http.Handler {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = backend.Close() })
-	h := New(Options{Log: log, Metrics: metrics.New(metrics.Build{Version: "bench"}), MaxConcurrentRequests: 4096})
+	h := New(DefaultConfig(), Deps{Log: log, Metrics: metrics.New(metrics.Build{Version: "bench"})})
 	h.SetChannels(Table{ref: backend})
 	return h
 }

@@ -39,27 +39,27 @@ type Handler struct {
 	slots    chan struct{}                           // bounds concurrent requests; nil: unbounded
 }
 
-// Options configures a Handler.
-type Options struct {
-	MaxBodyBytes int64 // larger bodies are answered 413; default 1 MiB
-	// MaxConcurrentRequests bounds requests in progress; beyond it requests are answered 503 at once.
-	// 0 means unbounded.
-	MaxConcurrentRequests int
-	Log                   *slog.Logger
-	Metrics               *metrics.Metrics
+// Deps are the Handler's collaborators.
+type Deps struct {
+	// Log receives structured logs (never payloads); nil discards them.
+	Log *slog.Logger
+	// Metrics is updated per request; nil means none.
+	Metrics *metrics.Metrics
 }
 
-// New returns a Handler serving no channels until SetChannels is called.
-func New(o Options) *Handler {
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 1 << 20
+// New returns a Handler serving no channels until SetChannels is called. Of cfg it uses MaxBodyBytes
+// and MaxConcurrentRequests (the server settings are for whoever serves the Handler). It panics if
+// cfg is not valid (Config.Validate): callers start from DefaultConfig, and config.Load validates.
+func New(cfg Config, d Deps) *Handler {
+	if err := cfg.Validate(); err != nil {
+		panic(fmt.Sprintf("ingress: invalid config: %v", err))
 	}
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{maxBody: o.MaxBodyBytes, log: o.Log, metrics: o.Metrics}
-	if o.MaxConcurrentRequests > 0 {
-		h.slots = make(chan struct{}, o.MaxConcurrentRequests)
+	h := &Handler{maxBody: cfg.MaxBodyBytes, log: d.Log, metrics: d.Metrics}
+	if cfg.MaxConcurrentRequests > 0 {
+		h.slots = make(chan struct{}, cfg.MaxConcurrentRequests)
 	}
 	h.channels.Store(&Table{})
 	h.sources.Store(&map[string]http.Handler{})

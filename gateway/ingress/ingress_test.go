@@ -37,7 +37,9 @@ func (r *recorder) Publish(_ context.Context, _ channel.Ref, es []*event.Event) 
 func newHandler(t *testing.T, pub channel.Publisher) (*Handler, *metrics.Metrics) {
 	t.Helper()
 	m := metrics.New(metrics.Build{Version: "test"})
-	h := New(Options{MaxBodyBytes: 1024, Metrics: m})
+	cfg := DefaultConfig()
+	cfg.MaxBodyBytes = 1024
+	h := New(cfg, Deps{Metrics: m})
 	h.SetChannels(Table{{Namespace: "default", Name: "demo"}: pub})
 	return h, m
 }
@@ -193,5 +195,25 @@ func TestSourceRoutes(t *testing.T) {
 	})})
 	if w := do(h, http.MethodPost, "/sources/default/gh", "", nil, "{}"); w.Code != http.StatusNoContent {
 		t.Fatalf("source route code %d", w.Code)
+	}
+}
+
+func TestConfigValidateNamesEveryKey(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig: %v", err)
+	}
+	c := DefaultConfig()
+	c.Address, c.MaxBodyBytes, c.MaxHeaderBytes, c.MaxConcurrentRequests = "nope", 0, 0, -1
+	c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout = 0, 0, 0, 0
+	c.TLS.KeyFile = "key.pem"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, key := range []string{"address", "maxBodyBytes", "maxHeaderBytes", "maxConcurrentRequests",
+		"readHeaderTimeout", "readTimeout", "writeTimeout", "idleTimeout", "tls.certFile"} {
+		if !strings.Contains(err.Error(), key+":") {
+			t.Errorf("error %q does not name %s", err, key)
+		}
 	}
 }

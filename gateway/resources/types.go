@@ -54,14 +54,12 @@ type Reference struct {
 	Namespace  string
 }
 
-// IsChannel reports whether r names a channel kind (Channel, InMemoryChannel, KafkaChannel, of any of
-// their apiVersions). Such a reference resolves inside the gateway, with no HTTP hop.
+// IsChannel reports whether r names a channel kind (a kind the kinds table runs as a channel:
+// Channel, InMemoryChannel, KafkaChannel), whatever its apiVersion. Such a reference resolves inside
+// the gateway, with no HTTP hop.
 func (r Reference) IsChannel() bool {
-	switch r.Kind {
-	case "Channel", "InMemoryChannel", "KafkaChannel":
-		return true
-	}
-	return false
+	run, ok := RunnerOf(r.Kind)
+	return ok && run.Role == RoleChannel
 }
 
 // ChannelRef returns the channel r names (meaningful when r.IsChannel()).
@@ -103,16 +101,6 @@ type Delivery struct {
 	DeadLetterSink *Destination
 }
 
-// DeliveryOrder is a subscription's ordering (annotation kafka.eventing.knative.dev/delivery.order).
-type DeliveryOrder string
-
-const (
-	// Unordered delivers concurrently; retries never block a partition. The default.
-	Unordered DeliveryOrder = "unordered"
-	// Ordered delivers one event at a time per partition, in order.
-	Ordered DeliveryOrder = "ordered"
-)
-
 // Annotation keys eventgate reads.
 const (
 	AnnotationDeliveryOrder   = "kafka.eventing.knative.dev/delivery.order"
@@ -122,138 +110,10 @@ const (
 	AnnotationUnauthenticated = "eventgate.dev/unauthenticated"
 )
 
-// Channel is a channel of any kind and apiVersion, resolved to a provisioner.
-type Channel struct {
-	Meta
-	// Provisioner is ProvisionerInMemory or ProvisionerKafka.
-	Provisioner string
-	// Kafka settings (KafkaChannel, or a Channel templated on one); zero means the provisioner default.
-	Partitions        int32
-	ReplicationFactor int16
-	Retention         time.Duration
-	// Delivery is the channel's default delivery spec for its subscriptions (spec.delivery); nil when unset.
-	Delivery *Delivery
-}
-
-// Ref returns the channel's identity for provisioners.
-func (c *Channel) Ref() channel.Ref { return channel.Ref{Namespace: c.Namespace, Name: c.Name} }
-
-// Spec returns what a provisioner needs to create or update the channel.
-func (c *Channel) Spec() channel.Spec {
-	return channel.Spec{Ref: c.Ref(), Partitions: c.Partitions, ReplicationFactor: c.ReplicationFactor,
-		Retention: c.Retention}
-}
-
-// Subscription links a channel to a subscriber.
-type Subscription struct {
-	Meta
-	// Channel is the subscribed channel; a channel is identified by namespace and name whatever its kind.
-	Channel Reference
-	// Subscriber receives the events; nil when the subscription only forwards to Reply.
-	Subscriber *Destination
-	// Reply receives the subscriber's replies; nil when none (replies are dropped and counted).
-	Reply *Destination
-	// Delivery is the subscription's own delivery spec; nil when unset (see Set.DeliveryFor).
-	Delivery *Delivery
-	// Order defaults to Unordered.
-	Order DeliveryOrder
-	// InitialOffset is where a new consumer group starts; defaults to channel.Latest.
-	InitialOffset channel.StartOffset
-	// MinConcurrency and MaxConcurrency bound in-flight deliveries; 0 means the dispatcher default.
-	MinConcurrency int
-	MaxConcurrency int
-}
-
-// ChannelRef returns the subscribed channel.
-func (s *Subscription) ChannelRef() channel.Ref { return s.Channel.ChannelRef() }
-
 // SecretKeyRef names one key of a Secret (secretKeyRef: {name, key}); see ReadSecret.
 type SecretKeyRef struct {
 	Name string
 	Key  string
-}
-
-// APIResource is one kind an ApiServerSource watches.
-type APIResource struct {
-	APIVersion string
-	Kind       string
-	// Selector is a Kubernetes label selector in string form ("app=x,tier in (a,b)"); "" selects all.
-	Selector string
-}
-
-// Kubernetes source modes.
-const (
-	// ModeReference sends a reference to the changed object.
-	ModeReference = "Reference"
-	// ModeResource sends the whole object.
-	ModeResource = "Resource"
-)
-
-// KubernetesSpec configures KubernetesEventSource and ApiServerSource.
-type KubernetesSpec struct {
-	Namespace          string // watched namespace; defaults to the source's
-	ServiceAccountName string
-	Resources          []APIResource // KubernetesEventSource: [{v1, Event}]
-	Mode               string        // ModeReference or ModeResource; KubernetesEventSource: ModeResource
-}
-
-// GitHubSpec configures GitHubSource: a webhook receiver.
-type GitHubSpec struct {
-	Owner      string
-	Repository string // "" for an organisation-wide webhook
-	EventTypes []string
-	// AccessToken and SecretToken are nil when not given. SecretToken is required unless the
-	// annotation eventgate.dev/unauthenticated is "true" (Unauthenticated).
-	AccessToken     *SecretKeyRef
-	SecretToken     *SecretKeyRef
-	Unauthenticated bool
-}
-
-// PubSubSpec configures CloudPubSubSource and GcpPubSubSource.
-type PubSubSpec struct {
-	Project        string
-	Topic          string
-	SubscriptionID string
-	Credentials    *SecretKeyRef // spec.secret or spec.gcpCredsSecret; nil when not given
-}
-
-// EnvVar is one environment variable of a ContainerSource's program; exactly one of Value and
-// SecretKeyRef is used (Value may be empty).
-type EnvVar struct {
-	Name         string
-	Value        string
-	SecretKeyRef *SecretKeyRef
-}
-
-// ContainerSpec configures ContainerSource: a user program told where to send events.
-type ContainerSpec struct {
-	Name    string
-	Image   string
-	Command []string
-	Args    []string
-	Env     []EnvVar
-}
-
-// Source is any source kind. Exactly one of Kubernetes, GitHub, PubSub and Container is set, per Kind.
-type Source struct {
-	Meta
-	Sink Destination
-	// CEOverrides are extension attributes added to every event (spec.ceOverrides.extensions).
-	CEOverrides map[string]string
-
-	Kubernetes *KubernetesSpec
-	GitHub     *GitHubSpec
-	PubSub     *PubSubSpec
-	Container  *ContainerSpec
-}
-
-// WebhookPath returns the ingress path a webhook source receives on ("/sources/NS/NAME"), or "" for a
-// source that receives no webhooks.
-func (s *Source) WebhookPath() string {
-	if s.GitHub == nil {
-		return ""
-	}
-	return "/sources/" + s.Namespace + "/" + s.Name
 }
 
 // Unmanaged is a resource eventgate does not run (Service, ServiceAccount, Role, …). It is reported,

@@ -111,11 +111,8 @@ func New(o Options) (*App, error) {
 		return out
 	})
 	if len(cfg.Kafka.Brokers) > 0 {
-		kc, err := kafkaConfig(cfg.Kafka)
-		if err != nil {
-			return nil, err
-		}
-		a.kafka, err = kafka.New(kc, o.Log.With("provisioner", "kafka"))
+		var err error
+		a.kafka, err = kafka.New(cfg.Kafka, o.Log.With("provisioner", "kafka"))
 		if err != nil {
 			return nil, fmt.Errorf("kafka: %w", err)
 		}
@@ -126,8 +123,7 @@ func New(o Options) (*App, error) {
 		backends = append(backends, a.kafka)
 	}
 	a.router = newRouter(backends...)
-	a.ingress = ingress.New(ingress.Options{MaxBodyBytes: cfg.Ingress.MaxBodyBytes,
-		MaxConcurrentRequests: cfg.Ingress.MaxConcurrentRequests, Log: o.Log, Metrics: a.metrics})
+	a.ingress = ingress.New(cfg.Ingress, ingress.Deps{Log: o.Log, Metrics: a.metrics})
 	if cfg.Ingress.Auth.Secret != "" {
 		if err := a.loadTokens(); err != nil {
 			return nil, err
@@ -153,27 +149,6 @@ func New(o Options) (*App, error) {
 
 // Metrics returns the App's metrics (for tests and embedding).
 func (a *App) Metrics() *metrics.Metrics { return a.metrics }
-
-func kafkaConfig(k config.Kafka) (kafka.Config, error) {
-	kc := kafka.Default()
-	kc.Brokers = k.Brokers
-	kc.TopicTemplate = k.TopicTemplate
-	kc.GroupTemplate = k.GroupTemplate
-	kc.ProduceTimeout = k.ProduceTimeout
-	kc.DefaultPartitions = k.DefaultPartitions
-	kc.DefaultReplicationFactor = k.DefaultReplicationFactor
-	kc.DeleteTopicsOnRemove = k.DeleteTopicsOnRemove
-	kc.SessionTimeout = k.SessionTimeout
-	kc.SASL = kafka.SASL{Mechanism: k.SASL.Mechanism, User: k.SASL.Username, Password: k.SASL.Password}
-	if k.TLS.Enabled {
-		tc, err := loadTLS(k.TLS)
-		if err != nil {
-			return kc, fmt.Errorf("kafka.tls: %w", err)
-		}
-		kc.TLS = tc
-	}
-	return kc, nil
-}
 
 // Run loads the resources, starts everything, and serves until ctx is done; then it shuts down in
 // order within shutdown.grace: not ready, drain ingress, finish or hand back in-flight deliveries,

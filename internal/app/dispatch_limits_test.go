@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/eventgate/eventgate/gateway/config"
+	"github.com/eventgate/eventgate/gateway/dispatch"
 	"github.com/eventgate/eventgate/gateway/resources"
 )
 
@@ -12,16 +13,16 @@ import (
 func TestDispatchSubscriptionConcurrencyBounds(t *testing.T) {
 	for _, tc := range []struct {
 		name             string
-		cfg              func(*config.Dispatch)
+		cfg              func(*dispatch.Config)
 		annMin, annMax   int
 		wantMin, wantMax int
 		wantAdaptive     bool
 	}{
 		{"config defaults", nil, 0, 0, 1, 64, true},
 		{"annotations win", nil, 2, 8, 2, 8, true},
-		{"annotated max below the configured min lowers the min", func(d *config.Dispatch) { d.MinInFlight = 8 }, 0, 4, 4, 4, true},
-		{"configured bounds", func(d *config.Dispatch) { d.MinInFlight, d.MaxInFlight = 3, 30 }, 0, 0, 3, 30, true},
-		{"adaptive off", func(d *config.Dispatch) { d.Adaptive = false }, 0, 16, 1, 16, false},
+		{"annotated max below the configured min lowers the min", func(d *dispatch.Config) { d.MinInFlight = 8 }, 0, 4, 4, 4, true},
+		{"configured bounds", func(d *dispatch.Config) { d.MinInFlight, d.MaxInFlight = 3, 30 }, 0, 0, 3, 30, true},
+		{"adaptive off", func(d *dispatch.Config) { d.Adaptive = false }, 0, 16, 1, 16, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Default()

@@ -11,6 +11,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,7 @@ const readyTimeout = 3 * time.Second
 // with Close after every Subscription is closed.
 type Backend struct {
 	cfg      Config
+	tls      *tls.Config // from cfg.TLS; nil: plaintext
 	log      *slog.Logger
 	topicTpl *template.Template
 	groupTpl *template.Template
@@ -66,20 +68,28 @@ type Backend struct {
 	undecodable atomic.Int64
 }
 
-// New validates cfg (filling defaults) and returns a Backend. It does not contact the brokers: the
-// client connects lazily, and Ready reports whether a broker answers.
+// New returns a Backend on cfg, which must name at least one broker; start from DefaultConfig. It
+// validates cfg and reads its TLS files; every problem wraps ErrInvalidConfig. It does not contact
+// the brokers: the client connects lazily, and Ready reports whether a broker answers.
 func New(cfg Config, log *slog.Logger) (*Backend, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if len(cfg.Brokers) == 0 {
+		return nil, fmt.Errorf("%w: brokers: at least one broker is required", ErrInvalidConfig)
+	}
+	tc, err := cfg.TLS.tlsConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	topicTpl, _ := parseNameTemplate("topicTemplate", cfg.TopicTemplate)
 	groupTpl, _ := parseNameTemplate("groupTemplate", cfg.GroupTemplate)
 	b := &Backend{
 		cfg:      cfg,
+		tls:      tc,
 		log:      log,
 		topicTpl: topicTpl,
 		groupTpl: groupTpl,
@@ -111,16 +121,16 @@ func (b *Backend) commonOpts() []kgo.Opt {
 		kgo.SeedBrokers(b.cfg.Brokers...),
 		kgo.WithLogger(kslog.New(slog.New(minLevel{h: b.log.Handler(), min: slog.LevelWarn}).With("component", "kafka-client"))),
 	}
-	if b.cfg.TLS != nil {
-		opts = append(opts, kgo.DialTLSConfig(b.cfg.TLS.Clone()))
+	if b.tls != nil {
+		opts = append(opts, kgo.DialTLSConfig(b.tls.Clone()))
 	}
 	switch s := b.cfg.SASL; s.Mechanism {
 	case "PLAIN":
-		opts = append(opts, kgo.SASL(plain.Auth{User: s.User, Pass: s.Password}.AsMechanism()))
+		opts = append(opts, kgo.SASL(plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism()))
 	case "SCRAM-SHA-256":
-		opts = append(opts, kgo.SASL(scram.Auth{User: s.User, Pass: s.Password}.AsSha256Mechanism()))
+		opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism()))
 	case "SCRAM-SHA-512":
-		opts = append(opts, kgo.SASL(scram.Auth{User: s.User, Pass: s.Password}.AsSha512Mechanism()))
+		opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism()))
 	}
 	return opts
 }

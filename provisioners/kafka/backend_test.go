@@ -456,23 +456,35 @@ func TestSubscribeUnknownChannel(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	tests := []struct {
-		name string
-		cfg  Config
-		keys []string
+		name   string
+		mutate func(*Config)
+		keys   []string
 	}{
-		{"no brokers", Config{}, []string{"brokers"}},
-		{"bad templates", Config{Brokers: []string{"x:1"}, TopicTemplate: "{{.Nope}}", GroupTemplate: "{{"}, []string{"topicTemplate", "groupTemplate"}},
-		{"illegal topic characters", Config{Brokers: []string{"x:1"}, TopicTemplate: "a/{{.Name}}"}, []string{"topicTemplate"}},
-		{"negatives", Config{Brokers: []string{"x:1"}, ProduceTimeout: -1, DefaultPartitions: -1, MaxBufferedPerPartition: -1},
+		{"no brokers", func(c *Config) { c.Brokers = nil }, []string{"brokers"}},
+		{"bad broker", func(c *Config) { c.Brokers = []string{"x:1", "nohost"} }, []string{"brokers[1]"}},
+		{"bad templates", func(c *Config) { c.TopicTemplate, c.GroupTemplate = "{{.Nope}}", "{{" }, []string{"topicTemplate", "groupTemplate"}},
+		{"illegal topic characters", func(c *Config) { c.TopicTemplate = "a/{{.Name}}" }, []string{"topicTemplate"}},
+		{"negatives", func(c *Config) { c.ProduceTimeout, c.DefaultPartitions, c.MaxBufferedPerPartition = -1, -1, -1 },
 			[]string{"produceTimeout", "defaultPartitions", "maxBufferedPerPartition"}},
-		{"sasl", Config{Brokers: []string{"x:1"}, SASL: SASL{Mechanism: "GSSAPI"}}, []string{"sasl.mechanism", "sasl.user"}},
-		{"fetch and session", Config{Brokers: []string{"x:1"}, FetchMaxBytes: 200 << 20, FetchMaxPartitionBytes: -1,
-			SessionTimeout: time.Millisecond}, []string{"fetchMaxBytes", "fetchMaxPartitionBytes", "sessionTimeout"}},
-		{"compression", Config{Brokers: []string{"x:1"}, Compression: "brotli"}, []string{"compression"}},
+		{"zeros", func(c *Config) {
+			c.ProduceTimeout, c.DefaultPartitions, c.DefaultReplicationFactor, c.MaxBufferedPerPartition = 0, 0, 0, 0
+			c.FetchMaxBytes, c.FetchMaxPartitionBytes, c.SessionTimeout = 0, 0, 0
+		}, []string{"produceTimeout", "defaultPartitions", "defaultReplicationFactor", "maxBufferedPerPartition",
+			"fetchMaxBytes", "fetchMaxPartitionBytes", "sessionTimeout"}},
+		{"sasl", func(c *Config) { c.SASL = SASL{Mechanism: "GSSAPI"} }, []string{"sasl.mechanism", "sasl.username"}},
+		{"fetch and session", func(c *Config) {
+			c.FetchMaxBytes, c.FetchMaxPartitionBytes, c.SessionTimeout = 200<<20, -1, time.Millisecond
+		}, []string{"fetchMaxBytes", "fetchMaxPartitionBytes", "sessionTimeout"}},
+		{"compression", func(c *Config) { c.Compression = "brotli" }, []string{"compression"}},
+		{"tls pair", func(c *Config) { c.TLS = TLS{Enabled: true, CertFile: "cert.pem"} }, []string{"tls.certFile"}},
+		{"tls files missing", func(c *Config) { c.TLS = TLS{Enabled: true, CAFile: "/nonexistent/ca.pem"} }, []string{"tls.caFile"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.cfg, nil)
+			cfg := DefaultConfig()
+			cfg.Brokers = []string{"x:1"}
+			tt.mutate(&cfg)
+			_, err := New(cfg, nil)
 			if !errors.Is(err, ErrInvalidConfig) {
 				t.Fatalf("err = %v, want ErrInvalidConfig", err)
 			}
@@ -483,7 +495,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
-	b, err := New(Config{Brokers: []string{"127.0.0.1:1"}, SASL: SASL{Mechanism: "SCRAM-SHA-512", User: "u", Password: "p"}}, nil)
+	cfg := DefaultConfig()
+	cfg.Brokers, cfg.SASL = []string{"127.0.0.1:1"}, SASL{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "p"}
+	b, err := New(cfg, nil)
 	if err != nil {
 		t.Fatalf("valid config rejected: %v", err)
 	}
@@ -504,7 +518,9 @@ func TestHeartbeatInterval(t *testing.T) {
 }
 
 func TestGroupNameTemplate(t *testing.T) {
-	b, err := New(Config{Brokers: []string{"127.0.0.1:1"}, GroupTemplate: "eg.{{.Namespace}}.{{.Channel}}.{{.Name}}"}, nil)
+	cfg := DefaultConfig()
+	cfg.Brokers, cfg.GroupTemplate = []string{"127.0.0.1:1"}, "eg.{{.Namespace}}.{{.Channel}}.{{.Name}}"
+	b, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,62 +3,107 @@ package kafka
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"slices"
 	"text/template"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eventgate/eventgate/gateway/config/check"
 )
 
-// Config configures a Backend. Zero values take the defaults listed on each field (see Default).
+// Config configures a Backend; it is the `kafka` section of eventgate's configuration (the koanf
+// tags are its keys). Start from DefaultConfig: every field's zero value other than Brokers, TLS,
+// SASL and DeleteTopicsOnRemove is invalid.
 type Config struct {
-	// Brokers are the seed brokers, host:port. Required.
-	Brokers []string
+	// Brokers are the seed brokers, host:port. Empty turns the Kafka provisioner off; New needs one.
+	Brokers []string `koanf:"brokers"`
 	// TopicTemplate names a channel's topic; a text/template over {{.Namespace}} and {{.Name}} (the
 	// channel). Default "eventgate.{{.Namespace}}.{{.Name}}".
-	TopicTemplate string
+	TopicTemplate string `koanf:"topicTemplate"`
 	// GroupTemplate names a subscription's consumer group; a text/template over {{.Namespace}},
 	// {{.Name}} (the subscription) and {{.Channel}} (the channel name).
 	// Default "eventgate.{{.Namespace}}.{{.Name}}".
-	GroupTemplate string
+	GroupTemplate string `koanf:"groupTemplate"`
 	// ProduceTimeout bounds one Publish call: after it, Publish returns an error wrapping
 	// channel.ErrUnavailable. Default 10s.
-	ProduceTimeout time.Duration
+	ProduceTimeout time.Duration `koanf:"produceTimeout"`
 	// DefaultPartitions is used when a channel spec gives no partition count. Default 3.
-	DefaultPartitions int32
+	DefaultPartitions int32 `koanf:"defaultPartitions"`
 	// DefaultReplicationFactor is used when a channel spec gives none. Default 1.
-	DefaultReplicationFactor int16
+	DefaultReplicationFactor int16 `koanf:"defaultReplicationFactor"`
 	// DeleteTopicsOnRemove makes Remove delete the channel's topic (and its events). Default false:
 	// the topic is kept.
-	DeleteTopicsOnRemove bool
-	// TLS, when set, makes every connection use TLS with this configuration.
-	TLS *tls.Config
-	// SASL authenticates connections when Mechanism is set.
-	SASL SASL
-	// MaxBufferedPerPartition bounds the records fetched for one claim but not yet taken by its
-	// handler. While a claim's buffer is nearly full, polling waits for it (the client keeps what it
-	// fetched, up to FetchMaxBytes); if it stays full for a while, that partition's fetching pauses
-	// until the handler drains a quarter of it. Default 256.
-	MaxBufferedPerPartition int
-	// FetchMaxBytes bounds one fetch response from one broker (Kafka's fetch.max.bytes, counted
-	// compressed), and so what a subscription's client holds fetched but not yet taken by the claims:
-	// about this much per broker, times the compression ratio. A single batch larger than it is still
-	// fetched. Default 4 MiB.
-	FetchMaxBytes int32
-	// FetchMaxPartitionBytes bounds one partition's share of a fetch response (Kafka's
-	// max.partition.fetch.bytes). Default 256 KiB: enough to keep a drain at full speed, small enough
-	// that many subscriptions do not add up to much memory (docs/performance.md).
-	FetchMaxPartitionBytes int32
-	// Compression is the codec record batches are produced with: none, snappy, lz4, zstd or gzip.
-	// Consumers read every codec. Default snappy (see docs/performance.md for the measurements).
-	Compression string
+	DeleteTopicsOnRemove bool `koanf:"deleteTopicsOnRemove"`
 	// SessionTimeout is how long the group coordinator waits for a consumer's heartbeat before it
 	// gives the consumer's partitions to the other members (Kafka's session.timeout.ms); it bounds how
 	// long a killed gateway's partitions go undelivered. Consumers heartbeat every fifth of it (at most
 	// every 3s). The broker only accepts values between its group.min.session.timeout.ms and
 	// group.max.session.timeout.ms (6s and 30m by default). Default 15s.
-	SessionTimeout time.Duration
+	SessionTimeout time.Duration `koanf:"sessionTimeout"`
+	// TLS, when enabled, makes every connection use TLS.
+	TLS TLS `koanf:"tls"`
+	// SASL authenticates connections when Mechanism is set.
+	SASL SASL `koanf:"sasl"`
+	// Compression is the codec record batches are produced with: none, snappy, lz4, zstd or gzip.
+	// Consumers read every codec. Default snappy (see docs/performance.md for the measurements).
+	Compression string `koanf:"compression"`
+	// FetchMaxBytes bounds one fetch response from one broker (Kafka's fetch.max.bytes, counted
+	// compressed), and so what a subscription's client holds fetched but not yet taken by the claims:
+	// about this much per broker, times the compression ratio. A single batch larger than it is still
+	// fetched. At most 100 MiB. Default 4 MiB.
+	FetchMaxBytes int32 `koanf:"fetchMaxBytes"`
+	// FetchMaxPartitionBytes bounds one partition's share of a fetch response (Kafka's
+	// max.partition.fetch.bytes). Default 256 KiB: enough to keep a drain at full speed, small enough
+	// that many subscriptions do not add up to much memory (docs/performance.md).
+	FetchMaxPartitionBytes int32 `koanf:"fetchMaxPartitionBytes"`
+	// MaxBufferedPerPartition bounds the records fetched for one claim but not yet taken by its
+	// handler. While a claim's buffer is nearly full, polling waits for it (the client keeps what it
+	// fetched, up to FetchMaxBytes); if it stays full for a while, that partition's fetching pauses
+	// until the handler drains a quarter of it. Default 256.
+	MaxBufferedPerPartition int `koanf:"maxBufferedPerPartition"`
+}
+
+// TLS configures TLS to the brokers from PEM files.
+type TLS struct {
+	// Enabled turns TLS on. Default false.
+	Enabled bool `koanf:"enabled"`
+	// CAFile is a bundle of CA certificates to trust; empty trusts the system roots.
+	CAFile string `koanf:"caFile"`
+	// CertFile and KeyFile are a client certificate and its key, for brokers that ask for one.
+	CertFile string `koanf:"certFile"`
+	KeyFile  string `koanf:"keyFile"`
+	// InsecureSkipVerify accepts any broker certificate (tests only).
+	InsecureSkipVerify bool `koanf:"insecureSkipVerify"`
+}
+
+// SASL holds SASL credentials. Mechanism is one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; empty means no
+// SASL.
+type SASL struct {
+	Mechanism string `koanf:"mechanism"`
+	Username  string `koanf:"username"`
+	Password  string `koanf:"password"`
+}
+
+// DefaultConfig returns the configuration defaults; Brokers is left empty.
+func DefaultConfig() Config {
+	return Config{
+		TopicTemplate:            "eventgate.{{.Namespace}}.{{.Name}}",
+		GroupTemplate:            "eventgate.{{.Namespace}}.{{.Name}}",
+		ProduceTimeout:           10 * time.Second,
+		DefaultPartitions:        3,
+		DefaultReplicationFactor: 1,
+		SessionTimeout:           15 * time.Second,
+		Compression:              "snappy",
+		FetchMaxBytes:            4 << 20,
+		FetchMaxPartitionBytes:   256 << 10,
+		MaxBufferedPerPartition:  256,
+	}
 }
 
 // minSessionTimeout is the least SessionTimeout the client accepts (brokers usually require 6s).
@@ -73,6 +118,9 @@ var codecs = map[string]kgo.CompressionCodec{
 	"gzip":   kgo.GzipCompression(),
 }
 
+// saslMechanisms are the values of SASL.Mechanism besides "" (no SASL).
+var saslMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
 // maxFetchMaxBytes is the largest FetchMaxBytes: the client reads no larger response (100 MiB).
 const maxFetchMaxBytes = 100 << 20
 
@@ -83,122 +131,73 @@ const maxHeartbeatInterval = 3 * time.Second
 // maxHeartbeatInterval.
 func heartbeatInterval(t time.Duration) time.Duration { return min(t/5, maxHeartbeatInterval) }
 
-// SASL holds SASL credentials. Mechanism is one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; empty means no
-// SASL.
-type SASL struct {
-	Mechanism string
-	User      string
-	Password  string
-}
-
-// Default returns the configuration defaults; Brokers is left empty.
-func Default() Config {
-	return Config{
-		TopicTemplate:            "eventgate.{{.Namespace}}.{{.Name}}",
-		GroupTemplate:            "eventgate.{{.Namespace}}.{{.Name}}",
-		ProduceTimeout:           10 * time.Second,
-		DefaultPartitions:        3,
-		DefaultReplicationFactor: 1,
-		MaxBufferedPerPartition:  256,
-		Compression:              "snappy",
-		FetchMaxBytes:            4 << 20,
-		FetchMaxPartitionBytes:   256 << 10,
-		SessionTimeout:           15 * time.Second,
-	}
-}
-
-// withDefaults fills the zero fields of c from Default.
-func (c Config) withDefaults() Config {
-	d := Default()
-	if c.TopicTemplate == "" {
-		c.TopicTemplate = d.TopicTemplate
-	}
-	if c.GroupTemplate == "" {
-		c.GroupTemplate = d.GroupTemplate
-	}
-	if c.ProduceTimeout == 0 {
-		c.ProduceTimeout = d.ProduceTimeout
-	}
-	if c.DefaultPartitions == 0 {
-		c.DefaultPartitions = d.DefaultPartitions
-	}
-	if c.DefaultReplicationFactor == 0 {
-		c.DefaultReplicationFactor = d.DefaultReplicationFactor
-	}
-	if c.MaxBufferedPerPartition == 0 {
-		c.MaxBufferedPerPartition = d.MaxBufferedPerPartition
-	}
-	if c.FetchMaxBytes == 0 {
-		c.FetchMaxBytes = d.FetchMaxBytes
-	}
-	if c.Compression == "" {
-		c.Compression = d.Compression
-	}
-	if c.FetchMaxPartitionBytes == 0 {
-		c.FetchMaxPartitionBytes = d.FetchMaxPartitionBytes
-	}
-	if c.SessionTimeout == 0 {
-		c.SessionTimeout = d.SessionTimeout
-	}
-	return c
-}
-
 // ErrInvalidConfig is wrapped by every configuration problem New reports.
 var ErrInvalidConfig = errors.New("invalid kafka config")
 
-// validate returns every problem with c (after defaults), joined; each names its key.
-func (c Config) validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s: %s", ErrInvalidConfig, key, fmt.Sprintf(format, args...)))
-	}
-	if len(c.Brokers) == 0 {
-		bad("brokers", "at least one broker is required")
-	}
+// Validate returns every problem with c, joined, each naming its key (relative to the kafka
+// section). An empty Brokers is valid here (the provisioner is off); New refuses it.
+func (c Config) Validate() error {
+	var p check.Problems
 	for i, b := range c.Brokers {
-		if b == "" {
-			bad(fmt.Sprintf("brokers[%d]", i), "empty address")
-		}
+		p.HostPort(fmt.Sprintf("brokers[%d]", i), b)
 	}
 	if _, err := parseNameTemplate("topicTemplate", c.TopicTemplate); err != nil {
-		bad("topicTemplate", "%v", err)
+		p.Add("topicTemplate", "%v", err)
 	}
 	if _, err := parseNameTemplate("groupTemplate", c.GroupTemplate); err != nil {
-		bad("groupTemplate", "%v", err)
+		p.Add("groupTemplate", "%v", err)
 	}
-	if c.ProduceTimeout < 0 {
-		bad("produceTimeout", "must not be negative, got %s", c.ProduceTimeout)
+	p.PositiveDuration("produceTimeout", c.ProduceTimeout)
+	p.Positive("defaultPartitions", int64(c.DefaultPartitions))
+	p.Positive("defaultReplicationFactor", int64(c.DefaultReplicationFactor))
+	if c.SessionTimeout < minSessionTimeout {
+		p.Add("sessionTimeout", "must be at least %s, got %s", minSessionTimeout, c.SessionTimeout)
 	}
-	if c.DefaultPartitions < 0 {
-		bad("defaultPartitions", "must not be negative, got %d", c.DefaultPartitions)
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		p.Add("tls.certFile", "certFile and keyFile go together")
 	}
-	if c.DefaultReplicationFactor < 0 {
-		bad("defaultReplicationFactor", "must not be negative, got %d", c.DefaultReplicationFactor)
+	if c.SASL.Mechanism != "" {
+		p.OneOf("sasl.mechanism", c.SASL.Mechanism, saslMechanisms...)
+		if c.SASL.Username == "" {
+			p.Add("sasl.username", "required when kafka.sasl.mechanism is set")
+		}
 	}
-	if c.MaxBufferedPerPartition < 0 {
-		bad("maxBufferedPerPartition", "must not be negative, got %d", c.MaxBufferedPerPartition)
+	p.OneOf("compression", c.Compression, slices.Sorted(maps.Keys(codecs))...)
+	if c.FetchMaxBytes <= 0 || c.FetchMaxBytes > maxFetchMaxBytes {
+		p.Add("fetchMaxBytes", "must be between 1 and %d, got %d", maxFetchMaxBytes, c.FetchMaxBytes)
 	}
-	if c.FetchMaxBytes < 0 || c.FetchMaxBytes > maxFetchMaxBytes {
-		bad("fetchMaxBytes", "must be between 0 and %d, got %d", maxFetchMaxBytes, c.FetchMaxBytes)
+	p.Positive("fetchMaxPartitionBytes", int64(c.FetchMaxPartitionBytes))
+	p.Positive("maxBufferedPerPartition", int64(c.MaxBufferedPerPartition))
+	return p.Err()
+}
+
+// tlsConfig builds the TLS client configuration t describes: nil when TLS is off, else TLS 1.2 or
+// later trusting CAFile (the system roots when empty) and presenting CertFile when set. Errors name
+// the key of the file that failed.
+func (t TLS) tlsConfig() (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
 	}
-	if _, ok := codecs[c.Compression]; !ok {
-		bad("compression", "want none, snappy, lz4, zstd or gzip, got %q", c.Compression)
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.caFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.caFile: no PEM certificates found in %s", t.CAFile)
+		}
+		tc.RootCAs = pool
 	}
-	if c.FetchMaxPartitionBytes < 0 {
-		bad("fetchMaxPartitionBytes", "must not be negative, got %d", c.FetchMaxPartitionBytes)
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.certFile: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
 	}
-	if c.SessionTimeout < 0 || (c.SessionTimeout > 0 && c.SessionTimeout < minSessionTimeout) {
-		bad("sessionTimeout", "must be at least %s, got %s", minSessionTimeout, c.SessionTimeout)
-	}
-	switch c.SASL.Mechanism {
-	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-	default:
-		bad("sasl.mechanism", "want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", c.SASL.Mechanism)
-	}
-	if c.SASL.Mechanism != "" && c.SASL.User == "" {
-		bad("sasl.user", "required when sasl.mechanism is set")
-	}
-	return errors.Join(errs...)
+	return tc, nil
 }
 
 // nameData is what the topic and group templates see.

@@ -77,7 +77,8 @@ var _ io.Writer = (*testWriter)(nil)
 // deleted on Remove so that a real broker does not fill up with test topics.
 func newBackend(t *testing.T, brokers []string, mutate func(*Config)) *Backend {
 	t.Helper()
-	cfg := Config{Brokers: brokers, DeleteTopicsOnRemove: true}
+	cfg := DefaultConfig()
+	cfg.Brokers, cfg.DeleteTopicsOnRemove = brokers, true
 	if mutate != nil {
 		mutate(&cfg)
 	}
