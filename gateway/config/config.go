@@ -25,6 +25,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/config/check"
 	"github.com/eventgate/eventgate/gateway/dispatch"
 	"github.com/eventgate/eventgate/gateway/ingress"
+	"github.com/eventgate/eventgate/provisioners/inmemory"
 	"github.com/eventgate/eventgate/provisioners/kafka"
 )
 
@@ -33,7 +34,7 @@ type Config struct {
 	Ingress  ingress.Config  `koanf:"ingress"`
 	Admin    Admin           `koanf:"admin"`
 	Channels Channels        `koanf:"channels"`
-	InMemory InMemory        `koanf:"inmemory"`
+	InMemory inmemory.Config `koanf:"inmemory"`
 	Kafka    kafka.Config    `koanf:"kafka"`
 	Dispatch dispatch.Config `koanf:"dispatch"`
 	// AddressBook maps references that are not channels to URLs. Keys are "NAMESPACE/NAME" or
@@ -57,13 +58,6 @@ type Channels struct {
 	DefaultProvisioner string `koanf:"defaultProvisioner"`
 }
 
-// InMemory configures the in-memory provisioner (development; events live in the process).
-type InMemory struct {
-	BytesPerChannel int64         `koanf:"bytesPerChannel"` // default 64 MiB; full → ingress answers 429
-	Partitions      int32         `koanf:"partitions"`      // default 4
-	RetryAfter      time.Duration `koanf:"retryAfter"`      // Retry-After sent with 429; default 1s
-}
-
 // Shutdown bounds the SIGTERM drain.
 type Shutdown struct {
 	Grace time.Duration `koanf:"grace"` // default 25s
@@ -81,7 +75,7 @@ func Default() Config {
 		Ingress:     ingress.DefaultConfig(),
 		Admin:       Admin{Address: ":9090"},
 		Channels:    Channels{DefaultProvisioner: "inmemory"},
-		InMemory:    InMemory{BytesPerChannel: 64 << 20, Partitions: 4, RetryAfter: time.Second},
+		InMemory:    inmemory.DefaultConfig(),
 		Kafka:       kafka.DefaultConfig(),
 		Dispatch:    dispatch.DefaultConfig(),
 		AddressBook: map[string]string{},
@@ -214,9 +208,7 @@ func (c Config) Validate() error {
 	if c.Channels.DefaultProvisioner == "kafka" && len(c.Kafka.Brokers) == 0 {
 		p.Add("kafka.brokers", "required when channels.defaultProvisioner is kafka")
 	}
-	p.Positive("inmemory.bytesPerChannel", c.InMemory.BytesPerChannel)
-	p.Positive("inmemory.partitions", int64(c.InMemory.Partitions))
-	p.PositiveDuration("inmemory.retryAfter", c.InMemory.RetryAfter)
+	p.Within("inmemory", c.InMemory.Validate())
 	p.Within("dispatch", c.Dispatch.Validate())
 	p.PositiveDuration("shutdown.grace", c.Shutdown.Grace)
 	p.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")

@@ -462,7 +462,7 @@ type simRun struct {
 func startSim(t *testing.T, total int, sub Subscription, sim *simSubscriber) *simRun {
 	t.Helper()
 	ctx := context.Background()
-	backend := inmemory.New(inmemory.Config{}, slog.New(slog.DiscardHandler))
+	backend := inmemory.New(inmemory.DefaultConfig(), slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { _ = backend.Close() })
 	ref := channel.Ref{Namespace: "ns", Name: "sim"}
 	if err := backend.Ensure(ctx, channel.Spec{Ref: ref, Partitions: 4}); err != nil {

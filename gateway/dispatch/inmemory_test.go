@@ -42,7 +42,7 @@ func TestInMemoryEndToEnd(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	ctx := context.Background()
-	backend := inmemory.New(inmemory.Config{}, slog.New(slog.DiscardHandler))
+	backend := inmemory.New(inmemory.DefaultConfig(), slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { _ = backend.Close() })
 	ref := channel.Ref{Namespace: "ns", Name: "e2e"}
 	if err := backend.Ensure(ctx, channel.Spec{Ref: ref, Partitions: 3}); err != nil {

@@ -106,7 +106,7 @@ func runLoopback(b *testing.B, h http.Handler, want int) {
 func benchIngress(b *testing.B) http.Handler {
 	b.Helper()
 	log := slog.New(slog.DiscardHandler)
-	backend := inmemory.New(inmemory.Config{}, log)
+	backend := inmemory.New(inmemory.DefaultConfig(), log)
 	ref := channel.Ref{Namespace: "default", Name: "bench"}
 	if err := backend.Ensure(context.Background(), channel.Spec{Ref: ref}); err != nil {
 		b.Fatal(err)

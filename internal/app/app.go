@@ -96,11 +96,7 @@ func New(o Options) (*App, error) {
 		runContainers: o.RunContainerSources,
 		resolver:      &resources.Resolver{AddressBook: cfg.AddressBook, IngressURL: cfg.IngressURL()},
 	}
-	a.inmem = inmemory.New(inmemory.Config{
-		BytesPerChannel: cfg.InMemory.BytesPerChannel,
-		Partitions:      cfg.InMemory.Partitions,
-		RetryAfter:      cfg.InMemory.RetryAfter,
-	}, o.Log.With("provisioner", "inmemory"))
+	a.inmem = inmemory.New(cfg.InMemory, o.Log.With("provisioner", "inmemory"))
 	a.metrics.RegisterLag(lagSources{a}, 5*time.Second)
 	a.metrics.RegisterChannelUsage(func() []metrics.ChannelUsage {
 		var out []metrics.ChannelUsage

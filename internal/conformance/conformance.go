@@ -5,7 +5,7 @@
 //
 //	func TestConformance(t *testing.T) {
 //		conformance.Run(t, func(t *testing.T) channel.Provisioner {
-//			b := inmemory.New(inmemory.Config{}, nil)
+//			b := inmemory.New(inmemory.DefaultConfig(), nil)
 //			t.Cleanup(func() { b.Close() })
 //			return b
 //		})

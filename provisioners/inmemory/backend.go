@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/eventgate/eventgate/gateway/channel"
 )
@@ -17,36 +16,6 @@ var (
 	_ channel.Provisioner = (*Backend)(nil)
 	_ channel.LagReporter = (*Backend)(nil)
 )
-
-// Config tunes the in-memory provisioner. Zero values mean the documented default.
-type Config struct {
-	// BytesPerChannel bounds the bytes of events (event.Event.Size) one channel holds. Default 64 MiB.
-	BytesPerChannel int64
-	// Partitions is the partition count of a channel whose Spec does not say. Default 4.
-	Partitions int32
-	// RetryAfter is the hint carried by the FullError a full channel answers with. Default 1s.
-	RetryAfter time.Duration
-}
-
-// Defaults, applied by New to zero fields.
-const (
-	DefaultBytesPerChannel int64         = 64 << 20
-	DefaultPartitions      int32         = 4
-	DefaultRetryAfter      time.Duration = time.Second
-)
-
-func (c Config) withDefaults() Config {
-	if c.BytesPerChannel <= 0 {
-		c.BytesPerChannel = DefaultBytesPerChannel
-	}
-	if c.Partitions <= 0 {
-		c.Partitions = DefaultPartitions
-	}
-	if c.RetryAfter <= 0 {
-		c.RetryAfter = DefaultRetryAfter
-	}
-	return c
-}
 
 // errClosed is returned (wrapping channel.ErrUnavailable) once the Backend is closed.
 var errClosed = fmt.Errorf("inmemory: backend closed: %w", channel.ErrUnavailable)
@@ -81,12 +50,16 @@ type Backend struct {
 	wg sync.WaitGroup // every goroutine the Backend starts: claim runners and rebalancers
 }
 
-// New returns an empty Backend. A nil log discards logs.
+// New returns an empty Backend on cfg. A nil log discards logs. It panics if cfg is not valid
+// (Config.Validate): callers start from DefaultConfig, and config.Load validates.
 func New(cfg Config, log *slog.Logger) *Backend {
+	if err := cfg.Validate(); err != nil {
+		panic(fmt.Sprintf("inmemory: invalid config: %v", err))
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Backend{cfg: cfg.withDefaults(), log: log, channels: make(map[channel.Ref]*chanState)}
+	return &Backend{cfg: cfg, log: log, channels: make(map[channel.Ref]*chanState)}
 }
 
 // Ensure creates the channel, or grows its partition count to spec.Partitions (0: Config.Partitions).

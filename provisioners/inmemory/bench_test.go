@@ -26,7 +26,7 @@ func benchEvents() []*event.Event {
 func BenchmarkPublish(b *testing.B) {
 	evs := benchEvents()
 	b.Run("inmemory", func(b *testing.B) {
-		be := New(Config{}, nil)
+		be := New(DefaultConfig(), nil)
 		defer be.Close()
 		ref := channel.Ref{Namespace: "bench", Name: "publish"}
 		ctx := context.Background()
@@ -61,7 +61,7 @@ func BenchmarkPublish(b *testing.B) {
 func BenchmarkPublishConsume(b *testing.B) {
 	evs := benchEvents()
 	b.Run("inmemory", func(b *testing.B) {
-		be := New(Config{}, nil)
+		be := New(DefaultConfig(), nil)
 		defer be.Close()
 		ref := channel.Ref{Namespace: "bench", Name: "consume"}
 		ctx := context.Background()

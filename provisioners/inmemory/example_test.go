@@ -12,7 +12,9 @@ import (
 // A channel with one consumer group: publish, receive, mark done (which commits and frees the memory).
 func ExampleBackend() {
 	ctx := context.Background()
-	b := inmemory.New(inmemory.Config{Partitions: 1}, nil)
+	cfg := inmemory.DefaultConfig()
+	cfg.Partitions = 1
+	b := inmemory.New(cfg, nil)
 	defer b.Close()
 
 	ref := channel.Ref{Namespace: "default", Name: "demo"}

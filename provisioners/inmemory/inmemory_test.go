@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,8 +21,13 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func newBackend(t *testing.T, cfg Config) *Backend {
+// newBackend returns a Backend on DefaultConfig changed by mutate (when not nil), closed at cleanup.
+func newBackend(t *testing.T, mutate func(*Config)) *Backend {
 	t.Helper()
+	cfg := DefaultConfig()
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	b := New(cfg, testLogger(t))
 	t.Cleanup(func() {
 		if err := b.Close(); err != nil {
@@ -32,7 +38,7 @@ func newBackend(t *testing.T, cfg Config) *Backend {
 }
 
 func TestConformance(t *testing.T) {
-	conformance.Run(t, func(t *testing.T) channel.Provisioner { return newBackend(t, Config{}) })
+	conformance.Run(t, func(t *testing.T) channel.Provisioner { return newBackend(t, nil) })
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -81,7 +87,7 @@ var eventSize = int64(conformance.NewEvent("e-00", "").Size())
 // on it with one partition (so offsets follow publish order).
 func smallChannel(t *testing.T, n int64) (*Backend, channel.Ref) {
 	t.Helper()
-	b := newBackend(t, Config{BytesPerChannel: n * eventSize, RetryAfter: 3 * time.Second})
+	b := newBackend(t, func(c *Config) { c.BytesPerChannel, c.RetryAfter = n*eventSize, 3*time.Second })
 	ref := channel.Ref{Namespace: "test", Name: "small"}
 	if err := b.Ensure(ctxT(t), channel.Spec{Ref: ref, Partitions: 1}); err != nil {
 		t.Fatal(err)
@@ -331,14 +337,14 @@ func TestLagFollowsCommits(t *testing.T) {
 }
 
 func TestStatsUnknownChannel(t *testing.T) {
-	b := newBackend(t, Config{})
+	b := newBackend(t, nil)
 	if bytes, limit := b.Stats(channel.Ref{Namespace: "x", Name: "y"}); bytes != 0 || limit != 0 {
 		t.Errorf("Stats = %d/%d, want 0/0", bytes, limit)
 	}
 }
 
 func TestDefaults(t *testing.T) {
-	b := New(Config{}, nil)
+	b := New(DefaultConfig(), nil)
 	defer b.Close()
 	if b.cfg.BytesPerChannel != 64<<20 || b.cfg.Partitions != 4 || b.cfg.RetryAfter != time.Second {
 		t.Errorf("defaults = %+v", b.cfg)
@@ -356,7 +362,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestEnsureRaisesPartitions(t *testing.T) {
-	b := newBackend(t, Config{})
+	b := newBackend(t, nil)
 	ref := channel.Ref{Namespace: "test", Name: "grow"}
 	if err := b.Ensure(ctxT(t), channel.Spec{Ref: ref, Partitions: 1}); err != nil {
 		t.Fatal(err)
@@ -378,7 +384,7 @@ func TestEnsureRaisesPartitions(t *testing.T) {
 }
 
 func TestLeavingMemberHandsPartitionsOver(t *testing.T) {
-	b := newBackend(t, Config{})
+	b := newBackend(t, nil)
 	ref := channel.Ref{Namespace: "test", Name: "leave"}
 	if err := b.Ensure(ctxT(t), channel.Spec{Ref: ref, Partitions: conformance.Partitions}); err != nil {
 		t.Fatal(err)
@@ -398,7 +404,7 @@ func TestLeavingMemberHandsPartitionsOver(t *testing.T) {
 }
 
 func TestClosedBackend(t *testing.T) {
-	b := New(Config{}, testLogger(t))
+	b := New(DefaultConfig(), testLogger(t))
 	ref := channel.Ref{Namespace: "test", Name: "closed"}
 	if err := b.Ensure(ctxT(t), channel.Spec{Ref: ref}); err != nil {
 		t.Fatal(err)
@@ -429,7 +435,7 @@ func TestClosedBackend(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	b := newBackend(t, Config{})
+	b := newBackend(t, nil)
 	ref := channel.Ref{Namespace: "test", Name: "bad"}
 	if err := b.Ensure(ctxT(t), channel.Spec{Ref: channel.Ref{Name: "x"}}); err == nil {
 		t.Error("Ensure without namespace: want error")
@@ -484,7 +490,7 @@ func TestPublishedEventsAreIsolatedFromCaller(t *testing.T) {
 // meet FullError and retry) while two groups consume with members joining mid-stream.
 func TestConcurrentPublishersAndConsumersLoseNothing(t *testing.T) {
 	const publishers, perPublisher = 4, 300
-	b := newBackend(t, Config{BytesPerChannel: 40 * eventSize, RetryAfter: time.Millisecond})
+	b := newBackend(t, func(c *Config) { c.BytesPerChannel, c.RetryAfter = 40*eventSize, time.Millisecond })
 	ref := channel.Ref{Namespace: "test", Name: "busy"}
 	if err := b.Ensure(ctxT(t), channel.Spec{Ref: ref, Partitions: 3}); err != nil {
 		t.Fatal(err)
@@ -554,4 +560,26 @@ func TestConcurrentPublishersAndConsumersLoseNothing(t *testing.T) {
 	for i := range groups {
 		conformance.WaitForIDs(t, want, cols[i], extra[i])
 	}
+}
+
+func TestConfigValidateNamesEveryKey(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig: %v", err)
+	}
+	err := Config{}.Validate()
+	for _, key := range []string{"bytesPerChannel", "partitions", "retryAfter"} {
+		if err == nil || !strings.Contains(err.Error(), key+":") {
+			t.Errorf("error %v does not name %s", err, key)
+		}
+	}
+}
+
+// A zero Config used to be filled with defaults; now it is a caller's mistake New reports at once.
+func TestNewPanicsOnInvalidConfig(t *testing.T) {
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "partitions") {
+			t.Errorf("recovered %v, want a panic naming partitions", r)
+		}
+	}()
+	New(Config{}, nil)
 }
