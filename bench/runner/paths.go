@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// pair runs eg and base alternately, runs times each (order flipped every run to spread drift), after
+// one unmeasured warm-up of each.
+func (r *runner) pair(ctx context.Context, eg, base func(context.Context) (float64, error)) ([]float64, []float64, error) {
+	if _, err := eg(ctx); err != nil {
+		return nil, nil, fmt.Errorf("eventgate warm-up: %w", err)
+	}
+	if base != nil {
+		if _, err := base(ctx); err != nil {
+			return nil, nil, fmt.Errorf("baseline warm-up: %w", err)
+		}
+	}
+	var egs, bases []float64
+	for i := range r.s.runs {
+		order := []bool{true, false}
+		if i%2 == 1 {
+			order = []bool{false, true}
+		}
+		for _, isEG := range order {
+			switch {
+			case isEG:
+				v, err := eg(ctx)
+				if err != nil {
+					return egs, bases, fmt.Errorf("eventgate: %w", err)
+				}
+				egs = append(egs, v)
+				fmt.Fprintf(os.Stderr, "   run %d eventgate %.1f\n", i+1, v)
+			case base != nil:
+				v, err := base(ctx)
+				if err != nil {
+					return egs, bases, fmt.Errorf("baseline: %w", err)
+				}
+				bases = append(bases, v)
+				fmt.Fprintf(os.Stderr, "   run %d baseline  %.1f\n", i+1, v)
+			}
+		}
+	}
+	return egs, bases, nil
+}
+
+func (r *runner) addRatio(path, metric, unit, target string, min float64, egs, bases []float64, note string) {
+	row := Row{Path: path, Metric: metric, Unit: unit, Eventgate: newSeries(egs), Baseline: newSeries(bases),
+		Target: target, Note: note}
+	if row.Eventgate != nil && row.Baseline != nil && row.Baseline.Median > 0 {
+		ratio := row.Eventgate.Median / row.Baseline.Median
+		row.Ratio = &ratio
+		if min > 0 {
+			pass := ratio >= min
+			row.Pass = &pass
+		}
+	}
+	r.rep.Rows = append(r.rep.Rows, row)
+}
+
+// throughput measures closed-loop events/s of eventgate at egURL against the baseline at baseURL.
+func (r *runner) throughput(ctx context.Context, egURL, baseURL string, args ...string) ([]float64, []float64, error) {
+	measure := func(url string) func(context.Context) (float64, error) {
+		return func(ctx context.Context) (float64, error) {
+			res, err := r.load(ctx, url, append([]string{"--duration", r.s.duration.String(), "--size", strconv.Itoa(r.s.size)}, args...)...)
+			return res.EventsPS, err
+		}
+	}
+	return r.pair(ctx, measure(egURL), measure(baseURL))
+}
+
+func (r *runner) ingressMemory(ctx context.Context) error {
+	gw, err := r.gateway(ctx, inMemoryChannel("ingress"))
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	noop, url, err := r.server(ctx, "noop", nil, "--addr", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer noop.stop()
+	egs, bases, err := r.throughput(ctx, gw.ingress+"/bench/ingress", url, "--concurrency", strconv.Itoa(r.s.concurrency))
+	r.addRatio("ingress in memory vs no-op handler", "throughput", "events/s", "≥ 0.5", 0.5, egs, bases,
+		fmt.Sprintf("binary mode, %d B, closed loop c=%d", r.s.size, r.s.concurrency))
+	if s := newSeries(egs); s != nil {
+		r.memMax = s.Median
+	}
+	return err
+}
+
+// kafkaIngress starts a gateway with the Kafka channel ch and, beside it, the produce baseline on a
+// topic of its own (bench.baseline.BASE-ID); it calls measure with their ingress URLs and stops both
+// once measure returns. Both topics are recorded for deletion at the end of the run.
+func (r *runner) kafkaIngress(ctx context.Context, ch, base string, measure func(egURL, baseURL string) error) error {
+	r.topic(ch)
+	gw, err := r.gateway(ctx, kafkaChannel(ch))
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	baseTopic := "bench.baseline." + base + "-" + r.id
+	r.topics = append(r.topics, baseTopic)
+	prod, url, err := r.server(ctx, "produce", nil, "--addr", "127.0.0.1:0", "--brokers", r.s.brokers, "--topic", baseTopic)
+	if err != nil {
+		return err
+	}
+	defer prod.stop()
+	return measure(gw.ingress+"/bench/"+ch, url)
+}
+
+func (r *runner) ingressKafka(ctx context.Context) error {
+	return r.kafkaIngress(ctx, "ingress-"+r.id, "produce", func(egURL, baseURL string) error {
+		egs, bases, err := r.throughput(ctx, egURL, baseURL, "--concurrency", strconv.Itoa(r.s.concurrency))
+		r.addRatio("ingress on Kafka vs net/http + ProduceSync", "throughput", "events/s", "≥ 0.8", 0.8, egs, bases,
+			fmt.Sprintf("acks=all, 3 partitions, binary mode, %d B, c=%d", r.s.size, r.s.concurrency))
+		if s := newSeries(egs); s != nil {
+			r.kafkaMax = s.Median
+		}
+		return err
+	})
+}
+
+func (r *runner) batchKafka(ctx context.Context) error {
+	return r.kafkaIngress(ctx, "batch-"+r.id, "batch", func(egURL, baseURL string) error {
+		egs, bases, err := r.throughput(ctx, egURL, baseURL, "--concurrency", strconv.Itoa(r.s.batchConc),
+			"--mode", "batch", "--batch-size", "100")
+		r.addRatio("batched ingress on Kafka vs batched ProduceSync", "throughput", "events/s", "", 0, egs, bases,
+			fmt.Sprintf("100 events/request, acks=all, %d B, c=%d", r.s.size, r.s.batchConc))
+		return err
+	})
+}
+
+// fill stores n events on a Kafka channel through a gateway with no subscription, in batches.
+func (r *runner) fill(ctx context.Context, ch string, n int64) error {
+	gw, err := r.gateway(ctx, kafkaChannel(ch))
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	start := time.Now()
+	res, err := r.load(ctx, gw.ingress+"/bench/"+ch, "--count", strconv.FormatInt(n, 10), "--mode", "batch",
+		"--batch-size", "100", "--concurrency", "4", "--size", strconv.Itoa(r.s.size), "--timeout", "60s")
+	if err != nil {
+		return fmt.Errorf("filling %s: %w", ch, err)
+	}
+	fmt.Fprintf(os.Stderr, "   filled %s with %d events in %.1fs\n", ch, res.Events, time.Since(start).Seconds())
+	return nil
+}
+
+func (r *runner) dispatch(ctx context.Context) error {
+	ch := "drain-" + r.id
+	topic := r.topic(ch)
+	if err := r.fill(ctx, ch, r.s.drainN); err != nil {
+		return err
+	}
+	n := strconv.FormatInt(r.s.drainN, 10)
+	limit := 10 * time.Minute
+	seq := 0
+	// drainOnce starts a sink expecting the whole backlog, then what deliver starts towards the sink's
+	// URL, and returns the sink's events/s once every event arrived; it stops both before returning.
+	drainOnce := func(ctx context.Context, deliver func(url string) (stop func(), err error)) (float64, error) {
+		seq++
+		sink, url, err := r.sink(ctx, "--count", n)
+		if err != nil {
+			return 0, err
+		}
+		defer sink.stop()
+		stop, err := deliver(url)
+		if err != nil {
+			return 0, err
+		}
+		defer stop()
+		if err := sink.wait(ctx, limit); err != nil {
+			return 0, err
+		}
+		res, err := sinkOutput(sink)
+		return res.EventsPS, err
+	}
+	eg := func(ctx context.Context) (float64, error) {
+		return drainOnce(ctx, func(url string) (func(), error) {
+			gw, err := r.gateway(ctx, kafkaChannel(ch)+subscription(fmt.Sprintf("drain-%d", seq), "KafkaChannel", ch, url))
+			if err != nil {
+				return nil, err
+			}
+			return gw.stop, nil
+		})
+	}
+	base := func(ctx context.Context) (float64, error) {
+		return drainOnce(ctx, func(url string) (func(), error) {
+			cons, _, err := start(ctx, "consume", nil, nil, r.bin("consume"), "--brokers", r.s.brokers, "--topic", topic,
+				"--group", fmt.Sprintf("bench.baseline.%s.%d", r.id, seq), "--target", url,
+				"--in-flight", strconv.Itoa(r.s.inFlight), "--count", n)
+			if err != nil {
+				return nil, err
+			}
+			return cons.stop, nil
+		})
+	}
+	egs, bases, err := r.pair(ctx, eg, base)
+	r.addRatio("dispatch of a Kafka backlog vs consume-and-POST", "throughput", "events/s", "≥ 0.8", 0.8, egs, bases,
+		fmt.Sprintf("%d-event backlog, 3 partitions, no-op subscriber, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, r.s.inFlight))
+	return err
+}
+
+// latency measures end-to-end latency (event time → subscriber) at half the measured maximum rate.
+func (r *runner) latency(ctx context.Context) error {
+	type target struct {
+		name, kind, channel string
+		max                 float64
+	}
+	var targets []target
+	if r.memMax > 0 {
+		targets = append(targets, target{name: "in memory", kind: "InMemoryChannel", channel: "e2e", max: r.memMax})
+	}
+	if r.kafka && r.kafkaMax > 0 {
+		targets = append(targets, target{name: "Kafka", kind: "KafkaChannel", channel: "e2e-" + r.id, max: r.kafkaMax})
+	}
+	if len(targets) == 0 {
+		return errors.New("no ingress maximum measured: run the ingress paths first")
+	}
+	// Half the maximum is the operating point; a tenth shows the latency of a lightly loaded
+	// gateway, which on 2 shared cores is not dominated by queueing.
+	type point struct {
+		target
+		fraction float64
+	}
+	var points []point
+	for _, t := range targets {
+		points = append(points, point{t, 0.5}, point{t, 0.1})
+	}
+	runs := min(r.s.runs, 3)
+	for pi, pt := range points {
+		t := pt.target
+		rate := t.max * pt.fraction
+		count := int64(rate * r.s.duration.Seconds())
+		var p50s, p99s []float64
+		for i := range runs {
+			sink, url, err := r.sink(ctx, "--count", strconv.FormatInt(count, 10))
+			if err != nil {
+				return err
+			}
+			// A fresh channel per run: the subscription starts at the earliest offset and must see only
+			// this run's events.
+			ch := fmt.Sprintf("%s-%d-%d", t.channel, pi, i)
+			chm := inMemoryChannel(ch)
+			if t.kind == "KafkaChannel" {
+				r.topic(ch)
+				chm = kafkaChannel(ch)
+			}
+			// The in-memory channel gets room for the whole run: this path measures latency, and a full
+			// channel would turn a dispatch slower than the offered rate into 429s instead of into the
+			// queueing delay it really is.
+			gw, err := r.gateway(ctx, chm+subscription(fmt.Sprintf("e2e-%d", i), t.kind, ch, url),
+				"--set", "inmemory.bytesPerChannel="+strconv.FormatInt(2*count*int64(r.s.size+512), 10))
+			if err != nil {
+				sink.stop()
+				return err
+			}
+			_, lerr := r.load(ctx, gw.ingress+"/bench/"+ch, "--rate", strconv.FormatFloat(rate, 'f', 0, 64),
+				"--count", strconv.FormatInt(count, 10), "--size", strconv.Itoa(r.s.size))
+			werr := sink.wait(ctx, 2*time.Minute)
+			gw.stop()
+			sink.stop()
+			if lerr != nil {
+				return lerr
+			}
+			if werr != nil {
+				return werr
+			}
+			res, err := sinkOutput(sink)
+			if err != nil {
+				return err
+			}
+			p50s, p99s = append(p50s, res.Latency.P50), append(p99s, res.Latency.P99)
+			fmt.Fprintf(os.Stderr, "   %s %.0f/s run %d: p50 %.2fms p99 %.2fms\n", t.name, rate, i+1, res.Latency.P50, res.Latency.P99)
+		}
+		pct := int(pt.fraction * 100)
+		note := fmt.Sprintf("open loop at %.0f events/s (%d%% of the measured ingress maximum), %d B, POST → subscriber", rate, pct, r.s.size)
+		name := fmt.Sprintf("end-to-end latency %s at %d%% load", t.name, pct)
+		r.addRatio(name+", p50", "latency", "ms", "", 0, p50s, nil, note)
+		r.addRatio(name+", p99", "latency", "ms", "", 0, p99s, nil, note)
+	}
+	return nil
+}
+
+// rss measures the gateway's peak RSS while a large Kafka backlog drains to a slow subscriber.
+func (r *runner) rss(ctx context.Context) error {
+	ch := "backlog-" + r.id
+	r.topic(ch)
+	if err := r.fill(ctx, ch, r.s.backlog); err != nil {
+		return err
+	}
+	sink, url, err := r.sink(ctx, "--delay", r.s.slowDelay.String())
+	if err != nil {
+		return err
+	}
+	defer sink.stop()
+	gw, err := r.gateway(ctx, kafkaChannel(ch)+subscription("backlog", "KafkaChannel", ch, url))
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	var peak int64
+	deadline := time.Now().Add(r.s.rssWindow)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if kb, err := gw.statusKB("VmRSS"); err == nil && kb > peak {
+			peak = kb
+		}
+	}
+	hwm, err := gw.statusKB("VmHWM")
+	if err != nil {
+		return err
+	}
+	gw.stop()
+	sink.stop()
+	res, _ := sinkOutput(sink)
+	mib := float64(max(hwm, peak)) / 1024
+	pass := mib < 256
+	r.rep.Rows = append(r.rep.Rows, Row{Path: "peak RSS while a backlog drains to a slow subscriber", Metric: "memory",
+		Unit: "MiB", Eventgate: newSeries([]float64{mib}), Target: "< 256", Pass: &pass,
+		Note: fmt.Sprintf("%d-event backlog, subscriber answers after %v, watched %v (VmHWM); %d delivered meanwhile",
+			r.s.backlog, r.s.slowDelay, r.s.rssWindow, res.Events)})
+	return nil
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+var (
+	readyGateway = regexp.MustCompile(`ingress on (\S+) .*admin on (\S+) `)
+	readyListen  = regexp.MustCompile(`listening on (\S+)`)
+)
+
+type gatewayProc struct {
+	*proc
+	ingress string // http://HOST:PORT
+}
+
+// gateway starts `eventgate serve` with the given manifests on loopback ports and waits until /readyz.
+func (r *runner) gateway(ctx context.Context, manifests string, extra ...string) (*gatewayProc, error) {
+	dir, err := os.MkdirTemp("", "eventgate-bench-")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bench.yaml"), []byte(manifests), 0o600); err != nil {
+		return nil, err
+	}
+	args := append([]string{"serve", "-f", dir, "--set", "ingress.address=127.0.0.1:0", "--set", "admin.address=127.0.0.1:0",
+		"--set", "log.level=warn", "--set", "log.format=json"}, extra...)
+	var env []string
+	if r.kafka {
+		env = append(env, "EVENTGATE_KAFKA__BROKERS="+r.s.brokers)
+	}
+	p, m, err := start(ctx, "eventgate", readyGateway, env, r.bin("eventgate"), args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, "http://"+m[2]+"/readyz", 60*time.Second); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("eventgate: %w\n%s", err, tail(p.stderr.String(), 20))
+	}
+	return &gatewayProc{proc: p, ingress: "http://" + m[1]}, nil
+}
+
+// server starts a baseline or sink that prints "listening on HOST:PORT" and returns its base URL.
+func (r *runner) server(ctx context.Context, name string, env []string, args ...string) (*proc, string, error) {
+	p, m, err := start(ctx, name, readyListen, env, r.bin(name), args...)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, "http://" + m[1], nil
+}
+
+// benchResult is the part of `eventgate bench --json` the runner reads.
+type benchResult struct {
+	Events   int64            `json:"events"`
+	EventsPS float64          `json:"events_per_s"`
+	Codes    map[string]int64 `json:"codes"`
+	Latency  struct {
+		P50 float64 `json:"p50_ms"`
+		P99 float64 `json:"p99_ms"`
+	} `json:"latency"`
+	FirstErrors []string `json:"first_errors"`
+}
+
+// load runs `eventgate bench URL args... --json` to completion.
+func (r *runner) load(ctx context.Context, url string, args ...string) (benchResult, error) {
+	var res benchResult
+	p, _, err := start(ctx, "bench", nil, nil, r.bin("eventgate"), append([]string{"bench", url, "--json"}, args...)...)
+	if err != nil {
+		return res, err
+	}
+	if err := p.wait(ctx, 30*time.Minute); err != nil {
+		return res, err
+	}
+	if err := json.Unmarshal([]byte(p.stdout.String()), &res); err != nil {
+		return res, fmt.Errorf("bench output: %w", err)
+	}
+	for code, n := range res.Codes {
+		if !strings.HasPrefix(code, "2") {
+			return res, fmt.Errorf("bench against %s: %d answers %s (%v)", url, n, code, res.FirstErrors)
+		}
+	}
+	return res, nil
+}
+
+// sinkResult is the part of `eventgate bench sink --json` the runner reads.
+type sinkResult struct {
+	Events   int64   `json:"events"`
+	EventsPS float64 `json:"events_per_s"`
+	Elapsed  float64 `json:"elapsed_s"`
+	Latency  struct {
+		P50 float64 `json:"p50_ms"`
+		P99 float64 `json:"p99_ms"`
+	} `json:"latency"`
+}
+
+func (r *runner) sink(ctx context.Context, args ...string) (*proc, string, error) {
+	p, m, err := start(ctx, "sink", readyListen, nil, r.bin("eventgate"), append([]string{"bench", "sink", "--port", "0", "--json"}, args...)...)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, "http://" + m[1], nil
+}
+
+func sinkOutput(p *proc) (sinkResult, error) {
+	var res sinkResult
+	if err := json.Unmarshal([]byte(p.stdout.String()), &res); err != nil {
+		return res, fmt.Errorf("sink output: %w (%q)", err, tail(p.stdout.String(), 5))
+	}
+	return res, nil
+}
