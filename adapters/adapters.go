@@ -4,6 +4,11 @@
 // Every adapter sits behind the same small interface: the gateway starts one per Source resource
 // with Run and stops it by cancelling Run's context, as resources come and go. An adapter
 // acknowledges upstream (an HTTP answer, a Pub/Sub ack) only after its Sink accepted the event.
+//
+// Adapters register themselves: each adapter package calls Register from init with its Factory and
+// the name the kinds table (resources.Kinds) gives it, and ForKind finds the adapter of a source
+// kind. Importing adapters/all links every adapter in. Adding a source kind is its row in the table
+// and its own adapter package, imported by adapters/all.
 package adapters
 
 import (
@@ -53,8 +58,22 @@ type Deps struct {
 	RunContainerSources bool
 }
 
+// Logger returns d.Log (a logger that discards when nil) with the source's name and kind: what an
+// adapter logs with.
+func (d Deps) Logger(src *resources.Source) *slog.Logger {
+	log := d.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return log.With("source", src.NamespacedName(), "kind", src.Kind)
+}
+
 // Factory builds the adapter for one Source. It returns ErrNotRun (wrapped, with the reason) for a
 // source that is valid but will not run here (a ContainerSource without --run-container-sources).
+//
+// Every adapter package has one, New, and registers it under its name from init (Register). Its
+// tunables (clocks, clients, timing) are fixed in production: New builds with the package's
+// defaults, and the package's own tests set them through its unexported constructor.
 type Factory func(src *resources.Source, d Deps) (Adapter, error)
 
 // ErrNotRun marks a valid source that does not run here; the wrapping error says why.

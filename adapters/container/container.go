@@ -10,6 +10,7 @@
 package container
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,16 +24,12 @@ import (
 	"github.com/eventgate/eventgate/gateway/resources"
 )
 
-// Defaults for the Runner options.
+// Defaults, in one place.
 const (
-	// DefaultBackoffMin is the wait before the first restart, doubled for each quick exit after it.
-	DefaultBackoffMin = time.Second
-	// DefaultBackoffMax caps the wait between restarts.
-	DefaultBackoffMax = 30 * time.Second
-	// DefaultHealthyAfter is how long a program must run for the backoff to start again from its minimum.
-	DefaultHealthyAfter = time.Minute
-	// DefaultStopGrace is how long a program has to exit after SIGTERM before it is killed.
-	DefaultStopGrace = 10 * time.Second
+	defaultBackoffMin   = time.Second      // wait before the first restart, doubled for each quick exit after it
+	defaultBackoffMax   = 30 * time.Second // cap on the wait between restarts
+	defaultHealthyAfter = time.Minute      // a run this long starts the backoff again from its minimum
+	defaultStopGrace    = 10 * time.Second // time a program has after SIGTERM before it is killed
 )
 
 // Environment variables eventgate sets for the program, as Knative does.
@@ -45,7 +42,7 @@ const (
 // gateway's environment (its configuration, its credentials) is passed on.
 var inheritedEnv = []string{"PATH", "HOME", "USER", "TMPDIR", "LANG", "LC_ALL", "TZ"}
 
-// Runner runs one ContainerSource's program. Create it with NewRunner (or New); call Run once.
+// Runner runs one ContainerSource's program. New creates it; call Run once.
 type Runner struct {
 	src        *resources.Source
 	log        *slog.Logger
@@ -54,33 +51,29 @@ type Runner struct {
 	args       []string // arguments after the program
 	sinkURL    string
 	overrides  string // K_CE_OVERRIDES value, "" when none
-	opts       options
+	set        settings
 }
 
 var _ adapters.Adapter = (*Runner)(nil)
 
-// Option tunes a Runner.
-type Option func(*options)
+func init() { adapters.Register("container", New) }
 
-type options struct {
-	backoffMin, backoffMax time.Duration
-	healthyAfter           time.Duration
-	stopGrace              time.Duration
+// settings are the Runner's tunables. New uses the defaults; this package's tests set what they need
+// through newRunner. A zero field takes its default.
+type settings struct {
+	backoffMin   time.Duration // default defaultBackoffMin
+	backoffMax   time.Duration // default defaultBackoffMax
+	healthyAfter time.Duration // default defaultHealthyAfter
+	stopGrace    time.Duration // default defaultStopGrace
 }
 
-// WithBackoff sets the restart backoff: the first wait is lo, each quick exit after it doubles the
-// wait, up to hi. Defaults DefaultBackoffMin and DefaultBackoffMax; a value ≤ 0 keeps its default.
-func WithBackoff(lo, hi time.Duration) Option {
-	return func(o *options) { o.backoffMin, o.backoffMax = lo, hi }
+func (s settings) withDefaults() settings {
+	s.backoffMin = cmp.Or(s.backoffMin, defaultBackoffMin)
+	s.backoffMax = cmp.Or(s.backoffMax, defaultBackoffMax)
+	s.healthyAfter = cmp.Or(s.healthyAfter, defaultHealthyAfter)
+	s.stopGrace = cmp.Or(s.stopGrace, defaultStopGrace)
+	return s
 }
-
-// WithHealthyAfter sets how long a program must run for the next restart to wait only the minimum
-// backoff again. Default DefaultHealthyAfter; a value ≤ 0 keeps the default.
-func WithHealthyAfter(d time.Duration) Option { return func(o *options) { o.healthyAfter = d } }
-
-// WithStopGrace sets how long the program has between SIGTERM and SIGKILL when Run's context is done.
-// Default DefaultStopGrace; a value ≤ 0 keeps the default.
-func WithStopGrace(d time.Duration) Option { return func(o *options) { o.stopGrace = d } }
 
 // notRunError is a ContainerSource that will not run here; it wraps adapters.ErrNotRun and its
 // message is the reason.
@@ -89,19 +82,20 @@ type notRunError struct{ reason string }
 func (e *notRunError) Error() string { return e.reason }
 func (e *notRunError) Unwrap() error { return adapters.ErrNotRun }
 
-// New is the adapters.Factory for ContainerSource, with the default options.
-func New(src *resources.Source, d adapters.Deps) (adapters.Adapter, error) {
-	return NewRunner(src, d)
-}
-
-// NewRunner prepares the program of src. It fails with an error wrapping adapters.ErrNotRun when
-// d.RunContainerSources is false, and with a plain error when the source names no program (eventgate
-// cannot pull an image), the program is not found, a secret env value cannot be read, or the sink does
-// not resolve. It starts nothing: Run does.
+// New is the adapters.Factory for ContainerSource, registered as "container"; the Adapter it returns
+// is a *Runner. It prepares the program of src. It fails with an error wrapping adapters.ErrNotRun
+// when d.RunContainerSources is false, and with a plain error when the source names no program
+// (eventgate cannot pull an image), the program is not found, a secret env value cannot be read, or
+// the sink does not resolve. It starts nothing: Run does.
 //
 // The sink URL: a channel sink is d.IngressURL + "/NAMESPACE/NAME" (the in-cluster channel address
 // when IngressURL is empty); a URI is itself; another reference resolves to its in-cluster address.
-func NewRunner(src *resources.Source, d adapters.Deps, opts ...Option) (*Runner, error) {
+func New(src *resources.Source, d adapters.Deps) (adapters.Adapter, error) {
+	return newRunner(src, d, settings{})
+}
+
+// newRunner is New with settings.
+func newRunner(src *resources.Source, d adapters.Deps, set settings) (*Runner, error) {
 	if src == nil || src.Container == nil {
 		return nil, errors.New("container: not a ContainerSource")
 	}
@@ -109,24 +103,6 @@ func NewRunner(src *resources.Source, d adapters.Deps, opts ...Option) (*Runner,
 	if !d.RunContainerSources {
 		return nil, &notRunError{reason: "ContainerSource " + name +
 			" not run: start serve with --run-container-sources to run its program as a child process"}
-	}
-	o := options{backoffMin: DefaultBackoffMin, backoffMax: DefaultBackoffMax, healthyAfter: DefaultHealthyAfter,
-		stopGrace: DefaultStopGrace}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.backoffMin <= 0 {
-		o.backoffMin = DefaultBackoffMin
-	}
-	if o.backoffMax <= 0 {
-		o.backoffMax = DefaultBackoffMax
-	}
-	o.backoffMax = max(o.backoffMax, o.backoffMin)
-	if o.healthyAfter <= 0 {
-		o.healthyAfter = DefaultHealthyAfter
-	}
-	if o.stopGrace <= 0 {
-		o.stopGrace = DefaultStopGrace
 	}
 
 	c := src.Container
@@ -143,7 +119,8 @@ func NewRunner(src *resources.Source, d adapters.Deps, opts ...Option) (*Runner,
 	if err != nil {
 		return nil, fmt.Errorf("container: ContainerSource %s: sink: %w", name, err)
 	}
-	r := &Runner{src: src, log: d.Log, secretsDir: d.SecretsDir, path: path, args: args, sinkURL: sink, opts: o}
+	r := &Runner{src: src, log: d.Logger(src), secretsDir: d.SecretsDir, path: path, args: args, sinkURL: sink,
+		set: set.withDefaults()}
 	if len(src.CEOverrides) > 0 {
 		b, err := json.Marshal(struct {
 			Extensions map[string]string `json:"extensions"`
@@ -153,10 +130,6 @@ func NewRunner(src *resources.Source, d adapters.Deps, opts ...Option) (*Runner,
 		}
 		r.overrides = string(b)
 	}
-	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
-	}
-	r.log = r.log.With("source", name, "kind", src.Kind)
 	if _, err := r.environ(); err != nil {
 		return nil, fmt.Errorf("container: ContainerSource %s: %w", name, err)
 	}
@@ -226,7 +199,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil
 		}
 		ran := time.Since(started)
-		delay = restartDelay(delay, ran, r.opts)
+		delay = restartDelay(delay, ran, r.set)
 		r.log.Warn("container source program exited; restarting", "err", err, "ran", ran.Round(time.Millisecond),
 			"restart_in", delay)
 		t := time.NewTimer(delay)
@@ -242,11 +215,11 @@ func (r *Runner) Run(ctx context.Context) error {
 // restartDelay returns the wait before the next start, given the previous wait (0 before the first
 // restart) and how long the program just ran: the minimum for a first restart or after a healthy run
 // (at least healthyAfter), else double the previous wait, capped at the maximum.
-func restartDelay(prev, ran time.Duration, o options) time.Duration {
-	if prev <= 0 || ran >= o.healthyAfter {
-		return o.backoffMin
+func restartDelay(prev, ran time.Duration, set settings) time.Duration {
+	if prev <= 0 || ran >= set.healthyAfter {
+		return set.backoffMin
 	}
-	return min(prev*2, o.backoffMax)
+	return min(prev*2, set.backoffMax)
 }
 
 // runOnce starts the program and waits for it to exit, or, when ctx is done, stops it and waits. It
@@ -280,13 +253,13 @@ func (r *Runner) runOnce(ctx context.Context) error {
 		if termErr := terminate(cmd.Process); termErr != nil {
 			r.log.Debug("SIGTERM failed", "err", termErr)
 		}
-		grace := time.NewTimer(r.opts.stopGrace)
+		grace := time.NewTimer(r.set.stopGrace)
 		select {
 		case err = <-waited:
 			grace.Stop()
 		case <-grace.C:
 			r.log.Warn("container source program ignored SIGTERM; killing it", "pid", cmd.Process.Pid,
-				"grace", r.opts.stopGrace)
+				"grace", r.set.stopGrace)
 			_ = kill(cmd.Process)
 			err = <-waited
 		}

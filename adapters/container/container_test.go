@@ -105,7 +105,7 @@ func TestSinkURL(t *testing.T) {
 }
 
 func TestRestartDelay(t *testing.T) {
-	o := options{backoffMin: time.Second, backoffMax: 30 * time.Second, healthyAfter: time.Minute}
+	o := settings{}.withDefaults() // 1s doubling to 30s, healthy after a minute
 	cases := []struct {
 		prev, ran, want time.Duration
 	}{
@@ -141,7 +141,7 @@ func TestEnvironment(t *testing.T) {
 		{Name: "TOKEN", SecretKeyRef: &resources.SecretKeyRef{Name: "heartbeat", Key: "token"}},
 	}
 	src.CEOverrides = map[string]string{"origin": "heartbeat"}
-	r, err := NewRunner(src, adapters.Deps{RunContainerSources: true, SecretsDir: secrets, IngressURL: "http://127.0.0.1:8080"})
+	r, err := newRunner(src, adapters.Deps{RunContainerSources: true, SecretsDir: secrets, IngressURL: "http://127.0.0.1:8080"}, settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestEnvironment(t *testing.T) {
 	}
 
 	src.Container.Env[2].SecretKeyRef.Key = "missing"
-	if _, err := NewRunner(src, adapters.Deps{RunContainerSources: true, SecretsDir: secrets}); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := newRunner(src, adapters.Deps{RunContainerSources: true, SecretsDir: secrets}, settings{}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing secret: err %v, want fs.ErrNotExist", err)
 	}
 }

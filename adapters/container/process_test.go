@@ -165,8 +165,8 @@ func TestProgramPostsToItsSinkAndIsRestarted(t *testing.T) {
 		{Name: "TOKEN", SecretKeyRef: &resources.SecretKeyRef{Name: "heartbeat", Key: "token"}},
 	}
 	var logs syncBuffer
-	r, err := NewRunner(src, adapters.Deps{RunContainerSources: true, SecretsDir: secrets,
-		Log: slog.New(slog.NewTextHandler(&logs, nil))}, WithBackoff(10*time.Millisecond, 50*time.Millisecond))
+	r, err := newRunner(src, adapters.Deps{RunContainerSources: true, SecretsDir: secrets,
+		Log: slog.New(slog.NewTextHandler(&logs, nil))}, settings{backoffMin: 10 * time.Millisecond, backoffMax: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestStopSendsSIGTERMAndWaits(t *testing.T) {
 	src := testSource(sinkpost, "stay")
 	src.Sink = resources.Destination{URI: url}
 	var logs syncBuffer
-	r, err := NewRunner(src, adapters.Deps{RunContainerSources: true, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	r, err := newRunner(src, adapters.Deps{RunContainerSources: true, Log: slog.New(slog.NewTextHandler(&logs, nil))}, settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,8 +231,8 @@ func TestStopKillsAProgramThatIgnoresSIGTERM(t *testing.T) {
 	src := testSource(sinkpost, "ignore-term")
 	src.Sink = resources.Destination{URI: url}
 	var logs syncBuffer
-	r, err := NewRunner(src, adapters.Deps{RunContainerSources: true, Log: slog.New(slog.NewTextHandler(&logs, nil))},
-		WithStopGrace(100*time.Millisecond))
+	r, err := newRunner(src, adapters.Deps{RunContainerSources: true, Log: slog.New(slog.NewTextHandler(&logs, nil))},
+		settings{stopGrace: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestStopKillsWhatTheProgramStarted(t *testing.T) {
 	// A shell that runs sinkpost in the background and waits: stopping the shell must stop its child.
 	src := testSource("/bin/sh", "-c", `"$0" stay & wait`, sinkpost)
 	src.Sink = resources.Destination{URI: url}
-	r, err := NewRunner(src, adapters.Deps{RunContainerSources: true}, WithStopGrace(time.Second))
+	r, err := newRunner(src, adapters.Deps{RunContainerSources: true}, settings{stopGrace: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func FuzzWebhook(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, sig string, body []byte, contentType, kind string) {
 		sink := &recordingSink{}
-		w, err := NewWebhook(testSource(), adapters.Deps{Sink: sink, SecretsDir: secrets}, WithMaxBody(1<<16))
+		w, err := newWebhook(testSource(), adapters.Deps{Sink: sink, SecretsDir: secrets}, settings{maxBody: 1 << 16})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ package github
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -29,14 +30,11 @@ import (
 	"github.com/eventgate/eventgate/gateway/resources"
 )
 
-// Defaults for the Webhook options.
+// Defaults, in one place.
 const (
-	// DefaultMaxBody is the largest body accepted, 25 MB: GitHub caps webhook payloads at 25 MB.
-	DefaultMaxBody int64 = 25 << 20
-	// DefaultDedupWindow is how long an accepted delivery id is remembered.
-	DefaultDedupWindow = 10 * time.Minute
-	// DefaultDedupCapacity is how many accepted delivery ids are remembered at most (about 100 bytes each).
-	DefaultDedupCapacity = 10000
+	defaultMaxBody       int64 = 25 << 20         // largest body accepted, 25 MB: GitHub caps webhook payloads at 25 MB
+	defaultDedupWindow         = 10 * time.Minute // how long an accepted delivery id is remembered
+	defaultDedupCapacity       = 10000            // accepted delivery ids remembered at most (about 100 bytes each)
 )
 
 // TypePrefix starts the CloudEvents type of every event: TypePrefix + the X-GitHub-Event value.
@@ -72,79 +70,61 @@ type Webhook struct {
 
 var _ adapters.Webhook = (*Webhook)(nil)
 
-// Option tunes a Webhook.
-type Option func(*options)
+func init() { adapters.Register("github", New) }
 
-type options struct {
-	maxBody  int64
-	window   time.Duration
-	capacity int
-	now      func() time.Time
+// settings are the Webhook's tunables. New uses the defaults; this package's tests set what they
+// need through newWebhook. A zero field takes its default.
+type settings struct {
+	maxBody int64 // larger bodies are answered 413; default defaultMaxBody
+	// dedupWindow is how long an accepted delivery id is remembered, so that a redelivery is not
+	// produced twice; default defaultDedupWindow; negative: redelivery detection off.
+	dedupWindow time.Duration
+	// dedupCapacity bounds how many accepted delivery ids are remembered; past it the oldest is
+	// forgotten even inside the window. Default defaultDedupCapacity.
+	dedupCapacity int
+	now           func() time.Time // event times and the dedup window; default time.Now
 }
 
-// WithMaxBody sets the largest body accepted; larger ones are answered 413. Default DefaultMaxBody;
-// values ≤ 0 keep the default.
-func WithMaxBody(n int64) Option { return func(o *options) { o.maxBody = n } }
-
-// WithDedupWindow sets how long an accepted delivery id is remembered, so that a redelivery is not
-// produced twice. Default DefaultDedupWindow; 0 or less turns redelivery detection off.
-func WithDedupWindow(d time.Duration) Option {
-	return func(o *options) { o.window = d }
+func (s settings) withDefaults() settings {
+	s.maxBody = cmp.Or(s.maxBody, defaultMaxBody)
+	s.dedupWindow = cmp.Or(s.dedupWindow, defaultDedupWindow)
+	s.dedupCapacity = cmp.Or(s.dedupCapacity, defaultDedupCapacity)
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
 }
 
-// WithDedupCapacity bounds how many accepted delivery ids are remembered; past it the oldest is
-// forgotten even inside the window. Default DefaultDedupCapacity; values ≤ 0 keep the default.
-func WithDedupCapacity(n int) Option { return func(o *options) { o.capacity = n } }
-
-// WithClock sets the clock used for event times and the dedup window. Default time.Now.
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
-
-// New is the adapters.Factory for GitHubSource; the Adapter it returns is a *Webhook (an
-// adapters.Webhook) with the default options.
+// New is the adapters.Factory for GitHubSource, registered as "github"; the Adapter it returns is a
+// *Webhook (an adapters.Webhook). It reads the secret token now, from d.SecretsDir; a source without
+// a secret token is refused unless it is marked unauthenticated, and a secret that is missing or
+// empty is an error. A trailing newline in the secret file is not part of the secret (GitHub's secret
+// field cannot hold one, and files written with echo end with one).
 func New(src *resources.Source, d adapters.Deps) (adapters.Adapter, error) {
-	return NewWebhook(src, d)
+	return newWebhook(src, d, settings{})
 }
 
-// NewWebhook builds the webhook receiver for src. It reads the secret token now, from d.SecretsDir; a
-// source without a secret token is refused unless it is marked unauthenticated, and a secret that is
-// missing or empty is an error. A trailing newline in the secret file is not part of the secret
-// (GitHub's secret field cannot hold one, and files written with echo end with one).
-func NewWebhook(src *resources.Source, d adapters.Deps, opts ...Option) (*Webhook, error) {
+// newWebhook is New with settings.
+func newWebhook(src *resources.Source, d adapters.Deps, set settings) (*Webhook, error) {
 	if src == nil || src.GitHub == nil {
 		return nil, errors.New("github: not a GitHubSource")
 	}
 	if d.Sink == nil {
 		return nil, fmt.Errorf("github: source %s: no sink", src.NamespacedName())
 	}
-	o := options{maxBody: DefaultMaxBody, window: DefaultDedupWindow, capacity: DefaultDedupCapacity, now: time.Now}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.maxBody <= 0 {
-		o.maxBody = DefaultMaxBody
-	}
-	if o.capacity <= 0 {
-		o.capacity = DefaultDedupCapacity
-	}
-	if o.now == nil {
-		o.now = time.Now
-	}
+	set = set.withDefaults()
 	g := src.GitHub
 	w := &Webhook{
 		src:      src,
 		deps:     d,
-		log:      d.Log,
+		log:      d.Logger(src),
 		source:   "https://github.com/" + g.Owner,
 		types:    slices.Clone(g.EventTypes),
-		maxBody:  o.maxBody,
-		now:      o.now,
-		seen:     newDeliveries(o.window, o.capacity),
+		maxBody:  set.maxBody,
+		now:      set.now,
+		seen:     newDeliveries(set.dedupWindow, set.dedupCapacity),
 		override: src.CEOverrides,
 	}
-	if w.log == nil {
-		w.log = slog.New(slog.DiscardHandler)
-	}
-	w.log = w.log.With("source", src.NamespacedName(), "kind", src.Kind)
 	if g.Repository != "" {
 		w.source += "/" + g.Repository
 	}

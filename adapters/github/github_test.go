@@ -67,7 +67,7 @@ func TestDeliveriesBecomeCloudEvents(t *testing.T) {
 			{"form", contentForm, formBody(payload)},
 		} {
 			t.Run(tc.kind+"/"+enc.name, func(t *testing.T) {
-				h := newHarness(t, testSource())
+				h := newHarness(t, testSource(), settings{})
 				code := h.serve(webhookCall{kind: tc.kind, id: "d-" + tc.kind, contentType: enc.contentType, body: enc.body})
 				if code != http.StatusAccepted {
 					t.Fatalf("status %d, want 202", code)
@@ -122,7 +122,7 @@ func TestSubjectPerEventType(t *testing.T) {
 }
 
 func TestSubjectThatIsNotAValidAttributeIsDropped(t *testing.T) {
-	h := newHarness(t, testSource())
+	h := newHarness(t, testSource(), settings{})
 	body := []byte(`{"ref":"refs/heads/\u0001bad"}`)
 	if code := h.serve(webhookCall{kind: "push", id: "ctl", body: body}); code != http.StatusAccepted {
 		t.Fatalf("status %d, want 202", code)
@@ -134,7 +134,7 @@ func TestSubjectThatIsNotAValidAttributeIsDropped(t *testing.T) {
 
 func TestBadOrMissingSignatureIs401(t *testing.T) {
 	payload := readPayload(t, "push.json")
-	h := newHarness(t, testSource())
+	h := newHarness(t, testSource(), settings{})
 	for name, d := range map[string]webhookCall{
 		"missing":          {signature: "-"},
 		"empty":            {signature: "sha256="},
@@ -160,7 +160,7 @@ func TestBadOrMissingSignatureIs401(t *testing.T) {
 }
 
 func TestPingIs204WithoutEvent(t *testing.T) {
-	h := newHarness(t, testSource())
+	h := newHarness(t, testSource(), settings{})
 	body := []byte(`{"zen":"Keep it logically awesome.","hook_id":12345678}`)
 	if code := h.serve(webhookCall{kind: "ping", id: "p1", body: body}); code != http.StatusNoContent {
 		t.Fatalf("status %d, want 204", code)
@@ -176,7 +176,7 @@ func TestPingIs204WithoutEvent(t *testing.T) {
 func TestEventTypesFilter(t *testing.T) {
 	src := testSource()
 	src.GitHub.EventTypes = []string{"push"}
-	h := newHarness(t, src)
+	h := newHarness(t, src, settings{})
 	if code := h.serve(webhookCall{kind: "issues", id: "i1", body: readPayload(t, "issues.json")}); code != http.StatusNoContent {
 		t.Fatalf("filtered type: status %d, want 204", code)
 	}
@@ -190,14 +190,14 @@ func TestEventTypesFilter(t *testing.T) {
 	// An empty list asks for everything.
 	src = testSource()
 	src.GitHub.EventTypes = nil
-	h = newHarness(t, src)
+	h = newHarness(t, src, settings{})
 	if code := h.serve(webhookCall{kind: "star", id: "s1", body: []byte(`{"action":"created"}`)}); code != http.StatusAccepted {
 		t.Fatalf("no filter: status %d, want 202", code)
 	}
 }
 
 func TestMalformedDeliveriesAre4xx(t *testing.T) {
-	h := newHarness(t, testSource())
+	h := newHarness(t, testSource(), settings{})
 	payload := readPayload(t, "push.json")
 	cases := []struct {
 		name string
@@ -230,7 +230,7 @@ func TestMalformedDeliveriesAre4xx(t *testing.T) {
 }
 
 func TestOnlyPost(t *testing.T) {
-	h := newHarness(t, testSource())
+	h := newHarness(t, testSource(), settings{})
 	rec := httptest.NewRecorder()
 	h.w.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/sources/shop/repo-events", nil))
 	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != http.MethodPost {
@@ -239,7 +239,7 @@ func TestOnlyPost(t *testing.T) {
 }
 
 func TestRedeliveryIsNotProducedTwice(t *testing.T) {
-	h := newHarness(t, testSource(), WithDedupWindow(time.Minute))
+	h := newHarness(t, testSource(), settings{dedupWindow: time.Minute})
 	d := webhookCall{kind: "push", id: "72d3162e-cc78-11e3-81ab-4c9367dc0958", body: readPayload(t, "push.json")}
 	for i := range 3 {
 		if code := h.serve(d); code != http.StatusAccepted {
@@ -267,21 +267,21 @@ func TestRedeliveryIsNotProducedTwice(t *testing.T) {
 }
 
 func TestDedupWindowDefaultAndOff(t *testing.T) {
-	h := newHarness(t, testSource())
+	h := newHarness(t, testSource(), settings{})
 	if h.w.seen.window != 10*time.Minute {
 		t.Errorf("default window %v, want 10m", h.w.seen.window)
 	}
-	h = newHarness(t, testSource(), WithDedupWindow(0))
+	h = newHarness(t, testSource(), settings{dedupWindow: -1})
 	d := webhookCall{kind: "push", id: "same", body: readPayload(t, "push.json")}
 	h.serve(d)
 	h.serve(d)
 	if n := len(h.sink.got()); n != 2 {
-		t.Fatalf("window 0: %d events, want 2 (detection off)", n)
+		t.Fatalf("window off: %d events, want 2 (detection off)", n)
 	}
 }
 
 func TestDedupMemoryIsBounded(t *testing.T) {
-	h := newHarness(t, testSource(), WithDedupCapacity(2))
+	h := newHarness(t, testSource(), settings{dedupCapacity: 2})
 	body := readPayload(t, "push.json")
 	for _, id := range []string{"a", "b", "c"} {
 		h.serve(webhookCall{kind: "push", id: id, body: body})
@@ -298,7 +298,7 @@ func TestDedupMemoryIsBounded(t *testing.T) {
 }
 
 func TestSinkFailureIs503ThenRedeliverySucceeds(t *testing.T) {
-	h := newHarness(t, testSource())
+	h := newHarness(t, testSource(), settings{})
 	d := webhookCall{kind: "pull_request", id: "retry-me", body: readPayload(t, "pull_request.json")}
 	h.sink.setFail(errSinkDown)
 	if code := h.serve(d); code != http.StatusServiceUnavailable {
@@ -335,7 +335,7 @@ func (s *blockingSink) Send(ctx context.Context, e *event.Event) error {
 
 func TestConcurrentRedeliveryWaitsForTheFirstAttempt(t *testing.T) {
 	sink := &blockingSink{entered: make(chan struct{}, 2), release: make(chan struct{})}
-	w, err := NewWebhook(testSource(), adapters.Deps{Sink: sink, SecretsDir: writeSecret(t, testSecret)})
+	w, err := newWebhook(testSource(), adapters.Deps{Sink: sink, SecretsDir: writeSecret(t, testSecret)}, settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func TestConcurrentRedeliveryWaitsForTheFirstAttempt(t *testing.T) {
 }
 
 func TestBodyLimit(t *testing.T) {
-	h := newHarness(t, testSource(), WithMaxBody(1024))
+	h := newHarness(t, testSource(), settings{maxBody: 1024})
 	big := []byte(`{"pad":"` + strings.Repeat("x", 2048) + `"}`)
 	if code := h.serve(webhookCall{kind: "push", id: "big", body: big}); code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("declared length over the limit: status %d, want 413", code)
@@ -395,7 +395,7 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func TestDefaultBodyLimitIs25MB(t *testing.T) {
-	h := newHarness(t, testSource())
+	h := newHarness(t, testSource(), settings{})
 	const limit = 25 << 20
 	if h.w.maxBody != limit {
 		t.Fatalf("default limit %d, want %d", h.w.maxBody, limit)
@@ -421,34 +421,34 @@ func TestNewRefusesUnsafeOrBrokenSources(t *testing.T) {
 
 	src := testSource()
 	src.GitHub.SecretToken = nil
-	if _, err := NewWebhook(src, deps); err == nil || !strings.Contains(err.Error(), "no secretToken") {
+	if _, err := New(src, deps); err == nil || !strings.Contains(err.Error(), "no secretToken") {
 		t.Errorf("no secret: err %v, want a refusal naming secretToken", err)
 	}
 
 	src = testSource()
 	src.GitHub.SecretToken = &resources.SecretKeyRef{Name: "github", Key: "missing"}
-	if _, err := NewWebhook(src, deps); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := New(src, deps); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing secret file: err %v, want fs.ErrNotExist", err)
 	}
 
-	if _, err := NewWebhook(testSource(), adapters.Deps{Sink: &recordingSink{}, SecretsDir: writeSecret(t, "\n")}); err == nil {
+	if _, err := New(testSource(), adapters.Deps{Sink: &recordingSink{}, SecretsDir: writeSecret(t, "\n")}); err == nil {
 		t.Error("empty secret accepted")
 	}
 
 	src = testSource()
 	src.CEOverrides = map[string]string{"Not-An-Extension": "x"}
-	if _, err := NewWebhook(src, deps); !errors.Is(err, event.ErrInvalid) {
+	if _, err := New(src, deps); !errors.Is(err, event.ErrInvalid) {
 		t.Errorf("bad ceOverrides: err %v, want event.ErrInvalid", err)
 	}
 
-	if _, err := NewWebhook(testSource(), adapters.Deps{SecretsDir: deps.SecretsDir}); err == nil {
+	if _, err := New(testSource(), adapters.Deps{SecretsDir: deps.SecretsDir}); err == nil {
 		t.Error("no sink accepted")
 	}
 }
 
 func TestSecretFileTrailingNewlineIsNotPartOfTheSecret(t *testing.T) {
 	sink := &recordingSink{}
-	w, err := NewWebhook(testSource(), adapters.Deps{Sink: sink, SecretsDir: writeSecret(t, testSecret+"\n")})
+	w, err := newWebhook(testSource(), adapters.Deps{Sink: sink, SecretsDir: writeSecret(t, testSecret+"\n")}, settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +463,7 @@ func TestUnauthenticatedSourceAcceptsUnsignedDeliveries(t *testing.T) {
 	src := testSource()
 	src.GitHub.SecretToken, src.GitHub.Unauthenticated = nil, true
 	sink := &recordingSink{}
-	w, err := NewWebhook(src, adapters.Deps{Sink: sink})
+	w, err := newWebhook(src, adapters.Deps{Sink: sink}, settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +478,7 @@ func TestOrganisationSourceAndOverrides(t *testing.T) {
 	src := testSource()
 	src.GitHub.Repository = ""
 	src.CEOverrides = map[string]string{"team": "payments"}
-	h := newHarness(t, src)
+	h := newHarness(t, src, settings{})
 	if code := h.serve(webhookCall{kind: "push", id: "org", body: readPayload(t, "push.json")}); code != http.StatusAccepted {
 		t.Fatalf("status %d", code)
 	}

@@ -111,14 +111,15 @@ func writeSecret(t testing.TB, value string) string {
 	return dir
 }
 
-func newHarness(t *testing.T, src *resources.Source, opts ...Option) *harness {
+// newHarness builds the webhook for src with set (its clock is the harness's fake clock).
+func newHarness(t *testing.T, src *resources.Source, set settings) *harness {
 	t.Helper()
 	h := &harness{t: t, sink: &recordingSink{}, m: metrics.New(metrics.Build{}), src: src,
 		clock: &fakeClock{t: time.Date(2024, 5, 14, 10, 0, 0, 0, time.UTC)}}
-	opts = append([]Option{WithClock(h.clock.now)}, opts...)
-	w, err := NewWebhook(src, adapters.Deps{Sink: h.sink, Metrics: h.m, SecretsDir: writeSecret(t, testSecret)}, opts...)
+	set.now = h.clock.now
+	w, err := newWebhook(src, adapters.Deps{Sink: h.sink, Metrics: h.m, SecretsDir: writeSecret(t, testSecret)}, set)
 	if err != nil {
-		t.Fatalf("NewWebhook: %v", err)
+		t.Fatalf("newWebhook: %v", err)
 	}
 	h.w = w
 	return h

@@ -25,7 +25,7 @@ func TestKubernetesEventSourceSendsCreatedEvent(t *testing.T) {
 	m := metrics.New(metrics.Build{})
 	begin := time.Now()
 	start(t, eventSource(KindKubernetesEventSource, resources.ModeResource), adapters.Deps{Sink: sink, Metrics: m},
-		WithClientset(f.cs, ""), WithStartTime(begin))
+		settings{client: f.cs, start: begin})
 	f.waitWatch(t)
 
 	last := begin.Add(time.Second).Truncate(time.Second)
@@ -64,7 +64,7 @@ func TestCountBumpIsNewEventButSameResourceVersionIsNot(t *testing.T) {
 	sink := newSink()
 	begin := time.Now()
 	start(t, eventSource(KindKubernetesEventSource, ""), adapters.Deps{Sink: sink},
-		WithClientset(f.cs, ""), WithStartTime(begin))
+		settings{client: f.cs, start: begin})
 	f.waitWatch(t)
 
 	ev := k8sEventObj("web-1.17a", "uid-1", "100", 1, begin.Add(time.Second))
@@ -106,7 +106,7 @@ func TestEventsBeforeStartAreNotReplayed(t *testing.T) {
 	sink := newSink()
 	m := metrics.New(metrics.Build{})
 	start(t, eventSource(KindKubernetesEventSource, ""), adapters.Deps{Sink: sink, Metrics: m},
-		WithClientset(f.cs, ""), WithStartTime(begin))
+		settings{client: f.cs, start: begin})
 	f.waitWatch(t)
 	f.create(t, k8sEventObj("old-2", "uid-old-2", "6", 1, begin.Add(-10*time.Minute)))
 	f.create(t, k8sEventObj("new", "uid-new", "7", 1, begin.Add(time.Second)))
@@ -127,7 +127,7 @@ func TestReplayAnnotationSendsOldEvents(t *testing.T) {
 	sink := newSink()
 	src := eventSource(KindKubernetesEventSource, "")
 	src.Annotations = map[string]string{AnnotationReplayEvents: "true"}
-	start(t, src, adapters.Deps{Sink: sink}, WithClientset(f.cs, ""), WithStartTime(begin))
+	start(t, src, adapters.Deps{Sink: sink}, settings{client: f.cs, start: begin})
 	if e := sink.Next(t); e.ID != "uid-old-1/5" {
 		t.Fatalf("got %s, want the old event replayed", e.ID)
 	}
@@ -150,7 +150,7 @@ func TestFailedSendIsRetriedAndRememberedOnlyAfterSuccess(t *testing.T) {
 	m := metrics.New(metrics.Build{})
 	begin := time.Now()
 	a := start(t, eventSource(KindKubernetesEventSource, ""), adapters.Deps{Sink: sink, Metrics: m},
-		WithClientset(f.cs, ""), WithStartTime(begin), WithRetry(time.Millisecond, 5*time.Millisecond, 10))
+		settings{client: f.cs, start: begin, retryBase: time.Millisecond, retryMax: 5 * time.Millisecond, maxAttempts: 10})
 	f.waitWatch(t)
 	f.create(t, k8sEventObj("e", "uid-1", "10", 1, begin.Add(time.Second)))
 	if e := sink.Next(t); e.ID != "uid-1/10" {
@@ -179,7 +179,7 @@ func TestEventDroppedAfterLastAttempt(t *testing.T) {
 	m := metrics.New(metrics.Build{})
 	begin := time.Now()
 	a := start(t, eventSource(KindKubernetesEventSource, ""), adapters.Deps{Sink: sink, Metrics: m},
-		WithClientset(f.cs, ""), WithStartTime(begin), WithRetry(time.Millisecond, 2*time.Millisecond, 3))
+		settings{client: f.cs, start: begin, retryBase: time.Millisecond, retryMax: 2 * time.Millisecond, maxAttempts: 3})
 	f.waitWatch(t)
 	f.create(t, k8sEventObj("bad", "uid-bad", "10", 1, begin.Add(time.Second)))
 	f.create(t, k8sEventObj("good", "uid-good", "11", 1, begin.Add(time.Second)))
@@ -207,7 +207,7 @@ func TestApiServerSourceReferenceMode(t *testing.T) {
 	sink := newSink()
 	begin := time.Now()
 	start(t, eventSource(KindApiServerSource, resources.ModeReference), adapters.Deps{Sink: sink},
-		WithClientset(f.cs, "https://10.0.0.1:6443"), WithStartTime(begin))
+		settings{client: f.cs, host: "https://10.0.0.1:6443", start: begin})
 	f.waitWatch(t)
 
 	ev := k8sEventObj("web-1.17a", "uid-1", "100", 1, begin.Add(time.Second))
@@ -244,7 +244,7 @@ func TestApiServerSourceResourceModeSendsObject(t *testing.T) {
 	sink := newSink()
 	begin := time.Now()
 	start(t, eventSource(KindApiServerSource, resources.ModeResource), adapters.Deps{Sink: sink},
-		WithClientset(f.cs, ""), WithStartTime(begin))
+		settings{client: f.cs, start: begin})
 	f.waitWatch(t)
 	f.create(t, k8sEventObj("web-1.17a", "uid-1", "100", 1, begin.Add(time.Second)))
 	e := sink.Next(t)
@@ -266,19 +266,19 @@ func TestNewRejects(t *testing.T) {
 	d := adapters.Deps{Sink: newSink()}
 	other := eventSource(KindApiServerSource, resources.ModeReference)
 	other.Kubernetes.Resources = []resources.APIResource{{APIVersion: "apps/v1", Kind: "Deployment"}}
-	if _, err := NewWith(other, d, WithClientset(f.cs, "")); !errors.Is(err, adapters.ErrNotRun) {
+	if _, err := newAdapter(other, d, settings{client: f.cs}); !errors.Is(err, adapters.ErrNotRun) {
 		t.Errorf("other kind: err = %v, want ErrNotRun", err)
 	}
 	badSel := eventSource(KindApiServerSource, resources.ModeReference)
 	badSel.Kubernetes.Resources[0].Selector = "a in (("
-	if _, err := NewWith(badSel, d, WithClientset(f.cs, "")); err == nil {
+	if _, err := newAdapter(badSel, d, settings{client: f.cs}); err == nil {
 		t.Error("bad selector accepted")
 	}
 	wrongKind := eventSource("GitHubSource", "")
-	if _, err := NewWith(wrongKind, d, WithClientset(f.cs, "")); err == nil {
+	if _, err := newAdapter(wrongKind, d, settings{client: f.cs}); err == nil {
 		t.Error("wrong kind accepted")
 	}
-	if _, err := NewWith(eventSource(KindKubernetesEventSource, ""), adapters.Deps{}, WithClientset(f.cs, "")); err == nil {
+	if _, err := newAdapter(eventSource(KindKubernetesEventSource, ""), adapters.Deps{}, settings{client: f.cs}); err == nil {
 		t.Error("no sink accepted")
 	}
 

@@ -6,7 +6,7 @@
 //
 // The adapter uses the in-cluster configuration (service account token) when it runs in a pod, else
 // the kubeconfig named by KUBECONFIG (or ~/.kube/config). With neither, New returns an error wrapping
-// adapters.ErrNotRun. Tests inject a clientset with WithClientset.
+// adapters.ErrNotRun. This package's tests inject a fake clientset through newAdapter's settings.
 //
 // # Events produced
 //
@@ -41,7 +41,7 @@
 //
 // The informer's handlers only enqueue: a single worker sends to the sink, in order, so a slow sink
 // never blocks the informer. A failed send is retried with capped exponential backoff (200ms doubling
-// to 30s, 15 attempts by default: see WithRetry); an event that still fails is dropped, logged and
+// to 30s, 15 attempts); an event that still fails is dropped, logged and
 // counted as failed. At most 4096 events wait at once; beyond that new events are dropped, logged and
 // counted as failed. Kubernetes does not redeliver, so these are the only losses, and they are visible.
 //

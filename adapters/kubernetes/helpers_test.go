@@ -91,13 +91,13 @@ func (f *fakeCluster) update(t *testing.T, ev *corev1.Event) {
 	}
 }
 
-// start builds and runs the adapter; Run is stopped and must have returned nil at cleanup.
-func start(t *testing.T, src *resources.Source, d adapters.Deps, opts ...Option) *Adapter {
+// start builds the adapter with set and runs it; Run is stopped and must have returned nil at cleanup.
+func start(t *testing.T, src *resources.Source, d adapters.Deps, set settings) *Adapter {
 	t.Helper()
 	if d.Metrics == nil {
 		d.Metrics = metrics.New(metrics.Build{})
 	}
-	a, err := NewWith(src, d, opts...)
+	a, err := newAdapter(src, d, set)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -149,9 +149,9 @@ func TestRelistAfterGoneNeverSendsTwice(t *testing.T) {
 
 	sink := newSink()
 	a := start(t, eventSource(KindKubernetesEventSource, resources.ModeResource), adapters.Deps{Sink: sink},
-		WithStartTime(begin))
-	if a.cfg.host != ts.URL {
-		t.Errorf("host from kubeconfig = %q, want %q", a.cfg.host, ts.URL)
+		settings{start: begin})
+	if a.set.host != ts.URL {
+		t.Errorf("host from kubeconfig = %q, want %q", a.set.host, ts.URL)
 	}
 
 	want := []string{"uid-1/10", "uid-2/11", "uid-2/12", "uid-3/13", "uid-3/14"}

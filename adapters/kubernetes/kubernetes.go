@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,64 +47,12 @@ const (
 	defaultSentMemory  = 16384                  // (UID, resourceVersion) pairs remembered as sent
 )
 
-// Option tunes NewWith.
-type Option func(*config)
-
-type config struct {
-	client      clientset.Interface
-	host        string
-	start       time.Time
-	retryBase   time.Duration
-	retryMax    time.Duration
-	maxAttempts int
-	maxPending  int
-	sentMemory  int
-}
-
-// WithClientset makes the adapter use cs instead of building a client from the in-cluster config or
-// KUBECONFIG. host is the API server URL used as the ApiServerSource source ("" → DefaultHost).
-func WithClientset(cs clientset.Interface, host string) Option {
-	return func(c *config) { c.client, c.host = cs, host }
-}
-
-// WithStartTime sets the time before which Events are not sent (default: when Run starts).
-func WithStartTime(t time.Time) Option { return func(c *config) { c.start = t } }
-
-// WithRetry sets the backoff of failed sends: the first delay, the cap on one delay, and how many
-// sends of one event are made before it is dropped (defaults 200ms, 30s, 15). Values ≤ 0 keep the default.
-func WithRetry(base, max time.Duration, attempts int) Option {
-	return func(c *config) {
-		if base > 0 {
-			c.retryBase = base
-		}
-		if max > 0 {
-			c.retryMax = max
-		}
-		if attempts > 0 {
-			c.maxAttempts = attempts
-		}
-	}
-}
-
-// WithLimits sets how many events may wait to be sent (default 4096) and how many sent events are
-// remembered for de-duplication (default 16384). Values ≤ 0 keep the default.
-func WithLimits(maxPending, sentMemory int) Option {
-	return func(c *config) {
-		if maxPending > 0 {
-			c.maxPending = maxPending
-		}
-		if sentMemory > 0 {
-			c.sentMemory = sentMemory
-		}
-	}
-}
-
 // Adapter is one running KubernetesEventSource or ApiServerSource. Run it once.
 type Adapter struct {
 	src          *resources.Source
 	deps         adapters.Deps
 	log          *slog.Logger
-	cfg          config
+	set          settings
 	namespace    string
 	selector     string // label selector on the watched Events; "" for all
 	apiServer    bool   // ApiServerSource (else KubernetesEventSource)
@@ -117,34 +66,56 @@ type Adapter struct {
 
 var _ adapters.Adapter = (*Adapter)(nil)
 
-// New builds the adapter for a KubernetesEventSource or ApiServerSource, with a client from the
-// in-cluster config or KUBECONFIG. Without either it returns an error wrapping adapters.ErrNotRun.
-// It has the signature of adapters.Factory.
-func New(src *resources.Source, d adapters.Deps) (adapters.Adapter, error) {
-	return NewWith(src, d)
+func init() { adapters.Register("kubernetes", New) }
+
+// settings are the adapter's tunables. New uses the defaults; this package's tests set what they
+// need through newAdapter. A zero field takes its default.
+type settings struct {
+	// client is the API client; nil: one from the in-cluster config or KUBECONFIG.
+	client clientset.Interface
+	// host is the API server URL, the ApiServerSource source attribute; "": the client
+	// configuration's host, else DefaultHost.
+	host string
+	// start is the time before which Events are not sent; zero: when Run starts.
+	start time.Time
+	// Backoff of failed sends: the first delay, the cap on one delay, and how many sends of one event
+	// are made before it is dropped.
+	retryBase   time.Duration // default defaultRetryBase
+	retryMax    time.Duration // default defaultRetryMax
+	maxAttempts int           // default defaultMaxAttempts
+	maxPending  int           // events waiting to be sent; default defaultMaxPending
+	sentMemory  int           // sent events remembered for de-duplication; default defaultSentMemory
 }
 
-// NewWith is New with options. It validates the source and resolves the client; it does not contact
-// the API server (Run does).
-func NewWith(src *resources.Source, d adapters.Deps, opts ...Option) (*Adapter, error) {
+func (s settings) withDefaults() settings {
+	s.retryBase = cmp.Or(s.retryBase, defaultRetryBase)
+	s.retryMax = cmp.Or(s.retryMax, defaultRetryMax)
+	s.maxAttempts = cmp.Or(s.maxAttempts, defaultMaxAttempts)
+	s.maxPending = cmp.Or(s.maxPending, defaultMaxPending)
+	s.sentMemory = cmp.Or(s.sentMemory, defaultSentMemory)
+	return s
+}
+
+// New is the adapters.Factory for KubernetesEventSource and ApiServerSource, registered as
+// "kubernetes"; the Adapter it returns is an *Adapter, with a client from the in-cluster config or
+// KUBECONFIG. Without either it returns an error wrapping adapters.ErrNotRun. It validates the
+// source and resolves the client; it does not contact the API server (Run does).
+func New(src *resources.Source, d adapters.Deps) (adapters.Adapter, error) {
+	return newAdapter(src, d, settings{})
+}
+
+// newAdapter is New with settings.
+func newAdapter(src *resources.Source, d adapters.Deps, set settings) (*Adapter, error) {
 	if src == nil || src.Kubernetes == nil {
 		return nil, errors.New("kubernetes source: no kubernetes spec")
-	}
-	cfg := config{retryBase: defaultRetryBase, retryMax: defaultRetryMax, maxAttempts: defaultMaxAttempts,
-		maxPending: defaultMaxPending, sentMemory: defaultSentMemory}
-	for _, o := range opts {
-		o(&cfg)
 	}
 	if d.Sink == nil {
 		return nil, fmt.Errorf("kubernetes source %s: no sink", src.NamespacedName())
 	}
-	a := &Adapter{src: src, deps: d, log: d.Log, cfg: cfg, namespace: src.Kubernetes.Namespace,
+	set = set.withDefaults()
+	a := &Adapter{src: src, deps: d, log: d.Logger(src), set: set, namespace: src.Kubernetes.Namespace,
 		apiServer: src.Kind == KindApiServerSource, replay: src.Annotations[AnnotationReplayEvents] == "true",
-		pending: make(map[string]*event.Event), sent: newSentSet(cfg.sentMemory)}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
-	a.log = a.log.With("source", src.NamespacedName(), "kind", src.Kind)
+		pending: make(map[string]*event.Event), sent: newSentSet(set.sentMemory)}
 	if a.namespace == "" {
 		a.namespace = src.Namespace
 	}
@@ -167,7 +138,7 @@ func NewWith(src *resources.Source, d adapters.Deps, opts ...Option) (*Adapter, 
 			a.selector = r.Selector
 		}
 	}
-	if a.cfg.client == nil {
+	if a.set.client == nil {
 		rc, err := restConfig()
 		if err != nil {
 			return nil, fmt.Errorf("kubernetes source %s: %w: %w", src.NamespacedName(), adapters.ErrNotRun, err)
@@ -176,10 +147,10 @@ func NewWith(src *resources.Source, d adapters.Deps, opts ...Option) (*Adapter, 
 		if err != nil {
 			return nil, fmt.Errorf("kubernetes source %s: client: %w", src.NamespacedName(), err)
 		}
-		a.cfg.client, a.cfg.host = cs, rc.Host
+		a.set.client, a.set.host = cs, rc.Host
 	}
-	if a.cfg.host == "" {
-		a.cfg.host = DefaultHost
+	if a.set.host == "" {
+		a.set.host = DefaultHost
 	}
 	return a, nil
 }
@@ -203,7 +174,7 @@ func restConfig() (*rest.Config, error) {
 // returns nil. A send in progress is abandoned when ctx is done (its event is not remembered as
 // sent). Run must be called once.
 func (a *Adapter) Run(ctx context.Context) error {
-	start := a.cfg.start
+	start := a.set.start
 	if start.IsZero() {
 		start = time.Now()
 	}
@@ -218,14 +189,14 @@ func (a *Adapter) Run(ctx context.Context) error {
 		opts = append(opts, informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel }))
 	}
 	// Resync 0: a periodic resync would only replay what was already sent.
-	factory := informers.NewSharedInformerFactoryWithOptions(a.cfg.client, 0, opts...)
+	factory := informers.NewSharedInformerFactoryWithOptions(a.set.client, 0, opts...)
 	inf := factory.Core().V1().Events().Informer()
 	if err := inf.SetWatchErrorHandlerWithContext(a.watchError); err != nil {
 		return fmt.Errorf("kubernetes source %s: %w", a.src.NamespacedName(), err)
 	}
 
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](a.cfg.retryBase, a.cfg.retryMax),
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](a.set.retryBase, a.set.retryMax),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "eventgate-k8s-" + a.src.Namespace + "-" + a.src.Name})
 
 	h := &handler{a: a, queue: queue, start: start}
@@ -313,7 +284,7 @@ func (a *Adapter) enqueue(q workqueue.TypedRateLimitingInterface[string], ev *co
 	a.mu.Lock()
 	_, queued := a.pending[key]
 	dup := queued || a.sent.has(key)
-	full := len(a.pending) >= a.cfg.maxPending
+	full := len(a.pending) >= a.set.maxPending
 	a.mu.Unlock()
 	if dup {
 		a.count(adapters.OutcomeSkipped)
@@ -322,7 +293,7 @@ func (a *Adapter) enqueue(q workqueue.TypedRateLimitingInterface[string], ev *co
 	if full {
 		a.count(adapters.OutcomeFailed)
 		a.log.Error("kubernetes event dropped: too many events waiting for the sink", "event", ev.Namespace+"/"+ev.Name,
-			"id", key, "max_pending", a.cfg.maxPending)
+			"id", key, "max_pending", a.set.maxPending)
 		return
 	}
 	e, err := a.build(ev, o)
@@ -342,7 +313,7 @@ func (a *Adapter) build(ev *corev1.Event, o op) (*event.Event, error) {
 	var e *event.Event
 	var err error
 	if a.apiServer {
-		e, err = apiServerEvent(ev, o, a.cfg.host, a.resourceMode)
+		e, err = apiServerEvent(ev, o, a.set.host, a.resourceMode)
 	} else {
 		e, err = k8sEvent(ev)
 	}
@@ -392,7 +363,7 @@ func (a *Adapter) sendOne(ctx context.Context, q workqueue.TypedRateLimitingInte
 		return // stopping: the queue is about to shut down
 	}
 	attempts := q.NumRequeues(key) + 1
-	if attempts >= a.cfg.maxAttempts {
+	if attempts >= a.set.maxAttempts {
 		a.mu.Lock()
 		delete(a.pending, key)
 		a.mu.Unlock()

@@ -25,7 +25,7 @@
 // # Acknowledgement
 //
 // A message is acked only after the sink accepted its event. When the sink refuses, the adapter waits
-// a short delay (1s by default, see WithNackDelay; cut short when stopping) and nacks it, so Pub/Sub
+// a short delay (1s; cut short when stopping) and nacks it, so Pub/Sub
 // redelivers it without a hot loop. Messages in flight are bounded by the client's flow control
 // (MaxOutstandingMessages, default 100 here).
 //
@@ -33,10 +33,11 @@
 //
 // The client honours PUBSUB_EMULATOR_HOST (no credentials then). Otherwise it uses the service
 // account key in spec.secret (or gcpCredsSecret), read from the secrets directory, else Application
-// Default Credentials. Tests pass client options with WithClientOptions.
+// Default Credentials. This package's tests reach a fake server through newAdapter's settings.
 package pubsub
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -69,39 +70,12 @@ const (
 	retryMax              = 30 * time.Second       // cap on that wait
 )
 
-// Option tunes NewWith.
-type Option func(*config)
-
-type config struct {
-	clientOpts     []option.ClientOption
-	nackDelay      time.Duration
-	maxOutstanding int
-}
-
-// WithClientOptions adds options to the Pub/Sub client (an endpoint and insecure credentials for a
-// test server, say). They replace the credentials from spec.secret when they include their own.
-func WithClientOptions(o ...option.ClientOption) Option {
-	return func(c *config) { c.clientOpts = append(c.clientOpts, o...) }
-}
-
-// WithNackDelay sets how long a refused message is held before it is nacked (default 1s; ≤ 0: nack at once).
-func WithNackDelay(d time.Duration) Option { return func(c *config) { c.nackDelay = d } }
-
-// WithMaxOutstanding sets how many messages may be in flight at once (default 100).
-func WithMaxOutstanding(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.maxOutstanding = n
-		}
-	}
-}
-
 // Adapter is one running Pub/Sub source. Run it once.
 type Adapter struct {
 	src     *resources.Source
 	deps    adapters.Deps
 	log     *slog.Logger
-	cfg     config
+	set     settings
 	project string
 	topic   string // projects/P/topics/T
 	sub     string // projects/P/subscriptions/S
@@ -110,15 +84,36 @@ type Adapter struct {
 
 var _ adapters.Adapter = (*Adapter)(nil)
 
-// New builds the adapter for a CloudPubSubSource or GcpPubSubSource. It has the signature of
-// adapters.Factory.
-func New(src *resources.Source, d adapters.Deps) (adapters.Adapter, error) {
-	return NewWith(src, d)
+func init() { adapters.Register("pubsub", New) }
+
+// settings are the adapter's tunables. New uses the defaults; this package's tests set what they
+// need through newAdapter. A zero field takes its default.
+type settings struct {
+	// clientOpts are added to the Pub/Sub client's options, after the credentials from spec.secret
+	// (a test server's endpoint and insecure credentials, say, which replace them).
+	clientOpts []option.ClientOption
+	// nackDelay is how long a refused message is held before it is nacked; default
+	// defaultNackDelay; negative: nack at once.
+	nackDelay time.Duration
+	// maxOutstanding is how many messages may be in flight at once; default defaultMaxOutstanding.
+	maxOutstanding int
 }
 
-// NewWith is New with options. It validates the source and reads its credentials; it does not
+func (s settings) withDefaults() settings {
+	s.nackDelay = cmp.Or(s.nackDelay, defaultNackDelay)
+	s.maxOutstanding = cmp.Or(s.maxOutstanding, defaultMaxOutstanding)
+	return s
+}
+
+// New is the adapters.Factory for CloudPubSubSource and GcpPubSubSource, registered as "pubsub"; the
+// Adapter it returns is an *Adapter. It validates the source and reads its credentials; it does not
 // connect (Run does).
-func NewWith(src *resources.Source, d adapters.Deps, opts ...Option) (*Adapter, error) {
+func New(src *resources.Source, d adapters.Deps) (adapters.Adapter, error) {
+	return newAdapter(src, d, settings{})
+}
+
+// newAdapter is New with settings.
+func newAdapter(src *resources.Source, d adapters.Deps, set settings) (*Adapter, error) {
 	if src == nil || src.PubSub == nil {
 		return nil, errors.New("pubsub source: no pubsub spec")
 	}
@@ -134,8 +129,7 @@ func NewWith(src *resources.Source, d adapters.Deps, opts ...Option) (*Adapter, 
 	if err != nil {
 		return nil, fmt.Errorf("pubsub source %s: spec.topic: %w", name, err)
 	}
-	a := &Adapter{src: src, deps: d, log: d.Log, project: spec.Project, topic: topic,
-		cfg: config{nackDelay: defaultNackDelay, maxOutstanding: defaultMaxOutstanding}}
+	a := &Adapter{src: src, deps: d, project: spec.Project, topic: topic, set: set.withDefaults()}
 	if spec.SubscriptionID != "" {
 		if a.sub, err = fullName(spec.Project, "subscriptions", spec.SubscriptionID); err != nil {
 			return nil, fmt.Errorf("pubsub source %s: spec.subscriptionID: %w", name, err)
@@ -149,15 +143,10 @@ func NewWith(src *resources.Source, d adapters.Deps, opts ...Option) (*Adapter, 
 		if err != nil {
 			return nil, fmt.Errorf("pubsub source %s: credentials: %w", name, err)
 		}
-		a.cfg.clientOpts = append(a.cfg.clientOpts, option.WithAuthCredentialsJSON(option.ServiceAccount, key))
+		creds := option.WithAuthCredentialsJSON(option.ServiceAccount, key)
+		a.set.clientOpts = append([]option.ClientOption{creds}, a.set.clientOpts...)
 	}
-	for _, o := range opts {
-		o(&a.cfg)
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
-	a.log = a.log.With("source", name, "kind", src.Kind, "subscription", a.sub)
+	a.log = d.Logger(src).With("subscription", a.sub)
 	return a, nil
 }
 
@@ -194,7 +183,7 @@ func fullName(project, collection, s string) (string, error) {
 // returns an error only when the client cannot be built or the request is rejected as invalid or
 // unauthorised.
 func (a *Adapter) Run(ctx context.Context) error {
-	client, err := ps.NewClient(ctx, a.project, a.cfg.clientOpts...)
+	client, err := ps.NewClient(ctx, a.project, a.set.clientOpts...)
 	if err != nil {
 		return fmt.Errorf("pubsub source %s: client: %w", a.src.NamespacedName(), err)
 	}
@@ -215,7 +204,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 			}
 		}
 		sub := client.Subscriber(a.sub)
-		sub.ReceiveSettings.MaxOutstandingMessages = a.cfg.maxOutstanding
+		sub.ReceiveSettings.MaxOutstandingMessages = a.set.maxOutstanding
 		a.log.Info("pulling pubsub subscription", "topic", a.topic)
 		err := sub.Receive(ctx, a.handle)
 		if ctx.Err() != nil {
@@ -282,8 +271,8 @@ func (a *Adapter) handle(ctx context.Context, m *ps.Message) {
 		a.count(adapters.OutcomeFailed)
 		if ctx.Err() == nil {
 			a.log.Warn("pubsub message not accepted by sink, will be redelivered", "message_id", m.ID, "err", err)
-			if a.cfg.nackDelay > 0 {
-				t := time.NewTimer(a.cfg.nackDelay)
+			if a.set.nackDelay > 0 {
+				t := time.NewTimer(a.set.nackDelay)
 				select {
 				case <-ctx.Done():
 				case <-t.C:

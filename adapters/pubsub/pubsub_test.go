@@ -120,7 +120,7 @@ func TestPublishedMessageDeliveredAndAckedOnAutoCreatedSubscription(t *testing.T
 	sink := newSink()
 	m := metrics.New(metrics.Build{})
 	src := source("")
-	a, err := NewWith(src, adapters.Deps{Sink: sink, Metrics: m}, WithClientOptions(opts...))
+	a, err := newAdapter(src, adapters.Deps{Sink: sink, Metrics: m}, settings{clientOpts: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,8 +194,8 @@ func TestRefusedMessageIsNackedRedeliveredThenAcked(t *testing.T) {
 		return nil
 	}
 	m := metrics.New(metrics.Build{})
-	a, err := NewWith(source(""), adapters.Deps{Sink: sink, Metrics: m},
-		WithClientOptions(opts...), WithNackDelay(time.Millisecond))
+	a, err := newAdapter(source(""), adapters.Deps{Sink: sink, Metrics: m},
+		settings{clientOpts: opts, nackDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestOrderingKeyBecomesPartitionKeyInOrder(t *testing.T) {
 	srv, opts := fakeServer(t)
 	admin := adminClient(t, opts)
 	sink := newSink()
-	a, err := NewWith(source(""), adapters.Deps{Sink: sink}, WithClientOptions(opts...))
+	a, err := newAdapter(source(""), adapters.Deps{Sink: sink}, settings{clientOpts: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestNamedSubscriptionIsUsedNotCreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := newSink()
-	a, err := NewWith(source("mine"), adapters.Deps{Sink: sink}, WithClientOptions(opts...))
+	a, err := newAdapter(source("mine"), adapters.Deps{Sink: sink}, settings{clientOpts: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestNewRejectsBadSpecs(t *testing.T) {
 	}
 	src := &resources.Source{Meta: resources.Meta{Kind: "GcpPubSubSource", Name: "s", Namespace: "n"},
 		PubSub: &resources.PubSubSpec{Project: "p", Topic: "projects/p/topics/t"}}
-	a, err := NewWith(src, adapters.Deps{Sink: sink})
+	a, err := newAdapter(src, adapters.Deps{Sink: sink}, settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
