@@ -79,7 +79,6 @@ Configuration layers, later wins: defaults, --config FILE, EVENTGATE_* environme
 			a, err := app.New(app.Options{
 				Config: cfg, Paths: f.resources, Log: log,
 				Build:               metrics.Build{Version: v, Commit: c, GoVersion: g},
-				Sources:             sourceFactories(),
 				RunContainerSources: runContainers,
 				Ready: func(in, admin string) {
 					fmt.Fprintf(cmd.OutOrStdout(), "eventgate %s: ingress on %s (POST /NAMESPACE/CHANNEL), admin on %s (/metrics /livez /readyz)\n", v, in, admin)

@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventgate/eventgate/adapters"
-	"github.com/eventgate/eventgate/adapters/github"
 	"github.com/eventgate/eventgate/gateway/config"
 	"github.com/eventgate/eventgate/gateway/metrics"
 	"github.com/eventgate/eventgate/internal/app"
@@ -195,8 +193,6 @@ spec:
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Build: metrics.Build{Version: "deploytest", Commit: "none", GoVersion: "go"},
 		Ready: func(in, admin string) { ready <- addrs{in, admin} },
-		// A source, so that eventgate_source_events_total has a series to scrape.
-		Sources: map[string]adapters.Factory{"GitHubSource": github.New},
 	})
 	if err != nil {
 		t.Fatal(err)

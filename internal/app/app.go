@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/eventgate/eventgate/adapters"
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/config"
 	"github.com/eventgate/eventgate/gateway/dispatch"
@@ -38,8 +37,6 @@ type Options struct {
 	Build metrics.Build
 	// Ready, when set, is called once both servers listen, with their addresses.
 	Ready func(ingressAddr, adminAddr string)
-	// Sources maps a source Kind to the factory of its adapter; kinds without one are logged and not run.
-	Sources map[string]adapters.Factory
 	// RunContainerSources lets ContainerSources run their programs as child processes.
 	RunContainerSources bool
 }
@@ -62,7 +59,6 @@ type App struct {
 	stopping atomic.Bool
 
 	certs         *ingress.CertReloader // nil: plain HTTP
-	factories     map[string]adapters.Factory
 	runContainers bool
 
 	mu          sync.Mutex // guards what follows: one Apply at a time
@@ -92,7 +88,6 @@ func New(o Options) (*App, error) {
 		channels:      map[channel.Ref]*resources.Channel{},
 		dispatchers:   map[string]*running{},
 		sources:       map[string]*runningSource{},
-		factories:     o.Sources,
 		runContainers: o.RunContainerSources,
 		resolver:      &resources.Resolver{AddressBook: cfg.AddressBook, IngressURL: cfg.IngressURL()},
 	}

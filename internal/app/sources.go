@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/eventgate/eventgate/adapters"
+	_ "github.com/eventgate/eventgate/adapters/all" // every source adapter registers itself
 	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/resources"
 )
@@ -71,7 +72,7 @@ func (a *App) applySources(ctx context.Context, set *resources.Set) []error {
 		if _, ok := a.sources[key]; ok {
 			continue
 		}
-		factory, ok := a.factories[s.Kind]
+		factory, ok := adapters.ForKind(s.Kind)
 		if !ok {
 			a.log.Warn("source not run: this build has no adapter for its kind", "source", key)
 			continue
