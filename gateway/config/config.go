@@ -2,8 +2,10 @@
 // built-in defaults (Default) → a YAML file → EVENTGATE_ environment variables (`__` nests, e.g.
 // EVENTGATE_KAFKA__BROKERS=127.0.0.1:9092) → command-line `--set key=value` flags.
 //
-// Defaults live in one place (Default) and rules in one place (Validate), which reports every problem,
-// each naming its key.
+// A section's keys, defaults and rules belong to the component that owns the section: the `kafka`
+// section is kafka.Config with kafka.DefaultConfig and its Validate, and so for `inmemory`,
+// `dispatch` and `ingress`. Default composes the sections' defaults, and Validate their rules (each
+// problem naming its key, the section in front) plus the rules that span sections.
 package config
 
 import (
@@ -98,9 +100,9 @@ type Sources struct {
 // flags are errors naming the key; unknown EVENTGATE_ variables are returned as warnings (the
 // environment is shared with other tools).
 func Load(src Sources) (Config, []string, error) {
-	k := koanf.New(".")
-	if err := k.Load(structs.Provider(Default(), "koanf"), nil); err != nil {
-		return Config{}, nil, fmt.Errorf("config: defaults: %w", err)
+	k, err := defaults()
+	if err != nil {
+		return Config{}, nil, err
 	}
 	known := map[string]string{} // lower-case key → key as spelled in Config
 	for _, key := range k.Keys() {
@@ -169,6 +171,26 @@ func Load(src Sources) (Config, []string, error) {
 		return Config{}, warnings, errors.Join(problems...)
 	}
 
+	c, err := decode(k)
+	if err != nil {
+		return Config{}, warnings, err
+	}
+	return c, warnings, c.Validate()
+}
+
+// defaults returns Default loaded into koanf: its keys are every configuration key but the entries
+// of addressBook.
+func defaults() (*koanf.Koanf, error) {
+	k := koanf.New(".")
+	if err := k.Load(structs.Provider(Default(), "koanf"), nil); err != nil {
+		return nil, fmt.Errorf("config: defaults: %w", err)
+	}
+	return k, nil
+}
+
+// decode reads k into a Config: values may be strings from files, the environment or flags
+// (durations as "10s", lists comma-separated).
+func decode(k *koanf.Koanf) (Config, error) {
 	var c Config
 	dc := &mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
@@ -180,9 +202,9 @@ func Load(src Sources) (Config, []string, error) {
 		TagName:          "koanf",
 	}
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{DecoderConfig: dc}); err != nil {
-		return Config{}, warnings, fmt.Errorf("config: %w", err)
+		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	return c, warnings, c.Validate()
+	return c, nil
 }
 
 // isKnown reports whether key is a configuration key (addressBook entries are free-form).
@@ -239,15 +261,4 @@ func (c Config) IngressURL() string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
-}
-
-// Keys lists every configuration key with its default, for documentation and --help.
-func Keys() []string {
-	k := koanf.New(".")
-	_ = k.Load(structs.Provider(Default(), "koanf"), nil)
-	var out []string
-	for _, key := range k.Keys() {
-		out = append(out, fmt.Sprintf("%s=%v", key, k.Get(key)))
-	}
-	return out
 }
