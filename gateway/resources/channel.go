@@ -2,6 +2,7 @@ package resources
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/eventgate/eventgate/gateway/channel"
@@ -110,10 +111,8 @@ func decodeKafkaSettings(spec val, c *Channel) {
 
 func (c *Channel) validate(p *problems) {
 	validateMeta(p)
-	switch c.Provisioner {
-	case ProvisionerInMemory, ProvisionerKafka:
-	default:
-		p.invalid("spec", "provisioner %q is not %q or %q", c.Provisioner, ProvisionerInMemory, ProvisionerKafka)
+	if !slices.Contains(provisioners(), c.Provisioner) {
+		p.invalid("spec", "provisioner %q is not %s", c.Provisioner, alternatives(quoted(provisioners())))
 	}
 	if c.Partitions < 0 {
 		p.invalid("spec.numPartitions", "must not be negative")

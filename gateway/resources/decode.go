@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"gopkg.in/yaml.v3"
 )
@@ -25,13 +26,12 @@ func Decode(file string, data []byte, opt Options) (*Set, error) {
 }
 
 func (o Options) withDefaults() (Options, error) {
-	switch o.DefaultProvisioner {
-	case "":
+	if o.DefaultProvisioner == "" {
 		o.DefaultProvisioner = ProvisionerInMemory
-	case ProvisionerInMemory, ProvisionerKafka:
-	default:
-		return o, fmt.Errorf("%w: default provisioner %q is not %q or %q", ErrInvalid, o.DefaultProvisioner,
-			ProvisionerInMemory, ProvisionerKafka)
+	}
+	if !slices.Contains(provisioners(), o.DefaultProvisioner) {
+		return o, fmt.Errorf("%w: default provisioner %q is not %s", ErrInvalid, o.DefaultProvisioner,
+			alternatives(quoted(provisioners())))
 	}
 	return o, nil
 }

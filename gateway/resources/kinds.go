@@ -3,6 +3,7 @@ package resources
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -160,6 +161,27 @@ func templateKinds() []string {
 		if k.Runner.Role == RoleChannel && k.Runner.Provisioner != "" && !slices.Contains(out, k.Kind) {
 			out = append(out, k.Kind)
 		}
+	}
+	return out
+}
+
+// provisioners returns the provisioners the channel kinds imply, in table order: what a channel may
+// be provisioned by.
+func provisioners() []string {
+	var out []string
+	for _, k := range kinds {
+		if p := k.Runner.Provisioner; k.Runner.Role == RoleChannel && p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// quoted returns names, each quoted (%q).
+func quoted(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strconv.Quote(n)
 	}
 	return out
 }

@@ -108,6 +108,9 @@ func TestKindLists(t *testing.T) {
 	if got := alternatives(templateKinds()); got != "InMemoryChannel or KafkaChannel" {
 		t.Errorf("template kinds %q", got)
 	}
+	if got := alternatives(quoted(provisioners())); got != `"inmemory" or "kafka"` {
+		t.Errorf("provisioners %s", got)
+	}
 	for in, want := range map[string]string{"": "", "a": "a", "a b": "a or b", "a b c": "a, b or c"} {
 		if got := alternatives(strings.Fields(in)); got != want {
 			t.Errorf("alternatives(%q) = %q, want %q", in, got, want)
