@@ -17,10 +17,10 @@ type Kind struct {
 	// APIVersions are the accepted "GROUP/VERSION"s. A document of this Kind in one of their groups
 	// at another version is an error; in another group (someone else's "Channel") it is not managed.
 	APIVersions []string
+	// decode decodes a document of the kind into its resource.
+	decode decodeFunc
 	// Runner says what runs the kind's resources.
 	Runner Runner
-
-	decode decodeFunc
 }
 
 // Role is what a kind's resources are to the gateway.
@@ -37,19 +37,21 @@ const (
 type Runner struct {
 	Role Role
 	// Provisioner is, for a channel kind, the provisioner the kind implies ("" when the manifest or
-	// the configured default chooses).
+	// the configured default chooses). Only channel kinds have one.
 	Provisioner string
 	// Adapter is, for a source kind, the name of the adapter that runs it, as the adapter registers
 	// itself (adapters.Register).
 	Adapter string
 }
 
+// Runners, for the table's rows.
+var subscriptionRun = Runner{Role: RoleSubscription}
+
 func channelRun(provisioner string) Runner {
 	return Runner{Role: RoleChannel, Provisioner: provisioner}
 }
-func sourceRun(adapter string) Runner { return Runner{Role: RoleSource, Adapter: adapter} }
 
-var subscriptionRun = Runner{Role: RoleSubscription}
+func sourceRun(adapter string) Runner { return Runner{Role: RoleSource, Adapter: adapter} }
 
 // kinds is the table: one row per kind and shape (the seed's Channel and messaging's Channel are
 // the same Kind in two shapes, so two rows). Its order is the order kinds are listed in messages.
@@ -142,39 +144,41 @@ func lookupKind(apiVersion, kind string) (*Kind, string) {
 	return nil, ""
 }
 
-// channelKinds returns the Kinds that are channels, in table order.
+// column returns value(row) for every row of the table where it is not "", each once, in table order.
+func column(value func(k *Kind) string) []string {
+	var out []string
+	for i := range kinds {
+		if v := value(&kinds[i]); v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// channelKinds returns the Kinds that are channels.
 func channelKinds() []string {
-	var out []string
-	for _, k := range kinds {
-		if k.Runner.Role == RoleChannel && !slices.Contains(out, k.Kind) {
-			out = append(out, k.Kind)
+	return column(func(k *Kind) string {
+		if k.Runner.Role != RoleChannel {
+			return ""
 		}
-	}
-	return out
+		return k.Kind
+	})
 }
 
-// templateKinds returns the channel Kinds that imply their provisioner, in table order: what a
-// Channel's spec.channelTemplate may name.
+// templateKinds returns the channel Kinds that imply their provisioner: what a Channel's
+// spec.channelTemplate may name.
 func templateKinds() []string {
-	var out []string
-	for _, k := range kinds {
-		if k.Runner.Role == RoleChannel && k.Runner.Provisioner != "" && !slices.Contains(out, k.Kind) {
-			out = append(out, k.Kind)
+	return column(func(k *Kind) string {
+		if k.Runner.Provisioner == "" {
+			return ""
 		}
-	}
-	return out
+		return k.Kind
+	})
 }
 
-// provisioners returns the provisioners the channel kinds imply, in table order: what a channel may
-// be provisioned by.
+// provisioners returns the provisioners the channel kinds imply: what a channel may be provisioned by.
 func provisioners() []string {
-	var out []string
-	for _, k := range kinds {
-		if p := k.Runner.Provisioner; k.Runner.Role == RoleChannel && p != "" && !slices.Contains(out, p) {
-			out = append(out, p)
-		}
-	}
-	return out
+	return column(func(k *Kind) string { return k.Runner.Provisioner })
 }
 
 // quoted returns names, each quoted (%q).
@@ -190,7 +194,7 @@ func quoted(names []string) []string {
 // channel kind with a provisioner of its own.
 func templateRow(kind string) *Kind {
 	for i := range kinds {
-		if k := &kinds[i]; k.Kind == kind && k.Runner.Role == RoleChannel && k.Runner.Provisioner != "" {
+		if k := &kinds[i]; k.Kind == kind && k.Runner.Provisioner != "" {
 			return k
 		}
 	}
