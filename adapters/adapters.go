@@ -8,7 +8,8 @@
 // Adapters register themselves: each adapter package calls Register from init with its Factory and
 // the name the kinds table (resources.Kinds) gives it, and ForKind finds the adapter of a source
 // kind. Importing adapters/all links every adapter in. Adding a source kind is its row in the table
-// and its own adapter package, imported by adapters/all.
+// (with its spec and decoder in gateway/resources) and its own adapter package, imported by
+// adapters/all.
 package adapters
 
 import (
@@ -72,8 +73,9 @@ func (d Deps) Logger(src *resources.Source) *slog.Logger {
 // source that is valid but will not run here (a ContainerSource without --run-container-sources).
 //
 // Every adapter package has one, New, and registers it under its name from init (Register). Its
-// tunables (clocks, clients, timing) are fixed in production: New builds with the package's
-// defaults, and the package's own tests set them through its unexported constructor.
+// tunables (clocks, clients, timing) are not configuration: New builds with the package's defaults,
+// and only the package's own tests change them, through an unexported settings struct (a zero field
+// takes its default) passed to the unexported constructor New calls.
 type Factory func(src *resources.Source, d Deps) (Adapter, error)
 
 // ErrNotRun marks a valid source that does not run here; the wrapping error says why.
