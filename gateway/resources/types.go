@@ -6,6 +6,11 @@
 // names the file, the document, the resource and the field path, and all problems are reported
 // together (errors.Join), not just the first.
 //
+// The kinds it knows are one table (Kinds, in kinds.go): each row gives a Kind, its apiVersions, its
+// decoder and what runs it (a channel provisioner, the dispatcher, or a source adapter by name). Each
+// kind has its own file with its type, decoder and validation (channel.go, subscription.go,
+// source_*.go); the field shapes kinds share are in fields.go. A kind with no row is not managed.
+//
 // The package is pure: it starts no goroutines and holds no global state. Its values are plain data,
 // safe to read concurrently once decoded.
 package resources
