@@ -11,8 +11,8 @@
 // kind has its own file with its type, decoder and validation (channel.go, subscription.go,
 // source_*.go); the field shapes kinds share are in fields.go. A kind with no row is not managed.
 //
-// The package is pure: it starts no goroutines and holds no global state. Its values are plain data,
-// safe to read concurrently once decoded.
+// The package is pure: it starts no goroutines and holds no mutable global state (the kinds table is
+// fixed at init). Its values are plain data, safe to read concurrently once decoded.
 package resources
 
 import (
