@@ -31,11 +31,14 @@ type Spec struct {
 	Retention         time.Duration
 }
 
-// StartOffset says where a consumer group with no committed position starts.
+// StartOffset says where a consumer group with no committed position starts. The start is fixed when
+// the group is first subscribed, before Subscribe returns; partitions added to the channel later are
+// read from their beginning, whatever the StartOffset, so that nothing written to them is skipped.
 type StartOffset int
 
 const (
-	// Latest starts at the end of the log: only events published after the group first joined.
+	// Latest starts at the end of the log as of the group's first Subscribe: every event published
+	// after that Subscribe returned is delivered, none published before it.
 	Latest StartOffset = iota
 	// Earliest starts at the oldest event the log still holds.
 	Earliest
@@ -89,8 +92,11 @@ type Publisher interface {
 // Subscriber consumes a channel as a consumer group.
 type Subscriber interface {
 	// Subscribe joins group g and calls h for each partition assigned to this member, until the
-	// returned Subscription is closed. It returns once the subscription is set up; assignment happens
-	// asynchronously.
+	// returned Subscription is closed. It returns once the subscription is set up and the group's
+	// position is fixed: a group with none gets its g.Start committed first, so every event published
+	// after Subscribe returns is delivered to the group, however long assignment, which happens
+	// asynchronously, then takes. A group that has a position keeps it (another member joining
+	// changes nothing). It blocks until then or until ctx is done.
 	Subscribe(ctx context.Context, g Group, h ClaimHandler) (Subscription, error)
 }
 
@@ -105,7 +111,9 @@ type Subscription interface {
 type Provisioner interface {
 	Publisher
 	Subscriber
-	// Ensure creates the channel, or updates it to spec. Safe to call repeatedly.
+	// Ensure creates the channel, or updates it to spec, and returns once the channel can take and
+	// serve events. Safe to call repeatedly. A provisioner whose channels cannot gain partitions
+	// returns an error wrapping errors.ErrUnsupported when spec asks for more than the channel has.
 	Ensure(ctx context.Context, spec Spec) error
 	// Remove forgets the channel. Whether stored events are deleted is the provisioner's choice
 	// (Kafka keeps its topic unless configured otherwise).

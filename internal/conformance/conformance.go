@@ -41,6 +41,8 @@ func Run(t *testing.T, newProvisioner func(t *testing.T) channel.Provisioner) {
 	}{
 		{"PublishThenSubscribeEarliest", testPublishThenSubscribeEarliest},
 		{"LatestSeesOnlyLaterEvents", testLatest},
+		{"PublishRightAfterSubscribeIsDelivered", testPublishRightAfterSubscribe},
+		{"PartitionAddedLaterIsReadFromItsStart", testPartitionAddedLater},
 		{"EveryGroupSeesEveryEvent", testTwoGroups},
 		{"OrderPerPartitionAndKey", testOrder},
 		{"MembersSplitPartitions", testMembersSplit},
@@ -123,6 +125,76 @@ func testLatest(t *testing.T, p channel.Provisioner) {
 	for _, r := range c.Records() {
 		if slices.Contains(IDs(before), r.Event.ID) {
 			t.Errorf("a Latest group received %s, published before it joined", r.Event.ID)
+		}
+	}
+}
+
+// testPublishRightAfterSubscribe publishes the moment Subscribe returns, long before a member is
+// assigned its partitions on a real broker: a Latest group's start is fixed by Subscribe, so every
+// one of these events is delivered (issue 11: it was resolved at assignment, and one event of 50 was
+// skipped for good).
+func testPublishRightAfterSubscribe(t *testing.T, p channel.Provisioner) {
+	f := NewFixture(t, p)
+	before := Events("before", 10, spread)
+	f.Publish(before...)
+
+	c := NewCollector(nil)
+	f.Subscribe(f.Group(channel.Latest), c.Handle)
+	var after []*event.Event
+	for i := range 5 { // several publishes, as separate requests to ingress would be
+		evs := Events(fmt.Sprintf("after%d", i), 10, spread)
+		f.Publish(evs...)
+		after = append(after, evs...)
+	}
+	WaitForIDs(t, IDs(after), c)
+	for _, r := range c.Records() {
+		if slices.Contains(IDs(before), r.Event.ID) {
+			t.Errorf("a Latest group received %s, published before it was subscribed", r.Event.ID)
+		}
+	}
+}
+
+// testPartitionAddedLater grows a channel under a subscribed Latest group: the new partitions have no
+// position yet and are read from their beginning, so events written there before the group's member
+// is assigned them are delivered too. A provisioner whose channels cannot grow (Ensure wraps
+// errors.ErrUnsupported) skips it.
+func testPartitionAddedLater(t *testing.T, p channel.Provisioner) {
+	f := NewFixture(t, p)
+	c := NewCollector(nil)
+	f.Subscribe(f.Group(channel.Latest), c.Handle)
+	WaitForActive(t, c)
+
+	const grown = Partitions + 2
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	err := p.Ensure(ctx, channel.Spec{Ref: f.Ch, Partitions: grown, ReplicationFactor: 1})
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("channels cannot gain partitions: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("Ensure(%d partitions): %v", grown, err)
+	}
+
+	// Publish batches with fresh partitionkeys until events have reached a new partition (a producer
+	// may take a moment to learn of them); every event must arrive.
+	var sent []string
+	deadline := time.Now().Add(Timeout)
+	for i := 0; ; i++ {
+		evs := Events(fmt.Sprintf("grown%d", i), 20, func(j int) string { return fmt.Sprintf("key-%d-%d", i, j) })
+		f.Publish(evs...)
+		sent = append(sent, IDs(evs)...)
+		WaitForIDs(t, IDs(evs), c)
+		if slices.ContainsFunc(c.Records(), func(r channel.Record) bool { return r.Partition >= Partitions }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no event reached partitions %d..%d within %v", Partitions, grown-1, Timeout)
+		}
+	}
+	WaitForIDs(t, sent, c)
+	for _, r := range c.Records() {
+		if r.Partition < 0 || r.Partition >= grown {
+			t.Errorf("record %s: partition %d out of range", r.Event.ID, r.Partition)
 		}
 	}
 }

@@ -161,7 +161,7 @@ func (b *Backend) GroupName(g channel.Group) (string, error) {
 // When Ensure returns nil the topic is usable: after a create or a partition increase it waits until
 // the metadata shows the topic with all its partitions and a leader for each (an answer of
 // UNKNOWN_TOPIC_OR_PARTITION or LEADER_NOT_AVAILABLE meanwhile means "not yet"), at most
-// topicWaitTimeout. It blocks on admin and metadata requests until done or ctx is done. Safe to call
+// adminWaitTimeout. It blocks on admin and metadata requests until done or ctx is done. Safe to call
 // repeatedly and concurrently.
 func (b *Backend) Ensure(ctx context.Context, spec channel.Spec) error {
 	topic, err := b.TopicName(spec.Ref)
@@ -236,6 +236,7 @@ func (b *Backend) reconcile(ctx context.Context, ref channel.Ref, topic string, 
 		if _, err := b.awaitTopic(ctx, topic, partitions); err != nil {
 			return err
 		}
+		b.refreshMetadata(topic)
 	case partitions < have:
 		problems = append(problems, fmt.Errorf("%w: %s has %d partitions, spec asks for %d (partitions cannot be removed)",
 			ErrSpecConflict, topic, have, partitions))
@@ -262,6 +263,20 @@ func (b *Backend) reconcile(ctx context.Context, ref channel.Ref, topic string, 
 		}
 	}
 	return errors.Join(problems...)
+}
+
+// refreshMetadata makes the producer and this backend's subscriptions of topic learn its partitions
+// now rather than at their next periodic refresh, so that new partitions get events and consumers at
+// once. Other gateway replicas learn of them within their metadata max age. It does not block.
+func (b *Backend) refreshMetadata(topic string) {
+	b.client.ForceMetadataRefresh()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		if s.topic == topic {
+			s.cl.ForceMetadataRefresh()
+		}
+	}
 }
 
 // isPermanent reports whether err is a broker error that retrying cannot fix (an invalid replication

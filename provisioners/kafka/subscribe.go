@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -40,10 +39,17 @@ const (
 var _ channel.Subscription = (*subscription)(nil)
 
 // Subscribe joins the channel's consumer group with a client of its own and runs h in a goroutine per
-// assigned partition. It returns once the client is created; joining and assignment happen in the
-// background. An unknown (never Ensured) channel wraps channel.ErrNotFound. A group with no committed
-// offset starts at the end of each partition (channel.Latest: the end as of the moment the partition
-// is first assigned, committed right away) or at its start (channel.Earliest).
+// assigned partition. An unknown (never Ensured) channel wraps channel.ErrNotFound.
+//
+// A group with no committed offset on the channel's topic gets its start committed before Subscribe
+// returns (see fixStart): the end of each partition for channel.Latest, its start for
+// channel.Earliest. Every event published after Subscribe returns is delivered, though joining and
+// assignment happen in the background. A group with commits resumes from them. Partitions without a
+// commit in a group that has some (added to the topic later), and committed offsets the log no longer
+// holds, start at the beginning of the partition, so nothing written there is skipped.
+//
+// It blocks on admin requests until the start is committed (at most adminWaitTimeout) or ctx is
+// done; errors committing it wrap channel.ErrUnavailable.
 func (b *Backend) Subscribe(ctx context.Context, g channel.Group, h channel.ClaimHandler) (channel.Subscription, error) {
 	if h == nil {
 		return nil, errors.New("kafka: subscribe: nil claim handler")
@@ -59,6 +65,9 @@ func (b *Backend) Subscribe(ctx context.Context, g channel.Group, h channel.Clai
 	if err != nil {
 		return nil, err
 	}
+	if _, err := b.fixStart(ctx, groupName, topic, g.Start); err != nil {
+		return nil, err
+	}
 	s := &subscription{
 		b:         b,
 		group:     g,
@@ -72,17 +81,15 @@ func (b *Backend) Subscribe(ctx context.Context, g channel.Group, h channel.Clai
 		clReady:   make(chan struct{}),
 		loopDone:  make(chan struct{}),
 	}
-	reset := kgo.NewOffset().AtEnd()
-	if g.Start == channel.Earliest {
-		reset = kgo.NewOffset().AtStart()
-	}
 	opts := append(b.commonOpts(),
 		kgo.ConsumerGroup(groupName),
 		kgo.ConsumeTopics(topic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.ConsumeResetOffset(reset),
+		// After fixStart, a partition without a commit was added to the topic later: read it from its
+		// beginning. So is a committed offset the log no longer holds (retention passed it).
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AdjustFetchOffsetsFn(s.onAssigned),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
@@ -378,21 +385,11 @@ func (s *subscription) route(p kgo.FetchTopicPartition) {
 }
 
 // onAssigned runs when partitions are assigned, after their committed offsets are fetched and before
-// fetching starts. For a Latest group without a commit it pins the start to the current end offset
-// (committed at the next commit), so that events published from now on are never skipped. It starts
-// one claim per partition.
-func (s *subscription) onAssigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+// fetching starts. It starts one claim per partition. A partition without a commit (negative offset:
+// the reset to its start) gets a claim whose commit point is set by its first record.
+func (s *subscription) onAssigned(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	<-s.clReady
 	parts := offsets[s.topic]
-	var ends map[int32]int64
-	if s.group.Start == channel.Latest {
-		for _, o := range parts {
-			if o.EpochOffset().Offset < 0 {
-				ends = s.endOffsets(ctx)
-				break
-			}
-		}
-	}
 	var replaced []*claim
 	assigned := make([]int32, 0, len(parts))
 	defer func() {
@@ -413,10 +410,6 @@ func (s *subscription) onAssigned(ctx context.Context, offsets map[string]map[in
 		committed := start
 		if start < 0 {
 			committed = -1
-			if end, ok := ends[p]; ok {
-				start = end
-				parts[p] = kgo.NewOffset().At(end)
-			}
 		}
 		if old := s.claims[p]; old != nil {
 			old.cancel()
@@ -429,23 +422,6 @@ func (s *subscription) onAssigned(ctx context.Context, offsets map[string]map[in
 		s.log.Debug("kafka partition assigned", "partition", p, "start", start)
 	}
 	return offsets, nil
-}
-
-// endOffsets lists the topic's end offsets; on failure it returns nil and the client resolves the
-// reset offset itself.
-func (s *subscription) endOffsets(ctx context.Context) map[int32]int64 {
-	listed, err := s.b.admin.ListEndOffsets(ctx, s.topic)
-	if err != nil {
-		s.log.Warn("kafka end offsets unavailable; starting at the client's end", "err", err)
-		return nil
-	}
-	ends := make(map[int32]int64)
-	listed.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil && o.Topic == s.topic {
-			ends[o.Partition] = o.Offset
-		}
-	})
-	return ends
 }
 
 // onRevoked stops the revoked partitions' claims, waits for their handlers and commits what they

@@ -12,22 +12,26 @@ import (
 	"github.com/eventgate/eventgate/gateway/channel"
 )
 
-// topicWaitTimeout bounds how long Ensure waits for a topic it created or grew to show in the
-// metadata with every partition led, when its context has no earlier deadline. A healthy cluster
-// takes milliseconds; a busy one a few seconds.
-const topicWaitTimeout = 30 * time.Second
+// adminWaitTimeout bounds how long the provisioner waits for the cluster to converge on a change it
+// made (a topic created or grown shows in the metadata, a group's start offsets are committed), when
+// the caller's context has no earlier deadline. A healthy cluster takes milliseconds; a busy one a few
+// seconds.
+const adminWaitTimeout = 30 * time.Second
 
-// Metadata polls start at metadataPollMin and double up to metadataPollMax.
+// Polls (see poll) start pollMin apart and back off to pollMax.
 const (
-	metadataPollMin = 10 * time.Millisecond
-	metadataPollMax = 500 * time.Millisecond
+	pollMin = 10 * time.Millisecond
+	pollMax = 500 * time.Millisecond
 )
+
+// errNotYet marks an answer that means "the cluster has not converged yet, ask again" (see poll).
+var errNotYet = errors.New("not yet")
 
 // errTopicNotYet says the metadata does not show the topic usable yet: the broker answering has not
 // applied the controller's change (UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, fewer
 // partitions than created, a partition without a leader). Right after a create or a partition
 // increase this is expected and means "poll again".
-var errTopicNotYet = errors.New("topic not yet in metadata with every partition led")
+var errTopicNotYet = fmt.Errorf("topic %w in metadata with every partition led", errNotYet)
 
 // topicMeta is what Ensure needs to know of a topic's shape.
 type topicMeta struct {
@@ -35,13 +39,13 @@ type topicMeta struct {
 	replicas   int16 // replication factor (of partition 0)
 }
 
-// metadataBackoff is the pause before metadata poll number attempt+1 (attempt counts from 0):
-// metadataPollMin doubled per attempt, at most metadataPollMax.
-func metadataBackoff(attempt int) time.Duration {
+// pollBackoff is the pause after poll attempt number attempt (counted from 0): pollMin doubled per
+// attempt, at most pollMax.
+func pollBackoff(attempt int) time.Duration {
 	if attempt >= 16 {
-		return metadataPollMax
+		return pollMax
 	}
-	return min(metadataPollMin<<attempt, metadataPollMax)
+	return min(pollMin<<attempt, pollMax)
 }
 
 // topicState reads topic's shape from a metadata response. It returns an error wrapping
@@ -80,41 +84,57 @@ func topicState(resp *kmsg.MetadataResponse, topic string, want int32) (topicMet
 // notYet wraps a retriable broker error (UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, …) in
 // errTopicNotYet and returns any other error as it is; nil stays nil.
 func notYet(err error) error {
-	var ke *kerr.Error
-	if errors.As(err, &ke) && ke.Retriable {
+	if retriable(err) {
 		return fmt.Errorf("%w: %w", errTopicNotYet, err)
 	}
 	return err
 }
 
-// awaitTopic polls the metadata, with backoff, until topic shows at least want partitions (want 0:
-// any), each with a leader, and returns its shape. It asks a broker every time (not the client's
-// metadata cache, which keeps an "unknown topic" answer for a while) and so refreshes that cache for
-// the admin calls that follow. It blocks until then, until topicWaitTimeout has passed or until ctx
-// is done; its error then wraps channel.ErrUnavailable and names what it saw last.
+// retriable reports whether err is a broker error the broker itself calls retriable.
+func retriable(err error) bool {
+	var ke *kerr.Error
+	return errors.As(err, &ke) && ke.Retriable
+}
+
+// awaitTopic polls the metadata until topic shows at least want partitions (want 0: any), each with
+// a leader, and returns its shape. It asks a broker every time (not the client's metadata cache, which
+// keeps an "unknown topic" answer for a while) and so refreshes that cache for the admin calls that
+// follow. It blocks as poll does; its error wraps channel.ErrUnavailable.
 func (b *Backend) awaitTopic(ctx context.Context, topic string, want int32) (topicMeta, error) {
-	ctx, cancel := context.WithTimeout(ctx, topicWaitTimeout)
-	defer cancel()
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
+	var m topicMeta
+	err := poll(ctx, func(ctx context.Context) error {
 		req := kmsg.NewPtrMetadataRequest()
 		rt := kmsg.NewMetadataRequestTopic()
 		rt.Topic = kmsg.StringPtr(topic)
 		req.Topics = append(req.Topics, rt)
 		resp, err := req.RequestWith(ctx, b.client)
-		var m topicMeta
-		if err == nil {
-			m, err = topicState(resp, topic, want)
-			if err == nil {
-				return m, nil
-			}
-			if !errors.Is(err, errTopicNotYet) {
-				return topicMeta{}, fmt.Errorf("kafka: describe topic %s: %w: %w", topic, channel.ErrUnavailable, err)
-			}
+		if err != nil {
+			return fmt.Errorf("%w: %w", errNotYet, err) // the client has retried already; keep trying until the deadline
 		}
-		if !sleepCtx(ctx, metadataBackoff(attempt)) {
-			return topicMeta{}, fmt.Errorf("kafka: topic %s not usable after %v: %w: %w",
-				topic, time.Since(start).Round(time.Millisecond), channel.ErrUnavailable, err)
+		m, err = topicState(resp, topic, want)
+		return err
+	})
+	if err != nil {
+		return topicMeta{}, fmt.Errorf("kafka: topic %s not usable: %w: %w", topic, channel.ErrUnavailable, err)
+	}
+	return m, nil
+}
+
+// poll calls try until it returns nil or an error that does not wrap errNotYet, pausing
+// pollBackoff(n) after the nth "not yet". It blocks until then, until adminWaitTimeout has passed
+// or until ctx is done, and then returns try's last error (with how long it waited). try gets a
+// context bounded the same way.
+func poll(ctx context.Context, try func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, adminWaitTimeout)
+	defer cancel()
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		err := try(ctx)
+		if err == nil || !errors.Is(err, errNotYet) {
+			return err
+		}
+		if !sleepCtx(ctx, pollBackoff(attempt)) {
+			return fmt.Errorf("gave up after %v: %w", time.Since(start).Round(time.Millisecond), err)
 		}
 	}
 }

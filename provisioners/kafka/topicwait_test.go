@@ -16,7 +16,7 @@ import (
 	"github.com/eventgate/eventgate/internal/conformance"
 )
 
-func TestMetadataBackoff(t *testing.T) {
+func TestPollBackoff(t *testing.T) {
 	for _, tt := range []struct {
 		attempt int
 		want    time.Duration
@@ -29,8 +29,8 @@ func TestMetadataBackoff(t *testing.T) {
 		{40, 500 * time.Millisecond},
 		{1000, 500 * time.Millisecond}, // no overflow
 	} {
-		if got := metadataBackoff(tt.attempt); got != tt.want {
-			t.Errorf("metadataBackoff(%d) = %v, want %v", tt.attempt, got, tt.want)
+		if got := pollBackoff(tt.attempt); got != tt.want {
+			t.Errorf("pollBackoff(%d) = %v, want %v", tt.attempt, got, tt.want)
 		}
 	}
 }
@@ -261,7 +261,7 @@ func waitTopicVisible(t *testing.T, cl *kgo.Client, topic string) topicMeta {
 			}
 		}
 		last = err
-		sleepCtx(context.Background(), metadataBackoff(attempt))
+		sleepCtx(context.Background(), pollBackoff(attempt))
 	}
 	t.Fatalf("topic %s not visible to another client within 30s: %v", topic, last)
 	return topicMeta{}
