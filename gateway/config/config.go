@@ -108,7 +108,6 @@ func Load(src Sources) (Config, []string, error) {
 	for _, key := range k.Keys() {
 		known[strings.ToLower(key)] = key
 	}
-	known["addressbook"] = "addressBook"
 
 	var problems []error
 	if src.File != "" {
