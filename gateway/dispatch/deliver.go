@@ -69,6 +69,9 @@ func (d *Dispatcher) send(ctx context.Context, dest Destination, ev *event.Event
 			d.observer.ObserveAttempt(Attempt{Start: start, Latency: time.Since(start), Status: res.status,
 				Err: res.err, OK: res.ok, Overloaded: res.overloaded, RetryAfter: honouredRetryAfter(p, res)})
 		}
+		if subscriber && ctx.Err() == nil {
+			d.status.attempt(res, d.now())
+		}
 		if out != nil {
 			out.Attempts++
 			out.Overloaded = out.Overloaded || res.overloaded

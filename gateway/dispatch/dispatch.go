@@ -152,6 +152,8 @@ type Dispatcher struct {
 	repliesSent, repliesDrop  counter
 	repliesFailed             counter
 	inFlight                  gauge
+	// status is what Status reports: the latest subscriber attempts' outcomes.
+	status statusRecorder
 
 	// Test seams: how a backoff is waited out, the least wait between delivery cycles, the clock.
 	wait     func(ctx context.Context, d time.Duration) error
