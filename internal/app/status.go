@@ -1,0 +1,269 @@
+package app
+
+import (
+	"cmp"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/dispatch"
+	"github.com/eventgate/eventgate/gateway/resources"
+)
+
+// Status is the body of the admin port's GET /status: every resource the gateway runs with its Ready
+// condition, as `eventgate status` prints it. Field names are part of the interface: add, never
+// rename. Lists are sorted by namespace and name (sources then by kind) and are never null.
+type Status struct {
+	// Time is when the status was taken (the gateway's clock): ages are measured from it.
+	Time time.Time `json:"time"`
+	// Ready is what /readyz answers: true when the resources are loaded, the gateway is not stopping
+	// and every channel and subscription is ready. NotReady says why not, one line per cause.
+	Ready         bool                 `json:"ready"`
+	NotReady      []string             `json:"notReady,omitempty"`
+	Channels      []ChannelStatus      `json:"channels"`
+	Subscriptions []SubscriptionStatus `json:"subscriptions"`
+	Sources       []SourceStatus       `json:"sources"`
+}
+
+// ReadyState is a resource's Ready condition as /status shows it (see Condition). Since is omitted
+// when the gateway has not reported on the resource yet (Reason is then Unknown).
+type ReadyState struct {
+	Ready   bool      `json:"ready"`
+	Reason  string    `json:"reason,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
+}
+
+// ChannelStatus is one channel.
+type ChannelStatus struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Kind      string `json:"kind"`
+	// Backend is the channel's provisioner: inmemory or kafka.
+	Backend string `json:"backend"`
+	// Address is the URL events are POSTed to: ingress.externalURL (or the ingress address) + /NAMESPACE/NAME.
+	Address string `json:"address"`
+	// Partitions is the count the channel is declared with, or its provisioner's default.
+	Partitions int32 `json:"partitions"`
+	ReadyState
+}
+
+// SubscriptionStatus is one subscription.
+type SubscriptionStatus struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Channel is NAMESPACE/NAME.
+	Channel string `json:"channel"`
+	// Subscriber is the URL (without credentials or query) or channel:NAMESPACE/NAME events go to.
+	Subscriber string `json:"subscriber,omitempty"`
+	ReadyState
+	// Lag is how many events of the channel the subscription's group has not committed, summed over
+	// partitions; omitted when the backend could not say.
+	Lag *int64 `json:"lag,omitempty"`
+	// ConcurrencyLimit is how many deliveries may be in flight now; 0 when the subscription is not running.
+	ConcurrencyLimit int `json:"concurrencyLimit"`
+	// LastDeliveryTime is when the subscriber last accepted an event.
+	LastDeliveryTime time.Time `json:"lastDeliveryTime,omitzero"`
+	// LastError is the last failed attempt to the subscriber and LastErrorTime when it ended; a later
+	// delivery does not clear it.
+	LastError     string    `json:"lastError,omitempty"`
+	LastErrorTime time.Time `json:"lastErrorTime,omitzero"`
+}
+
+// SourceStatus is one source.
+type SourceStatus struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Sink is where the source's events go: "channel NAMESPACE/NAME" or a URL (without credentials or query).
+	Sink string `json:"sink,omitempty"`
+	// Running is true while the source's adapter runs.
+	Running bool `json:"running"`
+	ReadyState
+	// LastEventTime is when the sink last accepted an event of this source.
+	LastEventTime time.Time `json:"lastEventTime,omitzero"`
+	// LastError is the last event the sink refused and LastErrorTime when.
+	LastError     string    `json:"lastError,omitempty"`
+	LastErrorTime time.Time `json:"lastErrorTime,omitzero"`
+}
+
+// Reasons /status gives on its own (the reconciler gives the others).
+const (
+	// ReasonUnknown: the gateway has not reported on the resource yet.
+	ReasonUnknown = "Unknown"
+)
+
+// sourceStats records what a source's sink saw: the last event it accepted and the last it refused.
+// Safe for concurrent use (sources send from many goroutines).
+type sourceStats struct {
+	mu          sync.Mutex
+	lastEvent   time.Time
+	lastError   string
+	lastErrorAt time.Time
+}
+
+// record notes one Send that ended at now with err.
+func (s *sourceStats) record(err error, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.lastEvent = now
+		return
+	}
+	s.lastError, s.lastErrorAt = err.Error(), now
+}
+
+func (s *sourceStats) get() (lastEvent time.Time, lastError string, lastErrorAt time.Time) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastEvent, s.lastError, s.lastErrorAt
+}
+
+// statusInput is what buildStatus assembles: a snapshot of the App's state, taken under its locks.
+type statusInput struct {
+	now        time.Time
+	ingressURL string
+	// defaultPartitions is the partition count of a channel that declares none, by provisioner.
+	defaultPartitions map[string]int32
+	// gate is why the whole gateway is not ready ("resources not loaded", "shutting down", a
+	// backend's error); empty when it is.
+	gate          []string
+	channels      []*resources.Channel
+	subscriptions []subscriptionSnapshot
+	sources       []sourceSnapshot
+	// cond returns a resource's Ready condition.
+	cond func(ResourceKey) (Condition, bool)
+	lag  []channel.LagSample
+}
+
+// subscriptionSnapshot is one subscription: declared (sub) and, when running, its dispatcher's status.
+type subscriptionSnapshot struct {
+	namespace, name string
+	channel         channel.Ref
+	subscriber      string
+	running         bool
+	status          dispatch.Status
+}
+
+// sourceSnapshot is one source: declared, and whether its adapter runs.
+type sourceSnapshot struct {
+	src     *resources.Source
+	sink    string
+	running bool
+	stats   *sourceStats
+}
+
+// buildStatus assembles the /status document. Pure: everything it reads is in in.
+func buildStatus(in statusInput) Status {
+	st := Status{
+		Time:          in.now,
+		Channels:      []ChannelStatus{},
+		Subscriptions: []SubscriptionStatus{},
+		Sources:       []SourceStatus{},
+	}
+	state := func(k ResourceKey) ReadyState {
+		c, ok := in.cond(k)
+		if !ok {
+			return ReadyState{Reason: ReasonUnknown, Message: "the gateway has not reported on it yet"}
+		}
+		return ReadyState{Ready: c.Ready, Reason: c.Reason, Message: c.Message, Since: c.Since}
+	}
+	for _, c := range in.channels {
+		parts := c.Partitions
+		if parts <= 0 {
+			parts = in.defaultPartitions[c.Provisioner]
+		}
+		st.Channels = append(st.Channels, ChannelStatus{
+			Namespace: c.Namespace, Name: c.Name, Kind: c.Kind, Backend: c.Provisioner,
+			Address:    strings.TrimSuffix(in.ingressURL, "/") + "/" + c.Namespace + "/" + c.Name,
+			Partitions: parts,
+			ReadyState: state(ResourceKey{Category: CategoryChannel, Name: c.Namespace + "/" + c.Name}),
+		})
+	}
+	lags := map[channel.Group]int64{}
+	for _, s := range in.lag {
+		g := channel.Group{Channel: s.Group.Channel, Name: s.Group.Name}
+		lags[g] += s.Lag
+	}
+	for _, s := range in.subscriptions {
+		ss := SubscriptionStatus{
+			Namespace: s.namespace, Name: s.name, Channel: s.channel.String(), Subscriber: s.subscriber,
+			ReadyState: state(ResourceKey{Category: CategorySubscription, Name: s.namespace + "/" + s.name}),
+		}
+		if lag, ok := lags[channel.Group{Channel: s.channel, Name: s.name}]; ok {
+			ss.Lag = &lag
+		}
+		if s.running {
+			ss.ConcurrencyLimit = s.status.Limit
+			ss.LastDeliveryTime = s.status.LastDelivered
+			ss.LastError, ss.LastErrorTime = s.status.LastError, s.status.LastErrorAt
+		}
+		st.Subscriptions = append(st.Subscriptions, ss)
+	}
+	for _, s := range in.sources {
+		ss := SourceStatus{
+			Kind: s.src.Kind, Namespace: s.src.Namespace, Name: s.src.Name, Sink: s.sink, Running: s.running,
+			ReadyState: state(ResourceKey{Category: CategorySource, Name: s.src.Key()}),
+		}
+		ss.LastEventTime, ss.LastError, ss.LastErrorTime = s.stats.get()
+		st.Sources = append(st.Sources, ss)
+	}
+	slices.SortFunc(st.Channels, func(a, b ChannelStatus) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	slices.SortFunc(st.Subscriptions, func(a, b SubscriptionStatus) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	slices.SortFunc(st.Sources, func(a, b SourceStatus) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Kind, b.Kind))
+	})
+	st.NotReady = notReadyLines(in.gate, st)
+	st.Ready = len(st.NotReady) == 0
+	return st
+}
+
+// notReadyLines is what /readyz answers when the gateway is not ready: the gate's causes, then one
+// line per channel and subscription that is not ready, as `channel default/orders: Reason: message`.
+// Sources do not count: a source that cannot run does not stop events from being accepted. Pure.
+func notReadyLines(gate []string, st Status) []string {
+	out := append([]string(nil), gate...)
+	line := func(category, ns, name string, r ReadyState) {
+		if r.Ready {
+			return
+		}
+		s := category + " " + ns + "/" + name + ": " + r.Reason
+		if r.Message != "" {
+			s += ": " + r.Message
+		}
+		out = append(out, oneLine(s))
+	}
+	for _, c := range st.Channels {
+		line(CategoryChannel, c.Namespace, c.Name, c.ReadyState)
+	}
+	for _, s := range st.Subscriptions {
+		line(CategorySubscription, s.Namespace, s.Name, s.ReadyState)
+	}
+	return out
+}
+
+// oneLine folds a multi-line message (errors.Join) into one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+// displayURL is u as /status shows it: without user information or query, which may carry secrets.
+// Anything that does not parse as a URL is returned as is.
+func displayURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Host == "" {
+		return u
+	}
+	p.User, p.RawQuery, p.ForceQuery, p.Fragment = nil, "", false, ""
+	return p.String()
+}

@@ -1,0 +1,182 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/dispatch"
+	"github.com/eventgate/eventgate/gateway/resources"
+)
+
+func testChannel(ns, name, kind, provisioner string, partitions int32) *resources.Channel {
+	return &resources.Channel{Meta: resources.Meta{Kind: kind, Namespace: ns, Name: name}, Provisioner: provisioner,
+		Partitions: partitions}
+}
+
+// statusFixture is a gateway with two channels (one Kafka channel whose broker is down), two
+// subscriptions and a source, as buildStatus sees it.
+func statusFixture(now time.Time) statusInput {
+	conds := newConditions()
+	conds.now = func() time.Time { return now.Add(-time.Minute) }
+	conds.set(ResourceKey{CategoryChannel, "default/orders"}, true, "Ready", "")
+	conds.set(ResourceKey{CategoryChannel, "team-a/payments"}, false, "BackendUnavailable", "no Kafka broker answers\nat 127.0.0.1:9092")
+	conds.set(ResourceKey{CategorySubscription, "default/audit"}, true, "Ready", "")
+	conds.set(ResourceKey{CategorySource, "GitHubSource/default/repo"}, true, "Ready", "")
+	orders := channel.Ref{Namespace: "default", Name: "orders"}
+	stats := &sourceStats{}
+	stats.record(nil, now.Add(-2*time.Second))
+	stats.record(errors.New("channel is full"), now.Add(-time.Second))
+	return statusInput{
+		now:               now,
+		ingressURL:        "http://gw.example:8080/",
+		defaultPartitions: map[string]int32{resources.ProvisionerInMemory: 4, resources.ProvisionerKafka: 3},
+		// Declared out of order: the output is sorted.
+		channels: []*resources.Channel{
+			testChannel("team-a", "payments", "KafkaChannel", resources.ProvisionerKafka, 12),
+			testChannel("default", "orders", "InMemoryChannel", resources.ProvisionerInMemory, 0),
+		},
+		subscriptions: []subscriptionSnapshot{
+			{namespace: "team-a", name: "ledger", channel: channel.Ref{Namespace: "team-a", Name: "payments"},
+				subscriber: "http://ledger.team-a.svc.cluster.local"},
+			{namespace: "default", name: "audit", channel: orders, subscriber: "http://audit.example/in", running: true,
+				status: dispatch.Status{Limit: 16, LastDelivered: now.Add(-3 * time.Second),
+					LastError: "answered 500 Internal Server Error", LastErrorAt: now.Add(-4 * time.Second)}},
+		},
+		sources: []sourceSnapshot{{
+			src:  &resources.Source{Meta: resources.Meta{Kind: "GitHubSource", Namespace: "default", Name: "repo"}},
+			sink: "channel default/orders", running: true, stats: stats,
+		}},
+		cond: conds.get,
+		lag: []channel.LagSample{
+			{Group: channel.Group{Channel: orders, Name: "audit", Start: channel.Latest}, Partition: 0, Lag: 5},
+			{Group: channel.Group{Channel: orders, Name: "audit"}, Partition: 3, Lag: 2},
+			{Group: channel.Group{Channel: orders, Name: "other"}, Partition: 0, Lag: 100},
+		},
+	}
+}
+
+func TestBuildStatus(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	st := buildStatus(statusFixture(now))
+
+	if st.Ready {
+		t.Error("ready with a channel not ready")
+	}
+	wantNotReady := []string{
+		"channel team-a/payments: BackendUnavailable: no Kafka broker answers; at 127.0.0.1:9092",
+		"subscription team-a/ledger: Unknown: the gateway has not reported on it yet",
+	}
+	if !slices.Equal(st.NotReady, wantNotReady) {
+		t.Errorf("notReady:\n got %q\nwant %q", st.NotReady, wantNotReady)
+	}
+
+	if len(st.Channels) != 2 {
+		t.Fatalf("%d channels, want 2", len(st.Channels))
+	}
+	orders, payments := st.Channels[0], st.Channels[1]
+	if orders.Name != "orders" || payments.Name != "payments" {
+		t.Fatalf("channels not sorted by namespace and name: %s, %s", orders.Name, payments.Name)
+	}
+	if orders.Address != "http://gw.example:8080/default/orders" || orders.Partitions != 4 || orders.Backend != "inmemory" ||
+		orders.Kind != "InMemoryChannel" || !orders.Ready || orders.Reason != "Ready" || !orders.Since.Equal(now.Add(-time.Minute)) {
+		t.Errorf("orders = %+v, want the ingress address, the in-memory default of 4 partitions, ready since a minute", orders)
+	}
+	if payments.Partitions != 12 || payments.Ready || payments.Reason != "BackendUnavailable" || payments.Backend != "kafka" {
+		t.Errorf("payments = %+v, want 12 partitions, not ready: BackendUnavailable", payments)
+	}
+
+	if len(st.Subscriptions) != 2 || st.Subscriptions[0].Name != "audit" || st.Subscriptions[1].Name != "ledger" {
+		t.Fatalf("subscriptions = %+v, want audit then ledger", st.Subscriptions)
+	}
+	audit, ledger := st.Subscriptions[0], st.Subscriptions[1]
+	if audit.Lag == nil || *audit.Lag != 7 {
+		t.Errorf("audit lag = %v, want 7 (5 + 2 over its partitions, not the other group's)", audit.Lag)
+	}
+	if audit.Channel != "default/orders" || audit.ConcurrencyLimit != 16 || audit.LastError != "answered 500 Internal Server Error" ||
+		!audit.LastErrorTime.Equal(now.Add(-4*time.Second)) || !audit.LastDeliveryTime.Equal(now.Add(-3*time.Second)) {
+		t.Errorf("audit = %+v", audit)
+	}
+	if ledger.Lag != nil || ledger.ConcurrencyLimit != 0 || ledger.Ready || ledger.Reason != ReasonUnknown || !ledger.Since.IsZero() {
+		t.Errorf("ledger (not running, no condition, no lag sample) = %+v", ledger)
+	}
+
+	if len(st.Sources) != 1 {
+		t.Fatalf("%d sources, want 1", len(st.Sources))
+	}
+	src := st.Sources[0]
+	if !src.Running || !src.Ready || src.Sink != "channel default/orders" || !src.LastEventTime.Equal(now.Add(-2*time.Second)) ||
+		src.LastError != "channel is full" || !src.LastErrorTime.Equal(now.Add(-time.Second)) {
+		t.Errorf("source = %+v", src)
+	}
+}
+
+// The JSON field names are an interface (eventgate status, scripts, the console): this pins them.
+func TestStatusJSONFieldNames(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	b, err := json.Marshal(buildStatus(statusFixture(now)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Top           map[string]json.RawMessage
+		Channels      []map[string]any `json:"channels"`
+		Subscriptions []map[string]any `json:"subscriptions"`
+		Sources       []map[string]any `json:"sources"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &doc.Top); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(m map[string]any) string {
+		var k []string
+		for key := range m {
+			k = append(k, key)
+		}
+		slices.Sort(k)
+		return strings.Join(k, " ")
+	}
+	var top []string
+	for k := range doc.Top {
+		top = append(top, k)
+	}
+	slices.Sort(top)
+	for what, c := range map[string]struct{ got, want string }{
+		"top":                {strings.Join(top, " "), "channels notReady ready sources subscriptions time"},
+		"channel":            {keys(doc.Channels[0]), "address backend kind name namespace partitions ready reason since"},
+		"channel not ready":  {keys(doc.Channels[1]), "address backend kind message name namespace partitions ready reason since"},
+		"subscription":       {keys(doc.Subscriptions[0]), "channel concurrencyLimit lag lastDeliveryTime lastError lastErrorTime name namespace ready reason since subscriber"},
+		"subscription, idle": {keys(doc.Subscriptions[1]), "channel concurrencyLimit message name namespace ready reason subscriber"},
+		"source":             {keys(doc.Sources[0]), "kind lastError lastErrorTime lastEventTime name namespace ready reason running since sink"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s fields:\n got %s\nwant %s", what, c.got, c.want)
+		}
+	}
+	if got := doc.Subscriptions[0]["lastErrorTime"]; got != "2026-03-01T11:59:56Z" {
+		t.Errorf("lastErrorTime = %v, want RFC 3339", got)
+	}
+	// Empty lists are [], not null.
+	b, _ = json.Marshal(buildStatus(statusInput{now: now, cond: newConditions().get}))
+	if !strings.Contains(string(b), `"channels":[]`) || !strings.Contains(string(b), `"ready":true`) {
+		t.Errorf("empty status = %s, want empty lists and ready", b)
+	}
+}
+
+func TestDisplayURLDropsCredentialsAndQuery(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:pw@sub.example:8443/in?token=abc#x": "https://sub.example:8443/in",
+		"http://audit.example/in":                         "http://audit.example/in",
+		"channel:default/orders":                          "channel:default/orders",
+	} {
+		if got := displayURL(in); got != want {
+			t.Errorf("displayURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
