@@ -61,6 +61,9 @@ type App struct {
 	certs         *ingress.CertReloader // nil: plain HTTP
 	runContainers bool
 
+	// conds is every resource's Ready condition: the reconciler writes it, /readyz and /status read it.
+	conds *conditions
+
 	mu          sync.Mutex // guards what follows: one Apply at a time
 	channels    map[channel.Ref]*resources.Channel
 	dispatchers map[string]*running       // by NAMESPACE/NAME
@@ -85,6 +88,7 @@ func New(o Options) (*App, error) {
 		log:           o.Log,
 		metrics:       metrics.New(o.Build),
 		onReady:       o.Ready,
+		conds:         newConditions(),
 		channels:      map[channel.Ref]*resources.Channel{},
 		dispatchers:   map[string]*running{},
 		sources:       map[string]*runningSource{},
