@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/eventgate/eventgate/adapters"
 	_ "github.com/eventgate/eventgate/adapters/all" // every source adapter registers itself
@@ -20,17 +21,28 @@ type runningSource struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	hook   http.Handler // non-nil for webhook sources
+	stats  *sourceStats // what its sink saw, for /status
 }
 
 // sink delivers a source's events to its resolved destination: a channel of ours (no HTTP hop) or a URL.
 type sink struct {
 	a      *App
 	target resources.Target
+	stats  *sourceStats // nil: not recorded
 }
 
 var _ adapters.Sink = sink{}
 
+// Send delivers e, recording the outcome in s.stats (the URL left out of a recorded error).
 func (s sink) Send(ctx context.Context, e *event.Event) error {
+	err := s.send(ctx, e)
+	if s.stats != nil {
+		s.stats.record(err, time.Now(), s.target.URL)
+	}
+	return err
+}
+
+func (s sink) send(ctx context.Context, e *event.Event) error {
 	if s.target.Channel != nil {
 		return s.a.router.Publish(ctx, *s.target.Channel, []*event.Event{e})
 	}
@@ -82,8 +94,9 @@ func (a *App) applySources(ctx context.Context, set *resources.Set) []error {
 			errs = append(errs, fmt.Errorf("%s: %s %s: spec.sink: %w", s.File, s.Kind, s.NamespacedName(), err))
 			continue
 		}
+		stats := &sourceStats{}
 		ad, err := factory(s, adapters.Deps{
-			Sink:                sink{a: a, target: target},
+			Sink:                sink{a: a, target: target, stats: stats},
 			Log:                 a.log.With("source", key),
 			Metrics:             a.metrics,
 			SecretsDir:          a.cfg.SecretsDir,
@@ -100,7 +113,7 @@ func (a *App) applySources(ctx context.Context, set *resources.Set) []error {
 			continue
 		}
 		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		r := &runningSource{src: s, cancel: cancel, done: make(chan struct{})}
+		r := &runningSource{src: s, cancel: cancel, done: make(chan struct{}), stats: stats}
 		if h, ok := ad.(http.Handler); ok {
 			r.hook = h
 		}

@@ -105,15 +105,23 @@ type sourceStats struct {
 	lastErrorAt time.Time
 }
 
-// record notes one Send that ended at now with err.
-func (s *sourceStats) record(err error, now time.Time) {
+// record notes one Send that ended at now with err. sinkURL, when set, is replaced in the error's
+// text by its displayURL (an error may quote the URL with its credentials).
+func (s *sourceStats) record(err error, now time.Time, sinkURL string) {
+	var msg string
+	if err != nil {
+		msg = err.Error()
+		if sinkURL != "" {
+			msg = strings.ReplaceAll(msg, sinkURL, displayURL(sinkURL))
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err == nil {
 		s.lastEvent = now
 		return
 	}
-	s.lastError, s.lastErrorAt = err.Error(), now
+	s.lastError, s.lastErrorAt = msg, now
 }
 
 func (s *sourceStats) get() (lastEvent time.Time, lastError string, lastErrorAt time.Time) {

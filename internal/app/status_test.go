@@ -29,8 +29,8 @@ func statusFixture(now time.Time) statusInput {
 	conds.set(ResourceKey{CategorySource, "GitHubSource/default/repo"}, true, "Ready", "")
 	orders := channel.Ref{Namespace: "default", Name: "orders"}
 	stats := &sourceStats{}
-	stats.record(nil, now.Add(-2*time.Second))
-	stats.record(errors.New("channel is full"), now.Add(-time.Second))
+	stats.record(nil, now.Add(-2*time.Second), "")
+	stats.record(errors.New("channel is full"), now.Add(-time.Second), "")
 	return statusInput{
 		now:               now,
 		ingressURL:        "http://gw.example:8080/",
