@@ -272,28 +272,30 @@ func (a *App) adminMux() *http.ServeMux {
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.ready(r.Context()); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ok\n"))
-	})
+	mux.HandleFunc("GET /readyz", a.serveReadyz)
+	mux.HandleFunc("GET /status", a.serveStatus)
 	return mux
 }
 
-// ready is nil when the resources are loaded, the gateway is not stopping, and every backend can
-// store events.
-func (a *App) ready(ctx context.Context) error {
-	switch {
-	case a.stopping.Load():
-		return errors.New("shutting down")
-	case !a.loaded.Load():
-		return errors.New("resources not loaded")
+// ready is why the gateway is not ready, one line per cause, as /readyz answers; empty when it is:
+// the resources are loaded, the gateway is not stopping, every backend can store events, and every
+// channel and subscription is ready. It reads only flags and conditions, never the reconciler's lock,
+// so a probe never waits for a reconcile. Sources do not count: one that cannot run does not stop
+// the gateway from accepting events.
+func (a *App) ready(ctx context.Context) []string {
+	if a.stopping.Load() {
+		return []string{"shutting down"}
+	}
+	var lines []string
+	if !a.loaded.Load() {
+		lines = append(lines, "resources not loaded")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	return a.router.Ready(ctx)
+	if err := a.router.Ready(ctx); err != nil {
+		lines = append(lines, oneLine("backend: "+err.Error()))
+	}
+	return append(lines, readinessLines(a.conds.notReady())...)
 }
 
 func (a *App) load() (*resources.Set, error) {

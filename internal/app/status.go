@@ -2,6 +2,11 @@ package app
 
 import (
 	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -19,8 +24,10 @@ import (
 type Status struct {
 	// Time is when the status was taken (the gateway's clock): ages are measured from it.
 	Time time.Time `json:"time"`
-	// Ready is what /readyz answers: true when the resources are loaded, the gateway is not stopping
-	// and every channel and subscription is ready. NotReady says why not, one line per cause.
+	// Ready and NotReady are what /readyz answers: ready when the resources are loaded, the gateway is
+	// not stopping, every backend can store events and every channel and subscription is ready;
+	// otherwise NotReady says why, one line per cause. A resource listed with no condition yet
+	// (Reason Unknown) does not count.
 	Ready         bool                 `json:"ready"`
 	NotReady      []string             `json:"notReady,omitempty"`
 	Channels      []ChannelStatus      `json:"channels"`
@@ -139,9 +146,8 @@ type statusInput struct {
 	ingressURL string
 	// defaultPartitions is the partition count of a channel that declares none, by provisioner.
 	defaultPartitions map[string]int32
-	// gate is why the whole gateway is not ready ("resources not loaded", "shutting down", a
-	// backend's error); empty when it is.
-	gate          []string
+	// notReady is what /readyz answers (App.ready): empty when the gateway is ready.
+	notReady      []string
 	channels      []*resources.Channel
 	subscriptions []subscriptionSnapshot
 	sources       []sourceSnapshot
@@ -231,33 +237,9 @@ func buildStatus(in statusInput) Status {
 	slices.SortFunc(st.Sources, func(a, b SourceStatus) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Kind, b.Kind))
 	})
-	st.NotReady = notReadyLines(in.gate, st)
-	st.Ready = len(st.NotReady) == 0
+	st.NotReady = in.notReady
+	st.Ready = len(in.notReady) == 0
 	return st
-}
-
-// notReadyLines is what /readyz answers when the gateway is not ready: the gate's causes, then one
-// line per channel and subscription that is not ready, as `channel default/orders: Reason: message`.
-// Sources do not count: a source that cannot run does not stop events from being accepted. Pure.
-func notReadyLines(gate []string, st Status) []string {
-	out := append([]string(nil), gate...)
-	line := func(category, ns, name string, r ReadyState) {
-		if r.Ready {
-			return
-		}
-		s := category + " " + ns + "/" + name + ": " + r.Reason
-		if r.Message != "" {
-			s += ": " + r.Message
-		}
-		out = append(out, oneLine(s))
-	}
-	for _, c := range st.Channels {
-		line(CategoryChannel, c.Namespace, c.Name, c.ReadyState)
-	}
-	for _, s := range st.Subscriptions {
-		line(CategorySubscription, s.Namespace, s.Name, s.ReadyState)
-	}
-	return out
 }
 
 // oneLine folds a multi-line message (errors.Join) into one line.
@@ -274,4 +256,164 @@ func displayURL(u string) string {
 	}
 	p.User, p.RawQuery, p.ForceQuery, p.Fragment = nil, "", false, ""
 	return p.String()
+}
+
+// statusLockWait bounds how long /status waits for a reconcile in progress (it holds the App's lock,
+// for up to shutdown.grace while a changed subscription's deliveries finish).
+const statusLockWait = 2 * time.Second
+
+// errBusy is /status's answer while a reconcile holds the App's lock past statusLockWait.
+var errBusy = errors.New("the gateway is applying a change to its resources; try again")
+
+// readinessLines names each channel and subscription that is not ready, as
+// `channel default/orders: Reason: message`. Sources do not count: a source that cannot run does not
+// stop the gateway from accepting events. Pure.
+func readinessLines(notReady []KeyedCondition) []string {
+	var out []string
+	for _, kc := range notReady {
+		if kc.Key.Category != CategoryChannel && kc.Key.Category != CategorySubscription {
+			continue
+		}
+		s := kc.Key.Category + " " + kc.Key.Name + ": " + cmp.Or(kc.Reason, ReasonUnknown)
+		if kc.Message != "" {
+			s += ": " + kc.Message
+		}
+		out = append(out, oneLine(s))
+	}
+	return out
+}
+
+// serveReadyz answers 200 "ok" when the gateway is ready, else 503 with ready's lines.
+func (a *App) serveReadyz(w http.ResponseWriter, r *http.Request) {
+	lines := a.ready(r.Context())
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if len(lines) == 0 {
+		io.WriteString(w, "ok\n")
+		return
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	io.WriteString(w, strings.Join(lines, "\n")+"\n")
+}
+
+// serveStatus answers GET /status with the Status document (indented JSON); 503 with Retry-After
+// while a reconcile holds the App's lock for longer than statusLockWait.
+func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := a.status(r.Context())
+	w.Header().Set("Cache-Control", "no-store")
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
+}
+
+// status takes a snapshot of the App and assembles the Status document. It waits at most
+// statusLockWait for a reconcile in progress (then errBusy), and bounds the backends' lag requests.
+func (a *App) status(ctx context.Context) (Status, error) {
+	in := statusInput{
+		now:        time.Now(),
+		ingressURL: a.cfg.IngressURL(),
+		defaultPartitions: map[string]int32{
+			resources.ProvisionerInMemory: a.cfg.InMemory.Partitions,
+			resources.ProvisionerKafka:    a.cfg.Kafka.DefaultPartitions,
+		},
+		cond: a.conds.get,
+	}
+	in.notReady = a.ready(ctx)
+	if err := a.lockWithin(ctx, statusLockWait); err != nil {
+		return Status{}, err
+	}
+	a.snapshotLocked(&in)
+	a.mu.Unlock()
+	lagCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	in.lag = lagSources{a}.Lag(lagCtx)
+	return buildStatus(in), nil
+}
+
+// lockWithin takes a.mu, giving up after d with errBusy (or with ctx's error when ctx ends first).
+// A lock taken after the caller gave up is released at once.
+func (a *App) lockWithin(ctx context.Context, d time.Duration) error {
+	if a.mu.TryLock() {
+		return nil
+	}
+	got := make(chan struct{}) // unbuffered: the lock is handed over only to a caller still waiting
+	abandon := make(chan struct{})
+	go func() {
+		a.mu.Lock()
+		select {
+		case got <- struct{}{}:
+		case <-abandon:
+			a.mu.Unlock()
+		}
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-got:
+		return nil
+	case <-t.C:
+		close(abandon)
+		return errBusy
+	case <-ctx.Done():
+		close(abandon)
+		return ctx.Err()
+	}
+}
+
+// snapshotLocked copies into in what the App runs and what its conditions say is not ready (declared
+// but not running). a.mu must be held.
+func (a *App) snapshotLocked(in *statusInput) {
+	seen := map[ResourceKey]bool{}
+	for _, c := range a.channels {
+		in.channels = append(in.channels, c)
+		seen[ResourceKey{CategoryChannel, c.Namespace + "/" + c.Name}] = true
+	}
+	for key, r := range a.dispatchers {
+		in.subscriptions = append(in.subscriptions, subscriptionSnapshot{
+			namespace: r.sub.Namespace, name: r.sub.Name, channel: r.sub.Channel,
+			subscriber: displayURL(r.sub.Subscriber.String()), running: true, status: r.d.Status(),
+		})
+		seen[ResourceKey{CategorySubscription, key}] = true
+	}
+	for key, r := range a.sources {
+		sink := ""
+		if t, err := a.resolver.Resolve(r.src.Sink); err == nil {
+			sink = displayURL(t.String())
+		}
+		running := true
+		select {
+		case <-r.done:
+			running = false
+		default:
+		}
+		in.sources = append(in.sources, sourceSnapshot{src: r.src, sink: sink, running: running, stats: r.stats})
+		seen[ResourceKey{CategorySource, key}] = true
+	}
+	// Declared resources that do not run (yet) are known only by their condition's key.
+	for _, kc := range a.conds.notReady() {
+		if seen[kc.Key] {
+			continue
+		}
+		switch kc.Key.Category {
+		case CategoryChannel:
+			ns, name, _ := strings.Cut(kc.Key.Name, "/")
+			in.channels = append(in.channels, &resources.Channel{Meta: resources.Meta{Namespace: ns, Name: name}})
+		case CategorySubscription:
+			ns, name, _ := strings.Cut(kc.Key.Name, "/")
+			in.subscriptions = append(in.subscriptions, subscriptionSnapshot{namespace: ns, name: name})
+		case CategorySource:
+			kind, rest, _ := strings.Cut(kc.Key.Name, "/")
+			ns, name, _ := strings.Cut(rest, "/")
+			in.sources = append(in.sources, sourceSnapshot{src: &resources.Source{Meta: resources.Meta{Kind: kind, Namespace: ns, Name: name}}})
+		}
+	}
 }

@@ -1,16 +1,23 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/config"
 	"github.com/eventgate/eventgate/gateway/dispatch"
+	"github.com/eventgate/eventgate/gateway/metrics"
 	"github.com/eventgate/eventgate/gateway/resources"
+	"github.com/eventgate/eventgate/provisioners/inmemory"
 )
 
 func testChannel(ns, name, kind, provisioner string, partitions int32) *resources.Channel {
@@ -51,7 +58,8 @@ func statusFixture(now time.Time) statusInput {
 			src:  &resources.Source{Meta: resources.Meta{Kind: "GitHubSource", Namespace: "default", Name: "repo"}},
 			sink: "channel default/orders", running: true, stats: stats,
 		}},
-		cond: conds.get,
+		cond:     conds.get,
+		notReady: readinessLines(conds.notReady()),
 		lag: []channel.LagSample{
 			{Group: channel.Group{Channel: orders, Name: "audit", Start: channel.Latest}, Partition: 0, Lag: 5},
 			{Group: channel.Group{Channel: orders, Name: "audit"}, Partition: 3, Lag: 2},
@@ -67,10 +75,8 @@ func TestBuildStatus(t *testing.T) {
 	if st.Ready {
 		t.Error("ready with a channel not ready")
 	}
-	wantNotReady := []string{
-		"channel team-a/payments: BackendUnavailable: no Kafka broker answers; at 127.0.0.1:9092",
-		"subscription team-a/ledger: Unknown: the gateway has not reported on it yet",
-	}
+	// What /readyz says; ledger, with no condition yet, is listed Unknown but does not count.
+	wantNotReady := []string{"channel team-a/payments: BackendUnavailable: no Kafka broker answers; at 127.0.0.1:9092"}
 	if !slices.Equal(st.NotReady, wantNotReady) {
 		t.Errorf("notReady:\n got %q\nwant %q", st.NotReady, wantNotReady)
 	}
@@ -179,4 +185,92 @@ func TestDisplayURLDropsCredentialsAndQuery(t *testing.T) {
 			t.Errorf("displayURL(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// readyApp is an App with only what /readyz and /status read: flags, conditions, an in-memory backend.
+func readyApp(t *testing.T) *App {
+	t.Helper()
+	cfg := config.Default()
+	inmem := inmemory.New(cfg.InMemory, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { inmem.Close() })
+	a := &App{cfg: cfg, metrics: metrics.New(metrics.Build{}), inmem: inmem, router: newRouter(inmem),
+		conds: newConditions(), channels: map[channel.Ref]*resources.Channel{}, dispatchers: map[string]*running{},
+		sources: map[string]*runningSource{}, resolver: &resources.Resolver{IngressURL: cfg.IngressURL()}}
+	a.loaded.Store(true)
+	return a
+}
+
+func adminGET(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec.Code, rec.Body.String()
+}
+
+func TestReadyzNamesWhatIsNotReady(t *testing.T) {
+	a := readyApp(t)
+	mux := a.adminMux()
+	a.conds.set(ResourceKey{CategoryChannel, "default/orders"}, true, "Ready", "")
+	a.conds.set(ResourceKey{CategorySubscription, "default/audit"}, true, "Ready", "")
+	if code, body := adminGET(t, mux, "/readyz"); code != http.StatusOK || body != "ok\n" {
+		t.Fatalf("all ready: %d %q, want 200 ok", code, body)
+	}
+
+	a.conds.set(ResourceKey{CategoryChannel, "team-a/payments"}, false, "BackendUnavailable", "no Kafka broker answers at 127.0.0.1:9092")
+	a.conds.set(ResourceKey{CategorySubscription, "team-a/ledger"}, false, "ChannelNotReady", "channel team-a/payments is not ready")
+	a.conds.set(ResourceKey{CategorySource, "GitHubSource/default/repo"}, false, "Failed", "secret gh-secret not found")
+	code, body := adminGET(t, mux, "/readyz")
+	want := "channel team-a/payments: BackendUnavailable: no Kafka broker answers at 127.0.0.1:9092\n" +
+		"subscription team-a/ledger: ChannelNotReady: channel team-a/payments is not ready\n"
+	if code != http.StatusServiceUnavailable || body != want {
+		t.Errorf("/readyz = %d\n%s\nwant 503\n%s(a source that is not ready does not count)", code, body, want)
+	}
+
+	// /status says the same, and lists the resources that do not run from their conditions.
+	code, body = adminGET(t, mux, "/status")
+	if code != http.StatusOK {
+		t.Fatalf("/status = %d %s", code, body)
+	}
+	var st Status
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Ready || strings.Join(st.NotReady, "\n")+"\n" != want {
+		t.Errorf("/status ready %v notReady %q, want what /readyz says", st.Ready, st.NotReady)
+	}
+	if len(st.Channels) != 1 || st.Channels[0].Name != "payments" || st.Channels[0].Reason != "BackendUnavailable" ||
+		len(st.Subscriptions) != 1 || st.Subscriptions[0].Name != "ledger" ||
+		len(st.Sources) != 1 || st.Sources[0].Kind != "GitHubSource" || st.Sources[0].Running || st.Sources[0].Message != "secret gh-secret not found" {
+		t.Errorf("/status lists %+v", st)
+	}
+
+	a.loaded.Store(false)
+	if _, body := adminGET(t, mux, "/readyz"); !strings.HasPrefix(body, "resources not loaded\n") {
+		t.Errorf("not loaded: /readyz body %q, want it first", body)
+	}
+	a.stopping.Store(true)
+	if code, body := adminGET(t, mux, "/readyz"); code != http.StatusServiceUnavailable || body != "shutting down\n" {
+		t.Errorf("stopping: /readyz = %d %q", code, body)
+	}
+}
+
+func TestStatusWaitsBoundedForAReconcile(t *testing.T) {
+	a := readyApp(t)
+	a.mu.Lock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.lockWithin(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("lockWithin with the lock held and ctx done = %v, want context.Canceled", err)
+	}
+	if err := a.lockWithin(context.Background(), time.Millisecond); !errors.Is(err, errBusy) {
+		t.Fatalf("lockWithin with the lock held = %v, want errBusy", err)
+	}
+	a.mu.Unlock()
+	// The lock given up on is not kept by the waiter: it can be taken again.
+	if err := a.lockWithin(context.Background(), time.Minute); err != nil {
+		t.Fatalf("lockWithin, free: %v", err)
+	}
+	a.mu.Unlock()
+	a.mu.Lock() // would hang if an abandoned waiter still held it
+	a.mu.Unlock()
 }
