@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -45,6 +47,10 @@ gateway's clock. --output json prints the endpoint's JSON as it is.`,
 			}
 			resp, err := (&http.Client{Timeout: timeout}).Do(req)
 			if err != nil {
+				var uerr *neturl.Error
+				if errors.As(err, &uerr) {
+					err = uerr.Err // the URL is named once, below
+				}
 				return &exitError{code: 1, err: fmt.Errorf("status: cannot reach the gateway's admin port at %s: %w", url, err)}
 			}
 			defer resp.Body.Close()
