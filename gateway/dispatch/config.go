@@ -58,7 +58,9 @@ func (c Config) Validate() error {
 		p.Add("minInFlight", "%d is more than dispatch.maxInFlight %d", c.MinInFlight, c.MaxInFlight)
 	}
 	p.NotNegative("retry", int64(c.Retry))
-	p.OneOf("backoffPolicy", string(c.BackoffPolicy), string(BackoffLinear), string(BackoffExponential))
+	if !c.BackoffPolicy.Known() {
+		p.Add("backoffPolicy", "%q is not linear or exponential", c.BackoffPolicy)
+	}
 	p.NotNegativeDuration("backoffDelay", c.BackoffDelay)
 	p.NotNegativeDuration("backoffMax", c.BackoffMax)
 	p.PositiveDuration("timeout", c.Timeout)

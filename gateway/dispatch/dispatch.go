@@ -21,6 +21,7 @@ import (
 
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/metrics"
+	"github.com/eventgate/eventgate/gateway/resources"
 )
 
 // Destination is where events go: an HTTP URL or, resolved inside the gateway, a channel.
@@ -56,15 +57,16 @@ func (d Destination) validate() error {
 	return nil
 }
 
-// BackoffPolicy is how the delay between retries grows.
-type BackoffPolicy string
+// BackoffPolicy is how the delay between retries grows: the manifests' type (resources.BackoffPolicy),
+// so that the list of policies has one home.
+type BackoffPolicy = resources.BackoffPolicy
 
 const (
 	// BackoffLinear waits BackoffDelay×n before retry n.
-	BackoffLinear BackoffPolicy = "linear"
+	BackoffLinear = resources.BackoffLinear
 	// BackoffExponential waits BackoffDelay×2ⁿ before retry n. It is the default: any value other
 	// than BackoffLinear behaves so.
-	BackoffExponential BackoffPolicy = "exponential"
+	BackoffExponential = resources.BackoffExponential
 )
 
 // Policy is a subscription's delivery policy (Knative's `delivery`). Zero values mean: no retries,

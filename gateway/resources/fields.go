@@ -173,9 +173,7 @@ func validateDelivery(p *problems, path string, d *Delivery) {
 	if d.Retry != nil && *d.Retry < 0 {
 		p.invalid(path+".retry", "must not be negative")
 	}
-	switch d.BackoffPolicy {
-	case "", BackoffLinear, BackoffExponential:
-	default:
+	if d.BackoffPolicy != "" && !d.BackoffPolicy.Known() {
 		p.invalid(path+".backoffPolicy", "%q is not linear or exponential", truncate(string(d.BackoffPolicy), 40))
 	}
 	for _, f := range []struct {

@@ -93,6 +93,10 @@ const (
 	BackoffExponential BackoffPolicy = "exponential"
 )
 
+// Known reports whether p is one of the policies, linear or exponential ("" is not). It is the one
+// check of the name, for manifests and for the dispatch configuration.
+func (p BackoffPolicy) Known() bool { return p == BackoffLinear || p == BackoffExponential }
+
 // Delivery is a subscription's delivery spec (Knative's DeliverySpec, plus backoffMax). A nil pointer
 // or empty value means "unset": the dispatcher applies its own default.
 type Delivery struct {

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +67,7 @@ type App struct {
 	channels    map[channel.Ref]*resources.Channel
 	dispatchers map[string]*running       // by NAMESPACE/NAME
 	sources     map[string]*runningSource // by KIND/NAMESPACE/NAME
+	applied     *resources.Set            // the set the last Apply went through; nil before
 }
 
 type running struct {
@@ -309,121 +309,6 @@ func (a *App) load() (*resources.Set, error) {
 	return set, nil
 }
 
-// Apply makes the running gateway match set: channels are created or updated, subscriptions started,
-// restarted when changed, and stopped when gone, and channels no longer declared removed. On error
-// nothing already running is torn down for it: the caller keeps the last good set.
-func (a *App) Apply(ctx context.Context, set *resources.Set) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-
-	// Check the whole set before changing anything.
-	desiredSubs := map[string]dispatch.Subscription{}
-	var errs []error
-	for _, c := range set.Channels {
-		if c.Provisioner == resources.ProvisionerKafka && a.kafka == nil {
-			errs = append(errs, fmt.Errorf("%s: Channel %s uses Kafka but kafka.brokers is not configured", c.File, c.NamespacedName()))
-		}
-	}
-	for _, s := range set.Subscriptions {
-		ds, err := a.dispatchSubscription(set, s)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		desiredSubs[s.NamespacedName()] = ds
-	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
-
-	// 1. Channels: create or update, then route ingress and dispatch to them.
-	desiredCh := map[channel.Ref]*resources.Channel{}
-	for _, c := range set.Channels {
-		desiredCh[c.Ref()] = c
-		old := a.channels[c.Ref()]
-		if old != nil && old.Provisioner == c.Provisioner && old.Spec() == c.Spec() {
-			continue
-		}
-		if old != nil && old.Provisioner != c.Provisioner {
-			errs = append(errs, fmt.Errorf("channel %s: changing the provisioner from %s to %s needs a restart", c.Ref(), old.Provisioner, c.Provisioner))
-			continue
-		}
-		b := a.backendFor(c.Provisioner)
-		if err := b.Ensure(ctx, c.Spec()); err != nil {
-			errs = append(errs, fmt.Errorf("channel %s: %w", c.Ref(), err))
-			if old == nil {
-				continue
-			}
-		}
-		a.router.set(c.Ref(), b)
-		a.channels[c.Ref()] = c
-		a.log.Info("channel ready", "channel", c.Ref().String(), "provisioner", c.Provisioner)
-	}
-	table := ingress.Table{}
-	for ref := range desiredCh {
-		if c, ok := a.channels[ref]; ok {
-			table[ref] = a.backendFor(c.Provisioner)
-		}
-	}
-	a.ingress.SetChannels(table)
-
-	// 2. Subscriptions: stop what is gone or changed, start what is new or changed.
-	for key, r := range a.dispatchers {
-		want, ok := desiredSubs[key]
-		if ok && reflect.DeepEqual(want, r.sub) {
-			continue
-		}
-		stopCtx, cancel := context.WithTimeout(ctx, a.cfg.Shutdown.Grace)
-		if err := r.d.Stop(stopCtx); err != nil {
-			a.log.Warn("subscription stop", "subscription", key, "err", err)
-		}
-		cancel()
-		delete(a.dispatchers, key)
-		if !ok {
-			g := channel.Group{Channel: r.sub.Channel, Name: r.sub.Name}
-			if err := a.router.DeleteGroup(ctx, g); err != nil && !errors.Is(err, channel.ErrNotFound) {
-				a.log.Warn("subscription group delete", "subscription", key, "err", err)
-			}
-			a.log.Info("subscription stopped", "subscription", key)
-		}
-	}
-	for key, ds := range desiredSubs {
-		if _, ok := a.dispatchers[key]; ok {
-			continue
-		}
-		if _, ok := a.channels[ds.Channel]; !ok {
-			errs = append(errs, fmt.Errorf("subscription %s: channel %s is not running", key, ds.Channel))
-			continue
-		}
-		d := dispatch.New(ds, dispatch.Deps{Channels: a.router, Client: a.client, Metrics: a.metrics,
-			Log: a.log})
-		if err := d.Start(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("subscription %s: %w", key, err))
-			continue
-		}
-		a.dispatchers[key] = &running{sub: ds, d: d}
-		a.log.Info("subscription started", "subscription", key, "channel", ds.Channel.String(), "subscriber", ds.Subscriber.String())
-	}
-
-	// 3. Sources, now that their sink channels exist.
-	errs = append(errs, a.applySources(ctx, set)...)
-
-	// 4. Channels no longer declared.
-	for ref, c := range a.channels {
-		if _, ok := desiredCh[ref]; ok {
-			continue
-		}
-		if err := a.backendFor(c.Provisioner).Remove(ctx, ref); err != nil {
-			a.log.Warn("channel remove", "channel", ref.String(), "err", err)
-		}
-		a.router.drop(ref)
-		delete(a.channels, ref)
-		a.log.Info("channel removed", "channel", ref.String())
-	}
-	a.loaded.Store(true)
-	return errors.Join(errs...)
-}
-
 // loadTokens (re)reads the ingress bearer tokens from the secrets directory.
 func (a *App) loadTokens() error {
 	t, err := ingress.LoadTokens(filepath.Join(a.cfg.SecretsDir, a.cfg.Ingress.Auth.Secret))
@@ -432,104 +317,6 @@ func (a *App) loadTokens() error {
 	}
 	a.ingress.SetTokens(t)
 	return nil
-}
-
-func (a *App) backendFor(provisioner string) channel.Provisioner {
-	if provisioner == resources.ProvisionerKafka && a.kafka != nil {
-		return a.kafka
-	}
-	return a.inmem
-}
-
-// dispatchSubscription resolves a Subscription into what the dispatcher runs, applying the
-// configured delivery defaults under the manifest's own delivery spec.
-func (a *App) dispatchSubscription(set *resources.Set, s *resources.Subscription) (dispatch.Subscription, error) {
-	ds := dispatch.Subscription{
-		Namespace:   s.Namespace,
-		Name:        s.Name,
-		Channel:     s.ChannelRef(),
-		Ordered:     s.Order == resources.Ordered,
-		Start:       s.InitialOffset,
-		MaxInFlight: a.cfg.Dispatch.MaxInFlight,
-		MinInFlight: a.cfg.Dispatch.MinInFlight,
-		Adaptive:    a.cfg.Dispatch.Adaptive,
-	}
-	if s.MaxConcurrency > 0 {
-		ds.MaxInFlight = s.MaxConcurrency
-	}
-	if s.MinConcurrency > 0 {
-		ds.MinInFlight = s.MinConcurrency
-	}
-	// An annotated ceiling below the configured floor lowers the floor (both annotated: validation
-	// already rejected min > max).
-	ds.MinInFlight = min(ds.MinInFlight, ds.MaxInFlight)
-	where := func(field string) string {
-		return fmt.Sprintf("%s: Subscription %s: %s", s.File, s.NamespacedName(), field)
-	}
-	if s.Subscriber == nil {
-		return ds, fmt.Errorf("%s: a subscriber is required by eventgate", where("spec.subscriber"))
-	}
-	sub, err := a.destination(*s.Subscriber)
-	if err != nil {
-		return ds, fmt.Errorf("%s: %w", where("spec.subscriber"), err)
-	}
-	ds.Subscriber = sub
-	if s.Reply != nil {
-		r, err := a.destination(*s.Reply)
-		if err != nil {
-			return ds, fmt.Errorf("%s: %w", where("spec.reply"), err)
-		}
-		ds.Reply = &r
-	}
-	p := dispatch.Policy{
-		Retry:         a.cfg.Dispatch.Retry,
-		Backoff:       dispatch.BackoffPolicy(a.cfg.Dispatch.BackoffPolicy),
-		BackoffDelay:  a.cfg.Dispatch.BackoffDelay,
-		BackoffMax:    a.cfg.Dispatch.BackoffMax,
-		Timeout:       a.cfg.Dispatch.Timeout,
-		RetryAfterMax: a.cfg.Dispatch.RetryAfterMax,
-	}
-	if d := set.DeliveryFor(s); d != nil {
-		if d.Retry != nil {
-			p.Retry = int(*d.Retry)
-		}
-		if d.BackoffPolicy != "" {
-			p.Backoff = dispatch.BackoffPolicy(d.BackoffPolicy)
-		}
-		if d.BackoffDelay != nil {
-			p.BackoffDelay = *d.BackoffDelay
-		}
-		if d.BackoffMax != nil {
-			p.BackoffMax = *d.BackoffMax
-		}
-		if d.Timeout != nil {
-			p.Timeout = *d.Timeout
-		}
-		if d.RetryAfterMax != nil {
-			p.RetryAfterMax = *d.RetryAfterMax
-		}
-		if d.DeadLetterSink != nil {
-			dl, err := a.destination(*d.DeadLetterSink)
-			if err != nil {
-				return ds, fmt.Errorf("%s: %w", where("spec.delivery.deadLetterSink"), err)
-			}
-			ds.DeadLetter = &dl
-		}
-	}
-	ds.Policy = p
-	return ds, nil
-}
-
-func (a *App) destination(d resources.Destination) (dispatch.Destination, error) {
-	t, err := a.resolver.Resolve(d)
-	if err != nil {
-		return dispatch.Destination{}, err
-	}
-	if t.Channel != nil {
-		ref := *t.Channel
-		return dispatch.Destination{Channel: &ref}, nil
-	}
-	return dispatch.Destination{URL: t.URL}, nil
 }
 
 // lagSources reports consumer lag from every backend that has it.

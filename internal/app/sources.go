@@ -63,16 +63,15 @@ func (s sink) send(ctx context.Context, e *event.Event) error {
 	return nil
 }
 
-// applySources starts the sources that are new or changed and stops those gone or changed. Called
-// with a.mu held, after channels are in place.
+// applySources stops the sources gone or changed, starts those new or changed, then routes the
+// webhooks to them. Called with a.mu held, after channels are in place.
 func (a *App) applySources(ctx context.Context, set *resources.Set) []error {
-	var errs []error
-	desired := map[string]*resources.Source{}
+	want := map[string]*resources.Source{}
 	for _, s := range set.Sources {
-		desired[s.Key()] = s
+		want[s.Key()] = s
 	}
 	for key, r := range a.sources {
-		if want, ok := desired[key]; ok && want.Equal(r.src) {
+		if s, ok := want[key]; ok && s.Equal(r.src) {
 			continue
 		}
 		r.cancel()
@@ -80,52 +79,75 @@ func (a *App) applySources(ctx context.Context, set *resources.Set) []error {
 		delete(a.sources, key)
 		a.log.Info("source stopped", "source", key)
 	}
-	for key, s := range desired {
+	var errs []error
+	for key, s := range want {
 		if _, ok := a.sources[key]; ok {
 			continue
 		}
-		factory, ok := adapters.ForKind(s.Kind)
-		if !ok {
-			a.log.Warn("source not run: this build has no adapter for its kind", "source", key)
-			continue
+		if err := a.startSource(ctx, key, s); err != nil {
+			a.conds.set(sourceKey(key), false, ReasonFailed, err.Error())
+			errs = append(errs, err)
 		}
-		target, err := a.resolver.Resolve(s.Sink)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %s %s: spec.sink: %w", s.File, s.Kind, s.NamespacedName(), err))
-			continue
-		}
-		stats := &sourceStats{}
-		ad, err := factory(s, adapters.Deps{
-			Sink:                sink{a: a, target: target, stats: stats},
-			Log:                 a.log.With("source", key),
-			Metrics:             a.metrics,
-			SecretsDir:          a.cfg.SecretsDir,
-			IngressURL:          a.cfg.IngressURL(),
-			AddressBook:         a.cfg.AddressBook,
-			RunContainerSources: a.runContainers,
-		})
-		if errors.Is(err, adapters.ErrNotRun) {
-			a.log.Warn("source not run", "source", key, "reason", err.Error())
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: %w", s.Kind, s.NamespacedName(), err))
-			continue
-		}
-		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		r := &runningSource{src: s, cancel: cancel, done: make(chan struct{}), stats: stats}
-		if h, ok := ad.(http.Handler); ok {
-			r.hook = h
-		}
-		go func() {
-			defer close(r.done)
-			if err := ad.Run(runCtx); err != nil {
-				a.log.Error("source failed", "source", key, "err", err)
-			}
-		}()
-		a.sources[key] = r
-		a.log.Info("source started", "source", key, "sink", target.String())
 	}
+	a.routeWebhooks()
+	return errs
+}
+
+// startSource builds the adapter of s and runs it until it is stopped. A source this build or
+// configuration does not run is reported (NotRun), not an error.
+func (a *App) startSource(ctx context.Context, key string, s *resources.Source) error {
+	factory, ok := adapters.ForKind(s.Kind)
+	if !ok {
+		a.notRun(key, "this build has no adapter for its kind")
+		return nil
+	}
+	target, err := a.resolver.Resolve(s.Sink)
+	if err != nil {
+		return fmt.Errorf("%s: %s %s: spec.sink: %w", s.File, s.Kind, s.NamespacedName(), err)
+	}
+	stats := &sourceStats{}
+	ad, err := factory(s, adapters.Deps{
+		Sink:                sink{a: a, target: target, stats: stats},
+		Log:                 a.log.With("source", key),
+		Metrics:             a.metrics,
+		SecretsDir:          a.cfg.SecretsDir,
+		IngressURL:          a.cfg.IngressURL(),
+		AddressBook:         a.cfg.AddressBook,
+		RunContainerSources: a.runContainers,
+	})
+	if errors.Is(err, adapters.ErrNotRun) {
+		a.notRun(key, err.Error())
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", s.Kind, s.NamespacedName(), err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r := &runningSource{src: s, cancel: cancel, done: make(chan struct{}), stats: stats}
+	if h, ok := ad.(http.Handler); ok {
+		r.hook = h
+	}
+	go func() {
+		defer close(r.done)
+		if err := ad.Run(runCtx); err != nil && runCtx.Err() == nil {
+			a.conds.set(sourceKey(key), false, ReasonFailed, err.Error())
+			a.log.Error("source failed", "source", key, "err", err)
+		}
+	}()
+	a.sources[key] = r
+	a.conds.set(sourceKey(key), true, ReasonRunning, "")
+	a.log.Info("source started", "source", key, "sink", target.String())
+	return nil
+}
+
+// notRun reports a source that is accepted but not run, and why.
+func (a *App) notRun(key, why string) {
+	a.conds.set(sourceKey(key), false, ReasonNotRun, why)
+	a.log.Warn("source not run", "source", key, "reason", why)
+}
+
+// routeWebhooks serves the running webhook sources at /sources/NAMESPACE/NAME.
+func (a *App) routeWebhooks() {
 	routes := map[string]http.Handler{}
 	for _, r := range a.sources {
 		if r.hook != nil {
@@ -133,7 +155,6 @@ func (a *App) applySources(ctx context.Context, set *resources.Set) []error {
 		}
 	}
 	a.ingress.SetSources(routes)
-	return errs
 }
 
 // stopSources stops every source and waits for each.

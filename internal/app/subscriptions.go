@@ -1,0 +1,132 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/dispatch"
+	"github.com/eventgate/eventgate/gateway/resources"
+)
+
+// applySubscriptions stops the dispatchers of subscriptions gone or changed, then starts those of
+// subscriptions new or changed. want is by NAMESPACE/NAME (checkSet).
+func (a *App) applySubscriptions(ctx context.Context, want map[string]dispatch.Subscription) []error {
+	for key, r := range a.dispatchers {
+		ds, ok := want[key]
+		if ok && reflect.DeepEqual(ds, r.sub) {
+			continue
+		}
+		a.stopSubscription(ctx, key, r, !ok)
+	}
+	var errs []error
+	for key, ds := range want {
+		if _, ok := a.dispatchers[key]; ok {
+			continue
+		}
+		if err := a.startSubscription(ctx, key, ds); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// stopSubscription stops one dispatcher, within shutdown.grace. A subscription that is gone also
+// loses its consumer group.
+func (a *App) stopSubscription(ctx context.Context, key string, r *running, gone bool) {
+	stopCtx, cancel := context.WithTimeout(ctx, a.cfg.Shutdown.Grace)
+	if err := r.d.Stop(stopCtx); err != nil {
+		a.log.Warn("subscription stop", "subscription", key, "err", err)
+	}
+	cancel()
+	delete(a.dispatchers, key)
+	if !gone {
+		return
+	}
+	g := channel.Group{Channel: r.sub.Channel, Name: r.sub.Name}
+	if err := a.router.DeleteGroup(ctx, g); err != nil && !errors.Is(err, channel.ErrNotFound) {
+		a.log.Warn("subscription group delete", "subscription", key, "err", err)
+	}
+	a.log.Info("subscription stopped", "subscription", key)
+}
+
+// startSubscription starts the dispatcher of ds once its channel runs. It is Ready when Start
+// returned: its consumer group has joined and its start offsets are committed.
+func (a *App) startSubscription(ctx context.Context, key string, ds dispatch.Subscription) error {
+	if _, ok := a.channels[ds.Channel]; !ok {
+		err := fmt.Errorf("subscription %s: channel %s is not running", key, ds.Channel)
+		a.conds.set(subscriptionKey(key), false, ReasonChannelNotReady, err.Error())
+		return err
+	}
+	d := dispatch.New(ds, dispatch.Deps{Channels: a.router, Client: a.client, Metrics: a.metrics, Log: a.log})
+	if err := d.Start(ctx); err != nil {
+		err = fmt.Errorf("subscription %s: %w", key, err)
+		a.conds.set(subscriptionKey(key), false, ReasonStartFailed, err.Error())
+		return err
+	}
+	a.dispatchers[key] = &running{sub: ds, d: d}
+	a.conds.set(subscriptionKey(key), true, ReasonReady, "")
+	a.log.Info("subscription started", "subscription", key, "channel", ds.Channel.String(), "subscriber", ds.Subscriber.String())
+	return nil
+}
+
+// dispatchSubscription resolves a Subscription into what the dispatcher runs: its destinations,
+// and its delivery settings from dispatch.Overlay.
+func (a *App) dispatchSubscription(set *resources.Set, s *resources.Subscription) (dispatch.Subscription, error) {
+	where := func(field string) string {
+		return fmt.Sprintf("%s: Subscription %s: %s", s.File, s.NamespacedName(), field)
+	}
+	st := dispatch.Overlay(a.cfg.Dispatch, set, s)
+	ds := dispatch.Subscription{
+		Namespace:   s.Namespace,
+		Name:        s.Name,
+		Channel:     s.ChannelRef(),
+		Ordered:     s.Order == resources.Ordered,
+		Start:       s.InitialOffset,
+		Policy:      st.Policy,
+		MaxInFlight: st.MaxInFlight,
+		MinInFlight: st.MinInFlight,
+		Adaptive:    st.Adaptive,
+	}
+	if s.Subscriber == nil {
+		return ds, fmt.Errorf("%s: a subscriber is required by eventgate", where("spec.subscriber"))
+	}
+	var err error
+	if ds.Subscriber, err = a.destination(*s.Subscriber); err != nil {
+		return ds, fmt.Errorf("%s: %w", where("spec.subscriber"), err)
+	}
+	if ds.Reply, err = a.optionalDestination(s.Reply); err != nil {
+		return ds, fmt.Errorf("%s: %w", where("spec.reply"), err)
+	}
+	if ds.DeadLetter, err = a.optionalDestination(st.DeadLetterSink); err != nil {
+		return ds, fmt.Errorf("%s: %w", where("spec.delivery.deadLetterSink"), err)
+	}
+	return ds, nil
+}
+
+// destination resolves a declared destination: a channel of ours or a URL.
+func (a *App) destination(d resources.Destination) (dispatch.Destination, error) {
+	t, err := a.resolver.Resolve(d)
+	if err != nil {
+		return dispatch.Destination{}, err
+	}
+	if t.Channel != nil {
+		ref := *t.Channel
+		return dispatch.Destination{Channel: &ref}, nil
+	}
+	return dispatch.Destination{URL: t.URL}, nil
+}
+
+// optionalDestination is destination for a destination that may be absent (nil gives nil).
+func (a *App) optionalDestination(d *resources.Destination) (*dispatch.Destination, error) {
+	if d == nil {
+		return nil, nil
+	}
+	out, err := a.destination(*d)
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
