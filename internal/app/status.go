@@ -369,51 +369,85 @@ func (a *App) lockWithin(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// snapshotLocked copies into in what the App runs and what its conditions say is not ready (declared
-// but not running). a.mu must be held.
+// snapshotLocked copies into in every resource of the applied set, with what runs of it: a channel
+// that waits for its backend, a subscription or a source that did not start are listed too. a.mu
+// must be held.
 func (a *App) snapshotLocked(in *statusInput) {
 	seen := map[ResourceKey]bool{}
+	addChannel := func(c *resources.Channel) {
+		if k := channelKey(c.Ref()); !seen[k] {
+			seen[k] = true
+			in.channels = append(in.channels, c)
+		}
+	}
+	addSubscription := func(key string, snap subscriptionSnapshot) {
+		if k := subscriptionKey(key); !seen[k] {
+			seen[k] = true
+			if r, ok := a.dispatchers[key]; ok {
+				snap.channel, snap.subscriber = r.sub.Channel, displayURL(r.sub.Subscriber.String())
+				snap.running, snap.status = true, r.d.Status()
+			}
+			in.subscriptions = append(in.subscriptions, snap)
+		}
+	}
+	addSource := func(src *resources.Source) {
+		if k := sourceKey(src.Key()); !seen[k] {
+			seen[k] = true
+			snap := sourceSnapshot{src: src}
+			if t, err := a.resolver.Resolve(src.Sink); err == nil {
+				snap.sink = displayURL(t.String())
+			}
+			if r, ok := a.sources[src.Key()]; ok {
+				snap.stats = r.stats
+				select {
+				case <-r.done:
+				default:
+					snap.running = true
+				}
+			}
+			in.sources = append(in.sources, snap)
+		}
+	}
+	if set := a.applied; set != nil {
+		for _, c := range set.Channels {
+			addChannel(c)
+		}
+		for _, s := range set.Subscriptions {
+			snap := subscriptionSnapshot{namespace: s.Namespace, name: s.Name, channel: s.ChannelRef()}
+			if s.Subscriber != nil {
+				if d, err := a.destination(*s.Subscriber); err == nil {
+					snap.subscriber = displayURL(d.String())
+				}
+			}
+			addSubscription(s.NamespacedName(), snap)
+		}
+		for _, s := range set.Sources {
+			addSource(s)
+		}
+	}
+	// What runs or has a condition without being in the applied set (none, unless an Apply is cut
+	// short): listed with what is known of it.
 	for _, c := range a.channels {
-		in.channels = append(in.channels, c)
-		seen[ResourceKey{CategoryChannel, c.Namespace + "/" + c.Name}] = true
+		addChannel(c)
 	}
 	for key, r := range a.dispatchers {
-		in.subscriptions = append(in.subscriptions, subscriptionSnapshot{
-			namespace: r.sub.Namespace, name: r.sub.Name, channel: r.sub.Channel,
-			subscriber: displayURL(r.sub.Subscriber.String()), running: true, status: r.d.Status(),
-		})
-		seen[ResourceKey{CategorySubscription, key}] = true
+		addSubscription(key, subscriptionSnapshot{namespace: r.sub.Namespace, name: r.sub.Name})
 	}
-	for key, r := range a.sources {
-		sink := ""
-		if t, err := a.resolver.Resolve(r.src.Sink); err == nil {
-			sink = displayURL(t.String())
-		}
-		running := true
-		select {
-		case <-r.done:
-			running = false
-		default:
-		}
-		in.sources = append(in.sources, sourceSnapshot{src: r.src, sink: sink, running: running, stats: r.stats})
-		seen[ResourceKey{CategorySource, key}] = true
+	for _, r := range a.sources {
+		addSource(r.src)
 	}
-	// Declared resources that do not run (yet) are known only by their condition's key.
 	for _, kc := range a.conds.notReady() {
-		if seen[kc.Key] {
-			continue
-		}
 		switch kc.Key.Category {
 		case CategoryChannel:
 			ns, name, _ := strings.Cut(kc.Key.Name, "/")
-			in.channels = append(in.channels, &resources.Channel{Meta: resources.Meta{Namespace: ns, Name: name}})
+			addChannel(&resources.Channel{Meta: resources.Meta{Namespace: ns, Name: name}})
 		case CategorySubscription:
 			ns, name, _ := strings.Cut(kc.Key.Name, "/")
-			in.subscriptions = append(in.subscriptions, subscriptionSnapshot{namespace: ns, name: name})
+			addSubscription(kc.Key.Name, subscriptionSnapshot{namespace: ns, name: name})
 		case CategorySource:
 			kind, rest, _ := strings.Cut(kc.Key.Name, "/")
 			ns, name, _ := strings.Cut(rest, "/")
-			in.sources = append(in.sources, sourceSnapshot{src: &resources.Source{Meta: resources.Meta{Kind: kind, Namespace: ns, Name: name}}})
+			addSource(&resources.Source{Meta: resources.Meta{Kind: kind, Namespace: ns, Name: name}})
 		}
 	}
 }

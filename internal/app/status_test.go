@@ -274,3 +274,38 @@ func TestStatusWaitsBoundedForAReconcile(t *testing.T) {
 	a.mu.Lock() // would hang if an abandoned waiter still held it
 	a.mu.Unlock()
 }
+
+// A declared channel that waits for its backend and the subscription that waits for it are listed
+// from the applied set, with what the manifests say of them.
+func TestStatusListsWhatDoesNotRunFromTheAppliedSet(t *testing.T) {
+	a := readyApp(t)
+	a.applied = &resources.Set{
+		Channels: []*resources.Channel{testChannel("team-a", "payments", "KafkaChannel", resources.ProvisionerKafka, 0)},
+		Subscriptions: []*resources.Subscription{{
+			Meta:       resources.Meta{Kind: "Subscription", Namespace: "team-a", Name: "ledger"},
+			Channel:    resources.Reference{Kind: "KafkaChannel", Namespace: "team-a", Name: "payments"},
+			Subscriber: &resources.Destination{URI: "https://bot:pw@ledger.example/in?key=k"},
+		}},
+	}
+	a.conds.set(ResourceKey{CategoryChannel, "team-a/payments"}, false, ReasonBackendUnavailable, "no Kafka broker answers")
+	a.conds.set(ResourceKey{CategorySubscription, "team-a/ledger"}, false, ReasonChannelNotReady, "channel team-a/payments is not running")
+	st, err := a.status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Channels) != 1 || len(st.Subscriptions) != 1 {
+		t.Fatalf("status = %+v, want the channel and the subscription", st)
+	}
+	ch, sub := st.Channels[0], st.Subscriptions[0]
+	if ch.Kind != "KafkaChannel" || ch.Backend != "kafka" || ch.Partitions != a.cfg.Kafka.DefaultPartitions ||
+		ch.Reason != ReasonBackendUnavailable || ch.Address != "http://127.0.0.1:8080/team-a/payments" {
+		t.Errorf("channel = %+v", ch)
+	}
+	if sub.Channel != "team-a/payments" || sub.Subscriber != "https://ledger.example/in" || sub.ConcurrencyLimit != 0 ||
+		sub.Reason != ReasonChannelNotReady || !sub.LastDeliveryTime.IsZero() {
+		t.Errorf("subscription = %+v", sub)
+	}
+	if st.Ready || len(st.NotReady) != 2 {
+		t.Errorf("ready %v, notReady %q; want both named", st.Ready, st.NotReady)
+	}
+}
