@@ -33,7 +33,8 @@ type sink struct {
 
 var _ adapters.Sink = sink{}
 
-// Send delivers e, recording the outcome in s.stats (the URL left out of a recorded error).
+// Send delivers e and records the outcome in s.stats (a recorded error shows the sink URL without its
+// credentials or query).
 func (s sink) Send(ctx context.Context, e *event.Event) error {
 	err := s.send(ctx, e)
 	if s.stats != nil {
