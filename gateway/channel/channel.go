@@ -143,3 +143,14 @@ type FullError struct {
 
 func (e *FullError) Error() string { return "channel full: slowest subscription has not caught up" }
 func (e *FullError) Unwrap() error { return ErrFull }
+
+// WaitingError is ErrUnavailable for a declared channel whose backend could not create it yet (a
+// broker that is down at start): the gateway keeps trying, and Reason says why for people.
+type WaitingError struct {
+	Channel Ref
+	// Reason is why the channel waits, e.g. "Kafka is unavailable: dial tcp …: connection refused".
+	Reason string
+}
+
+func (e *WaitingError) Error() string { return "channel " + e.Channel.String() + ": " + e.Reason }
+func (e *WaitingError) Unwrap() error { return ErrUnavailable }

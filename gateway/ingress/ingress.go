@@ -210,7 +210,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ref channel.Ref,
 		if errors.As(err, &full) {
 			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(full.RetryAfter)))
 		}
-		if code >= 500 {
+		// A channel that waits for its backend was logged by whoever made it wait; not once per request.
+		if code >= 500 && !errors.As(err, new(*channel.WaitingError)) {
 			h.log.Warn("ingress: store failed", "channel", ref.String(), "events", len(events), "err", err)
 		}
 		return fail(w, code, msg), 0
@@ -231,6 +232,9 @@ func StatusFor(err error) (int, string) {
 		return http.StatusNotFound, "channel not found"
 	case errors.Is(err, channel.ErrFull):
 		return http.StatusTooManyRequests, "channel is full; retry later"
+	case errors.As(err, new(*channel.WaitingError)):
+		// The channel is declared but its backend has not come up yet: say why.
+		return http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, channel.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, "channel cannot store the event now; retry later"
 	default:

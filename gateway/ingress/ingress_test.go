@@ -134,6 +134,9 @@ func TestStatusCodes(t *testing.T) {
 		{"avro", http.MethodPost, "/default/demo", map[string]string{"Content-Type": "application/cloudevents+avro"}, "x", nil, 415, "", nil},
 		{"full", http.MethodPost, "/default/demo", binary, "x", &channel.FullError{RetryAfter: 1500 * time.Millisecond}, 429, "full", map[string]string{"Retry-After": "2"}},
 		{"unavailable", http.MethodPost, "/default/demo", binary, "x", fmt.Errorf("broker: %w", channel.ErrUnavailable), 503, "retry", nil},
+		{"channel waiting for its backend", http.MethodPost, "/default/demo", binary, "x",
+			&channel.WaitingError{Channel: channel.Ref{Namespace: "default", Name: "demo"}, Reason: "Kafka is unavailable: connection refused"},
+			503, "channel default/demo: Kafka is unavailable: connection refused", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -47,7 +47,8 @@ type App struct {
 	log      *slog.Logger
 	metrics  *metrics.Metrics
 	inmem    *inmemory.Backend
-	kafka    *kafka.Backend // nil when kafka.brokers is empty
+	kafka    *kafka.Backend                 // nil when kafka.brokers is empty
+	backends map[string]channel.Provisioner // by provisioner name (resources.Provisioner*)
 	router   *router
 	ingress  *ingress.Handler
 	resolver *resources.Resolver
@@ -68,6 +69,15 @@ type App struct {
 	dispatchers map[string]*running       // by NAMESPACE/NAME
 	sources     map[string]*runningSource // by KIND/NAMESPACE/NAME
 	applied     *resources.Set            // the set the last Apply went through; nil before
+	// waiting are the declared channels whose backend could not be reached: not running yet, or
+	// running with an update not made. want are the subscriptions of the applied set, by
+	// NAMESPACE/NAME. retry brings what waits up in the background; nil when none runs.
+	waiting map[channel.Ref]*resources.Channel
+	want    map[string]dispatch.Subscription
+	retry   *retrier // guarded by retryMu, not mu: it is stopped while an attempt holds mu
+
+	retryMu      sync.Mutex   // guards retry; taken after mu when both are
+	retryBackoff retryBackoff // the background retry's delays (a test seam)
 }
 
 type running struct {
@@ -91,6 +101,8 @@ func New(o Options) (*App, error) {
 		conds:         newConditions(),
 		channels:      map[channel.Ref]*resources.Channel{},
 		dispatchers:   map[string]*running{},
+		waiting:       map[channel.Ref]*resources.Channel{},
+		retryBackoff:  defaultRetryBackoff,
 		sources:       map[string]*runningSource{},
 		runContainers: o.RunContainerSources,
 		resolver:      &resources.Resolver{AddressBook: cfg.AddressBook, IngressURL: cfg.IngressURL()},
@@ -112,9 +124,10 @@ func New(o Options) (*App, error) {
 			return nil, fmt.Errorf("kafka: %w", err)
 		}
 	}
-	var backends []channel.Provisioner
-	backends = append(backends, a.inmem)
+	a.backends = map[string]channel.Provisioner{resources.ProvisionerInMemory: a.inmem}
+	backends := []channel.Provisioner{a.inmem}
 	if a.kafka != nil {
+		a.backends[resources.ProvisionerKafka] = a.kafka
 		backends = append(backends, a.kafka)
 	}
 	a.router = newRouter(backends...)
@@ -156,6 +169,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	abort := func(err error) error {
+		a.stopRetrying()
 		a.stopSources()
 		a.shutdownDispatchers(context.Background())
 		a.closeBackends()
@@ -216,6 +230,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.stopping.Store(true)
 	stopWatch()
 	<-watchDone
+	a.stopRetrying()
 	graceCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Shutdown.Grace)
 	defer cancel()
 	if err := ingressSrv.Shutdown(graceCtx); err != nil {

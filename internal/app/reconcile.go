@@ -27,11 +27,17 @@ const (
 )
 
 // Apply makes the running gateway match set, in steps: check the whole set, then channels,
-// subscriptions, sources, and last the removal of channels no longer declared. On error nothing
-// already running is torn down for it: the caller keeps the last good set. One Apply at a time.
+// subscriptions, sources, and last the removal of what is no longer declared. On error nothing
+// already running is torn down for it: the caller keeps the last good set.
+//
+// A backend that cannot be reached is not an error: its channels wait (the ingress answers 503 with
+// the reason), their subscriptions wait, and a background retry brings them up when it can (see
+// retryPending). One Apply at a time; it first stops and joins the retry of the previous one.
 func (a *App) Apply(ctx context.Context, set *resources.Set) error {
+	a.stopRetrying()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	defer a.retryPending(ctx)
 	subs, err := a.checkSet(set)
 	if err != nil {
 		return err
@@ -50,7 +56,7 @@ func (a *App) Apply(ctx context.Context, set *resources.Set) error {
 func (a *App) checkSet(set *resources.Set) (map[string]dispatch.Subscription, error) {
 	var errs []error
 	for _, c := range set.Channels {
-		if c.Provisioner == resources.ProvisionerKafka && a.kafka == nil {
+		if c.Provisioner == resources.ProvisionerKafka && a.backends[c.Provisioner] == nil {
 			errs = append(errs, fmt.Errorf("%s: Channel %s uses Kafka but kafka.brokers is not configured", c.File, c.NamespacedName()))
 		}
 	}
@@ -78,35 +84,79 @@ func (a *App) applyChannels(ctx context.Context, set *resources.Set) []error {
 	return errs
 }
 
-// ensureChannel brings one channel to its declared spec and routes dispatch to it. An unchanged
-// channel is left alone. When the backend fails, a channel already running keeps running (and is
-// recorded with its new spec); a new one does not start.
+// ensureChannel brings one channel to its declared spec and routes dispatch to it; an unchanged
+// running channel is left alone. When its backend cannot be reached the channel waits for it
+// (waitForBackend) and that is not an error. On any other failure a channel already running keeps
+// running (recorded with its new spec); a new one does not start.
 func (a *App) ensureChannel(ctx context.Context, c *resources.Channel) error {
-	key := channelKey(c.Ref())
-	old := a.channels[c.Ref()]
+	ref, key := c.Ref(), channelKey(c.Ref())
+	old := a.channels[ref]
 	if old != nil && old.Provisioner == c.Provisioner && old.Spec() == c.Spec() {
+		if _, ok := a.waiting[ref]; ok { // an update that waited was taken back
+			delete(a.waiting, ref)
+			a.conds.set(key, true, ReasonReady, "")
+		}
 		return nil
 	}
 	if old != nil && old.Provisioner != c.Provisioner {
-		err := fmt.Errorf("channel %s: changing the provisioner from %s to %s needs a restart", c.Ref(), old.Provisioner, c.Provisioner)
-		a.conds.set(key, false, ReasonRestartRequired, err.Error())
-		return err
+		cause := fmt.Sprintf("changing the provisioner from %s to %s needs a restart", old.Provisioner, c.Provisioner)
+		a.conds.set(key, false, ReasonRestartRequired, cause)
+		return fmt.Errorf("channel %s: %s", ref, cause)
 	}
 	b := a.backendFor(c.Provisioner)
 	err := b.Ensure(ctx, c.Spec())
-	if err != nil {
-		err = fmt.Errorf("channel %s: %w", c.Ref(), err)
-		a.conds.set(key, false, ensureReason(err), err.Error())
-		if old == nil {
-			return err
-		}
-	} else {
-		a.conds.set(key, true, ReasonReady, "")
+	switch {
+	case err == nil:
+		a.runChannel(c, b)
+		return nil
+	case ctx.Err() != nil: // stopped: neither ready nor failed
+		return fmt.Errorf("channel %s: %w", ref, ctx.Err())
+	case errors.Is(err, channel.ErrUnavailable) && !errors.Is(err, kafka.ErrSpecConflict):
+		a.waitForBackend(c, err)
+		return nil
 	}
+	a.conds.set(key, false, ensureReason(err), err.Error())
+	err = fmt.Errorf("channel %s: %w", ref, err)
+	delete(a.waiting, ref)
+	if old == nil {
+		a.router.drop(ref) // it may have waited
+		return err
+	}
+	a.channels[ref] = c
+	return err
+}
+
+// runChannel records c as running on backend b and routes dispatch to it.
+func (a *App) runChannel(c *resources.Channel, b channel.Provisioner) {
 	a.router.set(c.Ref(), b)
 	a.channels[c.Ref()] = c
+	delete(a.waiting, c.Ref())
+	a.conds.set(channelKey(c.Ref()), true, ReasonReady, "")
 	a.log.Info("channel ready", "channel", c.Ref().String(), "provisioner", c.Provisioner)
-	return err
+}
+
+// waitForBackend records that c waits for its backend, which failed with err. A channel that is not
+// running yet answers every call with the reason (the ingress: 503); one already running keeps
+// running with its last spec. Logged once per change, not per attempt.
+func (a *App) waitForBackend(c *resources.Channel, err error) {
+	ref := c.Ref()
+	werr := &channel.WaitingError{Channel: ref, Reason: fmt.Sprintf("%s is unavailable: %v", backendTitle(c.Provisioner), err)}
+	a.waiting[ref] = c
+	if _, running := a.channels[ref]; !running {
+		a.router.wait(ref, werr)
+	}
+	if a.conds.set(channelKey(ref), false, ReasonBackendUnavailable, werr.Reason) {
+		a.log.Warn("channel waits for its backend; retrying in the background", "channel", ref.String(),
+			"provisioner", c.Provisioner, "err", err)
+	}
+}
+
+// backendTitle names a provisioner for people.
+func backendTitle(provisioner string) string {
+	if provisioner == resources.ProvisionerKafka {
+		return "Kafka"
+	}
+	return provisioner
 }
 
 // ensureReason is the Ready reason for a failed Ensure.
@@ -121,19 +171,26 @@ func ensureReason(err error) string {
 	}
 }
 
-// routeIngress serves every declared channel that runs, and only those.
+// routeIngress serves every declared channel that runs, and those that wait for their backend
+// (answered 503 with the reason); no others. A channel that waited is served from here on, so the
+// retry calls it after starting the channel's subscriptions: nothing is accepted before they run.
 func (a *App) routeIngress(set *resources.Set) {
+	if set == nil {
+		return
+	}
 	table := ingress.Table{}
 	for _, c := range set.Channels {
 		if running, ok := a.channels[c.Ref()]; ok {
 			table[c.Ref()] = a.backendFor(running.Provisioner)
+		} else if err := a.router.waitingErr(c.Ref()); err != nil {
+			table[c.Ref()] = waitingPublisher{err}
 		}
 	}
 	a.ingress.SetChannels(table)
 }
 
-// removeUndeclared removes the running channels set no longer declares (everything that used them
-// has stopped by now) and forgets the conditions of every resource it no longer declares.
+// removeUndeclared removes the channels set no longer declares, running or waiting (everything that
+// used them has stopped by now), and forgets the conditions of every resource it no longer declares.
 func (a *App) removeUndeclared(ctx context.Context, set *resources.Set) {
 	for ref, c := range a.channels {
 		if set.Channel(ref) != nil {
@@ -145,6 +202,12 @@ func (a *App) removeUndeclared(ctx context.Context, set *resources.Set) {
 		a.router.drop(ref)
 		delete(a.channels, ref)
 		a.log.Info("channel removed", "channel", ref.String())
+	}
+	for ref := range a.waiting {
+		if set.Channel(ref) == nil {
+			delete(a.waiting, ref)
+			a.router.drop(ref)
+		}
 	}
 	declared := conditionKeys(set)
 	for k := range conditionKeys(a.applied) {
@@ -173,9 +236,10 @@ func conditionKeys(set *resources.Set) map[ResourceKey]bool {
 	return keys
 }
 
+// backendFor is the backend of a provisioner (checkSet made sure it runs).
 func (a *App) backendFor(provisioner string) channel.Provisioner {
-	if provisioner == resources.ProvisionerKafka && a.kafka != nil {
-		return a.kafka
+	if b, ok := a.backends[provisioner]; ok {
+		return b
 	}
 	return a.inmem
 }

@@ -13,16 +13,21 @@ import (
 // router is the channel.Provisioner the dispatcher and the sources see: it sends each call to the
 // backend that holds the channel (in-memory or Kafka), so a subscription on a Kafka channel can
 // reply into an in-memory one.
+//
+// A declared channel whose backend has not created it yet waits (see wait): every call for it answers
+// the channel's *channel.WaitingError (ErrUnavailable, with the reason), so the ingress answers 503
+// and says why, and dispatchers and sources retry.
 type router struct {
-	mu     sync.RWMutex
-	routes map[channel.Ref]channel.Provisioner
-	all    []channel.Provisioner
+	mu      sync.RWMutex
+	routes  map[channel.Ref]channel.Provisioner
+	waiting map[channel.Ref]*channel.WaitingError
+	all     []channel.Provisioner
 }
 
 var _ channel.Provisioner = (*router)(nil)
 
 func newRouter(backends ...channel.Provisioner) *router {
-	r := &router{routes: map[channel.Ref]channel.Provisioner{}}
+	r := &router{routes: map[channel.Ref]channel.Provisioner{}, waiting: map[channel.Ref]*channel.WaitingError{}}
 	for _, b := range backends {
 		if b != nil {
 			r.all = append(r.all, b)
@@ -31,21 +36,49 @@ func newRouter(backends ...channel.Provisioner) *router {
 	return r
 }
 
+// set routes ref to backend p.
 func (r *router) set(ref channel.Ref, p channel.Provisioner) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.routes[ref] = p
+	delete(r.waiting, ref)
 }
 
+// wait makes every call for ref answer err until set or drop.
+func (r *router) wait(ref channel.Ref, err *channel.WaitingError) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.routes, ref)
+	r.waiting[ref] = err
+}
+
+// waitingErr is why ref waits; nil when it does not.
+func (r *router) waitingErr(ref channel.Ref) *channel.WaitingError {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.waiting[ref]
+}
+
+// waitingPublisher answers every Publish with why its channel waits: the ingress's entry for a
+// channel that waits for its backend, until the reconciler routes the ingress to the backend.
+type waitingPublisher struct{ err *channel.WaitingError }
+
+func (w waitingPublisher) Publish(context.Context, channel.Ref, []*event.Event) error { return w.err }
+
+// drop forgets ref: calls for it answer ErrNotFound.
 func (r *router) drop(ref channel.Ref) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.routes, ref)
+	delete(r.waiting, ref)
 }
 
 func (r *router) backend(ref channel.Ref) (channel.Provisioner, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	if err, ok := r.waiting[ref]; ok {
+		return nil, err
+	}
 	p, ok := r.routes[ref]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", channel.ErrNotFound, ref)

@@ -12,8 +12,10 @@ import (
 )
 
 // applySubscriptions stops the dispatchers of subscriptions gone or changed, then starts those of
-// subscriptions new or changed. want is by NAMESPACE/NAME (checkSet).
+// subscriptions new or changed. want is by NAMESPACE/NAME (checkSet); it is kept for the background
+// retry of those that wait.
 func (a *App) applySubscriptions(ctx context.Context, want map[string]dispatch.Subscription) []error {
+	a.want = want
 	for key, r := range a.dispatchers {
 		ds, ok := want[key]
 		if ok && reflect.DeepEqual(ds, r.sub) {
@@ -21,8 +23,13 @@ func (a *App) applySubscriptions(ctx context.Context, want map[string]dispatch.S
 		}
 		a.stopSubscription(ctx, key, r, !ok)
 	}
+	return a.startSubscriptions(ctx)
+}
+
+// startSubscriptions starts every wanted subscription that is not running.
+func (a *App) startSubscriptions(ctx context.Context) []error {
 	var errs []error
-	for key, ds := range want {
+	for key, ds := range a.want {
 		if _, ok := a.dispatchers[key]; ok {
 			continue
 		}
@@ -53,23 +60,48 @@ func (a *App) stopSubscription(ctx context.Context, key string, r *running, gone
 }
 
 // startSubscription starts the dispatcher of ds once its channel runs. It is Ready when Start
-// returned: its consumer group has joined and its start offsets are committed.
+// returned: its consumer group has joined and its start offsets are committed. A subscription whose
+// channel waits for its backend, or whose backend cannot be reached, waits too (not an error); the
+// background retry starts it.
 func (a *App) startSubscription(ctx context.Context, key string, ds dispatch.Subscription) error {
+	k := subscriptionKey(key)
 	if _, ok := a.channels[ds.Channel]; !ok {
-		err := fmt.Errorf("subscription %s: channel %s is not running", key, ds.Channel)
-		a.conds.set(subscriptionKey(key), false, ReasonChannelNotReady, err.Error())
-		return err
+		return a.channelNotReady(key, ds.Channel)
 	}
 	d := dispatch.New(ds, dispatch.Deps{Channels: a.router, Client: a.client, Metrics: a.metrics, Log: a.log})
 	if err := d.Start(ctx); err != nil {
-		err = fmt.Errorf("subscription %s: %w", key, err)
-		a.conds.set(subscriptionKey(key), false, ReasonStartFailed, err.Error())
-		return err
+		if ctx.Err() != nil { // stopped: neither ready nor failed
+			return fmt.Errorf("subscription %s: %w", key, ctx.Err())
+		}
+		if a.conds.set(k, false, ReasonStartFailed, err.Error()) {
+			a.log.Warn("subscription not started; retrying in the background", "subscription", key, "err", err)
+		}
+		if errors.Is(err, channel.ErrUnavailable) {
+			return nil
+		}
+		return fmt.Errorf("subscription %s: %w", key, err)
 	}
 	a.dispatchers[key] = &running{sub: ds, d: d}
-	a.conds.set(subscriptionKey(key), true, ReasonReady, "")
+	a.conds.set(k, true, ReasonReady, "")
 	a.log.Info("subscription started", "subscription", key, "channel", ds.Channel.String(), "subscriber", ds.Subscriber.String())
 	return nil
+}
+
+// channelNotReady records that subscription key waits for its channel ch, which does not run: not
+// an error while ch waits for its backend, an error when ch failed.
+func (a *App) channelNotReady(key string, ch channel.Ref) error {
+	_, waits := a.waiting[ch]
+	cause := fmt.Sprintf("channel %s is not running", ch)
+	if waits {
+		cause = fmt.Sprintf("channel %s waits for its backend", ch)
+	}
+	if a.conds.set(subscriptionKey(key), false, ReasonChannelNotReady, cause) && waits {
+		a.log.Warn("subscription waits for its channel", "subscription", key, "channel", ch.String())
+	}
+	if waits {
+		return nil
+	}
+	return fmt.Errorf("subscription %s: %s", key, cause)
 }
 
 // dispatchSubscription resolves a Subscription into what the dispatcher runs: its destinations,
