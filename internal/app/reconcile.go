@@ -44,6 +44,9 @@ func (a *App) Apply(ctx context.Context, set *resources.Set) error {
 	}
 	errs := a.applyChannels(ctx, set)
 	errs = append(errs, a.applySubscriptions(ctx, subs)...)
+	// A new channel takes events only once its subscriptions have fixed their start: an event it
+	// accepted before then would be skipped by a subscription that starts at the latest offset.
+	a.routeIngress(set)
 	errs = append(errs, a.applySources(ctx, set)...)
 	a.removeUndeclared(ctx, set)
 	a.loaded.Store(true)
@@ -72,7 +75,8 @@ func (a *App) checkSet(set *resources.Set) (map[string]dispatch.Subscription, er
 	return subs, errors.Join(errs...)
 }
 
-// applyChannels creates or updates every declared channel, then routes the ingress to them.
+// applyChannels creates or updates every declared channel and routes dispatch to it; Apply routes
+// the ingress once the subscriptions have started.
 func (a *App) applyChannels(ctx context.Context, set *resources.Set) []error {
 	var errs []error
 	for _, c := range set.Channels {
@@ -80,7 +84,6 @@ func (a *App) applyChannels(ctx context.Context, set *resources.Set) []error {
 			errs = append(errs, err)
 		}
 	}
-	a.routeIngress(set)
 	return errs
 }
 
