@@ -207,6 +207,10 @@ func (a *App) Run(ctx context.Context) error {
 		ingressSrv.TLSConfig = a.certs.TLSConfig()
 		ingressLn = tls.NewListener(ingressLn, ingressSrv.TLSConfig)
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	watcher := a.newWatcher() // before the servers: a change made once /readyz answers is seen
+	go func() { defer close(watchDone); a.watch(watchCtx, watcher) }()
 	go func() { defer wg.Done(); serveErr <- serve(ingressSrv, ingressLn) }()
 	go func() { defer wg.Done(); serveErr <- serve(adminSrv, adminLn) }()
 	a.log.Info("eventgate serving", "ingress", ingressLn.Addr().String(), "admin", adminLn.Addr().String(),
@@ -214,10 +218,6 @@ func (a *App) Run(ctx context.Context) error {
 	if a.onReady != nil {
 		a.onReady(ingressLn.Addr().String(), adminLn.Addr().String())
 	}
-
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watchDone := make(chan struct{})
-	go func() { defer close(watchDone); a.watch(watchCtx) }()
 
 	var runErr error
 	select {

@@ -12,15 +12,15 @@ import (
 // reloadDebounce collects the burst of file events an editor or `kubectl cp` makes into one reload.
 const reloadDebounce = 200 * time.Millisecond
 
-// watch reloads the resources whenever a watched file or directory changes, until ctx is done. A set
-// that fails to load or apply is logged and the last good set keeps running.
-func (a *App) watch(ctx context.Context) {
+// newWatcher watches the resource files and directories (and the ingress token secret). Run calls it
+// before the servers start, so that a change made once the gateway answers is never missed. Nil when
+// the platform has no file watching (logged: changes then need a restart).
+func (a *App) newWatcher() *fsnotify.Watcher {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		a.log.Error("resource watch unavailable; changes need a restart", "err", err)
-		return
+		return nil
 	}
-	defer w.Close()
 	dirs := a.watchDirs()
 	if a.cfg.Ingress.Auth.Secret != "" {
 		dirs = append(dirs, filepath.Join(a.cfg.SecretsDir, a.cfg.Ingress.Auth.Secret))
@@ -30,6 +30,17 @@ func (a *App) watch(ctx context.Context) {
 			a.log.Warn("resource watch", "path", p, "err", err)
 		}
 	}
+	return w
+}
+
+// watch reloads the resources whenever w reports a change, until ctx is done; then it closes w. A
+// set that fails to load or apply is logged and the last good set keeps running. A nil w returns at
+// once.
+func (a *App) watch(ctx context.Context, w *fsnotify.Watcher) {
+	if w == nil {
+		return
+	}
+	defer w.Close()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
