@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/plugin/kslog"
@@ -62,6 +65,10 @@ type Backend struct {
 
 	mu       sync.Mutex
 	channels map[channel.Ref]string // ensured channels and their topics
+	// known are the brokers ("host:port") the last metadata answer listed: a subscription's client
+	// is seeded with them beside cfg.Brokers, so that a subscription started after the configured
+	// brokers died still finds the cluster.
+	known    []string
 	subs     map[*subscription]struct{}
 	closed   bool
 
@@ -115,10 +122,11 @@ func New(cfg Config, log *slog.Logger) (*Backend, error) {
 	return b, nil
 }
 
-// commonOpts are the options every client of b shares: brokers, TLS, SASL, logging.
+// commonOpts are the options every client of b shares: brokers, TLS, SASL, logging. The seed brokers
+// are the configured ones and those the cluster has named since (see learnBrokers).
 func (b *Backend) commonOpts() []kgo.Opt {
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(b.cfg.Brokers...),
+		kgo.SeedBrokers(b.seeds()...),
 		kgo.WithLogger(kslog.New(slog.New(minLevel{h: b.log.Handler(), min: slog.LevelWarn}).With("component", "kafka-client"))),
 	}
 	if b.tls != nil {
@@ -279,11 +287,47 @@ func (b *Backend) refreshMetadata(topic string) {
 	}
 }
 
-// isPermanent reports whether err is a broker error that retrying cannot fix (an invalid replication
-// factor, partition count or config, a policy violation), as opposed to the broker being unavailable.
+// isPermanent reports whether err is the broker refusing the topic's spec, which retrying cannot
+// fix: an invalid replication factor, partition count, replica assignment, config or name, or a
+// create-topic policy. Any other error — an authentication or authorization failure included — may
+// pass (a broker comes back, an ACL is granted), so the caller treats it as the broker being
+// unavailable and retries.
 func isPermanent(err error) bool {
-	var ke *kerr.Error
-	return errors.As(err, &ke) && !ke.Retriable
+	for _, spec := range []error{kerr.InvalidReplicationFactor, kerr.InvalidPartitions, kerr.InvalidReplicaAssignment,
+		kerr.InvalidConfig, kerr.InvalidTopicException, kerr.PolicyViolation} {
+		if errors.Is(err, spec) {
+			return true
+		}
+	}
+	return false
+}
+
+// learnBrokers records the brokers a metadata answer lists, for the seeds of clients made later.
+func (b *Backend) learnBrokers(resp *kmsg.MetadataResponse) {
+	if len(resp.Brokers) == 0 {
+		return
+	}
+	known := make([]string, 0, len(resp.Brokers))
+	for _, br := range resp.Brokers {
+		known = append(known, net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))))
+	}
+	slices.Sort(known)
+	b.mu.Lock()
+	b.known = known
+	b.mu.Unlock()
+}
+
+// seeds returns the configured brokers followed by the known ones not among them.
+func (b *Backend) seeds() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	seeds := slices.Clone(b.cfg.Brokers)
+	for _, k := range b.known {
+		if !slices.Contains(seeds, k) {
+			seeds = append(seeds, k)
+		}
+	}
+	return seeds
 }
 
 func (b *Backend) remember(ref channel.Ref, topic string) {

@@ -111,6 +111,7 @@ func (b *Backend) awaitTopic(ctx context.Context, topic string, want int32) (top
 		if err != nil {
 			return fmt.Errorf("%w: %w", errNotYet, err) // the client has retried already; keep trying until the deadline
 		}
+		b.learnBrokers(resp)
 		m, err = topicState(resp, topic, want)
 		return err
 	})
