@@ -68,9 +68,9 @@ type Backend struct {
 	// known are the brokers ("host:port") the last metadata answer listed: a subscription's client
 	// is seeded with them beside cfg.Brokers, so that a subscription started after the configured
 	// brokers died still finds the cluster.
-	known    []string
-	subs     map[*subscription]struct{}
-	closed   bool
+	known  []string
+	subs   map[*subscription]struct{}
+	closed bool
 
 	undecodable atomic.Int64
 }
