@@ -78,6 +78,13 @@ type App struct {
 
 	retryMu      sync.Mutex   // guards retry; taken after mu when both are
 	retryBackoff retryBackoff // the background retry's delays (a test seam)
+
+	// view is what /status lists while a reconcile holds mu: published at the end of each
+	// reconcile step (see currentView).
+	view atomic.Pointer[statusView]
+	// ingressAddr is the address the ingress listens on ("" before Run opened it): with port 0 in
+	// the configuration, /status shows the port actually taken.
+	ingressAddr atomic.Pointer[string]
 }
 
 type running struct {
@@ -179,6 +186,8 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return abort(fmt.Errorf("ingress.address: %w", err))
 	}
+	addr := ingressLn.Addr().String()
+	a.ingressAddr.Store(&addr)
 	adminLn, err := net.Listen("tcp", a.cfg.Admin.Address)
 	if err != nil {
 		ingressLn.Close()
@@ -311,6 +320,16 @@ func (a *App) ready(ctx context.Context) []string {
 		lines = append(lines, oneLine("backend: "+err.Error()))
 	}
 	return append(lines, readinessLines(a.conds.notReady())...)
+}
+
+// ingressURL is the base URL of the ingress as /status shows it: ingress.externalURL when set, else
+// the address the ingress listens on (its port, when the configuration says 0).
+func (a *App) ingressURL() string {
+	cfg := a.cfg
+	if addr := a.ingressAddr.Load(); addr != nil && cfg.Ingress.ExternalURL == "" {
+		cfg.Ingress.Address = *addr
+	}
+	return cfg.IngressURL()
 }
 
 func (a *App) load() (*resources.Set, error) {

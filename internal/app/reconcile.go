@@ -38,6 +38,7 @@ func (a *App) Apply(ctx context.Context, set *resources.Set) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	defer a.retryPending(ctx)
+	defer a.publishViewLocked()
 	subs, err := a.checkSet(set)
 	if err != nil {
 		return err

@@ -75,6 +75,7 @@ func (a *App) retryOnce(ctx context.Context, r *retrier) bool {
 		return false
 	}
 	a.converge(ctx)
+	a.publishViewLocked()
 	if ctx.Err() == nil && a.pending() {
 		return true
 	}

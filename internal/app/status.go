@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -161,15 +161,17 @@ type subscriptionSnapshot struct {
 	namespace, name string
 	channel         channel.Ref
 	subscriber      string
-	running         bool
-	status          dispatch.Status
+	d               *dispatch.Dispatcher // nil when not running
+	running         bool                 // d != nil, when read
+	status          dispatch.Status      // d's, when read
 }
 
 // sourceSnapshot is one source: declared, and whether its adapter runs.
 type sourceSnapshot struct {
 	src     *resources.Source
 	sink    string
-	running bool
+	done    <-chan struct{} // closed when its adapter stopped; nil when it was not started
+	running bool            // done is open, when read
 	stats   *sourceStats
 }
 
@@ -258,13 +260,6 @@ func displayURL(u string) string {
 	return p.String()
 }
 
-// statusLockWait bounds how long /status waits for a reconcile in progress (it holds the App's lock,
-// for up to shutdown.grace while a changed subscription's deliveries finish).
-const statusLockWait = 2 * time.Second
-
-// errBusy is /status's answer while a reconcile holds the App's lock past statusLockWait.
-var errBusy = errors.New("the gateway is applying a change to its resources; try again")
-
 // readinessLines names each channel and subscription that is not ready, as
 // `channel default/orders: Reason: message`. Sources do not count: a source that cannot run does not
 // stop the gateway from accepting events. Pure.
@@ -296,16 +291,10 @@ func (a *App) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, strings.Join(lines, "\n")+"\n")
 }
 
-// serveStatus answers GET /status with the Status document (indented JSON); 503 with Retry-After
-// while a reconcile holds the App's lock for longer than statusLockWait.
+// serveStatus answers GET /status with the Status document (indented JSON).
 func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := a.status(r.Context())
+	st := a.status(r.Context())
 	w.Header().Set("Cache-Control", "no-store")
-	if err != nil {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
-	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -315,12 +304,14 @@ func (a *App) serveStatus(w http.ResponseWriter, r *http.Request) {
 	w.Write(append(b, '\n'))
 }
 
-// status takes a snapshot of the App and assembles the Status document. It waits at most
-// statusLockWait for a reconcile in progress (then errBusy), and bounds the backends' lag requests.
-func (a *App) status(ctx context.Context) (Status, error) {
+// status assembles the Status document from the resources of the last view (see currentView), the
+// live conditions and dispatcher figures, and the backends' lag (bounded). It never waits for a
+// reconcile: one that hangs on a backend leaves /status showing the resources as the last finished
+// step left them, with their conditions as they are now.
+func (a *App) status(ctx context.Context) Status {
 	in := statusInput{
 		now:        time.Now(),
-		ingressURL: a.cfg.IngressURL(),
+		ingressURL: a.ingressURL(),
 		defaultPartitions: map[string]int32{
 			resources.ProvisionerInMemory: a.cfg.InMemory.Partitions,
 			resources.ProvisionerKafka:    a.cfg.Kafka.DefaultPartitions,
@@ -328,89 +319,144 @@ func (a *App) status(ctx context.Context) (Status, error) {
 		cond: a.conds.get,
 	}
 	in.notReady = a.ready(ctx)
-	if err := a.lockWithin(ctx, statusLockWait); err != nil {
-		return Status{}, err
-	}
-	a.snapshotLocked(&in)
-	a.mu.Unlock()
+	a.currentView().withConditions(a.conds.notReady()).into(&in)
 	lagCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	in.lag = lagSources{a}.Lag(lagCtx)
-	return buildStatus(in), nil
+	return buildStatus(in)
 }
 
-// lockWithin takes a.mu, giving up after d with errBusy (or with ctx's error when ctx ends first).
-// A lock taken after the caller gave up is released at once.
-func (a *App) lockWithin(ctx context.Context, d time.Duration) error {
+// currentView returns the resources as they are when no reconcile is in progress (and publishes
+// that view), else the view the last reconcile step published.
+func (a *App) currentView() *statusView {
 	if a.mu.TryLock() {
-		return nil
+		v := a.publishViewLocked()
+		a.mu.Unlock()
+		return v
 	}
-	got := make(chan struct{}) // unbuffered: the lock is handed over only to a caller still waiting
-	abandon := make(chan struct{})
-	go func() {
-		a.mu.Lock()
-		select {
-		case got <- struct{}{}:
-		case <-abandon:
-			a.mu.Unlock()
-		}
-	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-got:
-		return nil
-	case <-t.C:
-		close(abandon)
-		return errBusy
-	case <-ctx.Done():
-		close(abandon)
-		return ctx.Err()
+	if v := a.view.Load(); v != nil {
+		return v
+	}
+	return &statusView{}
+}
+
+// publishViewLocked takes the view of what is declared and runs, and publishes it for /status to
+// read while a later reconcile holds a.mu. a.mu must be held.
+func (a *App) publishViewLocked() *statusView {
+	v := &statusView{}
+	a.snapshotLocked(v)
+	a.view.Store(v)
+	return v
+}
+
+// statusView is the resources /status lists: those declared (the applied set) and those running,
+// each once, with what runs them. It is taken under a.mu and not changed after; what changes while
+// they run (a dispatcher's figures, whether a source's adapter still runs) is read through it when
+// /status answers.
+type statusView struct {
+	seen          map[ResourceKey]bool
+	channels      []*resources.Channel
+	subscriptions []subscriptionSnapshot
+	sources       []sourceSnapshot
+}
+
+func (v *statusView) addChannel(c *resources.Channel) {
+	if k := channelKey(c.Ref()); !v.seen[k] {
+		v.mark(k)
+		v.channels = append(v.channels, c)
 	}
 }
 
-// snapshotLocked copies into in every resource of the applied set, with what runs of it: a channel
-// that waits for its backend, a subscription or a source that did not start are listed too. a.mu
-// must be held.
-func (a *App) snapshotLocked(in *statusInput) {
-	seen := map[ResourceKey]bool{}
-	addChannel := func(c *resources.Channel) {
-		if k := channelKey(c.Ref()); !seen[k] {
-			seen[k] = true
-			in.channels = append(in.channels, c)
+func (v *statusView) addSubscription(key string, snap subscriptionSnapshot) {
+	if k := subscriptionKey(key); !v.seen[k] {
+		v.mark(k)
+		v.subscriptions = append(v.subscriptions, snap)
+	}
+}
+
+func (v *statusView) addSource(snap sourceSnapshot) {
+	if k := sourceKey(snap.src.Key()); !v.seen[k] {
+		v.mark(k)
+		v.sources = append(v.sources, snap)
+	}
+}
+
+func (v *statusView) mark(k ResourceKey) {
+	if v.seen == nil {
+		v.seen = map[ResourceKey]bool{}
+	}
+	v.seen[k] = true
+}
+
+// withConditions returns v and, after its own, a resource for each condition in notReady that v
+// does not list (a resource whose start failed): listed with what its key says of it.
+func (v *statusView) withConditions(notReady []KeyedCondition) *statusView {
+	out := &statusView{seen: maps.Clone(v.seen), channels: slices.Clip(v.channels),
+		subscriptions: slices.Clip(v.subscriptions), sources: slices.Clip(v.sources)}
+	for _, kc := range notReady {
+		switch kc.Key.Category {
+		case CategoryChannel:
+			ns, name, _ := strings.Cut(kc.Key.Name, "/")
+			out.addChannel(&resources.Channel{Meta: resources.Meta{Namespace: ns, Name: name}})
+		case CategorySubscription:
+			ns, name, _ := strings.Cut(kc.Key.Name, "/")
+			out.addSubscription(kc.Key.Name, subscriptionSnapshot{namespace: ns, name: name})
+		case CategorySource:
+			kind, rest, _ := strings.Cut(kc.Key.Name, "/")
+			ns, name, _ := strings.Cut(rest, "/")
+			out.addSource(sourceSnapshot{src: &resources.Source{Meta: resources.Meta{Kind: kind, Namespace: ns, Name: name}}})
 		}
 	}
-	addSubscription := func(key string, snap subscriptionSnapshot) {
-		if k := subscriptionKey(key); !seen[k] {
-			seen[k] = true
-			if r, ok := a.dispatchers[key]; ok {
-				snap.channel, snap.subscriber = r.sub.Channel, displayURL(r.sub.Subscriber.String())
-				snap.running, snap.status = true, r.d.Status()
-			}
-			in.subscriptions = append(in.subscriptions, snap)
+	return out
+}
+
+// into copies v's resources into in, reading their live figures now.
+func (v *statusView) into(in *statusInput) {
+	in.channels = v.channels
+	in.subscriptions = make([]subscriptionSnapshot, len(v.subscriptions))
+	for i, s := range v.subscriptions {
+		if s.d != nil {
+			s.running, s.status = true, s.d.Status()
 		}
+		in.subscriptions[i] = s
+	}
+	in.sources = make([]sourceSnapshot, len(v.sources))
+	for i, s := range v.sources {
+		if s.done != nil {
+			select {
+			case <-s.done:
+			default:
+				s.running = true
+			}
+		}
+		in.sources[i] = s
+	}
+}
+
+// snapshotLocked adds to v every resource of the applied set, with what runs of it (a channel that
+// waits for its backend, a subscription or a source that did not start are listed too), then what
+// runs without being in the set (none, unless an Apply was cut short). a.mu must be held.
+func (a *App) snapshotLocked(v *statusView) {
+	addSubscription := func(key string, snap subscriptionSnapshot) {
+		if r, ok := a.dispatchers[key]; ok {
+			snap.channel, snap.subscriber = r.sub.Channel, displayURL(r.sub.Subscriber.String())
+			snap.d = r.d
+		}
+		v.addSubscription(key, snap)
 	}
 	addSource := func(src *resources.Source) {
-		if k := sourceKey(src.Key()); !seen[k] {
-			seen[k] = true
-			snap := sourceSnapshot{src: src}
-			if t, err := a.resolver.Resolve(src.Sink); err == nil {
-				snap.sink = displayURL(t.String())
-			}
-			if r, ok := a.sources[src.Key()]; ok {
-				snap.stats = r.stats
-				select {
-				case <-r.done:
-				default:
-					snap.running = true
-				}
-			}
-			in.sources = append(in.sources, snap)
+		snap := sourceSnapshot{src: src}
+		if t, err := a.resolver.Resolve(src.Sink); err == nil {
+			snap.sink = displayURL(t.String())
 		}
+		if r, ok := a.sources[src.Key()]; ok {
+			snap.stats, snap.done = r.stats, r.done
+		}
+		v.addSource(snap)
 	}
 	if set := a.applied; set != nil {
 		for _, c := range set.Channels {
-			addChannel(c)
+			v.addChannel(c)
 		}
 		for _, s := range set.Subscriptions {
 			snap := subscriptionSnapshot{namespace: s.Namespace, name: s.Name, channel: s.ChannelRef()}
@@ -425,29 +471,13 @@ func (a *App) snapshotLocked(in *statusInput) {
 			addSource(s)
 		}
 	}
-	// What runs or has a condition without being in the applied set (none, unless an Apply is cut
-	// short): listed with what is known of it.
 	for _, c := range a.channels {
-		addChannel(c)
+		v.addChannel(c)
 	}
 	for key, r := range a.dispatchers {
 		addSubscription(key, subscriptionSnapshot{namespace: r.sub.Namespace, name: r.sub.Name})
 	}
 	for _, r := range a.sources {
 		addSource(r.src)
-	}
-	for _, kc := range a.conds.notReady() {
-		switch kc.Key.Category {
-		case CategoryChannel:
-			ns, name, _ := strings.Cut(kc.Key.Name, "/")
-			addChannel(&resources.Channel{Meta: resources.Meta{Namespace: ns, Name: name}})
-		case CategorySubscription:
-			ns, name, _ := strings.Cut(kc.Key.Name, "/")
-			addSubscription(kc.Key.Name, subscriptionSnapshot{namespace: ns, name: name})
-		case CategorySource:
-			kind, rest, _ := strings.Cut(kc.Key.Name, "/")
-			ns, name, _ := strings.Cut(rest, "/")
-			addSource(&resources.Source{Meta: resources.Meta{Kind: kind, Namespace: ns, Name: name}})
-		}
 	}
 }

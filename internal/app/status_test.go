@@ -254,25 +254,57 @@ func TestReadyzNamesWhatIsNotReady(t *testing.T) {
 	}
 }
 
-func TestStatusWaitsBoundedForAReconcile(t *testing.T) {
+// A reconcile that hangs (on a backend that does not answer) holds the App's lock: /status still
+// answers at once, with the resources as the last step left them and the conditions as they are now.
+func TestStatusAnswersWhileAReconcileHoldsTheLock(t *testing.T) {
 	a := readyApp(t)
+	mux := a.adminMux()
 	a.mu.Lock()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := a.lockWithin(ctx, time.Hour); !errors.Is(err, context.Canceled) {
-		t.Fatalf("lockWithin with the lock held and ctx done = %v, want context.Canceled", err)
+	// Before any reconcile step finished: what the conditions name.
+	a.conds.set(ResourceKey{CategoryChannel, "team-a/payments"}, false, ReasonBackendUnavailable, "no Kafka broker answers")
+	code, body := adminGET(t, mux, "/status")
+	var st Status
+	if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil {
+		t.Fatalf("/status with the lock held = %d %s (%v), want 200", code, body, err)
 	}
-	if err := a.lockWithin(context.Background(), time.Millisecond); !errors.Is(err, errBusy) {
-		t.Fatalf("lockWithin with the lock held = %v, want errBusy", err)
+	if len(st.Channels) != 1 || st.Channels[0].Name != "payments" || st.Channels[0].Reason != ReasonBackendUnavailable {
+		t.Errorf("/status before any view lists %+v, want the channel its condition names", st.Channels)
+	}
+
+	// A step finished and published its view; the next one hangs while the channel's condition changes.
+	a.applied = &resources.Set{Channels: []*resources.Channel{
+		testChannel("team-a", "payments", "KafkaChannel", resources.ProvisionerKafka, 6),
+		testChannel("team-a", "audit", "InMemoryChannel", resources.ProvisionerInMemory, 0),
+	}}
+	a.publishViewLocked()
+	a.applied = nil // what the hanging step is changing is not read
+	a.conds.set(ResourceKey{CategoryChannel, "team-a/payments"}, true, ReasonReady, "")
+	code, body = adminGET(t, mux, "/status")
+	st = Status{}
+	if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil {
+		t.Fatalf("/status with the lock held = %d %s (%v), want 200", code, body, err)
+	}
+	if len(st.Channels) != 2 || st.Channels[0].Name != "audit" || st.Channels[1].Name != "payments" ||
+		st.Channels[1].Partitions != 6 || !st.Channels[1].Ready {
+		t.Errorf("/status during a reconcile lists %+v, want the published view with the live conditions", st.Channels)
 	}
 	a.mu.Unlock()
-	// The lock given up on is not kept by the waiter: it can be taken again.
-	if err := a.lockWithin(context.Background(), time.Minute); err != nil {
-		t.Fatalf("lockWithin, free: %v", err)
+}
+
+// With port 0 in the configuration the addresses name the port the ingress took.
+func TestStatusAddressesNameTheListeningPort(t *testing.T) {
+	a := readyApp(t)
+	a.cfg.Ingress.Address = "127.0.0.1:0"
+	addr := "127.0.0.1:43123"
+	a.ingressAddr.Store(&addr)
+	a.applied = &resources.Set{Channels: []*resources.Channel{testChannel("default", "orders", "InMemoryChannel", resources.ProvisionerInMemory, 0)}}
+	if got := a.status(context.Background()).Channels; len(got) != 1 || got[0].Address != "http://127.0.0.1:43123/default/orders" {
+		t.Errorf("channels = %+v, want the address on port 43123", got)
 	}
-	a.mu.Unlock()
-	a.mu.Lock() // would hang if an abandoned waiter still held it
-	a.mu.Unlock()
+	a.cfg.Ingress.ExternalURL = "https://events.example.com/"
+	if got := a.status(context.Background()).Channels; len(got) != 1 || got[0].Address != "https://events.example.com/default/orders" {
+		t.Errorf("channels = %+v, want the external URL", got)
+	}
 }
 
 // A declared channel that waits for its backend and the subscription that waits for it are listed
@@ -289,10 +321,7 @@ func TestStatusListsWhatDoesNotRunFromTheAppliedSet(t *testing.T) {
 	}
 	a.conds.set(ResourceKey{CategoryChannel, "team-a/payments"}, false, ReasonBackendUnavailable, "no Kafka broker answers")
 	a.conds.set(ResourceKey{CategorySubscription, "team-a/ledger"}, false, ReasonChannelNotReady, "channel team-a/payments is not running")
-	st, err := a.status(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := a.status(context.Background())
 	if len(st.Channels) != 1 || len(st.Subscriptions) != 1 {
 		t.Fatalf("status = %+v, want the channel and the subscription", st)
 	}
