@@ -195,3 +195,62 @@ func hasRow(table string, cells ...string) bool {
 	}
 	return false
 }
+
+// Issue 11 item 2 on the real broker: a Kafka subscription's lag in /status is the events of its
+// channel the group has not committed. With the subscriber holding every request, 40 events are
+// all lag; once it answers, the lag falls to 0 as the group commits.
+func TestStatusKafkaSubscriptionLag(t *testing.T) {
+	broker := kafkaBroker(t)
+	sub := newSubscriber(t)
+	hold := make(chan struct{})
+	sub.on("/held", func(w http.ResponseWriter, _ int) {
+		select {
+		case <-hold:
+		case <-sub.release:
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	ch := uniqueName("lag")
+	dir := t.TempDir()
+	writeFile(t, dir, "m.yaml", kafkaManifests(ch, "held", sub.url+"/held", ""))
+	g := kafkaGateway(t, broker, "-f", dir)
+	eventually(t, 60*time.Second, func() bool { code, _ := adminGet(t, g.admin+"/readyz"); return code == http.StatusOK },
+		"/readyz to answer 200")
+
+	const n = 40
+	for i := range n {
+		h := binaryEvent(fmt.Sprintf("lag-%02d", i))
+		h["Ce-Partitionkey"] = fmt.Sprintf("k%d", i) // spread over the partitions
+		if resp, body := post(t, g.ingress+"/e2e/"+ch, h, "x"); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	lagOf := func(st app.Status) (int64, bool) {
+		if len(st.Subscriptions) != 1 || st.Subscriptions[0].Lag == nil {
+			return 0, false
+		}
+		return *st.Subscriptions[0].Lag, true
+	}
+	// Nothing is done while the subscriber holds the requests: all 40 are lag, and stay so.
+	sub.waitFor(t, "/held", 1)
+	st := fetchStatus(t, g.admin)
+	if lag, ok := lagOf(st); !ok || lag != n {
+		t.Fatalf("lag with every delivery held = %v (reported %v), want %d; status %+v", lag, ok, n, st.Subscriptions)
+	}
+	if len(st.Channels) != 1 || st.Channels[0].Backend != "kafka" || st.Channels[0].Partitions != 4 || !st.Channels[0].Ready ||
+		st.Channels[0].Address != g.ingress+"/e2e/"+ch {
+		t.Errorf("channel = %+v, want the Kafka channel with 4 partitions at %s", st.Channels, g.ingress+"/e2e/"+ch)
+	}
+	if s := st.Subscriptions[0]; !s.Ready || s.ConcurrencyLimit < 1 {
+		t.Errorf("subscription = %+v, want ready with a concurrency limit", s)
+	}
+	t.Logf("status on Kafka: lag %d with every delivery held (limit %d)", n, st.Subscriptions[0].ConcurrencyLimit)
+	if table := runEventgate(t, "status", "--admin", g.admin); !hasRow(table, "e2e/held", "True", "e2e/"+ch, fmt.Sprint(n)) {
+		t.Errorf("eventgate status shows no row for the subscription with lag %d:\n%s", n, table)
+	}
+
+	close(hold)
+	sub.waitFor(t, "/held", n)
+	eventually(t, 30*time.Second, func() bool { lag, ok := lagOf(fetchStatus(t, g.admin)); return ok && lag == 0 },
+		"the lag to fall to 0 once every event is delivered and committed")
+}
