@@ -73,6 +73,9 @@ type Backend struct {
 	closed bool
 
 	undecodable atomic.Int64
+	// clientLog is where the Kafka clients log: warnings and errors, each message at most once per
+	// clientLogRepeat (a broker that is down would otherwise log every connection attempt).
+	clientLog *clientLog
 }
 
 // New returns a Backend on cfg, which must name at least one broker; start from DefaultConfig. It
@@ -103,6 +106,7 @@ func New(cfg Config, log *slog.Logger) (*Backend, error) {
 		channels: make(map[channel.Ref]string),
 		subs:     make(map[*subscription]struct{}),
 	}
+	b.clientLog = newClientLog(log.Handler(), clientLogRepeat, time.Now)
 	opts := append(b.commonOpts(),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		// Idempotence is kgo's default with acks=all; records are retried until RecordDeliveryTimeout.
@@ -127,7 +131,7 @@ func New(cfg Config, log *slog.Logger) (*Backend, error) {
 func (b *Backend) commonOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(b.seeds()...),
-		kgo.WithLogger(kslog.New(slog.New(minLevel{h: b.log.Handler(), min: slog.LevelWarn}).With("component", "kafka-client"))),
+		kgo.WithLogger(kslog.New(slog.New(b.clientLog).With("component", "kafka-client"))),
 	}
 	if b.tls != nil {
 		opts = append(opts, kgo.DialTLSConfig(b.tls.Clone()))
@@ -515,21 +519,4 @@ func (b *Backend) Close() error {
 	}
 	b.client.Close()
 	return errors.Join(errs...)
-}
-
-// minLevel is a slog.Handler that drops records below min: the Kafka client logs at warn and above.
-type minLevel struct {
-	h   slog.Handler
-	min slog.Level
-}
-
-func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= m.min && m.h.Enabled(ctx, l)
-}
-func (m minLevel) Handle(ctx context.Context, r slog.Record) error { return m.h.Handle(ctx, r) }
-func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
-	return minLevel{h: m.h.WithAttrs(as), min: m.min}
-}
-func (m minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{h: m.h.WithGroup(name), min: m.min}
 }
