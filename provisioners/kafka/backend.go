@@ -212,6 +212,9 @@ func (b *Backend) Ensure(ctx context.Context, spec channel.Spec) error {
 	case isPermanent(err):
 		return fmt.Errorf("%w: create topic %s with %d partitions, replication factor %d: %w",
 			ErrSpecConflict, topic, partitions, rf, err)
+	case errors.Is(err, kerr.InvalidReplicationFactor):
+		return fmt.Errorf("kafka: create topic %s with replication factor %d: fewer brokers are available (retrying): %w: %w",
+			topic, rf, channel.ErrUnavailable, err)
 	default:
 		return fmt.Errorf("kafka: create topic %s: %w: %w", topic, channel.ErrUnavailable, err)
 	}
@@ -292,12 +295,13 @@ func (b *Backend) refreshMetadata(topic string) {
 }
 
 // isPermanent reports whether err is the broker refusing the topic's spec, which retrying cannot
-// fix: an invalid replication factor, partition count, replica assignment, config or name, or a
-// create-topic policy. Any other error — an authentication or authorization failure included — may
-// pass (a broker comes back, an ACL is granted), so the caller treats it as the broker being
-// unavailable and retries.
+// fix: an invalid partition count, replica assignment, config or name, or a create-topic policy.
+// Any other error may pass, so the caller treats it as the broker being unavailable and retries: an
+// authentication or authorization failure (an ACL is granted), and INVALID_REPLICATION_FACTOR, which
+// a cluster answers both for a factor above its size and while brokers are down or fenced (a
+// rolling restart, a broker too busy to heartbeat its controller).
 func isPermanent(err error) bool {
-	for _, spec := range []error{kerr.InvalidReplicationFactor, kerr.InvalidPartitions, kerr.InvalidReplicaAssignment,
+	for _, spec := range []error{kerr.InvalidPartitions, kerr.InvalidReplicaAssignment,
 		kerr.InvalidConfig, kerr.InvalidTopicException, kerr.PolicyViolation} {
 		if errors.Is(err, spec) {
 			return true

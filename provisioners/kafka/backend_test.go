@@ -555,7 +555,9 @@ func FuzzValidName(f *testing.F) {
 	})
 }
 
-func TestEnsureRejectedSpecIsConflict(t *testing.T) {
+// A replication factor above the cluster's size is answered as one above the brokers available now:
+// Ensure says so and the channel waits (a rolling restart answers the same for a while).
+func TestEnsureReplicationFactorAboveTheClusterWaits(t *testing.T) {
 	brokers := testBrokers(t)
 	b := newBackend(t, brokers, nil)
 	ref := channel.Ref{Namespace: "kafkatest", Name: conformance.UniqueName(t, "ch-")}
@@ -566,7 +568,7 @@ func TestEnsureRejectedSpecIsConflict(t *testing.T) {
 		}
 		t.Fatal("Ensure with replication factor 7 on a small cluster succeeded")
 	}
-	if !errors.Is(err, ErrSpecConflict) {
-		t.Errorf("err = %v, want ErrSpecConflict", err)
+	if !errors.Is(err, channel.ErrUnavailable) || errors.Is(err, ErrSpecConflict) || !strings.Contains(err.Error(), "replication factor 7") {
+		t.Errorf("err = %v, want ErrUnavailable naming the replication factor", err)
 	}
 }

@@ -58,7 +58,7 @@ func TestIsPermanent(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{kerr.InvalidReplicationFactor, true},
+		{kerr.InvalidReplicationFactor, false}, // also what a cluster answers while brokers are fenced
 		{kerr.InvalidPartitions, true},
 		{kerr.PolicyViolation, true},
 		{kerr.InvalidConfig, true},
