@@ -50,6 +50,7 @@ func Run(t *testing.T, newProvisioner func(t *testing.T) channel.Provisioner) {
 		{"ResubscribeResumes", testResubscribe},
 		{"PublishUnknownChannel", testPublishUnknown},
 		{"CloseWaitsForHandlers", testCloseWaitsForHandlers},
+		{"TailObservesWithoutAGroup", testTail},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newProvisioner(t)) })

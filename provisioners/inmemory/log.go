@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"time"
 
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/event"
@@ -36,6 +37,7 @@ type stored struct {
 	ev   *event.Event
 	size int64
 	seq  uint64
+	at   time.Time // when it was published, for a tail that starts at a time
 }
 
 func (p *partition) end() int64 { return p.base + int64(len(p.events)) }
@@ -84,13 +86,14 @@ func (b *Backend) Publish(ctx context.Context, ref channel.Ref, events []*event.
 		return err
 	}
 	batch := make([]stored, len(events))
+	now := time.Now()
 	var total int64
 	for i, e := range events {
 		if e == nil {
 			return fmt.Errorf("inmemory: publish to %v: event %d is nil", ref, i)
 		}
 		c := e.Clone()
-		batch[i] = stored{ev: c, size: int64(c.Size())}
+		batch[i] = stored{ev: c, size: int64(c.Size()), at: now}
 		total += batch[i].size
 	}
 	if len(batch) == 0 {
