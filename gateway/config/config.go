@@ -49,9 +49,18 @@ type Config struct {
 	Log        Log      `koanf:"log"`
 }
 
-// Admin is the HTTP server with /metrics, /livez and /readyz.
+// Admin is the HTTP server with /metrics, /livez, /readyz, /status and /tail.
 type Admin struct {
-	Address string `koanf:"address"` // default ":9090"
+	Address string    `koanf:"address"` // default ":9090"
+	Auth    AdminAuth `koanf:"auth"`
+}
+
+// AdminAuth guards the admin endpoints that show events or change state (/tail): with a secret
+// configured they need one of its bearer tokens. /metrics, /livez, /readyz and /status stay open.
+type AdminAuth struct {
+	// Secret names a directory under secretsDir (a mounted Kubernetes Secret) whose key "token" holds
+	// the admin tokens, one per line. Empty: no token is asked for.
+	Secret string `koanf:"secret"`
 }
 
 // Channels holds choices that apply to every channel.

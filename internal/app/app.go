@@ -59,6 +59,7 @@ type App struct {
 	stopping atomic.Bool
 
 	certs         *ingress.CertReloader // nil: plain HTTP
+	adminTokens   adminTokens           // empty: the admin port asks for no token
 	runContainers bool
 
 	// conds is every resource's Ready condition: the reconciler writes it, /readyz and /status read it.
@@ -144,6 +145,13 @@ func New(o Options) (*App, error) {
 			return nil, err
 		}
 	}
+	if cfg.Admin.Auth.Secret != "" {
+		t, err := loadAdminTokens(cfg.SecretsDir, cfg.Admin.Auth.Secret)
+		if err != nil {
+			return nil, err
+		}
+		a.adminTokens = t
+	}
 	if cfg.Ingress.TLS.CertFile != "" {
 		r, err := ingress.NewCertReloader(cfg.Ingress.TLS.CertFile, cfg.Ingress.TLS.KeyFile)
 		if err != nil {
@@ -207,7 +215,13 @@ func (a *App) Run(ctx context.Context) error {
 		MaxHeaderBytes:    a.cfg.Ingress.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	adminSrv := &http.Server{Handler: a.adminMux(), ReadHeaderTimeout: 10 * time.Second}
+	// Requests on the admin port end when it shuts down: a tail streams until then, and
+	// http.Server.Shutdown would otherwise wait for it.
+	adminCtx, endAdmin := context.WithCancel(context.Background())
+	defer endAdmin()
+	adminSrv := &http.Server{Handler: a.adminMux(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return adminCtx }}
+	adminSrv.RegisterOnShutdown(endAdmin)
 
 	serveErr := make(chan error, 2)
 	var wg sync.WaitGroup
@@ -298,6 +312,7 @@ func (a *App) adminMux() *http.ServeMux {
 	})
 	mux.HandleFunc("GET /readyz", a.serveReadyz)
 	mux.HandleFunc("GET /status", a.serveStatus)
+	mux.HandleFunc("GET /tail/{namespace}/{name}", a.requireAdmin(a.serveTail))
 	return mux
 }
 

@@ -102,6 +102,22 @@ func (r *router) Subscribe(ctx context.Context, g channel.Group, h channel.Claim
 	return p.Subscribe(ctx, g, h)
 }
 
+// ErrNoTail is Tail's answer for a channel whose backend cannot be tailed.
+var ErrNoTail = errors.New("the channel's backend cannot be tailed")
+
+// Tail opens a tail on the backend that holds ref (see channel.Tailer).
+func (r *router) Tail(ctx context.Context, ref channel.Ref, start channel.TailStart) (channel.Tail, error) {
+	p, err := r.backend(ref)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := p.(channel.Tailer)
+	if !ok {
+		return nil, fmt.Errorf("channel %s: %w", ref, ErrNoTail)
+	}
+	return t.Tail(ctx, ref, start)
+}
+
 func (r *router) Ensure(ctx context.Context, spec channel.Spec) error {
 	p, err := r.backend(spec.Ref)
 	if err != nil {
