@@ -159,12 +159,12 @@ func TestFailedSendIsRetriedAndRememberedOnlyAfterSuccess(t *testing.T) {
 	if c := testutil.ToFloat64(m.SourceEvents.WithLabelValues("default", "k8sevents", KindKubernetesEventSource, adapters.OutcomeFailed)); c != 3 {
 		t.Errorf("failed count = %v, want 3", c)
 	}
-	a.mu.Lock()
-	remembered, pending := a.sent.has("uid-1/10"), len(a.pending)
-	a.mu.Unlock()
-	if !remembered || pending != 0 {
-		t.Errorf("after success: remembered %v, pending %d", remembered, pending)
-	}
+	// The adapter records the success once Send has returned, a moment after the sink got the event.
+	waitFor(t, "the event remembered as sent and nothing pending", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.sent.has("uid-1/10") && len(a.pending) == 0
+	})
 }
 
 func TestEventDroppedAfterLastAttempt(t *testing.T) {
