@@ -50,6 +50,21 @@ type Group struct {
 	Channel Ref
 	Name    string
 	Start   StartOffset
+	// Filter, when set, lets the provisioner skip the events it rejects: they are marked done without
+	// reaching the handler. It is a hint (a provisioner may hand every event over), so the handler
+	// applies the same filter; an event is rejected by the provisioner or by the handler, never both.
+	// It is called from the provisioner's goroutines and must be safe for concurrent use.
+	Filter EventFilter
+	// Share, when set, lets the provisioner serve the groups of one channel that have the same Share
+	// (the triggers of one broker) from one read of the channel in this process. Each group keeps its
+	// own position, and one that cannot keep up is served on its own, so it never holds back the
+	// others.
+	Share string
+}
+
+// EventFilter says whether an event is for a group (see Group.Filter).
+type EventFilter interface {
+	Pass(e *event.Event) bool
 }
 
 // Record is one event read from a partition.

@@ -68,9 +68,11 @@ type Backend struct {
 	// known are the brokers ("host:port") the last metadata answer listed: a subscription's client
 	// is seeded with them beside cfg.Brokers, so that a subscription started after the configured
 	// brokers died still finds the cluster.
-	known  []string
-	subs   map[*subscription]struct{}
-	closed bool
+	known   []string
+	subs    map[*subscription]struct{}
+	fanouts map[string]*fanout   // shared reads, by topic and Share key
+	members map[*member]struct{} // groups served by a fanout (or detached from one)
+	closed  bool
 
 	undecodable atomic.Int64
 	// clientLog is where the Kafka clients log: warnings and errors, each message at most once per
@@ -105,6 +107,8 @@ func New(cfg Config, log *slog.Logger) (*Backend, error) {
 		groupTpl: groupTpl,
 		channels: make(map[channel.Ref]string),
 		subs:     make(map[*subscription]struct{}),
+		fanouts:  make(map[string]*fanout),
+		members:  make(map[*member]struct{}),
 	}
 	b.clientLog = newClientLog(log.Handler(), clientLogRepeat, time.Now)
 	opts := append(b.commonOpts(),
@@ -292,6 +296,11 @@ func (b *Backend) refreshMetadata(topic string) {
 			s.cl.ForceMetadataRefresh()
 		}
 	}
+	for _, f := range b.fanouts {
+		if f.topic == topic {
+			f.cl.ForceMetadataRefresh()
+		}
+	}
 }
 
 // isPermanent reports whether err is the broker refusing the topic's spec, which retrying cannot
@@ -462,9 +471,12 @@ func (b *Backend) Ready(ctx context.Context) error {
 // broker cannot describe are left out. Safe for concurrent use.
 func (b *Backend) Lag(ctx context.Context) []channel.LagSample {
 	b.mu.Lock()
-	groups := make(map[string]channel.Group, len(b.subs))
+	groups := make(map[string]channel.Group, len(b.subs)+len(b.members))
 	for s := range b.subs {
 		groups[s.groupName] = s.group
+	}
+	for m := range b.members {
+		groups[m.groupName] = m.group
 	}
 	b.mu.Unlock()
 	if len(groups) == 0 {
@@ -512,7 +524,10 @@ func (b *Backend) Close() error {
 		return nil
 	}
 	b.closed = true
-	subs := make([]*subscription, 0, len(b.subs))
+	subs := make([]channel.Subscription, 0, len(b.subs)+len(b.members))
+	for m := range b.members {
+		subs = append(subs, m) // before subscriptions: a detached member closes its own
+	}
 	for s := range b.subs {
 		subs = append(subs, s)
 	}

@@ -65,6 +65,14 @@ func (b *Backend) Subscribe(ctx context.Context, g channel.Group, h channel.Clai
 	if err != nil {
 		return nil, err
 	}
+	if g.Share != "" {
+		return b.subscribeShared(ctx, g, h, topic, groupName)
+	}
+	return b.subscribeOwn(ctx, g, h, topic, groupName)
+}
+
+// subscribeOwn is Subscribe for a group read by a client of its own.
+func (b *Backend) subscribeOwn(ctx context.Context, g channel.Group, h channel.ClaimHandler, topic, groupName string) (*subscription, error) {
 	if _, err := b.fixStart(ctx, groupName, topic, g.Start); err != nil {
 		return nil, err
 	}
@@ -301,7 +309,7 @@ func (s *subscription) pollSize(now time.Time) (n int, wait time.Duration) {
 
 // lowWater is a quarter of the buffer (at least 1): a paused claim resumes at or below it, and a poll
 // waits until every unpaused claim has at least that much room.
-func (s *subscription) lowWater() int { return max(s.maxBuf/4, 1) }
+func (s *subscription) lowWater() int { return lowWater(s.maxBuf) }
 
 // waitRoom waits until a claim signals room, d passes or ctx is done.
 func (s *subscription) waitRoom(ctx context.Context, d time.Duration) {
@@ -334,7 +342,8 @@ func (s *subscription) wake() {
 }
 
 // route hands one partition's fetched records to its claim. Undecodable records are logged (never
-// their payload), counted and marked done, so they never block the partition. It runs on the poll
+// their payload), counted and marked done, so they never block the partition; so are, silently, the
+// events the group's Filter rejects. It runs on the poll
 // loop only, which owns s.headers and s.batch.
 func (s *subscription) route(p kgo.FetchTopicPartition) {
 	if p.Topic != s.topic || len(p.Records) == 0 {
@@ -359,6 +368,8 @@ func (s *subscription) route(p kgo.FetchTopicPartition) {
 			s.b.undecodable.Add(1)
 			s.log.Warn("kafka record is not a CloudEvent; skipped", "topic", r.Topic, "partition", r.Partition,
 				"offset", r.Offset, "err", err)
+		} else if f := s.group.Filter; f != nil && !f.Pass(e) {
+			e = nil // not for this group: done without reaching the handler
 		}
 		batch = append(batch, channel.Record{Partition: r.Partition, Offset: r.Offset, Event: e})
 	}
@@ -531,7 +542,7 @@ func (s *subscription) commit(ctx context.Context, claims []*claim) error {
 // records to the handler through the unbuffered records channel, so a revoked claim stops handing out
 // at once.
 type claim struct {
-	s         *subscription
+	s         claimOwner
 	partition int32
 	records   chan channel.Record
 	ctx       context.Context
@@ -551,7 +562,25 @@ type claim struct {
 
 var _ channel.Claim = (*claim)(nil)
 
-func newClaim(s *subscription, partition int32, start, committed int64) *claim {
+// claimOwner is what a claim needs of whoever feeds it: a subscription, or a member of a fanout.
+type claimOwner interface {
+	channelRef() channel.Ref
+	handle(channel.Claim)
+	bufSize() int
+	// wake ends the poll in progress, so that paused partitions are looked at again.
+	wake()
+	// signalRoom tells a poll loop waiting for room that a claim has some again.
+	signalRoom()
+}
+
+func (s *subscription) channelRef() channel.Ref { return s.group.Channel }
+func (s *subscription) handle(cl channel.Claim) { s.handler(cl) }
+func (s *subscription) bufSize() int            { return s.maxBuf }
+
+// lowWater is a quarter of a claim buffer of size n (at least 1).
+func lowWater(n int) int { return max(n/4, 1) }
+
+func newClaim(s claimOwner, partition int32, start, committed int64) *claim {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &claim{
 		s:           s,
@@ -567,7 +596,7 @@ func newClaim(s *subscription, partition int32, start, committed int64) *claim {
 	}
 }
 
-func (c *claim) Channel() channel.Ref           { return c.s.group.Channel }
+func (c *claim) Channel() channel.Ref           { return c.s.channelRef() }
 func (c *claim) Partition() int32               { return c.partition }
 func (c *claim) Records() <-chan channel.Record { return c.records }
 func (c *claim) Context() context.Context       { return c.ctx }
@@ -585,7 +614,7 @@ func (c *claim) start() {
 	go c.feed()
 	go func() {
 		defer close(c.handlerDone)
-		c.s.handler(c)
+		c.s.handle(c)
 	}()
 }
 
@@ -608,8 +637,8 @@ func stopAll(claims []*claim) {
 func (c *claim) feed() {
 	defer close(c.feederDone)
 	defer close(c.records)
-	low := c.s.lowWater()
-	roomAt := c.s.maxBuf - low
+	low := lowWater(c.s.bufSize())
+	roomAt := c.s.bufSize() - low
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 {

@@ -1,0 +1,678 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/event"
+)
+
+// A fanout reads one topic once for all the groups of one Share key in this process (the triggers
+// of one broker), so that N triggers cost one fetch and one decode per record, not N.
+//
+//   - The reader is a consumer group of its own (the Share key's group, see shareGroupName) that only
+//     splits the topic's partitions among the gateway replicas; it never commits.
+//   - Each group attached to it (a member) keeps its own position: a claim per assigned partition
+//     with its own OffsetTracker, committed to the member's own consumer group every second with a
+//     plain offset commit (the group has no members of its own while attached). Its Filter runs on
+//     the reader's goroutine, so a record a member does not want costs it no queue, no goroutine and
+//     no handler call.
+//   - A member that cannot keep up (a claim short of room for stallTimeout) is detached: its claims
+//     stop, what it finished is committed, and from then on it runs as an ordinary subscription of
+//     its own group (subscribe), resuming from those commits. The others never wait for it. So does a
+//     member that joins while the reader has already passed its start, and one whose group turns out
+//     to have members elsewhere (another replica detached it): commits to such a group fail, and it
+//     joins them instead.
+type fanout struct {
+	b         *Backend
+	key       string
+	topic     string
+	groupName string
+	log       *slog.Logger
+	cl        *kgo.Client
+	clReady   chan struct{}
+	stop      context.CancelFunc
+	loopDone  chan struct{}
+
+	mu         sync.Mutex
+	members    map[*member]struct{}
+	next       map[int32]int64 // per assigned partition: the offset the reader routes next; -1 from the partition's start
+	closing    bool
+	pollCancel context.CancelFunc
+
+	room    chan struct{}
+	headers []event.Header // scratch of route, owned by the loop
+}
+
+// member is one group served by a fanout. It is the channel.Subscription its Subscribe returned.
+type member struct {
+	f         *fanout
+	group     channel.Group
+	groupName string
+	handler   channel.ClaimHandler
+	log       *slog.Logger
+
+	// Guarded by f.mu.
+	claims   map[int32]*claim
+	attached bool
+
+	// own is the subscription the member runs as once detached; ownErr why it could not start.
+	ownMu  sync.Mutex
+	own    channel.Subscription
+	ownErr error
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ channel.Subscription = (*member)(nil)
+
+func (m *member) channelRef() channel.Ref { return m.group.Channel }
+func (m *member) handle(cl channel.Claim) { m.handler(cl) }
+func (m *member) bufSize() int            { return m.f.b.cfg.MaxBufferedPerPartition }
+func (m *member) wake()                   { m.f.wake() }
+func (m *member) signalRoom()             { m.f.signalRoom() }
+
+// shareGroupName is the reader's consumer group for Share key share on ch: the group template
+// applied to the key, as if it were a group's name.
+func (b *Backend) shareGroupName(ch channel.Ref, share string) (string, error) {
+	return b.GroupName(channel.Group{Channel: ch, Name: "share." + share})
+}
+
+// subscribeShared is Subscribe for a group with a Share key: it attaches the group to the key's
+// fanout (started on first use), or runs it on its own when the fanout has already read past the
+// group's start. The group's start is fixed before, as for any group.
+func (b *Backend) subscribeShared(ctx context.Context, g channel.Group, h channel.ClaimHandler, topic, groupName string) (channel.Subscription, error) {
+	if _, err := b.fixStart(ctx, groupName, topic, g.Start); err != nil {
+		return nil, err
+	}
+	commits, err := b.groupCommits(ctx, groupName, topic)
+	if err != nil {
+		return nil, err
+	}
+	f, err := b.fanoutFor(g.Channel, g.Share, topic)
+	if err != nil {
+		return nil, err
+	}
+	m := &member{f: f, group: g, groupName: groupName, handler: h, claims: map[int32]*claim{},
+		log: b.log.With("channel", g.Channel.String(), "subscription", g.Name, "group", groupName, "share", g.Share)}
+	if !f.attach(m, commits) {
+		m.log.Info("kafka shared read is past the group's start; the group reads on its own")
+		err := m.runOwn(ctx)
+		f.closeIfIdle() // it may have been started for m alone
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		m.log.Info("kafka subscription attached to the shared read", "topic", topic)
+	}
+	b.mu.Lock()
+	b.members[m] = struct{}{}
+	b.mu.Unlock()
+	return m, nil
+}
+
+// groupCommits returns group's committed offsets on topic (-1 for a partition without one is not
+// listed: the caller treats a missing partition as "from its start").
+func (b *Backend) groupCommits(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	resp, err := b.admin.FetchOffsets(ctx, group)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: fetch commits of group %s: %w: %w", group, channel.ErrUnavailable, err)
+	}
+	out := map[int32]int64{}
+	for p, o := range resp[topic] {
+		if o.Err == nil && o.At >= 0 {
+			out[p] = o.At
+		}
+	}
+	return out, nil
+}
+
+// fanoutFor returns the running fanout of share on topic, starting it first when there is none.
+func (b *Backend) fanoutFor(ch channel.Ref, share, topic string) (*fanout, error) {
+	key := topic + "\x00" + share
+	b.mu.Lock()
+	f, closed := b.fanouts[key], b.closed
+	b.mu.Unlock()
+	switch {
+	case closed:
+		return nil, fmt.Errorf("kafka: subscribe after Close: %w", channel.ErrUnavailable)
+	case f != nil:
+		return f, nil
+	}
+	groupName, err := b.shareGroupName(ch, share)
+	if err != nil {
+		return nil, err
+	}
+	f = &fanout{b: b, key: key, topic: topic, groupName: groupName,
+		log:     b.log.With("channel", ch.String(), "share", share, "group", groupName),
+		clReady: make(chan struct{}), loopDone: make(chan struct{}),
+		members: map[*member]struct{}{}, next: map[int32]int64{}, room: make(chan struct{}, 1)}
+	cl, err := kgo.NewClient(append(b.commonOpts(),
+		kgo.ConsumerGroup(groupName),
+		kgo.ConsumeTopics(topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(f.onAssigned),
+		kgo.OnPartitionsRevoked(f.onRevoked),
+		kgo.OnPartitionsLost(f.onLost),
+		kgo.FetchMaxWait(fetchMaxWait),
+		kgo.FetchMaxBytes(b.cfg.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(b.cfg.FetchMaxPartitionBytes),
+		kgo.SessionTimeout(b.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(heartbeatInterval(b.cfg.SessionTimeout)),
+		kgo.MetadataMaxAge(consumerMetadataMaxAge),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: shared reader for %s: %w", groupName, err)
+	}
+	f.cl = cl
+	close(f.clReady)
+	b.mu.Lock()
+	if other := b.fanouts[key]; other != nil || b.closed { // started meanwhile, or closing
+		b.mu.Unlock()
+		cl.Close()
+		if other == nil {
+			return nil, fmt.Errorf("kafka: subscribe after Close: %w", channel.ErrUnavailable)
+		}
+		return other, nil
+	}
+	var loopCtx context.Context
+	loopCtx, f.stop = context.WithCancel(context.Background())
+	go f.loop(loopCtx)
+	b.fanouts[key] = f
+	b.mu.Unlock()
+	f.log.Info("kafka shared read started", "topic", topic)
+	return f, nil
+}
+
+// attach adds m with its group's commits, unless the reader has already routed past m's start on a
+// partition it holds (m would miss those records): then it returns false and m runs on its own.
+func (f *fanout) attach(m *member, commits map[int32]int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closing {
+		return false
+	}
+	for other := range f.members {
+		if other.groupName == m.groupName {
+			// Two members of one group in one process split its partitions as members of the group
+			// itself: both read on their own.
+			if other.attached {
+				other.attached = false
+				go f.detach(other, "another member of its group started in this process")
+			}
+			return false
+		}
+	}
+	for p, next := range f.next {
+		start, ok := commits[p]
+		if next >= 0 && (!ok || start < next) {
+			return false
+		}
+	}
+	m.attached = true
+	f.members[m] = struct{}{}
+	for p := range f.next {
+		start := int64(-1)
+		if o, ok := commits[p]; ok {
+			start = o
+		}
+		m.startClaim(p, start)
+	}
+	return true
+}
+
+// startClaim starts m's claim of partition p from offset start (-1: from its first record). f.mu held.
+func (m *member) startClaim(p int32, start int64) {
+	c := newClaim(m, p, start, start)
+	m.claims[p] = c
+	c.start()
+}
+
+// onAssigned starts, for each assigned partition, a claim per attached member at its group's commit,
+// and reads the partition from the lowest of them.
+func (f *fanout) onAssigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	<-f.clReady
+	f.mu.Lock()
+	members := make([]*member, 0, len(f.members))
+	for m := range f.members {
+		if m.attached {
+			members = append(members, m)
+		}
+	}
+	f.mu.Unlock()
+	commits := make(map[*member]map[int32]int64, len(members))
+	for _, m := range members {
+		c, err := f.b.groupCommits(ctx, m.groupName, f.topic)
+		if err != nil {
+			// Without its commits the member cannot be placed: it reads on its own.
+			f.log.Warn("kafka shared read: commits of a member unavailable; it reads on its own", "member", m.groupName, "err", err)
+			go f.detach(m, "its commits could not be read")
+			continue
+		}
+		commits[m] = c
+	}
+	parts := offsets[f.topic]
+	out := map[int32]kgo.Offset{}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closing {
+		return offsets, nil
+	}
+	for p := range parts {
+		low := int64(-1)
+		first := true
+		for m, c := range commits {
+			if !m.attached {
+				continue
+			}
+			start, ok := c[p]
+			if !ok {
+				start = -1
+			}
+			if old := m.claims[p]; old != nil { // reassigned while still held: replace
+				old.cancel()
+			}
+			m.startClaim(p, start)
+			if first || start < low {
+				low, first = start, false
+			}
+		}
+		if first || low < 0 {
+			out[p] = kgo.NewOffset().AtStart()
+			low = -1
+		} else {
+			out[p] = kgo.NewOffset().At(low)
+		}
+		f.next[p] = low
+	}
+	return map[string]map[int32]kgo.Offset{f.topic: out}, nil
+}
+
+// onRevoked stops every member's claims of the revoked partitions and commits what they finished.
+func (f *fanout) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	<-f.clReady
+	byMember := f.take(revoked[f.topic])
+	for m, claims := range byMember {
+		stopAll(claims)
+		_ = m.commit(ctx, claims)
+	}
+}
+
+// onLost stops the lost partitions' claims without committing: another replica may read them now.
+func (f *fanout) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	for _, claims := range f.take(lost[f.topic]) {
+		stopAll(claims)
+	}
+}
+
+// take removes partitions from the reader and returns each member's claims of them.
+func (f *fanout) take(partitions []int32) map[*member][]*claim {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[*member][]*claim{}
+	for _, p := range partitions {
+		delete(f.next, p)
+		for m := range f.members {
+			if c := m.claims[p]; c != nil {
+				out[m] = append(out[m], c)
+				delete(m.claims, p)
+			}
+		}
+	}
+	return out
+}
+
+// loop polls and routes like a subscription's loop, committing every member's progress every
+// commitInterval. A poll takes no more records than every attached claim has room for; a claim
+// that stays short of room for stallTimeout has its member detached.
+func (f *fanout) loop(ctx context.Context) {
+	defer close(f.loopDone)
+	lastCommit := time.Now()
+	for {
+		n, wait := f.pollSize(time.Now())
+		if n == 0 && ctx.Err() == nil {
+			t := time.NewTimer(wait)
+			select {
+			case <-f.room:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+			continue
+		}
+		pollCtx, cancel := context.WithTimeout(ctx, commitInterval)
+		f.mu.Lock()
+		f.pollCancel = cancel
+		f.mu.Unlock()
+		fetches := f.cl.PollRecords(pollCtx, max(n, 1))
+		f.mu.Lock()
+		f.pollCancel = nil
+		f.mu.Unlock()
+		cancel()
+		if fetches.IsClientClosed() {
+			return
+		}
+		failed := false
+		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return
+			}
+			failed = true
+			f.log.Warn("kafka fetch error", "topic", topic, "partition", p, "err", err)
+		})
+		got := fetches.NumRecords()
+		fetches.EachPartition(f.route)
+		if ctx.Err() != nil {
+			f.cl.AllowRebalance()
+			return
+		}
+		if time.Since(lastCommit) >= commitInterval {
+			f.commitAll(ctx)
+			lastCommit = time.Now()
+		}
+		f.cl.AllowRebalance()
+		if failed && got == 0 && !sleepCtx(ctx, errorBackoff) {
+			return
+		}
+	}
+}
+
+// pollSize is the least room among attached claims (the whole buffer when there are none). A claim
+// short of room makes the loop wait (n == 0) for at most its stall deadline; past it, its member is
+// detached and the others go on.
+func (f *fanout) pollSize(now time.Time) (n int, wait time.Duration) {
+	size := f.b.cfg.MaxBufferedPerPartition
+	low := lowWater(size)
+	n = size
+	slow := map[*member]bool{}
+	f.mu.Lock()
+	for m := range f.members {
+		if !m.attached {
+			continue
+		}
+		for _, c := range m.claims {
+			c.mu.Lock()
+			free := size - len(c.queue)
+			switch {
+			case free >= low:
+				c.shortSince = time.Time{}
+				n = min(n, free)
+			case !c.shortSince.IsZero() && now.Sub(c.shortSince) >= stallTimeout:
+				slow[m] = true
+			default:
+				if c.shortSince.IsZero() {
+					c.shortSince = now
+				}
+				left := stallTimeout - now.Sub(c.shortSince)
+				if n >= 0 || left < wait {
+					wait = left
+				}
+				n = -1
+			}
+			c.mu.Unlock()
+		}
+	}
+	for m := range slow {
+		m.attached = false // routed no more from now on; detach finishes the move
+	}
+	f.mu.Unlock()
+	for m := range slow {
+		go f.detach(m, "it could not keep up with the shared read")
+	}
+	if len(slow) > 0 {
+		return 0, 0 // look again without the slow members
+	}
+	if n < 0 {
+		return 0, wait
+	}
+	return max(n, 1), 0
+}
+
+// route decodes one partition's records once and hands each to every attached member whose claim
+// wants it: at or past the member's start and passed by its Filter. Records a member skips are done
+// for it at once.
+func (f *fanout) route(p kgo.FetchTopicPartition) {
+	if p.Topic != f.topic || len(p.Records) == 0 {
+		return
+	}
+	recs := make([]channel.Record, 0, len(p.Records))
+	for _, r := range p.Records {
+		f.headers = f.headers[:0]
+		for _, h := range r.Headers {
+			f.headers = append(f.headers, event.Header{Key: h.Key, Value: h.Value})
+		}
+		e, err := event.FromKafka(r.Key, f.headers, r.Value)
+		if err != nil {
+			f.b.undecodable.Add(1)
+			f.log.Warn("kafka record is not a CloudEvent; skipped", "topic", r.Topic, "partition", r.Partition,
+				"offset", r.Offset, "err", err)
+		}
+		recs = append(recs, channel.Record{Partition: r.Partition, Offset: r.Offset, Event: e})
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.next[p.Partition]; !ok {
+		return // revoked meanwhile
+	}
+	f.next[p.Partition] = recs[len(recs)-1].Offset + 1
+	for m := range f.members {
+		c := m.claims[p.Partition]
+		if !m.attached || c == nil {
+			continue
+		}
+		filter := m.group.Filter
+		queued := false
+		c.mu.Lock()
+		for _, r := range recs {
+			if c.committed >= 0 && r.Offset < c.committed {
+				continue // before the member's start
+			}
+			c.tracker.Track(r.Offset)
+			if r.Event == nil || (filter != nil && !filter.Pass(r.Event)) {
+				c.tracker.Done(r.Offset)
+				continue
+			}
+			c.queue = append(c.queue, r)
+			queued = true
+		}
+		c.mu.Unlock()
+		if queued {
+			select {
+			case c.notify <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// commitAll commits every attached member's progress; a member whose commit its group refuses (it
+// has members elsewhere) is detached to join them.
+func (f *fanout) commitAll(ctx context.Context) {
+	f.mu.Lock()
+	work := map[*member][]*claim{}
+	for m := range f.members {
+		if !m.attached {
+			continue
+		}
+		for _, c := range m.claims {
+			work[m] = append(work[m], c)
+		}
+	}
+	f.mu.Unlock()
+	for m, claims := range work {
+		if err := m.commit(ctx, claims); errors.Is(err, errGroupHasMembers) {
+			f.mu.Lock()
+			m.attached = false
+			f.mu.Unlock()
+			go f.detach(m, "its group has members on another replica")
+		}
+	}
+}
+
+// errGroupHasMembers marks a plain commit refused because the group has active members.
+var errGroupHasMembers = errors.New("the group has active members")
+
+// commit commits the commit point of each claim that moved since its last commit, with a plain
+// offset commit to the member's group.
+func (m *member) commit(ctx context.Context, claims []*claim) error {
+	offsets := kadm.Offsets{}
+	for _, c := range claims {
+		c.mu.Lock()
+		if cp := c.tracker.Commit(); cp >= 0 && cp > c.committed {
+			offsets.Add(kadm.Offset{Topic: m.f.topic, Partition: c.partition, At: cp, LeaderEpoch: -1})
+		}
+		c.mu.Unlock()
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	resp, err := m.f.b.admin.CommitOffsets(ctx, m.groupName, offsets)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		if errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) || errors.Is(err, kerr.RebalanceInProgress) {
+			err = fmt.Errorf("%w: %w", errGroupHasMembers, err)
+		}
+		m.log.Warn("kafka offset commit failed", "err", err)
+		return fmt.Errorf("kafka: commit offsets of group %s: %w: %w", m.groupName, channel.ErrUnavailable, err)
+	}
+	resp.Each(func(o kadm.OffsetResponse) {
+		for _, c := range claims {
+			if c.partition == o.Partition && o.Err == nil {
+				c.mu.Lock()
+				if o.At > c.committed {
+					c.committed = o.At
+				}
+				c.mu.Unlock()
+			}
+		}
+	})
+	return nil
+}
+
+// detach moves m off the shared read: its claims stop, what it finished is committed, and it runs as
+// an ordinary subscription of its own group from there. Its records the reader routes meanwhile are
+// not its any more (m.attached is false).
+func (f *fanout) detach(m *member, why string) {
+	f.mu.Lock()
+	if _, ok := f.members[m]; !ok { // detached or closed already
+		f.mu.Unlock()
+		return
+	}
+	m.attached = false
+	claims := make([]*claim, 0, len(m.claims))
+	for p, c := range m.claims {
+		claims = append(claims, c)
+		delete(m.claims, p)
+	}
+	delete(f.members, m)
+	f.mu.Unlock()
+	stopAll(claims)
+	_ = m.commit(context.Background(), claims) // what is not committed is delivered again
+	m.log.Info("kafka subscription detached from the shared read; it reads on its own", "why", why)
+	if err := m.runOwn(context.Background()); err != nil {
+		m.log.Error("kafka subscription could not start on its own", "err", err)
+	}
+	f.closeIfIdle()
+}
+
+// runOwn starts m's own subscription, unless m is closed.
+func (m *member) runOwn(ctx context.Context) error {
+	m.ownMu.Lock()
+	defer m.ownMu.Unlock()
+	if m.closed {
+		return nil
+	}
+	s, err := m.f.b.subscribeOwn(ctx, m.group, m.handler, m.f.topic, m.groupName)
+	m.own, m.ownErr = s, err
+	return err
+}
+
+// Close stops m: attached, its claims (waiting for their handlers) with a final commit; detached, its
+// own subscription. The fanout stops with its last member.
+func (m *member) Close() error {
+	m.closeOnce.Do(func() {
+		f := m.f
+		f.mu.Lock()
+		m.attached = false
+		claims := make([]*claim, 0, len(m.claims))
+		for p, c := range m.claims {
+			claims = append(claims, c)
+			delete(m.claims, p)
+		}
+		delete(f.members, m)
+		f.mu.Unlock()
+		stopAll(claims)
+		errs := []error{m.commit(context.Background(), claims)}
+		m.ownMu.Lock()
+		m.closed = true
+		own := m.own
+		m.ownMu.Unlock()
+		if own != nil {
+			errs = append(errs, own.Close())
+		}
+		f.b.mu.Lock()
+		delete(f.b.members, m)
+		f.b.mu.Unlock()
+		f.closeIfIdle()
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}
+
+// closeIfIdle stops the fanout when it has no member left.
+func (f *fanout) closeIfIdle() {
+	f.mu.Lock()
+	if len(f.members) > 0 || f.closing {
+		f.mu.Unlock()
+		return
+	}
+	f.closing = true
+	f.mu.Unlock()
+	f.b.mu.Lock()
+	if f.b.fanouts[f.key] == f {
+		delete(f.b.fanouts, f.key)
+	}
+	f.b.mu.Unlock()
+	f.stop()
+	<-f.loopDone
+	f.cl.CloseAllowingRebalance()
+	f.log.Info("kafka shared read stopped")
+}
+
+// wake ends the poll in progress.
+func (f *fanout) wake() {
+	f.mu.Lock()
+	if f.pollCancel != nil {
+		f.pollCancel()
+	}
+	f.mu.Unlock()
+	f.signalRoom()
+}
+
+func (f *fanout) signalRoom() {
+	select {
+	case f.room <- struct{}{}:
+	default:
+	}
+}
