@@ -249,37 +249,43 @@ func (m *member) startClaim(p int32, start int64) {
 // and reads the partition from the lowest of them.
 func (f *fanout) onAssigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	<-f.clReady
-	f.mu.Lock()
-	members := make([]*member, 0, len(f.members))
-	for m := range f.members {
-		if m.attached {
-			members = append(members, m)
+	// Fetch the commits of every attached member, again for any that attached meanwhile, until none
+	// is missing; f.mu is then held.
+	commits := map[*member]map[int32]int64{}
+	for {
+		f.mu.Lock()
+		var need []*member
+		for m := range f.members {
+			if _, ok := commits[m]; m.attached && !ok {
+				need = append(need, m)
+			}
+		}
+		if len(need) == 0 {
+			break
+		}
+		f.mu.Unlock()
+		for _, m := range need {
+			c, err := f.b.groupCommits(ctx, m.groupName, f.topic)
+			if err != nil {
+				// Without its commits the member cannot be placed: it reads on its own.
+				f.log.Warn("kafka shared read: commits of a member unavailable; it reads on its own", "member", m.groupName, "err", err)
+				go f.detach(m, "its commits could not be read")
+				c = nil
+			}
+			commits[m] = c
 		}
 	}
-	f.mu.Unlock()
-	commits := make(map[*member]map[int32]int64, len(members))
-	for _, m := range members {
-		c, err := f.b.groupCommits(ctx, m.groupName, f.topic)
-		if err != nil {
-			// Without its commits the member cannot be placed: it reads on its own.
-			f.log.Warn("kafka shared read: commits of a member unavailable; it reads on its own", "member", m.groupName, "err", err)
-			go f.detach(m, "its commits could not be read")
-			continue
-		}
-		commits[m] = c
-	}
-	parts := offsets[f.topic]
-	out := map[int32]kgo.Offset{}
-	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closing {
 		return offsets, nil
 	}
+	parts := offsets[f.topic]
+	out := map[int32]kgo.Offset{}
 	for p := range parts {
 		low := int64(-1)
 		first := true
 		for m, c := range commits {
-			if !m.attached {
+			if !m.attached || c == nil {
 				continue
 			}
 			start, ok := c[p]
