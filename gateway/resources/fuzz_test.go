@@ -16,7 +16,7 @@ import (
 //     when the set also passes the cross-resource rules, a second Validate agrees;
 //   - Describe never panics on an accepted Set and gives one line per resource.
 //
-// Seeds: every file under testdata.
+// Seeds: every file under testdata, and the broker manifests in this package's testdata/brokers.
 func FuzzDecode(f *testing.F) {
 	for _, dir := range []string{"knative-eventing-demo", "manifests/valid", "manifests/invalid"} {
 		paths, _ := filepath.Glob(filepath.Join(testdata, dir, "*.yaml"))
@@ -27,6 +27,14 @@ func FuzzDecode(f *testing.F) {
 			}
 			f.Add(b)
 		}
+	}
+	local, _ := filepath.Glob(filepath.Join("testdata", "brokers", "*.yaml"))
+	for _, p := range local {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
 	f.Add([]byte("apiVersion: v1\nkind: [x\n"))
 	f.Add([]byte("a: &a [*a]\n"))
@@ -57,7 +65,8 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 		lines := Describe(s, &Resolver{IngressURL: "http://127.0.0.1:8080"})
-		if n := len(s.Channels) + len(s.Subscriptions) + len(s.Sources) + len(s.Unmanaged); len(lines) != n {
+		if n := len(s.Channels) + len(s.Subscriptions) + len(s.Sources) + len(s.Brokers) + len(s.Triggers) +
+			len(s.Unmanaged); len(lines) != n {
 			t.Fatalf("Describe gave %d lines for %d resources", len(lines), n)
 		}
 	})
