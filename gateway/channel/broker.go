@@ -18,3 +18,19 @@ func (r Ref) Broker() (string, bool) {
 	name, ok := strings.CutPrefix(r.Name, brokerPrefix)
 	return name, ok && name != ""
 }
+
+// Knative's broker ingress hosts: a request with either Host and the path /NAMESPACE/NAME addresses
+// broker NAME of NAMESPACE.
+const (
+	BrokerIngressHost      = "broker-ingress.knative-eventing.svc.cluster.local"
+	KafkaBrokerIngressHost = "kafka-broker-ingress.knative-eventing.svc.cluster.local"
+)
+
+// Public returns the name people address r by: for a broker's channel, Ref{NAMESPACE, BROKER} (the
+// ingress path and token directory name it so); any other r as it is.
+func (r Ref) Public() Ref {
+	if name, ok := r.Broker(); ok {
+		return Ref{Namespace: r.Namespace, Name: name}
+	}
+	return r
+}

@@ -99,17 +99,10 @@ func (r *Resolver) ChannelAddress(c *Channel) string {
 func (r *Resolver) BrokerAddress(b *Broker) string {
 	base := strings.TrimRight(r.IngressURL, "/")
 	if base == "" {
-		base = "http://" + BrokerIngressHost
+		base = "http://" + channel.BrokerIngressHost
 	}
 	return base + "/" + b.Namespace + "/" + b.Name
 }
-
-// Knative's broker ingress hosts: a request with either Host and the path /NAMESPACE/NAME addresses
-// broker NAME.
-const (
-	BrokerIngressHost      = "broker-ingress.knative-eventing.svc.cluster.local"
-	KafkaBrokerIngressHost = "kafka-broker-ingress.knative-eventing.svc.cluster.local"
-)
 
 // WebhookAddress returns the URL a webhook source (GitHubSource) receives on, or "" for other sources.
 func (r *Resolver) WebhookAddress(s *Source) string {
