@@ -197,7 +197,7 @@ func buildStatus(in statusInput) Status {
 			Namespace: c.Namespace, Name: c.Name, Kind: c.Kind, Backend: c.Provisioner,
 			Address:    strings.TrimSuffix(in.ingressURL, "/") + "/" + c.Namespace + "/" + c.Name,
 			Partitions: parts,
-			ReadyState: state(ResourceKey{Category: CategoryChannel, Name: c.Namespace + "/" + c.Name}),
+			ReadyState: state(channelKey(c.Ref())),
 		})
 	}
 	lags := map[channel.Group]int64{}
@@ -208,7 +208,7 @@ func buildStatus(in statusInput) Status {
 	for _, s := range in.subscriptions {
 		ss := SubscriptionStatus{
 			Namespace: s.namespace, Name: s.name, Channel: s.channel.String(), Subscriber: s.subscriber,
-			ReadyState: state(ResourceKey{Category: CategorySubscription, Name: s.namespace + "/" + s.name}),
+			ReadyState: state(subscriptionKey(s.namespace + "/" + s.name)),
 		}
 		if lag, ok := lags[channel.Group{Channel: s.channel, Name: s.name}]; ok {
 			ss.Lag = &lag
@@ -271,7 +271,9 @@ var errBusy = errors.New("the gateway is applying a change to its resources; try
 func readinessLines(notReady []KeyedCondition) []string {
 	var out []string
 	for _, kc := range notReady {
-		if kc.Key.Category != CategoryChannel && kc.Key.Category != CategorySubscription {
+		switch kc.Key.Category {
+		case CategoryChannel, CategorySubscription, CategoryBroker, CategoryTrigger:
+		default:
 			continue
 		}
 		s := kc.Key.Category + " " + kc.Key.Name + ": " + cmp.Or(kc.Reason, ReasonUnknown)
@@ -441,9 +443,16 @@ func (a *App) snapshotLocked(in *statusInput) {
 		case CategoryChannel:
 			ns, name, _ := strings.Cut(kc.Key.Name, "/")
 			addChannel(&resources.Channel{Meta: resources.Meta{Namespace: ns, Name: name}})
+		case CategoryBroker:
+			ns, name, _ := strings.Cut(kc.Key.Name, "/")
+			addChannel(&resources.Channel{Meta: resources.Meta{Kind: "Broker", Namespace: ns, Name: name}, Broker: true})
 		case CategorySubscription:
 			ns, name, _ := strings.Cut(kc.Key.Name, "/")
 			addSubscription(kc.Key.Name, subscriptionSnapshot{namespace: ns, name: name})
+		case CategoryTrigger:
+			ns, name, _ := strings.Cut(kc.Key.Name, "/")
+			name = resources.TriggerGroupPrefix + name
+			addSubscription(ns+"/"+name, subscriptionSnapshot{namespace: ns, name: name})
 		case CategorySource:
 			kind, rest, _ := strings.Cut(kc.Key.Name, "/")
 			ns, name, _ := strings.Cut(rest, "/")

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// brokerManifests is a broker, three filtering triggers (exact, prefix, CESQL), a trigger whose
+// subscriber replies (its replies go back into the broker) with a trigger that picks the replies up,
+// and a trigger whose subscriber always fails (it dead-letters). %[1]s is the namespace, %[2]s the
+// broker, %[3]s the recording subscriber's URL, %[4]s the broker's class.
+const brokerManifests = `
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: %[2]s
+  namespace: %[1]s
+  annotations: {eventing.knative.dev/broker.class: %[4]s}
+spec:
+  delivery: {retry: 1, backoffDelay: PT0.01S}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: exact, namespace: %[1]s}
+spec:
+  broker: %[2]s
+  filters:
+    - exact: {type: dev.eventgate.order.created}
+  subscriber: {uri: "%[3]s/exact"}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: prefix, namespace: %[1]s}
+spec:
+  broker: %[2]s
+  filters:
+    - prefix: {source: /shop/eu}
+  subscriber: {uri: "%[3]s/prefix"}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: cesql, namespace: %[1]s}
+spec:
+  broker: %[2]s
+  filters:
+    - cesql: "region = 'eu' AND type LIKE 'dev.eventgate.order.%%'"
+  subscriber: {uri: "%[3]s/cesql"}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: replier, namespace: %[1]s}
+spec:
+  broker: %[2]s
+  filter:
+    attributes: {type: dev.eventgate.ping}
+  subscriber: {uri: "%[3]s/reply"}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: pongs, namespace: %[1]s}
+spec:
+  broker: %[2]s
+  filter:
+    attributes: {type: dev.eventgate.pong, source: ""}
+  subscriber: {uri: "%[3]s/pongs"}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: failing, namespace: %[1]s}
+spec:
+  broker: %[2]s
+  filters:
+    - suffix: {type: .created}
+  subscriber: {uri: "%[3]s/fail"}
+  delivery:
+    retry: 1
+    backoffDelay: PT0.01S
+    deadLetterSink: {uri: "%[3]s/dls"}
+`
+
+// brokerEvent is one event of the test: its id and the attributes the filters read.
+type brokerEvent struct {
+	id, typ, source, region string
+}
+
+// brokerEvents is the test's set of events.
+func brokerEvents() []brokerEvent {
+	var out []brokerEvent
+	types := []string{"dev.eventgate.order.created", "dev.eventgate.order.shipped", "dev.eventgate.ping", "com.example.other"}
+	sources := []string{"/shop/eu/1", "/shop/us/2", "/shop/eu-west"}
+	regions := []string{"eu", "us", ""}
+	n := 0
+	for _, typ := range types {
+		for _, src := range sources {
+			for _, reg := range regions {
+				n++
+				out = append(out, brokerEvent{id: fmt.Sprintf("ev-%02d", n), typ: typ, source: src, region: reg})
+			}
+		}
+	}
+	return out
+}
+
+// runBrokerTest posts the events to the broker and checks what each trigger's subscriber got. post
+// posts one event; it uses every address form the ingress has for a broker.
+func runBrokerTest(t *testing.T, g *gateway, sub *subscriber, ns, broker string) {
+	var pongs atomic.Int64 // each reply gets an id of its own
+	sub.on("/reply", func(w http.ResponseWriter, _ int) {
+		w.Header().Set("Ce-Specversion", "1.0")
+		w.Header().Set("Ce-Id", fmt.Sprintf("pong-%d", pongs.Add(1)))
+		w.Header().Set("Ce-Source", "/replier")
+		w.Header().Set("Ce-Type", "dev.eventgate.pong")
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "pong")
+	})
+	sub.on("/fail", func(w http.ResponseWriter, _ int) {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, "always failing")
+	})
+
+	events := brokerEvents()
+	forms := []struct{ url, host string }{
+		{g.ingress + "/" + ns + "/" + broker, ""},
+		{g.ingress + "/" + ns + "/" + broker, "broker-ingress.knative-eventing.svc.cluster.local"},
+		{g.ingress + "/" + ns + "/" + broker, "kafka-broker-ingress.knative-eventing.svc.cluster.local"},
+	}
+	for i, e := range events {
+		h := binaryEvent(e.id)
+		h["Ce-Type"], h["Ce-Source"] = e.typ, e.source
+		if e.region != "" {
+			h["Ce-Region"] = e.region
+		}
+		f := forms[i%len(forms)]
+		req, err := http.NewRequest(http.MethodPost, f.url, strings.NewReader("data of "+e.id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		if f.host != "" {
+			req.Host = f.host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("post %s (host %q): %d %s", e.id, f.host, resp.StatusCode, body)
+		}
+	}
+
+	// What each trigger must pass, computed from the events.
+	want := map[string][]string{}
+	pings := 0
+	for _, e := range events {
+		if e.typ == "dev.eventgate.order.created" {
+			want["/exact"] = append(want["/exact"], e.id)
+			want["/dls"] = append(want["/dls"], e.id)
+		}
+		if strings.HasPrefix(e.source, "/shop/eu") {
+			want["/prefix"] = append(want["/prefix"], e.id)
+		}
+		if e.region == "eu" && strings.HasPrefix(e.typ, "dev.eventgate.order.") {
+			want["/cesql"] = append(want["/cesql"], e.id)
+		}
+		if e.typ == "dev.eventgate.ping" {
+			pings++
+			want["/reply"] = append(want["/reply"], e.id)
+		}
+	}
+	// Every trigger sees every event and every pong (the replies went back into the broker): wait
+	// until each has dealt with all of them, so that nothing more is on its way.
+	total := float64(len(events) + pings)
+	triggers := []string{"exact", "prefix", "cesql", "replier", "pongs", "failing"}
+	eventually(t, 60*time.Second, func() bool {
+		m := scrape(t, g)
+		for _, tr := range triggers {
+			key := func(outcome string) string {
+				return fmt.Sprintf(`eventgate_trigger_events_total{namespace=%q,outcome=%q,trigger=%q}`, ns, outcome, tr)
+			}
+			if m[key("filtered")]+m[key("delivered")]+m[key("dead_lettered")] < total {
+				return false
+			}
+		}
+		return true
+	}, "every trigger to deal with %v events", total)
+
+	for path, ids := range want {
+		got := sub.deliveredIDs(path)
+		slices.Sort(got)
+		slices.Sort(ids)
+		if !slices.Equal(got, ids) {
+			t.Errorf("%s received %v\nwant exactly %v", path, got, ids)
+		}
+	}
+	// The replies reached the broker, and the trigger on their type picked each up once.
+	var gotPongs []string
+	for _, d := range sub.at("/pongs") {
+		if d.header.Get("Ce-Type") != "dev.eventgate.pong" {
+			t.Errorf("/pongs got an event of type %q", d.header.Get("Ce-Type"))
+		}
+		gotPongs = append(gotPongs, d.header.Get("Ce-Id"))
+	}
+	slices.Sort(gotPongs)
+	if len(slices.Compact(gotPongs)) != pings || len(sub.at("/pongs")) != pings {
+		t.Errorf("/pongs got %v, want %d distinct replies once each", gotPongs, pings)
+	}
+	// The failing trigger: two attempts per event, then the dead-letter sink with Knative's extensions.
+	if got, w := len(sub.at("/fail")), 2*len(want["/dls"]); got != w {
+		t.Errorf("/fail got %d attempts, want %d", got, w)
+	}
+	for _, d := range sub.at("/dls") {
+		if d.header.Get("Ce-Knativeerrorcode") != "500" || !strings.HasSuffix(d.header.Get("Ce-Knativeerrordest"), "/fail") {
+			t.Errorf("dead letter %s lacks the error extensions: %v", d.header.Get("Ce-Id"), d.header)
+		}
+	}
+	m := scrape(t, g)
+	count := func(tr, outcome string) float64 {
+		return m[fmt.Sprintf(`eventgate_trigger_events_total{namespace=%q,outcome=%q,trigger=%q}`, ns, outcome, tr)]
+	}
+	if got := count("failing", "dead_lettered"); got != float64(len(want["/dls"])) {
+		t.Errorf("failing dead_lettered = %v, want %d", got, len(want["/dls"]))
+	}
+	if got := count("exact", "delivered"); got != float64(len(want["/exact"])) {
+		t.Errorf("exact delivered = %v, want %d", got, len(want["/exact"]))
+	}
+	if got := count("exact", "filtered"); got != total-float64(len(want["/exact"])) {
+		t.Errorf("exact filtered = %v, want %v", got, total-float64(len(want["/exact"])))
+	}
+
+	resp, body := get(t, g.admin+"/status")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"kind": "Broker"`) {
+		t.Errorf("/status: %d, no broker:\n%s", resp.StatusCode, body)
+	}
+	if resp, body := get(t, g.admin+"/readyz"); resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz: %d %s", resp.StatusCode, body)
+	}
+}
+
+// scrape reads the gateway's metrics: series (name and labels as printed) → value.
+func scrape(t *testing.T, g *gateway) map[string]float64 {
+	t.Helper()
+	_, body := get(t, g.admin+"/metrics")
+	out := map[string]float64{}
+	for _, line := range strings.Split(body, "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		var v float64
+		fmt.Sscanf(line[i+1:], "%g", &v)
+		out[line[:i]] = v
+	}
+	return out
+}
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestBrokerInMemory(t *testing.T) {
+	sub := newSubscriber(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "broker.yaml", fmt.Sprintf(brokerManifests, "shop", "events", sub.url, "MTChannelBasedBroker"))
+	g := startGateway(t, "-f", dir)
+	runBrokerTest(t, g, sub, "shop", "events")
+}
+
+func TestBrokerKafka(t *testing.T) {
+	broker := kafkaBroker(t)
+	sub := newSubscriber(t)
+	dir := t.TempDir()
+	ns, name := "e2e", uniqueName("broker")
+	writeFile(t, dir, "broker.yaml", fmt.Sprintf(brokerManifests, ns, name, sub.url, "Kafka"))
+	g := startGateway(t, "--set", "kafka.brokers="+broker, "-f", dir)
+	runBrokerTest(t, g, sub, ns, name)
+	// Each trigger is a consumer group of its own, named like a subscription's with "trigger.".
+	for _, tr := range []string{"exact", "prefix", "cesql"} {
+		if group := fmt.Sprintf(`"group":"eventgate.%s.trigger.%s"`, ns, tr); !strings.Contains(g.stderr.String(), group) {
+			t.Errorf("the gateway log names no consumer group %s", group)
+		}
+	}
+	topic := "eventgate." + ns + ".broker." + name
+	if recs := topicRecords(t, broker, topic); len(recs) < len(brokerEvents()) {
+		t.Errorf("topic %s holds %d records, want at least %d", topic, len(recs), len(brokerEvents()))
+	}
+}
