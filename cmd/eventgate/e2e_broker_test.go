@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -300,5 +302,64 @@ func TestBrokerKafka(t *testing.T) {
 	topic := "eventgate." + ns + ".broker." + name
 	if recs := topicRecords(t, broker, topic); len(recs) < len(brokerEvents()) {
 		t.Errorf("topic %s holds %d records, want at least %d", topic, len(recs), len(brokerEvents()))
+	}
+}
+
+// TestBrokerExample runs examples/broker as the README says (its subscriber, `eventgate display`,
+// replaced by a recording one at the same paths) and checks each trigger gets what its filter passes.
+func TestBrokerExample(t *testing.T) {
+	sub := newSubscriber(t)
+	dir := t.TempDir()
+	files, err := filepath.Glob(filepath.Join("..", "..", "examples", "broker", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("examples/broker: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dir, filepath.Base(f), strings.ReplaceAll(string(b), "http://127.0.0.1:8081", sub.url))
+	}
+	g := startGateway(t, "-f", dir)
+	send := func(id, typ, source, amount string) {
+		h := binaryEvent(id)
+		h["Ce-Type"], h["Ce-Source"] = typ, source
+		if amount != "" {
+			h["Ce-Amount"] = amount
+		}
+		if resp, body := post(t, g.ingress+"/default/default", h, "{}"); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("post %s: %d %s", id, resp.StatusCode, body)
+		}
+	}
+	send("hello", "com.example.greeting", "/cli", "")
+	send("small-eu", "com.example.order.created", "/shop/eu", "10")
+	send("large-us", "com.example.order.created", "/shop/us", "5000")
+	send("large-eu", "com.example.order.created", "/shop/eu", "1200")
+	send("other", "com.example.other", "/shop/eu", "")
+	want := map[string][]string{
+		"/greetings":    {"hello"},
+		"/eu-orders":    {"large-eu", "small-eu"},
+		"/large-orders": {"large-eu", "large-us"},
+	}
+	eventually(t, 20*time.Second, func() bool {
+		m := scrape(t, g)
+		for _, tr := range []string{"greetings", "eu-orders", "large-orders"} {
+			n := 0.0
+			for _, o := range []string{"filtered", "delivered", "dead_lettered"} {
+				n += m[fmt.Sprintf(`eventgate_trigger_events_total{namespace="default",outcome=%q,trigger=%q}`, o, tr)]
+			}
+			if n < 5 {
+				return false
+			}
+		}
+		return true
+	}, "every trigger to deal with the 5 events")
+	for path, ids := range want {
+		got := sub.deliveredIDs(path)
+		slices.Sort(got)
+		if !slices.Equal(got, ids) {
+			t.Errorf("%s got %v, want %v", path, got, ids)
+		}
 	}
 }
