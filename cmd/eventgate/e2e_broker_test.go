@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -241,8 +242,29 @@ func runBrokerTest(t *testing.T, g *gateway, sub *subscriber, ns, broker string)
 	}
 
 	resp, body := get(t, g.admin+"/status")
-	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"kind": "Broker"`) {
-		t.Errorf("/status: %d, no broker:\n%s", resp.StatusCode, body)
+	var st struct {
+		Brokers []struct {
+			Namespace, Name, Kind string
+			Ready                 bool
+		}
+		Triggers []struct {
+			Namespace, Name, Channel string
+			Ready                    bool
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/status: %d %v\n%s", resp.StatusCode, err, body)
+	}
+	if len(st.Brokers) != 1 || st.Brokers[0].Name != broker || st.Brokers[0].Kind != "Broker" || !st.Brokers[0].Ready {
+		t.Errorf("/status brokers: %+v", st.Brokers)
+	}
+	if len(st.Triggers) != len(triggers) {
+		t.Errorf("/status triggers: %+v, want %d", st.Triggers, len(triggers))
+	}
+	for _, tr := range st.Triggers {
+		if !tr.Ready || tr.Channel != ns+"/"+broker || !slices.Contains(triggers, tr.Name) {
+			t.Errorf("/status trigger %+v", tr)
+		}
 	}
 	if resp, body := get(t, g.admin+"/readyz"); resp.StatusCode != http.StatusOK {
 		t.Errorf("/readyz: %d %s", resp.StatusCode, body)

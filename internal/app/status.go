@@ -33,6 +33,10 @@ type Status struct {
 	Channels      []ChannelStatus      `json:"channels"`
 	Subscriptions []SubscriptionStatus `json:"subscriptions"`
 	Sources       []SourceStatus       `json:"sources"`
+	// Brokers and Triggers list brokers (their Kind is Broker, their Backend the class's backend) and
+	// triggers (Channel names the broker, NAMESPACE/NAME); omitted when there are none.
+	Brokers  []ChannelStatus      `json:"brokers,omitempty"`
+	Triggers []SubscriptionStatus `json:"triggers,omitempty"`
 }
 
 // ReadyState is a resource's Ready condition as /status shows it (see Condition). Since is omitted
@@ -193,12 +197,17 @@ func buildStatus(in statusInput) Status {
 		if parts <= 0 {
 			parts = in.defaultPartitions[c.Provisioner]
 		}
-		st.Channels = append(st.Channels, ChannelStatus{
+		cs := ChannelStatus{
 			Namespace: c.Namespace, Name: c.Name, Kind: c.Kind, Backend: c.Provisioner,
 			Address:    strings.TrimSuffix(in.ingressURL, "/") + "/" + c.Namespace + "/" + c.Name,
 			Partitions: parts,
 			ReadyState: state(channelKey(c.Ref())),
-		})
+		}
+		if c.Broker {
+			st.Brokers = append(st.Brokers, cs)
+			continue
+		}
+		st.Channels = append(st.Channels, cs)
 	}
 	lags := map[channel.Group]int64{}
 	for _, s := range in.lag {
@@ -218,6 +227,11 @@ func buildStatus(in statusInput) Status {
 			ss.LastDeliveryTime = s.status.LastDelivered
 			ss.LastError, ss.LastErrorTime = s.status.LastError, s.status.LastErrorAt
 		}
+		if trigger, ok := strings.CutPrefix(s.name, resources.TriggerGroupPrefix); ok {
+			ss.Name, ss.Channel = trigger, s.channel.Public().String()
+			st.Triggers = append(st.Triggers, ss)
+			continue
+		}
 		st.Subscriptions = append(st.Subscriptions, ss)
 	}
 	for _, s := range in.sources {
@@ -232,6 +246,12 @@ func buildStatus(in statusInput) Status {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	slices.SortFunc(st.Subscriptions, func(a, b SubscriptionStatus) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	slices.SortFunc(st.Brokers, func(a, b ChannelStatus) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	slices.SortFunc(st.Triggers, func(a, b SubscriptionStatus) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	slices.SortFunc(st.Sources, func(a, b SourceStatus) int {
