@@ -385,3 +385,122 @@ func TestBrokerExample(t *testing.T) {
 		}
 	}
 }
+
+// brokerRefManifests point a subscription's subscriber, another's dead-letter sink and reply, and a
+// webhook source's sink at a broker; its triggers tell what arrived. %[1]s is the subscriber's URL.
+const brokerRefManifests = `
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: hub}
+---
+apiVersion: messaging.knative.dev/v1
+kind: InMemoryChannel
+metadata: {name: inbox}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: into-broker}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: inbox}
+  subscriber: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: hub}}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: failing}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: inbox}
+  subscriber: {uri: "%[1]s/fail"}
+  delivery:
+    retry: 0
+    deadLetterSink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: hub}}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: replying}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: inbox}
+  subscriber: {uri: "%[1]s/reply"}
+  reply: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: hub}}
+---
+apiVersion: sources.knative.dev/v1alpha1
+kind: GitHubSource
+metadata:
+  name: repo
+  annotations: {eventgate.dev/unauthenticated: "true"}
+spec:
+  ownerAndRepository: eventgate/eventgate
+  eventTypes: [push]
+  sink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: hub}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: originals}
+spec:
+  broker: hub
+  filters: [{exact: {type: dev.eventgate.test}}, {not: {exact: {knativeerrorcode: "500"}}}]
+  subscriber: {uri: "%[1]s/originals"}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: dead}
+spec:
+  broker: hub
+  filters: [{exact: {knativeerrorcode: "500"}}]
+  subscriber: {uri: "%[1]s/dead"}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: replies}
+spec:
+  broker: hub
+  filter: {attributes: {type: dev.eventgate.reply}}
+  subscriber: {uri: "%[1]s/replies"}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: github}
+spec:
+  broker: hub
+  filters: [{prefix: {type: dev.knative.source.github.}}]
+  subscriber: {uri: "%[1]s/github"}
+`
+
+// TestBrokerReferences: a subscriber, a dead-letter sink, a reply and a source's sink that name a
+// Broker deliver into it inside the gateway, where its triggers pick the events up.
+func TestBrokerReferences(t *testing.T) {
+	sub := newSubscriber(t)
+	sub.on("/fail", func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusInternalServerError) })
+	sub.on("/reply", func(w http.ResponseWriter, _ int) {
+		w.Header().Set("Ce-Specversion", "1.0")
+		w.Header().Set("Ce-Id", "reply-1")
+		w.Header().Set("Ce-Source", "/replier")
+		w.Header().Set("Ce-Type", "dev.eventgate.reply")
+		w.WriteHeader(http.StatusOK)
+	})
+	dir := t.TempDir()
+	writeFile(t, dir, "refs.yaml", fmt.Sprintf(brokerRefManifests, sub.url))
+	g := startGateway(t, "-f", dir)
+	if resp, body := post(t, g.ingress+"/default/inbox", binaryEvent("in-1"), "x"); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("post: %d %s", resp.StatusCode, body)
+	}
+	payload, err := os.ReadFile("../../testdata/github/push.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "gh-1", "Content-Type": "application/json"}
+	if resp, body := post(t, g.ingress+"/sources/default/repo", hdr, string(payload)); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook: %d %s", resp.StatusCode, body)
+	}
+	if d := sub.waitFor(t, "/originals", 1)[0]; d.header.Get("Ce-Id") != "in-1" {
+		t.Errorf("originals got %s, want in-1 (through the subscription whose subscriber is the broker)", d.header.Get("Ce-Id"))
+	}
+	if d := sub.waitFor(t, "/dead", 1)[0]; d.header.Get("Ce-Id") != "in-1" || d.header.Get("Ce-Knativeerrordest") != sub.url+"/fail" {
+		t.Errorf("dead got %v, want in-1 dead-lettered from /fail", d.header)
+	}
+	if d := sub.waitFor(t, "/replies", 1)[0]; d.header.Get("Ce-Id") != "reply-1" {
+		t.Errorf("replies got %s, want reply-1", d.header.Get("Ce-Id"))
+	}
+	if d := sub.waitFor(t, "/github", 1)[0]; d.header.Get("Ce-Id") != "gh-1" {
+		t.Errorf("github got %s, want gh-1", d.header.Get("Ce-Id"))
+	}
+}
