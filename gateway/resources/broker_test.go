@@ -132,6 +132,13 @@ func TestBrokerAndTriggerProblems(t *testing.T) {
 			`spec.filters[4].exact["Type"]: "Type" is not a CloudEvents attribute name`,
 			`spec.filter.attributes["Bad-Name"]: "Bad-Name" is not a CloudEvents attribute name`,
 		}},
+		{"bad-annotations.yaml", []string{
+			`document 2 (Trigger default/t): metadata.annotations["eventgate.dev/initial-offset"]: "middle" is not earliest or latest`,
+			`metadata.annotations["kafka.eventing.knative.dev/delivery.order"]: "sideways" is not ordered or unordered`,
+			`metadata.annotations["eventgate.dev/min-concurrency"]: 5 is more than eventgate.dev/max-concurrency 2`,
+			`spec.subscriber: missing uri or ref`,
+			`spec.delivery.retry: must be between 0 and 2147483647, not -1`,
+		}},
 		{"name-clash.yaml", []string{
 			`name-clash.yaml: document 2 (Broker default/events): metadata.name: InMemoryChannel default/events is already defined at testdata/brokers/name-clash.yaml document 1`,
 			`document 3 (Trigger default/t): spec.broker: Broker default/missing is not defined`,

@@ -66,10 +66,8 @@ func (t *Trigger) addTo(s *Set) { s.Triggers = append(s.Triggers, t) }
 
 func decodeTrigger(in input) resource {
 	m, spec := in.m, in.spec
-	// The annotations a trigger shares with subscriptions are read the same way.
-	sub := decodeSubscription(input{kind: in.kind, m: m, spec: val{p: spec.p, path: "spec"}, opt: in.opt}).(*Subscription)
-	t := &Trigger{Meta: *m, Order: sub.Order, InitialOffset: sub.InitialOffset,
-		MinConcurrency: sub.MinConcurrency, MaxConcurrency: sub.MaxConcurrency}
+	t := &Trigger{Meta: *m}
+	t.Order, t.InitialOffset, t.MinConcurrency, t.MaxConcurrency = decodeDeliveryAnnotations(spec.p, m)
 	if !spec.isMap() {
 		return t
 	}
@@ -206,15 +204,5 @@ func (t *Trigger) validate(p *problems) {
 			p.invalid(fmt.Sprintf("spec.filter.attributes[%q]", name), "%q is not a CloudEvents attribute name (lower-case letters and digits)", truncate(name, 40))
 		}
 	}
-	// The annotations are the subscription's: validate them the same way.
-	sub := t.Subscription()
-	switch sub.Order {
-	case Ordered, Unordered:
-	default:
-		p.invalid(annotationPath(AnnotationDeliveryOrder), "%q is not ordered or unordered", truncate(string(sub.Order), 40))
-	}
-	if t.MinConcurrency > 0 && t.MaxConcurrency > 0 && t.MinConcurrency > t.MaxConcurrency {
-		p.invalid(annotationPath(AnnotationMinConcurrency), "%d is more than %s %d",
-			t.MinConcurrency, AnnotationMaxConcurrency, t.MaxConcurrency)
-	}
+	validateDeliveryAnnotations(p, t.Order, t.MinConcurrency, t.MaxConcurrency)
 }
