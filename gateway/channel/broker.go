@@ -34,3 +34,12 @@ func (r Ref) Public() Ref {
 	}
 	return r
 }
+
+// Describe names r for people: "broker NAMESPACE/NAME" for a broker's channel, else
+// "channel NAMESPACE/NAME".
+func (r Ref) Describe() string {
+	if _, ok := r.Broker(); ok {
+		return "broker " + r.Public().String()
+	}
+	return "channel " + r.String()
+}

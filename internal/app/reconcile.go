@@ -111,7 +111,7 @@ func (a *App) ensureChannel(ctx context.Context, c *resources.Channel) error {
 	if old != nil && old.Provisioner != c.Provisioner {
 		cause := fmt.Sprintf("changing the provisioner from %s to %s needs a restart", old.Provisioner, c.Provisioner)
 		a.conds.set(key, false, ReasonRestartRequired, cause)
-		return fmt.Errorf("channel %s: %s", ref, cause)
+		return fmt.Errorf("%s: %s", ref.Describe(), cause)
 	}
 	b := a.backendFor(c.Provisioner)
 	err := b.Ensure(ctx, c.Spec())
@@ -120,13 +120,13 @@ func (a *App) ensureChannel(ctx context.Context, c *resources.Channel) error {
 		a.runChannel(c, b)
 		return nil
 	case ctx.Err() != nil: // stopped: neither ready nor failed
-		return fmt.Errorf("channel %s: %w", ref, ctx.Err())
+		return fmt.Errorf("%s: %w", ref.Describe(), ctx.Err())
 	case errors.Is(err, channel.ErrUnavailable) && !errors.Is(err, kafka.ErrSpecConflict):
 		a.waitForBackend(c, err)
 		return nil
 	}
 	a.conds.set(key, false, ensureReason(err), err.Error())
-	err = fmt.Errorf("channel %s: %w", ref, err)
+	err = fmt.Errorf("%s: %w", ref.Describe(), err)
 	delete(a.waiting, ref)
 	if old == nil {
 		a.router.drop(ref) // it may have waited

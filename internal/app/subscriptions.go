@@ -105,9 +105,9 @@ func (a *App) startSubscription(ctx context.Context, key string, ds dispatch.Sub
 // an error while ch waits for its backend, an error when ch failed.
 func (a *App) channelNotReady(key string, ch channel.Ref) error {
 	_, waits := a.waiting[ch]
-	cause := fmt.Sprintf("channel %s is not running", ch)
+	cause := fmt.Sprintf("%s is not running", ch.Describe())
 	if waits {
-		cause = fmt.Sprintf("channel %s waits for its backend", ch)
+		cause = fmt.Sprintf("%s waits for its backend", ch.Describe())
 	}
 	if a.conds.set(subscriptionKey(key), false, ReasonChannelNotReady, cause) && waits {
 		a.log.Warn("subscription waits for its channel", "subscription", key, "channel", ch.String())
