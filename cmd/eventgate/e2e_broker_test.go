@@ -504,3 +504,65 @@ func TestBrokerReferences(t *testing.T) {
 		t.Errorf("github got %s, want gh-1", d.header.Get("Ce-Id"))
 	}
 }
+
+// TestTriggerFilterReload changes a trigger's filter while the gateway runs: the trigger restarts on
+// its consumer group with the new filter, and an event posted afterwards is judged by it.
+func TestTriggerFilterReload(t *testing.T) {
+	sub := newSubscriber(t)
+	dir := t.TempDir()
+	manifest := func(typ string) string {
+		return fmt.Sprintf(`
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: hub}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: t}
+spec:
+  broker: hub
+  filters: [{exact: {type: %s}}]
+  subscriber: {uri: "%s/t"}
+`, typ, sub.url)
+	}
+	writeFile(t, dir, "m.yaml", manifest("dev.a"))
+	g := startGateway(t, "-f", dir)
+	posted := 0
+	send := func(id, typ string) {
+		h := binaryEvent(id)
+		h["Ce-Type"] = typ
+		if resp, body := post(t, g.ingress+"/default/hub", h, "x"); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("post %s: %d %s", id, resp.StatusCode, body)
+		}
+		posted++
+	}
+	send("a-1", "dev.a")
+	sub.waitFor(t, "/t", 1)
+
+	writeFile(t, dir, "m.yaml", manifest("dev.b"))
+	n := 0
+	eventually(t, 30*time.Second, func() bool {
+		n++
+		send(fmt.Sprintf("b-%d", n), "dev.b")
+		for _, id := range sub.deliveredIDs("/t") {
+			if strings.HasPrefix(id, "b-") {
+				return true
+			}
+		}
+		return false
+	}, "the new filter to deliver a dev.b event")
+	send("a-late", "dev.a")
+	send("b-final", "dev.b")
+	eventually(t, 20*time.Second, func() bool {
+		m := scrape(t, g)
+		seen := 0.0
+		for _, o := range []string{"filtered", "delivered"} {
+			seen += m[fmt.Sprintf(`eventgate_trigger_events_total{namespace="default",outcome=%q,trigger="t"}`, o)]
+		}
+		return seen >= float64(posted)
+	}, "the trigger to deal with all %d events", posted)
+	got := sub.deliveredIDs("/t")
+	if slices.Contains(got, "a-late") || !slices.Contains(got, "b-final") || !slices.Contains(got, "a-1") {
+		t.Fatalf("/t got %v: want a-1 (old filter), b-final and not a-late (new filter)", got)
+	}
+}
