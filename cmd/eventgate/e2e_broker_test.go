@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -564,5 +566,56 @@ spec:
 	got := sub.deliveredIDs("/t")
 	if slices.Contains(got, "a-late") || !slices.Contains(got, "b-final") || !slices.Contains(got, "a-1") {
 		t.Fatalf("/t got %v: want a-1 (old filter), b-final and not a-late (new filter)", got)
+	}
+}
+
+// TestValidateBrokers runs `eventgate validate` on brokers and triggers: what each resolves to, and
+// the problems (a CESQL expression that does not parse, a broker named like a channel) with their file,
+// document and field.
+func TestValidateBrokers(t *testing.T) {
+	out, err := exec.Command(binPath, "validate", "-f", filepath.Join("..", "..", "examples", "broker")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("validate examples/broker: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"Broker default/default → ingress http://127.0.0.1:8080/default/default (MTChannelBasedBroker, inmemory)",
+		"Trigger default/large-orders → subscriber http://127.0.0.1:8081/large-orders (broker default/default, filter filters: 1)",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out)
+		}
+	}
+
+	dir := t.TempDir()
+	bad := writeFile(t, dir, "bad.yaml", `
+apiVersion: messaging.knative.dev/v1
+kind: InMemoryChannel
+metadata: {name: events}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: events}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: t}
+spec:
+  broker: events
+  filters:
+    - cesql: "type = 'a' AND AND"
+  subscriber: {uri: http://x.example.com}
+`)
+	out, err = exec.Command(binPath, "validate", "-f", bad).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("validate of bad manifests: %v, want exit 1\n%s", err, out)
+	}
+	for _, want := range []string{
+		bad + `: document 3 (Trigger default/t): spec.filters[0].cesql: "type = 'a' AND AND" is not a CESQL expression: `,
+		bad + `: document 2 (Broker default/events): metadata.name: InMemoryChannel default/events is already defined at ` + bad + ` document 1`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out)
+		}
 	}
 }
