@@ -619,3 +619,76 @@ spec:
 		}
 	}
 }
+
+// runTriggerStartTest adds two triggers to a running broker that already holds events: the one
+// annotated eventgate.dev/initial-offset: earliest gets them, the other (latest, the default) gets only
+// what is posted once it is ready. class is the broker's class.
+func runTriggerStartTest(t *testing.T, class string, args ...string) {
+	sub := newSubscriber(t)
+	dir := t.TempDir()
+	name := uniqueName("start")
+	brokerDoc := fmt.Sprintf(`
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: %s
+  annotations: {eventing.knative.dev/broker.class: %s}
+`, name, class)
+	writeFile(t, dir, "broker.yaml", brokerDoc)
+	g := startGateway(t, append([]string{"-f", dir}, args...)...)
+	send := func(id string) {
+		if resp, body := post(t, g.ingress+"/default/"+name, binaryEvent(id), "x"); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("post %s: %d %s", id, resp.StatusCode, body)
+		}
+	}
+	send("old-1")
+	send("old-2")
+	writeFile(t, dir, "triggers.yaml", fmt.Sprintf(`
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: early
+  annotations: {eventgate.dev/initial-offset: earliest}
+spec:
+  broker: %[1]s
+  subscriber: {uri: "%[2]s/early"}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: late}
+spec:
+  broker: %[1]s
+  subscriber: {uri: "%[2]s/late"}
+`, name, sub.url))
+	// Both triggers are ready once /status says so: their start offsets are fixed by then.
+	eventually(t, 30*time.Second, func() bool {
+		_, body := get(t, g.admin+"/status")
+		var st struct{ Triggers []struct{ Ready bool } }
+		if json.Unmarshal([]byte(body), &st) != nil || len(st.Triggers) != 2 {
+			return false
+		}
+		return st.Triggers[0].Ready && st.Triggers[1].Ready
+	}, "both triggers to be ready")
+	send("new-1")
+	sub.waitFor(t, "/early", 3)
+	sub.waitFor(t, "/late", 1)
+	eventually(t, 20*time.Second, func() bool {
+		m := scrape(t, g)
+		return m[`eventgate_trigger_events_total{namespace="default",outcome="delivered",trigger="late"}`] >= 1 &&
+			m[`eventgate_trigger_events_total{namespace="default",outcome="delivered",trigger="early"}`] >= 3
+	}, "the deliveries to be counted")
+	early, late := sub.deliveredIDs("/early"), sub.deliveredIDs("/late")
+	slices.Sort(early)
+	if !slices.Equal(early, []string{"new-1", "old-1", "old-2"}) {
+		t.Errorf("earliest trigger got %v, want old-1, old-2 and new-1", early)
+	}
+	if !slices.Equal(late, []string{"new-1"}) {
+		t.Errorf("latest trigger got %v, want only new-1", late)
+	}
+}
+
+func TestTriggerStartInMemory(t *testing.T) { runTriggerStartTest(t, "MTChannelBasedBroker") }
+
+func TestTriggerStartKafka(t *testing.T) {
+	runTriggerStartTest(t, "Kafka", "--set", "kafka.brokers="+kafkaBroker(t))
+}
