@@ -131,6 +131,8 @@ func TestBrokerAndTriggerProblems(t *testing.T) {
 			`spec.filters[3]: no filter dialect`,
 			`spec.filters[4].exact["Type"]: "Type" is not a CloudEvents attribute name`,
 			`spec.filter.attributes["Bad-Name"]: "Bad-Name" is not a CloudEvents attribute name`,
+			`(Trigger default/nulls): spec.filters[0].not: missing (null)`,
+			`(Trigger default/nulls): spec.filters[1].all[0].cesql: missing (null)`,
 		}},
 		{"bad-annotations.yaml", []string{
 			`document 2 (Trigger default/t): metadata.annotations["eventgate.dev/initial-offset"]: "middle" is not earliest or latest`,

@@ -14,6 +14,7 @@ import (
 //   - every problem (one per line of the joined error) names the file;
 //   - an accepted Set re-validates on its own: every resource passes Validate's per-resource rules, and
 //     when the set also passes the cross-resource rules, a second Validate agrees;
+//   - an accepted trigger's filter compiles;
 //   - Describe never panics on an accepted Set and gives one line per resource.
 //
 // Seeds: every file under testdata, and the broker manifests in this package's testdata/brokers.
@@ -62,6 +63,11 @@ func FuzzDecode(f *testing.F) {
 		if first := s.Validate(); first == nil {
 			if again := s.Validate(); again != nil {
 				t.Fatalf("Validate disagrees with itself: %v", again)
+			}
+		}
+		for _, tr := range s.Triggers {
+			if _, err := tr.Filter(); err != nil {
+				t.Fatalf("accepted trigger's filter does not compile: %v", err)
 			}
 		}
 		lines := Describe(s, &Resolver{IngressURL: "http://127.0.0.1:8080"})

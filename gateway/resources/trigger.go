@@ -128,6 +128,10 @@ func decodeFilterSpec(v val, depth int) filter.Spec {
 	case len(set) > 1:
 		v.p.invalid(v.path, "one filter dialect per entry, not %s", strings.Join(set, " and "))
 	}
+	if !v.has(set[0]) {
+		v.p.invalid(joinPath(v.path, set[0]), "missing (null)")
+		return s
+	}
 	single := func(key string) map[string]string {
 		f := v.field(key)
 		m := f.strMap()
