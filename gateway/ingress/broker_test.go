@@ -3,6 +3,8 @@ package ingress
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -62,5 +64,32 @@ func TestBrokerAddressing(t *testing.T) {
 				t.Errorf("ingress events of %s = %v, want 1 (labelled with the broker's name)", tt.want.Public(), got)
 			}
 		})
+	}
+}
+
+// A broker's bearer tokens are those of its name (NAMESPACE.BROKER), whichever address form is used.
+func TestBrokerTokens(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "shop.events"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := LoadTokens(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(DefaultConfig(), Deps{})
+	h.SetChannels(Table{channel.BrokerRef("shop", "events"): &refRecorder{}})
+	h.SetTokens(tokens)
+	withToken := map[string]string{"Authorization": "Bearer s3cret"}
+	for k, v := range binary {
+		withToken[k] = v
+	}
+	for _, host := range []string{"", channel.BrokerIngressHost} {
+		if w := do(h, http.MethodPost, "/shop/events", host, binary, "x"); w.Code != http.StatusUnauthorized {
+			t.Errorf("host %q without a token: %d, want 401", host, w.Code)
+		}
+		if w := do(h, http.MethodPost, "/shop/events", host, withToken, "x"); w.Code != http.StatusAccepted {
+			t.Errorf("host %q with the broker's token: %d, want 202: %s", host, w.Code, w.Body)
+		}
 	}
 }
