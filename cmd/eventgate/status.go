@@ -137,6 +137,31 @@ func writeStatusTable(w io.Writer, st app.Status) error {
 	if len(st.Subscriptions) == 0 {
 		row("(none)")
 	}
+	if len(st.Brokers) > 0 {
+		row("")
+		row("BROKERS")
+		row("NAME", "READY", "REASON", "BACKEND", "PARTITIONS", "ADDRESS")
+		for _, c := range st.Brokers {
+			row(c.Namespace+"/"+c.Name, ready(c.ReadyState), dash(c.Reason), c.Backend, strconv.Itoa(int(c.Partitions)), c.Address)
+		}
+	}
+	if len(st.Triggers) > 0 {
+		row("")
+		row("TRIGGERS")
+		row("NAME", "READY", "REASON", "BROKER", "LAG", "LIMIT", "LAST DELIVERY", "LAST ERROR")
+		for _, s := range st.Triggers {
+			lag := "-"
+			if s.Lag != nil {
+				lag = strconv.FormatInt(*s.Lag, 10)
+			}
+			limit := "-"
+			if s.ConcurrencyLimit > 0 {
+				limit = strconv.Itoa(s.ConcurrencyLimit)
+			}
+			row(s.Namespace+"/"+s.Name, ready(s.ReadyState), dash(s.Reason), s.Channel, lag, limit,
+				agoOrDash(age(s.LastDeliveryTime)), lastError(s.LastError, s.LastErrorTime))
+		}
+	}
 	row("")
 	row("SOURCES")
 	row("NAME", "READY", "REASON", "KIND", "RUNNING", "LAST EVENT", "LAST ERROR")

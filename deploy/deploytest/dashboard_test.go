@@ -135,7 +135,7 @@ func TestDashboardQueriesNameLiveMetrics(t *testing.T) {
 		"eventgate_dispatch_attempts_total", "eventgate_dispatch_duration_seconds_bucket",
 		"eventgate_events_delivered_total", "eventgate_events_dead_lettered_total", "eventgate_consumer_lag",
 		"eventgate_dispatch_in_flight", "eventgate_dispatch_concurrency_limit",
-		"process_resident_memory_bytes", "process_cpu_seconds_total",
+		"process_resident_memory_bytes", "process_cpu_seconds_total", "eventgate_trigger_events_total",
 	} {
 		if !used[want] {
 			t.Errorf("the dashboard shows nothing from %s", want)
@@ -177,6 +177,18 @@ spec:
   ownerAndRepository: eventgate/eventgate
   eventTypes: [push]
   sink: {ref: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: demo}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: events, namespace: default}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: greetings, namespace: default}
+spec:
+  broker: events
+  filters: [{exact: {type: com.example.greeting}}]
+  subscriber: {uri: "` + sub.URL + `"}
 `
 	if err := os.WriteFile(filepath.Join(dir, "demo.yaml"), []byte(manifests), 0o600); err != nil {
 		t.Fatal(err)

@@ -167,5 +167,5 @@ type WaitingError struct {
 	Reason string
 }
 
-func (e *WaitingError) Error() string { return "channel " + e.Channel.String() + ": " + e.Reason }
+func (e *WaitingError) Error() string { return e.Channel.Describe() + ": " + e.Reason }
 func (e *WaitingError) Unwrap() error { return ErrUnavailable }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/filter"
 	"github.com/eventgate/eventgate/gateway/metrics"
 	"github.com/eventgate/eventgate/gateway/resources"
 )
@@ -108,6 +109,24 @@ type Subscription struct {
 	Adaptive bool
 	// MinInFlight is the adaptive limit's floor; values below 1 mean 1, above MaxInFlight mean MaxInFlight.
 	MinInFlight int
+	// Trigger, when set, makes this a trigger's subscription: a filter in front of delivery. Nil for
+	// a subscription.
+	Trigger *Trigger
+}
+
+// Trigger is what a trigger adds to the subscription it runs as. Every delivery feature is the
+// subscription's; the filter runs first, as each record is taken from its claim: an event that does
+// not pass is marked done at once, with no limiter slot, no request and no allocation, and counted
+// as filtered in eventgate_trigger_events_total, where delivered and dead-lettered events are counted
+// too.
+type Trigger struct {
+	// Name is the trigger's name (the metric's trigger label).
+	Name string
+	// Filter decides which events are delivered; nil delivers every event.
+	Filter *filter.Filter
+	// Source identifies the declared filter, so that two Subscriptions compare equal (reflect.DeepEqual)
+	// when their triggers declare the same one; Filter itself is not compared.
+	Source string
 }
 
 // Deps are the dispatcher's collaborators.
@@ -154,6 +173,8 @@ type Dispatcher struct {
 	repliesSent, repliesDrop  counter
 	repliesFailed             counter
 	inFlight                  gauge
+	// Trigger outcomes (eventgate_trigger_events_total); nil for a subscription.
+	filtered, trigDelivered, trigDeadLettered counter
 	// status is what Status reports: the latest subscriber attempts' outcomes.
 	status statusRecorder
 
@@ -242,6 +263,11 @@ func New(s Subscription, d Deps) *Dispatcher {
 	dp.repliesDrop = dp.m.Replies.WithLabelValues(ns, name, "dropped")
 	dp.repliesFailed = dp.m.Replies.WithLabelValues(ns, name, "failed")
 	dp.inFlight = dp.m.InFlight.WithLabelValues(ns, name)
+	if s.Trigger != nil {
+		dp.filtered = dp.m.TriggerEvents.WithLabelValues(ns, s.Trigger.Name, "filtered")
+		dp.trigDelivered = dp.m.TriggerEvents.WithLabelValues(ns, s.Trigger.Name, "delivered")
+		dp.trigDeadLettered = dp.m.TriggerEvents.WithLabelValues(ns, s.Trigger.Name, "dead_lettered")
+	}
 
 	dp.stopCtx, dp.stopIntake = context.WithCancel(context.Background())
 	dp.runCtx, dp.abandon = context.WithCancel(context.Background())
@@ -387,6 +413,11 @@ intake:
 				break intake
 			}
 		}
+		if d.sub.Trigger != nil && !d.sub.Trigger.Filter.Pass(rec.Event) {
+			c.MarkDone(rec.Offset) // filtered out: done, with no delivery
+			d.filtered.Inc()
+			continue
+		}
 		if err := d.lim.Acquire(ictx); err != nil {
 			break intake // the record stays undone: it is delivered again after the revoke/restart
 		}
@@ -484,6 +515,9 @@ func (d *Dispatcher) process(ctx context.Context, rec channel.Record, log *slog.
 		res := d.send(ctx, d.sub.Subscriber, rec.Event, true, &out)
 		if res.ok {
 			d.delivered.Inc()
+			if d.trigDelivered != nil {
+				d.trigDelivered.Inc()
+			}
 			if !d.handleReply(ctx, res, rec, log) {
 				return finish(Abandoned)
 			}
@@ -502,6 +536,9 @@ func (d *Dispatcher) process(ctx context.Context, rec channel.Record, log *slog.
 		dres := d.send(ctx, *d.sub.DeadLetter, dl, false, nil)
 		if dres.ok {
 			d.deadLettered.Inc()
+			if d.trigDeadLettered != nil {
+				d.trigDeadLettered.Inc()
+			}
 			log.Info("event dead-lettered", "offset", rec.Offset, "event_id", id, "status", res.status,
 				"error", errString(res.err))
 			return finish(DeadLettered)

@@ -4,6 +4,12 @@
 // channel by path (POST /NAMESPACE/CHANNEL) or, for Knative compatibility, by host
 // (Host: CHANNEL-kn-channel.NAMESPACE.svc.cluster.local), and answers 202 only once the channel has
 // durably stored every event of the request.
+//
+// A broker is a channel underneath (channel.BrokerRef): the table holds it under its channel's ref,
+// and a request reaches it by path (POST /NAMESPACE/BROKER: brokers and channels share one namespace
+// of names) or by Knative's broker address (Host broker-ingress.knative-eventing.svc.cluster.local or
+// kafka-broker-ingress.knative-eventing.svc.cluster.local, path /NAMESPACE/BROKER), with the same
+// modes, limits, authentication (tokens under the broker's name) and answers.
 package ingress
 
 import (
@@ -94,7 +100,29 @@ func Target(r *http.Request) (channel.Ref, bool) {
 	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
 		return channel.Ref{}, false
 	}
-	return channel.Ref{Namespace: ns, Name: name}, true
+	if h := strings.ToLower(host); h == channel.BrokerIngressHost || h == channel.KafkaBrokerIngressHost {
+		return channel.BrokerRef(ns, name), true
+	}
+	ref := channel.Ref{Namespace: ns, Name: name}
+	if _, ok := ref.Broker(); ok {
+		return channel.Ref{}, false // a broker's channel is addressed by the broker's name only
+	}
+	return ref, true
+}
+
+// lookup finds the publisher of ref in t: a channel, or the broker's channel for a broker ref; a
+// path that names no channel names the broker of that name, if any. It returns the ref found.
+func lookup(t Table, ref channel.Ref) (channel.Ref, channel.Publisher, bool) {
+	if pub, ok := t[ref]; ok {
+		return ref, pub, true
+	}
+	if _, isBroker := ref.Broker(); !isBroker {
+		b := channel.BrokerRef(ref.Namespace, ref.Name)
+		if pub, ok := t[b]; ok {
+			return b, pub, true
+		}
+	}
+	return ref, nil, false
 }
 
 func parseKnativeHost(host string) (name, ns string, ok bool) {
@@ -137,7 +165,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ref, ok := Target(r)
 	code, n := h.serve(w, r, ref, ok)
 	if h.metrics != nil {
-		ns, name := ref.Namespace, ref.Name
+		ns, name := ref.Namespace, ref.Public().Name
 		if code == http.StatusNotFound {
 			ns, name = "", "" // unknown names come from the request: keep label values bounded
 		}
@@ -171,12 +199,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ref channel.Ref,
 	if !addressed {
 		return fail(w, http.StatusNotFound, "no channel addressed: POST to /NAMESPACE/CHANNEL"), 0
 	}
-	pub, ok := (*h.channels.Load())[ref]
+	ref, pub, ok := lookup(*h.channels.Load(), ref)
 	if !ok {
+		if _, isBroker := ref.Broker(); isBroker {
+			return fail(w, http.StatusNotFound, fmt.Sprintf("broker %s not found", ref.Public())), 0
+		}
 		return fail(w, http.StatusNotFound, fmt.Sprintf("channel %s not found", ref)), 0
 	}
 	if tokens := h.tokens.Load(); tokens != nil {
-		switch err := tokens.check(r, ref); {
+		switch err := tokens.check(r, ref.Public()); {
 		case errors.Is(err, errOtherToken):
 			return fail(w, http.StatusForbidden, err.Error()), 0
 		case err != nil:

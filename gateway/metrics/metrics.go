@@ -40,6 +40,8 @@ type Metrics struct {
 	ConcurrencyLimit *prometheus.GaugeVec     // namespace, subscription
 
 	SourceEvents *prometheus.CounterVec // namespace, source, kind, outcome
+
+	TriggerEvents *prometheus.CounterVec // namespace, trigger, outcome (filtered, delivered, dead_lettered)
 }
 
 // New returns eventgate's metrics registered on a fresh registry, with the Go and process collectors
@@ -101,7 +103,12 @@ func New(b Build) *Metrics {
 			Name: "eventgate_source_events_total",
 			Help: "Events produced by source adapters, by outcome (accepted, rejected, failed, skipped).",
 		}, []string{"namespace", "source", "kind", "outcome"}),
+		TriggerEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventgate_trigger_events_total",
+			Help: "Events of a broker seen by a trigger, by outcome (filtered: did not pass its filter, acknowledged with no request; delivered; dead_lettered).",
+		}, []string{"namespace", "trigger", "outcome"}),
 	}
+	reg.MustRegister(m.TriggerEvents)
 	reg.MustRegister(m.IngressRequests, m.IngressDuration, m.IngressEvents, m.DispatchAttempts,
 		m.DispatchDuration, m.Delivered, m.DeadLettered, m.Dropped, m.Replies, m.InFlight,
 		m.ConcurrencyLimit, m.SourceEvents)

@@ -19,10 +19,18 @@ type Channel struct {
 	Retention         time.Duration
 	// Delivery is the channel's default delivery spec for its subscriptions (spec.delivery); nil when unset.
 	Delivery *Delivery
+	// Broker marks the channel that backs a broker (Set.BrokerChannel): Meta is the broker's, and
+	// Ref is channel.BrokerRef.
+	Broker bool
 }
 
 // Ref returns the channel's identity for provisioners.
-func (c *Channel) Ref() channel.Ref { return channel.Ref{Namespace: c.Namespace, Name: c.Name} }
+func (c *Channel) Ref() channel.Ref {
+	if c.Broker {
+		return channel.BrokerRef(c.Namespace, c.Name)
+	}
+	return channel.Ref{Namespace: c.Namespace, Name: c.Name}
+}
 
 // Spec returns what a provisioner needs to create or update the channel.
 func (c *Channel) Spec() channel.Spec {

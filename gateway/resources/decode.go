@@ -132,7 +132,11 @@ func decodeDoc(file string, doc int, n *yaml.Node, opt Options, s *Set) []error 
 	}
 	if kind == nil {
 		// Not run by eventgate: accepted whatever its shape.
-		s.Unmanaged = append(s.Unmanaged, &Unmanaged{Meta: *m})
+		u := &Unmanaged{Meta: *m}
+		if m.Kind == "ConfigMap" {
+			u.Data = scalarMap(root.n, "data")
+		}
+		s.Unmanaged = append(s.Unmanaged, u)
 		return nil
 	}
 	r := kind.decode(input{kind: kind, m: m, spec: root.field("spec"), opt: opt})
@@ -140,4 +144,28 @@ func decodeDoc(file string, doc int, n *yaml.Node, opt Options, s *Set) []error 
 	r.validate(p)
 	r.addTo(s)
 	return p.errs
+}
+
+// scalarMap returns the scalar entries of object n's field key, without recording any problem (an
+// unmanaged resource is never an error); nil when there are none.
+func scalarMap(n *yaml.Node, key string) map[string]string {
+	var out map[string]string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value != key {
+			continue
+		}
+		d := deref(n.Content[i+1])
+		if d == nil || d.Kind != yaml.MappingNode {
+			return nil
+		}
+		for j := 0; j+1 < len(d.Content); j += 2 {
+			if v := deref(d.Content[j+1]); v != nil && v.Kind == yaml.ScalarNode {
+				if out == nil {
+					out = map[string]string{}
+				}
+				out[d.Content[j].Value] = v.Value
+			}
+		}
+	}
+	return out
 }

@@ -1,16 +1,20 @@
 package resources
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
 	"strings"
 )
 
-// Describe returns one line per resource, channels first, then subscriptions, sources and unmanaged
-// resources, each in the order read: what `eventgate validate` prints. For example:
+// Describe returns one line per resource, channels first, then subscriptions, brokers, triggers,
+// sources and unmanaged resources, each in the order read: what `eventgate validate` prints. For
+// example:
 //
 //	Channel default/demo → ingress http://127.0.0.1:8080/default/demo (inmemory)
 //	Subscription default/sub → subscriber http://sub.default.svc.cluster.local (channel default/demo, reply channel default/out, dead letter http://dls)
+//	Broker default/events → ingress http://127.0.0.1:8080/default/events (MTChannelBasedBroker, inmemory)
+//	Trigger default/orders → subscriber http://orders.default.svc.cluster.local (broker default/events, filter filters: 1)
 //	GitHubSource default/gh → webhook http://127.0.0.1:8080/sources/default/gh, sink channel default/demo
 //	Service default/x: not managed
 //
@@ -51,6 +55,38 @@ func Describe(s *Set, r *Resolver) []string {
 		fmt.Fprintf(&b, " (%s)", strings.Join(extra, ", "))
 		out = append(out, b.String())
 	}
+	for _, b := range s.Brokers {
+		c := s.BrokerChannel(b)
+		detail := cmp.Or(b.Class, BrokerClassChannel) + ", " + c.Provisioner
+		if c.Partitions > 0 {
+			detail += fmt.Sprintf(", %d partitions", c.Partitions)
+		}
+		if c.ReplicationFactor > 0 {
+			detail += fmt.Sprintf(", replication factor %d", c.ReplicationFactor)
+		}
+		if b.Delivery != nil && b.Delivery.DeadLetterSink != nil {
+			detail += ", dead letter " + describeDest(r, *b.Delivery.DeadLetterSink)
+		}
+		out = append(out, fmt.Sprintf("Broker %s → ingress %s (%s)", b.NamespacedName(), r.BrokerAddress(b), detail))
+	}
+	for _, t := range s.Triggers {
+		var b strings.Builder
+		fmt.Fprintf(&b, "Trigger %s → ", t.NamespacedName())
+		if t.Subscriber != nil {
+			b.WriteString("subscriber " + describeDest(r, *t.Subscriber))
+		} else {
+			b.WriteString("no subscriber")
+		}
+		extra := []string{"broker " + t.Namespace + "/" + t.Broker, "filter " + describeFilter(t)}
+		if d := s.DeliveryFor(t.Subscription()); d != nil && d.DeadLetterSink != nil {
+			extra = append(extra, "dead letter "+describeDest(r, *d.DeadLetterSink))
+		}
+		if t.Order == Ordered {
+			extra = append(extra, "ordered")
+		}
+		fmt.Fprintf(&b, " (%s)", strings.Join(extra, ", "))
+		out = append(out, b.String())
+	}
 	for _, x := range s.Sources {
 		line := fmt.Sprintf("%s %s → ", x.Kind, x.NamespacedName())
 		if w := r.WebhookAddress(x); w != "" {
@@ -68,6 +104,18 @@ func Describe(s *Set, r *Resolver) []string {
 	return out
 }
 
+// describeFilter summarises a trigger's filter: which form is in force and how many entries it has.
+func describeFilter(t *Trigger) string {
+	switch {
+	case len(t.Filters) > 0:
+		return fmt.Sprintf("filters: %d", len(t.Filters))
+	case len(t.Attributes) > 0:
+		return fmt.Sprintf("attributes: %d", len(t.Attributes))
+	default:
+		return "none"
+	}
+}
+
 func describeDest(r *Resolver, d Destination) string {
 	t, err := r.Resolve(d)
 	if err != nil {
@@ -82,6 +130,9 @@ func (c *Channel) Key() string { return c.NamespacedName() }
 
 // Key returns the subscription's identity across reloads: "NAMESPACE/NAME".
 func (s *Subscription) Key() string { return s.NamespacedName() }
+
+// Key returns the trigger's identity across reloads: "NAMESPACE/NAME".
+func (t *Trigger) Key() string { return t.NamespacedName() }
 
 // Key returns the source's identity across reloads: "KIND/NAMESPACE/NAME".
 func (s *Source) Key() string { return s.Kind + "/" + s.NamespacedName() }

@@ -14,9 +14,10 @@ import (
 //   - every problem (one per line of the joined error) names the file;
 //   - an accepted Set re-validates on its own: every resource passes Validate's per-resource rules, and
 //     when the set also passes the cross-resource rules, a second Validate agrees;
+//   - an accepted trigger's filter compiles;
 //   - Describe never panics on an accepted Set and gives one line per resource.
 //
-// Seeds: every file under testdata.
+// Seeds: every file under testdata, and the broker manifests in this package's testdata/brokers.
 func FuzzDecode(f *testing.F) {
 	for _, dir := range []string{"knative-eventing-demo", "manifests/valid", "manifests/invalid"} {
 		paths, _ := filepath.Glob(filepath.Join(testdata, dir, "*.yaml"))
@@ -27,6 +28,14 @@ func FuzzDecode(f *testing.F) {
 			}
 			f.Add(b)
 		}
+	}
+	local, _ := filepath.Glob(filepath.Join("testdata", "brokers", "*.yaml"))
+	for _, p := range local {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
 	f.Add([]byte("apiVersion: v1\nkind: [x\n"))
 	f.Add([]byte("a: &a [*a]\n"))
@@ -56,8 +65,14 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("Validate disagrees with itself: %v", again)
 			}
 		}
+		for _, tr := range s.Triggers {
+			if _, err := tr.Filter(); err != nil {
+				t.Fatalf("accepted trigger's filter does not compile: %v", err)
+			}
+		}
 		lines := Describe(s, &Resolver{IngressURL: "http://127.0.0.1:8080"})
-		if n := len(s.Channels) + len(s.Subscriptions) + len(s.Sources) + len(s.Unmanaged); len(lines) != n {
+		if n := len(s.Channels) + len(s.Subscriptions) + len(s.Sources) + len(s.Brokers) + len(s.Triggers) +
+			len(s.Unmanaged); len(lines) != n {
 			t.Fatalf("Describe gave %d lines for %d resources", len(lines), n)
 		}
 	})

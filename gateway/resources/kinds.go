@@ -31,6 +31,8 @@ const (
 	RoleChannel      Role = "channel"      // a channel, created by a provisioner
 	RoleSubscription Role = "subscription" // a dispatcher from a channel to a subscriber
 	RoleSource       Role = "source"       // an adapter producing events into a sink
+	RoleBroker       Role = "broker"       // a broker: a channel underneath, with triggers on it
+	RoleTrigger      Role = "trigger"      // a filtered dispatcher from a broker to a subscriber
 )
 
 // Runner says what runs a kind's resources.
@@ -73,6 +75,10 @@ func init() {
 		{Kind: "Subscription", APIVersions: []string{"eventing.knative.dev/v1alpha1",
 			"messaging.knative.dev/v1", "messaging.knative.dev/v1beta1", "messaging.knative.dev/v1alpha1"},
 			decode: decodeSubscription, Runner: subscriptionRun},
+		{Kind: "Broker", APIVersions: []string{"eventing.knative.dev/v1", "eventing.knative.dev/v1beta1"},
+			decode: decodeBroker, Runner: Runner{Role: RoleBroker}},
+		{Kind: "Trigger", APIVersions: []string{"eventing.knative.dev/v1", "eventing.knative.dev/v1beta1"},
+			decode: decodeTrigger, Runner: Runner{Role: RoleTrigger}},
 		{Kind: "KubernetesEventSource", APIVersions: []string{"sources.eventing.knative.dev/v1alpha1"},
 			decode: decodeKubernetesEventSource, Runner: sourceRun("kubernetes")},
 		{Kind: "ApiServerSource", APIVersions: []string{"sources.knative.dev/v1", "sources.knative.dev/v1beta1", "sources.knative.dev/v1alpha2",

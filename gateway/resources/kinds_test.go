@@ -49,6 +49,10 @@ func TestKindsTable(t *testing.T) {
 			if r.Adapter == "" || r.Provisioner != "" {
 				t.Errorf("%s: a source must name its adapter and no provisioner: %+v", k.Kind, r)
 			}
+		case RoleBroker, RoleTrigger:
+			if r.Adapter != "" || r.Provisioner != "" {
+				t.Errorf("%s: a broker or trigger names an adapter or provisioner (the class chooses): %+v", k.Kind, r)
+			}
 		default:
 			t.Errorf("%s: role %q", k.Kind, r.Role)
 		}
@@ -72,6 +76,12 @@ func TestEveryKindDecodes(t *testing.T) {
 			}
 			for range s.Sources {
 				got = append(got, "source")
+			}
+			for range s.Brokers {
+				got = append(got, "broker")
+			}
+			for range s.Triggers {
+				got = append(got, "trigger")
 			}
 			want := string(k.Runner.Role)
 			if k.Runner.Role == RoleChannel {

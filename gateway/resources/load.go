@@ -116,5 +116,7 @@ func (s *Set) merge(o *Set) {
 	s.Channels = append(s.Channels, o.Channels...)
 	s.Subscriptions = append(s.Subscriptions, o.Subscriptions...)
 	s.Sources = append(s.Sources, o.Sources...)
+	s.Brokers = append(s.Brokers, o.Brokers...)
+	s.Triggers = append(s.Triggers, o.Triggers...)
 	s.Unmanaged = append(s.Unmanaged, o.Unmanaged...)
 }

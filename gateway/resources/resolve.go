@@ -34,15 +34,19 @@ type Target struct {
 	URL     string
 }
 
-// String returns "channel NAMESPACE/NAME" or the URL.
+// String returns "channel NAMESPACE/NAME", "broker NAMESPACE/NAME" or the URL.
 func (t Target) String() string {
 	if t.Channel != nil {
+		if name, ok := t.Channel.Broker(); ok {
+			return "broker " + t.Channel.Namespace + "/" + name
+		}
 		return "channel " + t.Channel.String()
 	}
 	return t.URL
 }
 
-// Resolve resolves d: a reference to a channel kind → the channel; a URI → itself (absolute http or
+// Resolve resolves d: a reference to a channel kind → the channel; to a Broker → the channel that
+// backs it (channel.BrokerRef); a URI → itself (absolute http or
 // https only); any other reference → AddressBook, falling back to http://NAME.NAMESPACE.svc.cluster.local.
 // Errors wrap ErrUnresolvable. It does not check that a referenced channel exists (Set.Validate does).
 func (r *Resolver) Resolve(d Destination) (Target, error) {
@@ -61,7 +65,7 @@ func (r *Resolver) Resolve(d Destination) (Target, error) {
 	if ref.Name == "" || ref.Namespace == "" {
 		return Target{}, fmt.Errorf("%w: %s has no name or namespace", ErrUnresolvable, ref)
 	}
-	if ref.IsChannel() {
+	if ref.IsChannel() || ref.IsBroker() {
 		c := ref.ChannelRef()
 		return Target{Channel: &c}, nil
 	}
@@ -87,6 +91,17 @@ func (r *Resolver) ChannelAddress(c *Channel) string {
 		return "http://" + c.Name + "-kn-channel." + c.Namespace + ".svc.cluster.local"
 	}
 	return strings.TrimRight(r.IngressURL, "/") + "/" + c.Namespace + "/" + c.Name
+}
+
+// BrokerAddress returns the URL events are posted to for broker b: IngressURL + "/NAMESPACE/NAME",
+// or Knative's broker ingress address
+// http://broker-ingress.knative-eventing.svc.cluster.local/NAMESPACE/NAME when IngressURL is empty.
+func (r *Resolver) BrokerAddress(b *Broker) string {
+	base := strings.TrimRight(r.IngressURL, "/")
+	if base == "" {
+		base = "http://" + channel.BrokerIngressHost
+	}
+	return base + "/" + b.Namespace + "/" + b.Name
 }
 
 // WebhookAddress returns the URL a webhook source (GitHubSource) receives on, or "" for other sources.

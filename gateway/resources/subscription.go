@@ -54,22 +54,7 @@ func decodeSubscription(in input) resource {
 	s.Reply = decodeDest(spec.field("reply"), m.Namespace)
 	s.Delivery = decodeDelivery(spec.field("delivery"), m.Namespace)
 
-	p := spec.p
-	if v, ok := m.Annotations[AnnotationDeliveryOrder]; ok {
-		s.Order = DeliveryOrder(v) // checked by validate
-	}
-	if v, ok := m.Annotations[AnnotationInitialOffset]; ok {
-		switch v {
-		case "latest":
-			s.InitialOffset = channel.Latest
-		case "earliest":
-			s.InitialOffset = channel.Earliest
-		default:
-			p.invalid(annotationPath(AnnotationInitialOffset), "%q is not earliest or latest", truncate(v, 40))
-		}
-	}
-	s.MinConcurrency = annotationInt(p, m, AnnotationMinConcurrency)
-	s.MaxConcurrency = annotationInt(p, m, AnnotationMaxConcurrency)
+	s.Order, s.InitialOffset, s.MinConcurrency, s.MaxConcurrency = decodeDeliveryAnnotations(spec.p, m)
 	return s
 }
 
@@ -89,19 +74,44 @@ func (s *Subscription) validate(p *problems) {
 		validateDest(p, "spec.reply", *s.Reply)
 	}
 	validateDelivery(p, "spec.delivery", s.Delivery)
-	switch s.Order {
+	validateDeliveryAnnotations(p, s.Order, s.MinConcurrency, s.MaxConcurrency)
+}
+
+// decodeDeliveryAnnotations reads the annotations subscriptions and triggers share: the delivery
+// order (default Unordered), the initial offset (default channel.Latest) and the concurrency bounds
+// (0 when unset). A bad initial offset or bound is a problem here; a bad order is validate's.
+func decodeDeliveryAnnotations(p *problems, m *Meta) (order DeliveryOrder, start channel.StartOffset, minC, maxC int) {
+	order, start = Unordered, channel.Latest
+	if v, ok := m.Annotations[AnnotationDeliveryOrder]; ok {
+		order = DeliveryOrder(v) // checked by validate
+	}
+	if v, ok := m.Annotations[AnnotationInitialOffset]; ok {
+		switch v {
+		case "latest":
+			start = channel.Latest
+		case "earliest":
+			start = channel.Earliest
+		default:
+			p.invalid(annotationPath(AnnotationInitialOffset), "%q is not earliest or latest", truncate(v, 40))
+		}
+	}
+	return order, start, annotationInt(p, m, AnnotationMinConcurrency), annotationInt(p, m, AnnotationMaxConcurrency)
+}
+
+// validateDeliveryAnnotations checks the shared annotations' values.
+func validateDeliveryAnnotations(p *problems, order DeliveryOrder, minC, maxC int) {
+	switch order {
 	case Ordered, Unordered:
 	default:
-		p.invalid(annotationPath(AnnotationDeliveryOrder), "%q is not ordered or unordered", truncate(string(s.Order), 40))
+		p.invalid(annotationPath(AnnotationDeliveryOrder), "%q is not ordered or unordered", truncate(string(order), 40))
 	}
-	if s.MinConcurrency < 0 {
+	if minC < 0 {
 		p.invalid(annotationPath(AnnotationMinConcurrency), "must not be negative")
 	}
-	if s.MaxConcurrency < 0 {
+	if maxC < 0 {
 		p.invalid(annotationPath(AnnotationMaxConcurrency), "must not be negative")
 	}
-	if s.MinConcurrency > 0 && s.MaxConcurrency > 0 && s.MinConcurrency > s.MaxConcurrency {
-		p.invalid(annotationPath(AnnotationMinConcurrency), "%d is more than %s %d",
-			s.MinConcurrency, AnnotationMaxConcurrency, s.MaxConcurrency)
+	if minC > 0 && maxC > 0 && minC > maxC {
+		p.invalid(annotationPath(AnnotationMinConcurrency), "%d is more than %s %d", minC, AnnotationMaxConcurrency, maxC)
 	}
 }

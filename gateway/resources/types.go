@@ -67,8 +67,21 @@ func (r Reference) IsChannel() bool {
 	return ok && run.Role == RoleChannel
 }
 
-// ChannelRef returns the channel r names (meaningful when r.IsChannel()).
-func (r Reference) ChannelRef() channel.Ref { return channel.Ref{Namespace: r.Namespace, Name: r.Name} }
+// IsBroker reports whether r names a Broker, whatever its apiVersion. Such a reference resolves
+// inside the gateway to the broker's channel, with no HTTP hop.
+func (r Reference) IsBroker() bool {
+	run, ok := RunnerOf(r.Kind)
+	return ok && run.Role == RoleBroker
+}
+
+// ChannelRef returns the channel r names (meaningful when r.IsChannel() or r.IsBroker(): for a
+// broker, the channel that backs it).
+func (r Reference) ChannelRef() channel.Ref {
+	if r.IsBroker() {
+		return channel.BrokerRef(r.Namespace, r.Name)
+	}
+	return channel.Ref{Namespace: r.Namespace, Name: r.Name}
+}
 
 // String returns "KIND NAMESPACE/NAME".
 func (r Reference) String() string { return r.Kind + " " + r.Namespace + "/" + r.Name }
@@ -129,6 +142,8 @@ type SecretKeyRef struct {
 // never an error.
 type Unmanaged struct {
 	Meta
+	// Data is a ConfigMap's data (a Kafka broker's spec.config may name one); nil for other kinds.
+	Data map[string]string
 }
 
 // Set is the resources of one or more files, in the order they were read.
@@ -136,11 +151,20 @@ type Set struct {
 	Channels      []*Channel
 	Subscriptions []*Subscription
 	Sources       []*Source
+	Brokers       []*Broker
+	Triggers      []*Trigger
 	Unmanaged     []*Unmanaged
 }
 
-// Channel returns the channel named ref, or nil.
+// Channel returns the channel named ref, or nil; for a broker's channel (channel.BrokerRef), the
+// channel that backs the broker (BrokerChannel).
 func (s *Set) Channel(ref channel.Ref) *Channel {
+	if name, ok := ref.Broker(); ok {
+		if b := s.Broker(ref.Namespace, name); b != nil {
+			return s.BrokerChannel(b)
+		}
+		return nil
+	}
 	for _, c := range s.Channels {
 		if c.Namespace == ref.Namespace && c.Name == ref.Name {
 			return c

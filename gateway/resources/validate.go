@@ -22,10 +22,11 @@ var reservedAttributes = map[string]bool{
 	"dataschema": true, "subject": true, "time": true, "data": true, "data_base64": true,
 }
 
-// Validate checks every resource of the set on its own and the set as a whole: no two channels
-// share a namespace and name (whatever their kinds), no two subscriptions or sources of one kind
-// share one, and every reference to a channel (a subscription's channel, a sink, reply or dead letter
-// sink) names a channel of the set. Unmanaged resources are never a problem. It returns all problems
+// Validate checks every resource of the set on its own and the set as a whole: no two channels or
+// brokers share a namespace and name (whatever their kinds: they share the ingress paths), no two
+// subscriptions, triggers or sources of one kind share one, every reference to a channel or a broker
+// (a subscription's channel, a trigger's broker, a sink, reply or dead letter sink) names one of the
+// set, and a Kafka broker's config ConfigMap, when the set holds it, has usable values. Unmanaged resources are never a problem. It returns all problems
 // joined, each an *Error; nil when the set is valid. It does not modify s.
 func (s *Set) Validate() error {
 	var errs []error
@@ -47,6 +48,12 @@ func (s *Set) resources() []resource {
 		out = append(out, x)
 	}
 	for _, x := range s.Sources {
+		out = append(out, x)
+	}
+	for _, x := range s.Brokers {
+		out = append(out, x)
+	}
+	for _, x := range s.Triggers {
 		out = append(out, x)
 	}
 	return out
@@ -72,6 +79,12 @@ func (s *Set) crossCheck() []error {
 	for _, c := range s.Channels {
 		dup("channel/"+c.NamespacedName(), &c.Meta) // one namespace of channels, whatever their kind
 	}
+	for _, b := range s.Brokers {
+		dup("channel/"+b.NamespacedName(), &b.Meta) // brokers share the channels' names (one ingress path)
+	}
+	for _, x := range s.Triggers {
+		dup("Trigger/"+x.NamespacedName(), &x.Meta)
+	}
 	for _, x := range s.Subscriptions {
 		dup("Subscription/"+x.NamespacedName(), &x.Meta)
 	}
@@ -80,7 +93,7 @@ func (s *Set) crossCheck() []error {
 	}
 
 	defined := func(p *problems, path string, r *Reference) {
-		if r == nil || !r.IsChannel() || r.Name == "" {
+		if r == nil || !(r.IsChannel() || r.IsBroker()) || r.Name == "" {
 			return
 		}
 		if s.Channel(r.ChannelRef()) == nil {
@@ -114,6 +127,21 @@ func (s *Set) crossCheck() []error {
 	for _, x := range s.Sources {
 		p := &problems{m: &x.Meta}
 		definedDest(p, "spec.sink", &x.Sink)
+		errs = append(errs, p.errs...)
+	}
+	for _, b := range s.Brokers {
+		p := &problems{m: &b.Meta}
+		definedDelivery(p, "spec.delivery", b.Delivery)
+		s.checkBrokerConfig(b, p)
+		errs = append(errs, p.errs...)
+	}
+	for _, x := range s.Triggers {
+		p := &problems{m: &x.Meta}
+		if x.Broker != "" && s.Broker(x.Namespace, x.Broker) == nil {
+			p.add(ErrUndefined, "spec.broker", "Broker %s/%s is not defined", x.Namespace, x.Broker)
+		}
+		definedDest(p, "spec.subscriber", x.Subscriber)
+		definedDelivery(p, "spec.delivery", x.Delivery)
 		errs = append(errs, p.errs...)
 	}
 	return errs

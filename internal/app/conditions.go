@@ -11,6 +11,8 @@ const (
 	CategoryChannel      = "channel"
 	CategorySubscription = "subscription"
 	CategorySource       = "source"
+	CategoryBroker       = "broker"
+	CategoryTrigger      = "trigger"
 )
 
 // Condition is one resource's Ready state, as Knative reports conditions: ready or not, a reason (one
@@ -23,8 +25,8 @@ type Condition struct {
 	Since   time.Time `json:"since"`
 }
 
-// ResourceKey names one tracked resource. Name is NAMESPACE/NAME for channels and subscriptions and
-// KIND/NAMESPACE/NAME for sources (the keys the reconciler already uses).
+// ResourceKey names one tracked resource. Name is NAMESPACE/NAME for channels, subscriptions, brokers
+// and triggers and KIND/NAMESPACE/NAME for sources (the keys the reconciler already uses).
 type ResourceKey struct {
 	Category string
 	Name     string

@@ -26,14 +26,15 @@ const (
 	ReasonFailed             = "Failed"             // source: it could not start, or stopped with an error
 )
 
-// Apply makes the running gateway match set, in steps: check the whole set, then channels,
-// subscriptions, sources, and last the removal of what is no longer declared. On error nothing
+// Apply makes the running gateway match set, in steps: check the whole set, then channels and
+// brokers, subscriptions and triggers, sources, and last the removal of what is no longer declared. On error nothing
 // already running is torn down for it: the caller keeps the last good set.
 //
 // A backend that cannot be reached is not an error: its channels wait (the ingress answers 503 with
 // the reason), their subscriptions wait, and a background retry brings them up when it can (see
 // retryPending). One Apply at a time; it first stops and joins the retry of the previous one.
 func (a *App) Apply(ctx context.Context, set *resources.Set) error {
+	set = runnable(set) // brokers as their channels, triggers as their subscriptions
 	a.stopRetrying()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -61,7 +62,7 @@ func (a *App) checkSet(set *resources.Set) (map[string]dispatch.Subscription, er
 	var errs []error
 	for _, c := range set.Channels {
 		if c.Provisioner == resources.ProvisionerKafka && a.backends[c.Provisioner] == nil {
-			errs = append(errs, fmt.Errorf("%s: Channel %s uses Kafka but kafka.brokers is not configured", c.File, c.NamespacedName()))
+			errs = append(errs, fmt.Errorf("%s: %s %s uses Kafka but kafka.brokers is not configured", c.File, c.Kind, c.NamespacedName()))
 		}
 	}
 	subs := map[string]dispatch.Subscription{}
@@ -70,6 +71,12 @@ func (a *App) checkSet(set *resources.Set) (map[string]dispatch.Subscription, er
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if t := triggerOf(set, s); t != nil {
+			if ds.Trigger, err = triggerDispatch(t); err != nil {
+				errs = append(errs, err)
+				continue
+			}
 		}
 		subs[s.NamespacedName()] = ds
 	}
@@ -105,7 +112,7 @@ func (a *App) ensureChannel(ctx context.Context, c *resources.Channel) error {
 	if old != nil && old.Provisioner != c.Provisioner {
 		cause := fmt.Sprintf("changing the provisioner from %s to %s needs a restart", old.Provisioner, c.Provisioner)
 		a.conds.set(key, false, ReasonRestartRequired, cause)
-		return fmt.Errorf("channel %s: %s", ref, cause)
+		return fmt.Errorf("%s: %s", ref.Describe(), cause)
 	}
 	b := a.backendFor(c.Provisioner)
 	err := b.Ensure(ctx, c.Spec())
@@ -114,13 +121,13 @@ func (a *App) ensureChannel(ctx context.Context, c *resources.Channel) error {
 		a.runChannel(c, b)
 		return nil
 	case ctx.Err() != nil: // stopped: neither ready nor failed
-		return fmt.Errorf("channel %s: %w", ref, ctx.Err())
+		return fmt.Errorf("%s: %w", ref.Describe(), ctx.Err())
 	case errors.Is(err, channel.ErrUnavailable) && !errors.Is(err, kafka.ErrSpecConflict):
 		a.waitForBackend(c, err)
 		return nil
 	}
 	a.conds.set(key, false, ensureReason(err), err.Error())
-	err = fmt.Errorf("channel %s: %w", ref, err)
+	err = fmt.Errorf("%s: %w", ref.Describe(), err)
 	delete(a.waiting, ref)
 	if old == nil {
 		a.router.drop(ref) // it may have waited
@@ -248,11 +255,20 @@ func (a *App) backendFor(provisioner string) channel.Provisioner {
 	return a.inmem
 }
 
+// channelKey is the condition key of channel ref, or of the broker it backs.
 func channelKey(ref channel.Ref) ResourceKey {
+	if _, ok := ref.Broker(); ok {
+		return brokerKey(ref)
+	}
 	return ResourceKey{Category: CategoryChannel, Name: ref.String()}
 }
 
+// subscriptionKey is the condition key of the subscription the dispatcher key name names, or of the
+// trigger it runs.
 func subscriptionKey(name string) ResourceKey {
+	if k, ok := triggerKey(name); ok {
+		return k
+	}
 	return ResourceKey{Category: CategorySubscription, Name: name}
 }
 

@@ -33,6 +33,10 @@ type Status struct {
 	Channels      []ChannelStatus      `json:"channels"`
 	Subscriptions []SubscriptionStatus `json:"subscriptions"`
 	Sources       []SourceStatus       `json:"sources"`
+	// Brokers and Triggers list brokers (their Kind is Broker, their Backend the class's backend) and
+	// triggers (Channel names the broker, NAMESPACE/NAME); omitted when there are none.
+	Brokers  []ChannelStatus      `json:"brokers,omitempty"`
+	Triggers []SubscriptionStatus `json:"triggers,omitempty"`
 }
 
 // ReadyState is a resource's Ready condition as /status shows it (see Condition). Since is omitted
@@ -195,12 +199,17 @@ func buildStatus(in statusInput) Status {
 		if parts <= 0 {
 			parts = in.defaultPartitions[c.Provisioner]
 		}
-		st.Channels = append(st.Channels, ChannelStatus{
+		cs := ChannelStatus{
 			Namespace: c.Namespace, Name: c.Name, Kind: c.Kind, Backend: c.Provisioner,
 			Address:    strings.TrimSuffix(in.ingressURL, "/") + "/" + c.Namespace + "/" + c.Name,
 			Partitions: parts,
-			ReadyState: state(ResourceKey{Category: CategoryChannel, Name: c.Namespace + "/" + c.Name}),
-		})
+			ReadyState: state(channelKey(c.Ref())),
+		}
+		if c.Broker {
+			st.Brokers = append(st.Brokers, cs)
+			continue
+		}
+		st.Channels = append(st.Channels, cs)
 	}
 	lags := map[channel.Group]int64{}
 	for _, s := range in.lag {
@@ -210,7 +219,7 @@ func buildStatus(in statusInput) Status {
 	for _, s := range in.subscriptions {
 		ss := SubscriptionStatus{
 			Namespace: s.namespace, Name: s.name, Channel: s.channel.String(), Subscriber: s.subscriber,
-			ReadyState: state(ResourceKey{Category: CategorySubscription, Name: s.namespace + "/" + s.name}),
+			ReadyState: state(subscriptionKey(s.namespace + "/" + s.name)),
 		}
 		if lag, ok := lags[channel.Group{Channel: s.channel, Name: s.name}]; ok {
 			ss.Lag = &lag
@@ -219,6 +228,11 @@ func buildStatus(in statusInput) Status {
 			ss.ConcurrencyLimit = s.status.Limit
 			ss.LastDeliveryTime = s.status.LastDelivered
 			ss.LastError, ss.LastErrorTime = s.status.LastError, s.status.LastErrorAt
+		}
+		if trigger, ok := strings.CutPrefix(s.name, resources.TriggerGroupPrefix); ok {
+			ss.Name, ss.Channel = trigger, s.channel.Public().String()
+			st.Triggers = append(st.Triggers, ss)
+			continue
 		}
 		st.Subscriptions = append(st.Subscriptions, ss)
 	}
@@ -234,6 +248,12 @@ func buildStatus(in statusInput) Status {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	slices.SortFunc(st.Subscriptions, func(a, b SubscriptionStatus) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	slices.SortFunc(st.Brokers, func(a, b ChannelStatus) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	slices.SortFunc(st.Triggers, func(a, b SubscriptionStatus) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	slices.SortFunc(st.Sources, func(a, b SourceStatus) int {
@@ -266,7 +286,9 @@ func displayURL(u string) string {
 func readinessLines(notReady []KeyedCondition) []string {
 	var out []string
 	for _, kc := range notReady {
-		if kc.Key.Category != CategoryChannel && kc.Key.Category != CategorySubscription {
+		switch kc.Key.Category {
+		case CategoryChannel, CategorySubscription, CategoryBroker, CategoryTrigger:
+		default:
 			continue
 		}
 		s := kc.Key.Category + " " + kc.Key.Name + ": " + cmp.Or(kc.Reason, ReasonUnknown)
@@ -398,9 +420,16 @@ func (v *statusView) withConditions(notReady []KeyedCondition) *statusView {
 		case CategoryChannel:
 			ns, name, _ := strings.Cut(kc.Key.Name, "/")
 			out.addChannel(&resources.Channel{Meta: resources.Meta{Namespace: ns, Name: name}})
+		case CategoryBroker:
+			ns, name, _ := strings.Cut(kc.Key.Name, "/")
+			out.addChannel(&resources.Channel{Meta: resources.Meta{Kind: "Broker", Namespace: ns, Name: name}, Broker: true})
 		case CategorySubscription:
 			ns, name, _ := strings.Cut(kc.Key.Name, "/")
 			out.addSubscription(kc.Key.Name, subscriptionSnapshot{namespace: ns, name: name})
+		case CategoryTrigger:
+			ns, name, _ := strings.Cut(kc.Key.Name, "/")
+			name = resources.TriggerGroupPrefix + name
+			out.addSubscription(ns+"/"+name, subscriptionSnapshot{namespace: ns, name: name})
 		case CategorySource:
 			kind, rest, _ := strings.Cut(kc.Key.Name, "/")
 			ns, name, _ := strings.Cut(rest, "/")

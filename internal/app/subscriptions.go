@@ -18,12 +18,26 @@ func (a *App) applySubscriptions(ctx context.Context, want map[string]dispatch.S
 	a.want = want
 	for key, r := range a.dispatchers {
 		ds, ok := want[key]
-		if ok && reflect.DeepEqual(ds, r.sub) {
+		if ok && sameSubscription(ds, r.sub) {
 			continue
 		}
 		a.stopSubscription(ctx, key, r, !ok)
 	}
 	return a.startSubscriptions(ctx)
+}
+
+// sameSubscription reports whether a and b run the same: equal in every field, a trigger's compiled
+// filter compared by what it was compiled from (dispatch.Trigger.Source).
+func sameSubscription(a, b dispatch.Subscription) bool {
+	if (a.Trigger == nil) != (b.Trigger == nil) {
+		return false
+	}
+	if a.Trigger != nil {
+		ta, tb := *a.Trigger, *b.Trigger
+		ta.Filter, tb.Filter = nil, nil
+		a.Trigger, b.Trigger = &ta, &tb
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 // startSubscriptions starts every wanted subscription that is not running.
@@ -91,9 +105,9 @@ func (a *App) startSubscription(ctx context.Context, key string, ds dispatch.Sub
 // an error while ch waits for its backend, an error when ch failed.
 func (a *App) channelNotReady(key string, ch channel.Ref) error {
 	_, waits := a.waiting[ch]
-	cause := fmt.Sprintf("channel %s is not running", ch)
+	cause := fmt.Sprintf("%s is not running", ch.Describe())
 	if waits {
-		cause = fmt.Sprintf("channel %s waits for its backend", ch)
+		cause = fmt.Sprintf("%s waits for its backend", ch.Describe())
 	}
 	if a.conds.set(subscriptionKey(key), false, ReasonChannelNotReady, cause) && waits {
 		a.log.Warn("subscription waits for its channel", "subscription", key, "channel", ch.String())
@@ -108,7 +122,7 @@ func (a *App) channelNotReady(key string, ch channel.Ref) error {
 // and its delivery settings from dispatch.Overlay.
 func (a *App) dispatchSubscription(set *resources.Set, s *resources.Subscription) (dispatch.Subscription, error) {
 	where := func(field string) string {
-		return fmt.Sprintf("%s: Subscription %s: %s", s.File, s.NamespacedName(), field)
+		return fmt.Sprintf("%s: %s: %s", s.File, displayName(s), field)
 	}
 	st := dispatch.Overlay(a.cfg.Dispatch, set, s)
 	ds := dispatch.Subscription{
