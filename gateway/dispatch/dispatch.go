@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/filter"
 	"github.com/eventgate/eventgate/gateway/metrics"
 	"github.com/eventgate/eventgate/gateway/resources"
@@ -127,6 +128,22 @@ type Trigger struct {
 	// Source identifies the declared filter, so that two Subscriptions compare equal (reflect.DeepEqual)
 	// when their triggers declare the same one; Filter itself is not compared.
 	Source string
+}
+
+// triggerShare is the channel.Group Share key of every trigger: a broker's channel is its own, so its
+// triggers all share one read of it.
+const triggerShare = "triggers"
+
+// triggerFilter is a trigger's filter as its channel.Group gives it to the backend: what it rejects
+// is counted as filtered, once (the dispatcher never sees those events).
+type triggerFilter struct{ d *Dispatcher }
+
+func (f triggerFilter) Pass(e *event.Event) bool {
+	if f.d.sub.Trigger.Filter.Pass(e) {
+		return true
+	}
+	f.d.filtered.Inc()
+	return false
 }
 
 // Deps are the dispatcher's collaborators.
@@ -313,6 +330,11 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		d.m.ConcurrencyLimit.WithLabelValues(d.sub.Namespace, d.sub.Name).Set(float64(l.Limit()))
 	}
 	g := channel.Group{Channel: d.sub.Channel, Name: d.sub.Name, Start: d.sub.Start}
+	if t := d.sub.Trigger; t != nil {
+		// A broker's triggers share one read of its channel where the backend can, and the backend
+		// drops what the filter rejects before it reaches the claim (counted as filtered here).
+		g.Share, g.Filter = triggerShare, triggerFilter{d}
+	}
 	sub, err := d.channels.Subscribe(ctx, g, d.handleClaim)
 	if err != nil {
 		return fmt.Errorf("dispatch: subscribe %s as %q: %w", d.sub.Channel, d.sub.Name, err)

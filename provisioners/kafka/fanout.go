@@ -84,9 +84,10 @@ func (m *member) wake()                   { m.f.wake() }
 func (m *member) signalRoom()             { m.f.signalRoom() }
 
 // shareGroupName is the reader's consumer group for Share key share on ch: the group template
-// applied to the key, as if it were a group's name.
+// applied as if the group were named CHANNEL.SHARE (eventgate.NS.broker.orders.triggers for the
+// triggers of broker orders), so that each channel's reader has a group of its own.
 func (b *Backend) shareGroupName(ch channel.Ref, share string) (string, error) {
-	return b.GroupName(channel.Group{Channel: ch, Name: "share." + share})
+	return b.GroupName(channel.Group{Channel: ch, Name: ch.Name + "." + share})
 }
 
 // subscribeShared is Subscribe for a group with a Share key: it attaches the group to the key's
