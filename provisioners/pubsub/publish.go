@@ -1,0 +1,57 @@
+package pubsub
+
+import (
+	"context"
+	"fmt"
+
+	ps "cloud.google.com/go/pubsub/v2"
+
+	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/event"
+)
+
+// Publish sends events to the channel's topic in the CloudEvents Pub/Sub binding and returns once
+// Pub/Sub acknowledged every one of them. Events with a partitionkey are published with it as their
+// ordering key, so they keep their order per key. It blocks until then, until PublishTimeout has
+// passed or until ctx is done; on any failure it returns an error wrapping channel.ErrUnavailable, and
+// some of the events may have been stored (Pub/Sub has no atomic batch across ordering keys; the
+// caller retries: at-least-once). An unknown channel wraps channel.ErrNotFound. Safe for concurrent
+// use.
+func (b *Backend) Publish(ctx context.Context, ref channel.Ref, events []*event.Event) error {
+	cs, err := b.lookup(ref)
+	if err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	msgs := make([]*ps.Message, len(events))
+	for i, e := range events {
+		if msgs[i], err = toMessage(e); err != nil {
+			return fmt.Errorf("pubsub: publish to %s: event %d: %w", cs.topic, i, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	defer cancel()
+	results := make([]*ps.PublishResult, len(msgs))
+	for i, m := range msgs {
+		results[i] = cs.pub.Publish(ctx, m)
+	}
+	var first error
+	for i, r := range results {
+		if _, err := r.Get(ctx); err != nil {
+			if key := msgs[i].OrderingKey; key != "" {
+				// A failed publish pauses its ordering key in the client; the caller's retry must
+				// find it open again.
+				cs.pub.ResumePublish(key)
+			}
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("pubsub: publish %d events to %s: %w: %w", len(events), cs.topic, channel.ErrUnavailable, first)
+	}
+	return nil
+}
