@@ -147,6 +147,9 @@ func (b *Backend) startGroup(c *ps.Client, cs *chanState, name string) *group {
 	s := c.Subscriber(name)
 	s.ReceiveSettings.MaxOutstandingMessages = b.cfg.MaxOutstandingMessages
 	s.ReceiveSettings.MaxExtension = b.cfg.MaxExtension
+	// Each extension is at most the ack deadline, so that a gateway that dies (kill -9) holds its
+	// messages no longer than that before Pub/Sub delivers them again.
+	s.ReceiveSettings.MaxDurationPerAckExtension = b.cfg.AckDeadline
 	s.ReceiveSettings.NumGoroutines = 1
 	// ShutdownOptions stay nil: the graceful shutdown, which stops each stream only after its final
 	// acks are sent. A timed one cancels the streams first and may drop the last acks (they come
