@@ -21,8 +21,7 @@ restart forgets every topic, subscription and message. It is for development and
 
 Point a gateway at it with PUBSUB_EMULATOR_HOST (any project ID will do).`,
 		Example: `  eventgate pubsub-emulator &
-  PUBSUB_EMULATOR_HOST=127.0.0.1:8085 GOOGLE_CLOUD_PROJECT=local \
-    eventgate serve -f examples/quickstart --set channels.defaultProvisioner=pubsub`,
+  PUBSUB_EMULATOR_HOST=127.0.0.1:8085 GOOGLE_CLOUD_PROJECT=local eventgate serve -f examples/pubsub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			srv, err := startPubSubEmulator(addr)
