@@ -383,3 +383,57 @@ spec:
 		t.Fatalf("exit: %v", err)
 	}
 }
+
+// TestPubSubAckDeadlineExtendedWhileRetrying: an event whose delivery keeps retrying for longer than
+// the subscription's ack deadline (10s here) is not delivered a second time meanwhile: the gateway
+// keeps extending the deadline until the delivery succeeded, then acks it.
+func TestPubSubAckDeadlineExtendedWhileRetrying(t *testing.T) {
+	emu := pubsubEmulator(t)
+	sub := newSubscriber(t)
+	sub.on("/slow", func(w http.ResponseWriter, n int) {
+		if n <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	dir := t.TempDir()
+	// Two failures with linear backoff of 7s: the third attempt comes about 21s after the first.
+	writeFile(t, dir, "m.yaml", fmt.Sprintf(`
+apiVersion: messaging.cloud.google.com/v1beta1
+kind: Channel
+metadata: {name: long, namespace: e2e}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: slow, namespace: e2e}
+spec:
+  channel: {apiVersion: messaging.cloud.google.com/v1beta1, kind: Channel, name: long}
+  subscriber: {uri: "%s/slow"}
+  delivery: {retry: 5, backoffPolicy: linear, backoffDelay: PT7S}
+`, sub.url))
+	g := pubsubGateway(t, emu, "-f", dir)
+	if resp, body := post(t, g.ingress+"/e2e/long", binaryEvent("patient-1"), "x"); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("post: %d %s", resp.StatusCode, body)
+	}
+	start := time.Now()
+	eventually(t, 60*time.Second, func() bool {
+		for _, d := range sub.at("/slow") {
+			if d.header.Get("Ce-Id") == "patient-1" && len(sub.at("/slow")) >= 3 {
+				return true
+			}
+		}
+		return false
+	}, "the third attempt")
+	took := time.Since(start)
+	// A marker published afterwards is delivered after anything the emulator would redeliver now.
+	if resp, body := post(t, g.ingress+"/e2e/long", binaryEvent("marker"), "x"); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("post: %d %s", resp.StatusCode, body)
+	}
+	eventually(t, 60*time.Second, func() bool { return countIDs(sub.deliveredIDs("/slow"))["marker"] > 0 }, "the marker")
+	n := countIDs(sub.deliveredIDs("/slow"))["patient-1"]
+	t.Logf("pubsub ack deadline 10s: delivery succeeded after %v in %d attempts", took.Round(time.Second), n)
+	if n != 3 {
+		t.Errorf("patient-1 had %d attempts, want 3: it was delivered again while it was retrying", n)
+	}
+}
