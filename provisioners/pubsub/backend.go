@@ -19,10 +19,13 @@
 //     owned by one local member of the group (local members split them round-robin, as the in-memory
 //     provisioner does). Gateway replicas are not coordinated: Pub/Sub balances messages between
 //     them, and with ordering keys it keeps a key's messages on one client at a time.
-//   - Offsets are synthetic: a claim numbers its messages in arrival order. MarkDone feeds a
-//     channel.OffsetTracker, and every message of the contiguous done prefix is acked, so a message
-//     is acked only after it and every earlier one of its claim were delivered or dead-lettered. When a
-//     claim ends, whatever it has not acked is nacked and Pub/Sub redelivers it (in key order).
+//   - Offsets are synthetic: a claim numbers its messages in arrival order. MarkDone acks the
+//     message, so a message is acked exactly when it was delivered or dead-lettered. Pub/Sub acks
+//     each message on its own, so there is no commit point: the seam's contiguous-prefix rule (made
+//     for logs that can only commit a position) would only add duplicates, and would let one message
+//     that keeps retrying hold the acks of everything after it until flow control stops the whole
+//     subscription. When a claim ends, whatever it has not acked is nacked and Pub/Sub redelivers it
+//     (in key order).
 //   - While a message is not acked, the client extends its ack deadline (up to MaxExtension), so a
 //     delivery that keeps retrying is not redelivered meanwhile; MaxOutstandingMessages bounds what a
 //     subscription holds (flow control).

@@ -30,10 +30,8 @@ type claim struct {
 	sendMu sync.Mutex // held while a record is numbered and sent, so records arrive in offset order
 
 	mu      sync.Mutex
-	tracker *channel.OffsetTracker
 	next    int64                 // next offset to hand out
 	pending map[int64]*ps.Message // handed out and not yet acked
-	acked   int64                 // every offset below is acked
 	revoked bool                  // Records closed: no more offers
 	ended   bool                  // the handler returned and the rest was nacked: MarkDone is a no-op
 }
@@ -43,31 +41,28 @@ func (c *claim) Partition() int32               { return c.part }
 func (c *claim) Records() <-chan channel.Record { return c.records }
 func (c *claim) Context() context.Context       { return c.ctx }
 
-// MarkDone marks offset done; every message of the claim's contiguous done prefix is acked. Safe for
-// concurrent use; it never blocks on Pub/Sub (acks are sent by the client in the background).
+// MarkDone marks offset done and acks its message. Pub/Sub acknowledges each message on its own, so
+// there is no commit point to hold back: a done message is never delivered again, whatever is still
+// in flight before it (the seam's contiguous-prefix rule exists for logs that can only commit a
+// position; acking each message keeps its guarantee, at least once, with fewer duplicates, and a
+// message that keeps retrying never holds the others' acks and so the subscription's flow control).
+// Safe for concurrent use; it never blocks on Pub/Sub (the client sends acks in the background).
 func (c *claim) MarkDone(offset int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ended {
 		return
 	}
-	commit, advanced := c.tracker.Done(offset)
-	if !advanced {
-		return
+	if m := c.pending[offset]; m != nil {
+		m.Ack()
+		delete(c.pending, offset)
 	}
-	for o := c.acked; o < commit; o++ {
-		if m := c.pending[o]; m != nil {
-			m.Ack()
-			delete(c.pending, o)
-		}
-	}
-	c.acked = commit
 }
 
 // offer numbers m and sends it on Records. It returns false, leaving m alone, when the claim no
 // longer takes records (it is being revoked): the caller finds the partition's next claim. When the
-// claim is revoked or Receive stops while m waits for room, m stays pending and is nacked with the
-// rest of the claim, or, if the claim lives on, is nacked now and skipped.
+// claim is revoked while m waits for room, m stays pending and is nacked with the rest of the claim;
+// when Receive stops meanwhile, m is nacked at once.
 func (c *claim) offer(ctx context.Context, m *ps.Message, e *event.Event) bool {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
@@ -78,7 +73,6 @@ func (c *claim) offer(ctx context.Context, m *ps.Message, e *event.Event) bool {
 	}
 	off := c.next
 	c.next++
-	c.tracker.Track(off)
 	c.pending[off] = m
 	c.mu.Unlock()
 
@@ -87,15 +81,13 @@ func (c *claim) offer(ctx context.Context, m *ps.Message, e *event.Event) bool {
 	case <-c.ctx.Done():
 		// Pending: nacked when the claim ends.
 	case <-ctx.Done():
-		// Receive is stopping (a fatal service error) while the claim lives: hand the message back,
-		// and count it done so that it does not hold the claim's acks back.
+		// Receive is stopping (a fatal service error) while the claim lives: hand the message back.
 		c.mu.Lock()
 		if !c.ended {
 			delete(c.pending, off)
 			m.Nack()
 		}
 		c.mu.Unlock()
-		c.MarkDone(off)
 	}
 	return true
 }
@@ -109,7 +101,6 @@ func (g *group) startClaimLocked(m *member, p int32) {
 		ctx:      ctx,
 		cancel:   cancel,
 		finished: make(chan struct{}),
-		tracker:  channel.NewOffsetTracker(0),
 		pending:  make(map[int64]*ps.Message),
 	}
 	g.claims[p] = c

@@ -97,10 +97,11 @@ func TestPubSubOrderPerKey(t *testing.T) {
 	}
 }
 
-// TestPubSubAcksContiguousPrefix marks done, on a one-partition channel, the records at offsets 0-2,
-// 4 and 6 (in arrival order; events without a key arrive in any order): after the member leaves, the
-// group gets again exactly the events from offset 3 on, and not those of the acked prefix.
-func TestPubSubAcksContiguousPrefix(t *testing.T) {
+// TestPubSubAcksEachDoneMessage marks done, on a one-partition channel, the records at offsets 0-2, 4
+// and 6 (in arrival order; events without a key arrive in any order): after the member leaves, the
+// group gets again exactly the others. Pub/Sub acks each message, so 4 and 6, done after a gap, do not
+// come again (on Kafka they would: its commit point stops at 3).
+func TestPubSubAcksEachDoneMessage(t *testing.T) {
 	b := newTestBackend(t, testConfig(fakeServer(t).Addr))
 	ref := channel.Ref{Namespace: "test", Name: "one-lane"}
 	ctx := context.Background()
@@ -120,7 +121,7 @@ func TestPubSubAcksContiguousPrefix(t *testing.T) {
 	}
 	var acked, again []string
 	for _, r := range c1.Records() {
-		if r.Offset < 3 {
+		if done[r.Offset] {
 			acked = append(acked, r.Event.ID)
 		} else {
 			again = append(again, r.Event.ID)
@@ -137,7 +138,7 @@ func TestPubSubAcksContiguousPrefix(t *testing.T) {
 	got := conformance.ReceivedIDs(c2.Records())
 	for _, id := range acked {
 		if slices.Contains(got, id) {
-			t.Errorf("%s was in the acked prefix but came again", id)
+			t.Errorf("%s was done and acked but came again", id)
 		}
 	}
 	if len(got) != len(again)+1 {
