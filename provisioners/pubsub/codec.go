@@ -1,6 +1,8 @@
 package pubsub
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -30,10 +32,10 @@ const (
 // whenever Pub/Sub accepts the attributes; an event with more than 100 attributes, or with one whose
 // name or value is longer than Pub/Sub allows (a long extension, say), is stored in structured mode
 // (application/cloudevents+json) so that it is never refused. The partitionkey extension, when set,
-// is also the ordering key.
+// is also the ordering key (see orderingKey).
 func toMessage(e *event.Event) (*ps.Message, error) {
 	_, headers, value := event.ToKafka(e)
-	m := &ps.Message{Data: value, OrderingKey: e.Extension(event.PartitionKeyExtension)}
+	m := &ps.Message{Data: value, OrderingKey: orderingKey(e.Extension(event.PartitionKeyExtension))}
 	binary := len(headers) <= maxAttributes
 	if binary {
 		m.Attributes = make(map[string]string, len(headers))
@@ -59,6 +61,19 @@ func toMessage(e *event.Event) (*ps.Message, error) {
 	m.Data = body
 	m.Attributes = map[string]string{attrContentType: event.MediaTypeStructuredJSON}
 	return m, nil
+}
+
+// maxOrderingKeyBytes is Pub/Sub's limit on an ordering key.
+const maxOrderingKeyBytes = 1024
+
+// orderingKey is the ordering key for partitionkey pk: pk itself, or, when it is longer than Pub/Sub
+// allows, its SHA-256 in hex (the same key always gets the same ordering key, so order per key holds).
+func orderingKey(pk string) string {
+	if len(pk) <= maxOrderingKeyBytes {
+		return pk
+	}
+	sum := sha256.Sum256([]byte(pk))
+	return hex.EncodeToString(sum[:])
 }
 
 // fromMessage decodes a Pub/Sub message in the CloudEvents Pub/Sub binding (binary mode, or

@@ -34,7 +34,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			if got := m.Attributes[attrContentType] == event.MediaTypeStructuredJSON; got != tt.structured {
 				t.Errorf("structured = %v, want %v (attributes %v)", got, tt.structured, m.Attributes)
 			}
-			if m.OrderingKey != tt.e.Extension("partitionkey") {
+			if m.OrderingKey != orderingKey(tt.e.Extension("partitionkey")) {
 				t.Errorf("ordering key %q, want the partitionkey %q", m.OrderingKey, tt.e.Extension("partitionkey"))
 			}
 			for k, v := range m.Attributes {
@@ -83,5 +83,16 @@ func TestFromMessageIgnoresForeignAttributes(t *testing.T) {
 	}
 	if e.ID != "1" || e.SpecVersion != "1.0" || len(e.Extensions) != 0 {
 		t.Errorf("got %+v", e)
+	}
+}
+
+func TestOrderingKeyFitsPubSub(t *testing.T) {
+	long := strings.Repeat("k", maxOrderingKeyBytes+1)
+	if got := orderingKey("customer-7"); got != "customer-7" {
+		t.Errorf("short key changed to %q", got)
+	}
+	got := orderingKey(long)
+	if len(got) > maxOrderingKeyBytes || got != orderingKey(long) || got == orderingKey(long+"x") {
+		t.Errorf("long key gives %q: want a stable, distinct key within %d bytes", got, maxOrderingKeyBytes)
 	}
 }

@@ -319,3 +319,21 @@ func adminClient(t *testing.T, addr string) *ps.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// TestPubSubRefusedMessageIsInvalid: a message Pub/Sub can never take (over its 10 MB) is an error
+// wrapping event.ErrInvalid (ingress: 400), not ErrUnavailable (503, retried for ever); a long
+// partitionkey is no such message.
+func TestPubSubRefusedMessageIsInvalid(t *testing.T) {
+	b := newTestBackend(t, testConfig(fakeServer(t).Addr))
+	f := conformance.NewFixture(t, b)
+	big := conformance.NewEvent("big", "")
+	big.Data = make([]byte, 10<<20+1)
+	err := b.Publish(context.Background(), f.Ch, []*event.Event{big})
+	if !errors.Is(err, event.ErrInvalid) || errors.Is(err, channel.ErrUnavailable) {
+		t.Errorf("Publish of an 10 MB event: %v, want event.ErrInvalid", err)
+	}
+	c := conformance.NewCollector(nil)
+	f.Subscribe(f.Group(channel.Latest), c.Handle)
+	f.Publish(conformance.NewEvent("long-key", strings.Repeat("k", 2000)))
+	conformance.WaitForIDs(t, []string{"long-key"}, c)
+}
