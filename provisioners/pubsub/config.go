@@ -48,6 +48,9 @@ type Config struct {
 	// MaxOutstandingMessages bounds the messages a subscription holds received and not yet acked
 	// (Pub/Sub flow control); while it is reached, no more are pulled. Default 1000.
 	MaxOutstandingMessages int `koanf:"maxOutstandingMessages"`
+	// MaxOutstandingBytes bounds the bytes of those messages, so that a backlog of large events
+	// cannot grow the heap without limit. Default 64 MiB.
+	MaxOutstandingBytes int `koanf:"maxOutstandingBytes"`
 	// DeleteTopicsOnRemove makes Remove delete the channel's topic. Default false: the topic is kept.
 	DeleteTopicsOnRemove bool `koanf:"deleteTopicsOnRemove"`
 }
@@ -63,6 +66,7 @@ func DefaultConfig() Config {
 		AckDeadline:            30 * time.Second,
 		MaxExtension:           60 * time.Minute,
 		MaxOutstandingMessages: 1000,
+		MaxOutstandingBytes:    64 << 20,
 	}
 }
 
@@ -119,6 +123,7 @@ func (c Config) Validate() error {
 	}
 	p.PositiveDuration("maxExtension", c.MaxExtension)
 	p.Positive("maxOutstandingMessages", int64(c.MaxOutstandingMessages))
+	p.Positive("maxOutstandingBytes", int64(c.MaxOutstandingBytes))
 	return p.Err()
 }
 

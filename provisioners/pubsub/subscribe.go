@@ -146,6 +146,7 @@ func (b *Backend) startGroup(c *ps.Client, cs *chanState, name string) *group {
 	}
 	s := c.Subscriber(name)
 	s.ReceiveSettings.MaxOutstandingMessages = b.cfg.MaxOutstandingMessages
+	s.ReceiveSettings.MaxOutstandingBytes = b.cfg.MaxOutstandingBytes
 	s.ReceiveSettings.MaxExtension = b.cfg.MaxExtension
 	// Each extension is at most the ack deadline, so that a gateway that dies (kill -9) holds its
 	// messages no longer than that before Pub/Sub delivers them again.
