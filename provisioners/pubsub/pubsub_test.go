@@ -337,3 +337,29 @@ func TestPubSubRefusedMessageIsInvalid(t *testing.T) {
 	f.Publish(conformance.NewEvent("long-key", strings.Repeat("k", 2000)))
 	conformance.WaitForIDs(t, []string{"long-key"}, c)
 }
+
+// TestPubSubSubscriptionOfAnotherTopic: a group whose subscription name is taken by a subscription of
+// another topic is refused with ErrSubscriptionConflict; nothing is deleted.
+func TestPubSubSubscriptionOfAnotherTopic(t *testing.T) {
+	srv := fakeServer(t)
+	b := newTestBackend(t, testConfig(srv.Addr))
+	f := conformance.NewFixture(t, b)
+	g := channel.Group{Channel: f.Ch, Name: "taken", Start: channel.Latest}
+	name, _ := b.SubscriptionName(g)
+	admin := adminClient(t, srv.Addr)
+	ctx := context.Background()
+	other := "projects/" + testProject + "/topics/other"
+	if _, err := admin.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: other}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{Name: name, Topic: other}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.Subscribe(ctx, g, conformance.NewCollector(nil).Handle)
+	if !errors.Is(err, ErrSubscriptionConflict) {
+		t.Fatalf("Subscribe: %v, want ErrSubscriptionConflict", err)
+	}
+	if _, err := admin.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: name}); err != nil {
+		t.Errorf("the other topic's subscription is gone: %v", err)
+	}
+}

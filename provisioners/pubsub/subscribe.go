@@ -111,7 +111,7 @@ func (b *Backend) createSubscription(ctx context.Context, c *ps.Client, cs *chan
 	switch status.Code(err) {
 	case codes.OK:
 	case codes.AlreadyExists:
-		return nil
+		return b.checkSubscription(ctx, c, cs, name)
 	default:
 		return adminErr("create subscription "+name+" on "+cs.topic, err)
 	}
@@ -128,6 +128,29 @@ func (b *Backend) createSubscription(ctx context.Context, c *ps.Client, cs *chan
 	if err != nil {
 		b.log.Warn("pubsub subscription not sought back to the earliest retained message; it starts at the latest",
 			"subscription", name, "err", err)
+	}
+	return nil
+}
+
+// ErrSubscriptionConflict is returned by Subscribe when the group's Pub/Sub subscription exists but is
+// attached to another topic (or to a deleted one): eventgate does not delete it, since that would drop
+// what it holds. Delete it, or change pubsub.subscriptionTemplate.
+var ErrSubscriptionConflict = errors.New("pubsub: subscription is attached to another topic")
+
+// checkSubscription checks an existing subscription: on the channel's topic (else
+// ErrSubscriptionConflict), and with message ordering (else a warning: Pub/Sub cannot turn it on
+// later, and the subscription then keeps no order per key).
+func (b *Backend) checkSubscription(ctx context.Context, c *ps.Client, cs *chanState, name string) error {
+	sub, err := c.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: name})
+	if err != nil {
+		return adminErr("get subscription "+name, err)
+	}
+	if sub.GetTopic() != cs.topic {
+		return fmt.Errorf("%w: %s is on %q, channel %s is %s", ErrSubscriptionConflict, name, sub.GetTopic(), cs.ref, cs.topic)
+	}
+	if !sub.GetEnableMessageOrdering() {
+		b.log.Warn("pubsub subscription exists without message ordering; ordered delivery per key is not guaranteed",
+			"subscription", name)
 	}
 	return nil
 }
