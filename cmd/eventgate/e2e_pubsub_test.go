@@ -21,7 +21,13 @@ import (
 // address. It outlives the gateways the test starts and stops, as a real Pub/Sub would.
 func pubsubEmulator(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command(binPath, "pubsub-emulator", "--address", "127.0.0.1:0")
+	return pubsubEmulatorAt(t, "127.0.0.1:0")
+}
+
+// pubsubEmulatorAt is pubsubEmulator on addr.
+func pubsubEmulatorAt(t *testing.T, addr string) string {
+	t.Helper()
+	cmd := exec.Command(binPath, "pubsub-emulator", "--address", addr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -46,18 +52,18 @@ func pubsubEmulator(t *testing.T) string {
 		}
 	})
 	line := regexp.MustCompile(`listening on (\S+) `)
-	addr := make(chan string, 1)
+	listening := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if m := line.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
+				listening <- m[1]
 			}
 		}
 		io.Copy(io.Discard, stdout)
 	}()
 	select {
-	case a := <-addr:
+	case a := <-listening:
 		return a
 	case err := <-exited:
 		t.Fatalf("pubsub-emulator exited before serving: %v\n%s", err, stderr.String())
@@ -436,4 +442,47 @@ spec:
 	if n != 3 {
 		t.Errorf("patient-1 had %d attempts, want 3: it was delivered again while it was retrying", n)
 	}
+}
+
+// TestPubSubDownAtStart: a gateway started while Pub/Sub cannot be reached keeps running; the Pub/Sub
+// channel answers 503 saying why and /readyz is not 200; once Pub/Sub answers on the configured
+// address, the channel comes up by itself and events are accepted and delivered.
+func TestPubSubDownAtStart(t *testing.T) {
+	ln, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens here until the emulator starts on it
+	sub := newSubscriber(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "m.yaml", fmt.Sprintf(`
+apiVersion: messaging.cloud.google.com/v1beta1
+kind: Channel
+metadata: {name: later, namespace: e2e}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: s, namespace: e2e}
+spec:
+  channel: {apiVersion: messaging.cloud.google.com/v1beta1, kind: Channel, name: later}
+  subscriber: {uri: "%s/s"}
+`, sub.url))
+	g := pubsubGateway(t, addr, "-f", dir, "--set", "pubsub.adminTimeout=1s")
+	url := g.ingress + "/e2e/later"
+	resp, body := post(t, url, binaryEvent("too-early"), "x")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "Pub/Sub is unavailable") {
+		t.Errorf("while Pub/Sub is down: %d %q, want 503 naming Pub/Sub", resp.StatusCode, body)
+	}
+	if code := status(g.admin + "/readyz"); code == http.StatusOK {
+		t.Errorf("/readyz is 200 while the Pub/Sub channel waits")
+	}
+
+	pubsubEmulatorAt(t, addr)
+	eventually(t, 60*time.Second, func() bool {
+		resp, _ := post(t, url, binaryEvent("in-time"), "x")
+		return resp.StatusCode == http.StatusAccepted
+	}, "the Pub/Sub channel to accept events")
+	sub.waitAllDelivered(t, "/s", []string{"in-time"}, 30*time.Second)
+	eventually(t, 30*time.Second, func() bool { return status(g.admin+"/readyz") == http.StatusOK }, "/readyz 200")
 }
