@@ -34,10 +34,11 @@
 //
 // A Pub/Sub subscription receives only messages published after it was created. channel.Earliest
 // (eventgate.dev/initial-offset: earliest) therefore reaches back only when the topic retains
-// messages (a channel with a retention, which becomes the topic's message retention): a new group's
-// subscription is then sought back over the retention window. Without retention Earliest is the
-// same as Latest. The conformance cases that publish before the first Subscribe cannot hold against
-// the Pub/Sub emulator, which does not seek subscriptions correctly; see the package tests.
+// messages (its message retention: a channel Spec's Retention, or one set on the topic in Pub/Sub;
+// the channel manifests eventgate reads for Pub/Sub carry none): a new group's subscription is then
+// sought back over the retention window. Without retention Earliest is the same as Latest. So the
+// conformance cases that publish before a group's first Subscribe cannot hold; neither could they
+// on the emulator with retention, whose Seek loses the message bodies. See conformance_test.go.
 package pubsub
 
 import (
