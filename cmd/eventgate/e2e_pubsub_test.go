@@ -486,3 +486,56 @@ spec:
 	sub.waitAllDelivered(t, "/s", []string{"in-time"}, 30*time.Second)
 	eventually(t, 30*time.Second, func() bool { return status(g.admin+"/readyz") == http.StatusOK }, "/readyz 200")
 }
+
+// TestPubSubTwoGatewaysAndRollingRestart: two gateways share a Pub/Sub subscription (Pub/Sub balances
+// its messages between them), and a rolling restart of both under load delivers every event answered
+// 202.
+func TestPubSubTwoGatewaysAndRollingRestart(t *testing.T) {
+	emu := pubsubEmulator(t)
+	sub := newSubscriber(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "m.yaml", fmt.Sprintf(`
+apiVersion: messaging.cloud.google.com/v1beta1
+kind: Channel
+metadata: {name: shared, namespace: e2e}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: s, namespace: e2e}
+spec:
+  channel: {apiVersion: messaging.cloud.google.com/v1beta1, kind: Channel, name: shared}
+  subscriber: {uri: "%s/s"}
+`, sub.url))
+	args := []string{"-f", dir, "--set", "shutdown.grace=10s"}
+	a := pubsubGateway(t, emu, args...)
+	b := pubsubGateway(t, emu, args...)
+
+	var target atomic.Value
+	target.Store(a.ingress + "/e2e/shared")
+	stop := make(chan struct{})
+	load := postLoad(4, "roll", func() string { return target.Load().(string) }, stop)
+	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= 200 }, "200 accepted events")
+	eventually(t, 60*time.Second, func() bool {
+		return deliveredBy(t, a) > 0 && deliveredBy(t, b) > 0
+	}, "both gateways delivering")
+
+	target.Store(b.ingress + "/e2e/shared")
+	if err := a.stop(30 * time.Second); err != nil {
+		t.Fatalf("a exit: %v", err)
+	}
+	a = pubsubGateway(t, emu, args...)
+	target.Store(a.ingress + "/e2e/shared")
+	if err := b.stop(30 * time.Second); err != nil {
+		t.Fatalf("b exit: %v", err)
+	}
+	b = pubsubGateway(t, emu, args...)
+	count := len(load.ids())
+	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= count+100 }, "load after the restarts")
+	close(stop)
+	load.wait()
+
+	acked := load.ids()
+	seen := sub.waitAllDelivered(t, "/s", acked, 120*time.Second)
+	t.Logf("pubsub two gateways, rolling restart: %s; acked %d, found %d, lost 0, duplicates %d",
+		load.summary(), len(acked), len(seen), duplicates(seen))
+}
