@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -15,6 +16,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	ps "cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // pubsubEmulator runs `eventgate pubsub-emulator` on a free loopback port for the test and returns its
@@ -538,4 +545,67 @@ spec:
 	seen := sub.waitAllDelivered(t, "/s", acked, 120*time.Second)
 	t.Logf("pubsub two gateways, rolling restart: %s; acked %d, found %d, lost 0, duplicates %d",
 		load.summary(), len(acked), len(seen), duplicates(seen))
+}
+
+// TestPubSubKill9UnderIngressLoad: kill -9 of the gateway under concurrent ingress load; every event
+// answered 202 is on the topic (read through a witness subscription made before the load).
+func TestPubSubKill9UnderIngressLoad(t *testing.T) {
+	emu := pubsubEmulator(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "m.yaml", `
+apiVersion: messaging.cloud.google.com/v1beta1
+kind: Channel
+metadata: {name: load, namespace: e2e}
+`)
+	g := pubsubGateway(t, emu, "-f", dir)
+	url := g.ingress + "/e2e/load"
+	eventually(t, 30*time.Second, func() bool { return status(g.admin+"/readyz") == http.StatusOK }, "/readyz 200")
+
+	ctx := context.Background()
+	client, err := ps.NewClient(ctx, "e2e-project", option.WithEndpoint(emu), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	witness := "projects/e2e-project/subscriptions/witness"
+	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: witness, Topic: "projects/e2e-project/topics/eventgate.e2e.load"}); err != nil {
+		t.Fatal(err)
+	}
+
+	stop := make(chan struct{})
+	load := postLoad(8, "k9", func() string { return url }, stop)
+	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= 400 }, "400 accepted events")
+	g.cmd.Process.Signal(syscall.SIGKILL)
+	<-g.exited
+	close(stop)
+	load.wait()
+	acked := load.ids()
+
+	var mu sync.Mutex
+	onTopic := map[string]int{}
+	rctx, cancel := context.WithCancel(ctx)
+	received := make(chan error, 1)
+	go func() {
+		received <- client.Subscriber(witness).Receive(rctx, func(_ context.Context, m *ps.Message) {
+			mu.Lock()
+			onTopic[m.Attributes["ce-id"]]++
+			mu.Unlock()
+			m.Ack()
+		})
+	}()
+	eventually(t, 60*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(missing(acked, onTopic)) == 0
+	}, "every accepted event on the topic")
+	cancel()
+	if err := <-received; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("pubsub kill -9 under load: %s; acked %d, found %d distinct on the topic, lost %d, duplicates %d",
+		load.summary(), len(acked), len(onTopic), len(missing(acked, onTopic)), duplicates(onTopic))
 }
