@@ -56,6 +56,7 @@ and sources that produce into channels. It reads the Knative manifests you alrea
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newValidateCmd(), newSendCmd(), newDisplayCmd(), newVersionCmd(), newHealthcheckCmd(), newStatusCmd(), newTailCmd(), newBenchCmd())
+	root.AddCommand(newPubSubEmulatorCmd())
 	return root
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/ingress"
 	"github.com/eventgate/eventgate/provisioners/inmemory"
 	"github.com/eventgate/eventgate/provisioners/kafka"
+	"github.com/eventgate/eventgate/provisioners/pubsub"
 )
 
 // Config is the whole gateway configuration. Keys are the koanf tags, nested with ".".
@@ -38,6 +39,7 @@ type Config struct {
 	Channels Channels        `koanf:"channels"`
 	InMemory inmemory.Config `koanf:"inmemory"`
 	Kafka    kafka.Config    `koanf:"kafka"`
+	PubSub   pubsub.Config   `koanf:"pubsub"`
 	Dispatch dispatch.Config `koanf:"dispatch"`
 	// AddressBook maps references that are not channels to URLs. Keys are "NAMESPACE/NAME" or
 	// "KIND/NAMESPACE/NAME" (the more specific wins). Unlisted references resolve to the in-cluster
@@ -65,7 +67,8 @@ type AdminAuth struct {
 
 // Channels holds choices that apply to every channel.
 type Channels struct {
-	// DefaultProvisioner backs channels whose manifest does not name one: "inmemory" (default) or "kafka".
+	// DefaultProvisioner backs channels whose manifest does not name one: "inmemory" (default), "kafka"
+	// or "pubsub".
 	DefaultProvisioner string `koanf:"defaultProvisioner"`
 }
 
@@ -88,6 +91,7 @@ func Default() Config {
 		Channels:    Channels{DefaultProvisioner: "inmemory"},
 		InMemory:    inmemory.DefaultConfig(),
 		Kafka:       kafka.DefaultConfig(),
+		PubSub:      pubsub.DefaultConfig(),
 		Dispatch:    dispatch.DefaultConfig(),
 		AddressBook: map[string]string{},
 		Shutdown:    Shutdown{Grace: 25 * time.Second},
@@ -183,6 +187,7 @@ func Load(src Sources) (Config, []string, error) {
 	if err != nil {
 		return Config{}, warnings, err
 	}
+	c.PubSub = c.PubSub.WithEnvironment(getenv(src.Environ))
 	return c, warnings, c.Validate()
 }
 
@@ -233,12 +238,16 @@ func (c Config) Validate() error {
 		p.Add("ingress.auth.secret", "needs secretsDir (or --secrets-dir) to find the secret %q", c.Ingress.Auth.Secret)
 	}
 	p.HostPort("admin.address", c.Admin.Address)
-	p.OneOf("channels.defaultProvisioner", c.Channels.DefaultProvisioner, "inmemory", "kafka")
+	p.OneOf("channels.defaultProvisioner", c.Channels.DefaultProvisioner, "inmemory", "kafka", "pubsub")
 	p.Within("kafka", c.Kafka.Validate())
 	if c.Channels.DefaultProvisioner == "kafka" && len(c.Kafka.Brokers) == 0 {
 		p.Add("kafka.brokers", "required when channels.defaultProvisioner is kafka")
 	}
 	p.Within("inmemory", c.InMemory.Validate())
+	p.Within("pubsub", c.PubSub.Validate())
+	if c.Channels.DefaultProvisioner == "pubsub" && c.PubSub.Project == "" {
+		p.Add("pubsub.project", "required when channels.defaultProvisioner is pubsub (or set %s)", pubsub.EnvProject)
+	}
 	p.Within("dispatch", c.Dispatch.Validate())
 	p.PositiveDuration("shutdown.grace", c.Shutdown.Grace)
 	p.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
@@ -269,4 +278,16 @@ func (c Config) IngressURL() string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// getenv looks a variable up in environ (os.Environ() form); nil environ has none.
+func getenv(environ []string) func(string) string {
+	return func(name string) string {
+		for _, kv := range environ {
+			if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+				return v
+			}
+		}
+		return ""
+	}
 }

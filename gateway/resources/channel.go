@@ -70,8 +70,10 @@ func decodeProvisionerChannel(in input) resource {
 		return newChannel(in.m, ProvisionerInMemory, val{})
 	case "kafka":
 		return newChannel(in.m, ProvisionerKafka, spec.field("arguments"))
+	case "gcp-pubsub":
+		return newChannel(in.m, ProvisionerPubSub, val{})
 	default:
-		spec.p.invalid(joinPath(prov.path, "name"), "provisioner %q is not supported (in-memory-channel or kafka)", name)
+		spec.p.invalid(joinPath(prov.path, "name"), "provisioner %q is not supported (in-memory-channel, kafka or gcp-pubsub)", name)
 		return newChannel(in.m, in.opt.DefaultProvisioner, val{})
 	}
 }

@@ -53,7 +53,7 @@ func TestDecodeErrors(t *testing.T) {
 				"t.yaml: document 1 (InMemoryChannel): metadata: must be an object, not a list (line 3)",
 			}},
 		{"unknown v1alpha1 provisioner", "apiVersion: eventing.knative.dev/v1alpha1\nkind: Channel\nmetadata: {name: c}\nspec:\n  provisioner:\n    name: natss\n", ErrInvalid,
-			[]string{`t.yaml: document 1 (Channel default/c): spec.provisioner.name: provisioner "natss" is not supported (in-memory-channel or kafka) (line 6)`}},
+			[]string{`t.yaml: document 1 (Channel default/c): spec.provisioner.name: provisioner "natss" is not supported (in-memory-channel, kafka or gcp-pubsub) (line 6)`}},
 		{"channel template kinds", "apiVersion: messaging.knative.dev/v1\nkind: Channel\nmetadata: {name: c}\nspec:\n  channelTemplate: {kind: NatssChannel}\n" +
 			"---\napiVersion: messaging.knative.dev/v1\nkind: Channel\nmetadata: {name: d}\nspec:\n  channelTemplate: {apiVersion: x}\n", ErrInvalid,
 			[]string{

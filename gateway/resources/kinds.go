@@ -72,6 +72,9 @@ func init() {
 			decode: decodeChannel, Runner: channelRun(ProvisionerInMemory)},
 		{Kind: "KafkaChannel", APIVersions: []string{"messaging.knative.dev/v1", "messaging.knative.dev/v1beta1", "messaging.knative.dev/v1alpha1"},
 			decode: decodeChannel, Runner: channelRun(ProvisionerKafka)},
+		// knative-gcp's Channel: a channel on Google Cloud Pub/Sub.
+		{Kind: "Channel", APIVersions: []string{"messaging.cloud.google.com/v1beta1", "messaging.cloud.google.com/v1alpha1"},
+			decode: decodeChannel, Runner: channelRun(ProvisionerPubSub)},
 		{Kind: "Subscription", APIVersions: []string{"eventing.knative.dev/v1alpha1",
 			"messaging.knative.dev/v1", "messaging.knative.dev/v1beta1", "messaging.knative.dev/v1alpha1"},
 			decode: decodeSubscription, Runner: subscriptionRun},
@@ -106,7 +109,8 @@ func Kinds() []Kind {
 }
 
 // RunnerOf returns what runs resources of kind, whatever their apiVersion (every row of one Kind has
-// the same Runner); false when kind is not managed.
+// the same Role; a channel Kind's rows may imply different provisioners, as knative-gcp's Channel does,
+// and RunnerOf gives the first row's); false when kind is not managed.
 func RunnerOf(kind string) (Runner, bool) {
 	for _, k := range kinds {
 		if k.Kind == kind {
@@ -175,7 +179,7 @@ func channelKinds() []string {
 // spec.channelTemplate may name.
 func templateKinds() []string {
 	return column(func(k *Kind) string {
-		if k.Runner.Provisioner == "" {
+		if templateRow(k.Kind) == nil {
 			return ""
 		}
 		return k.Kind
@@ -197,14 +201,21 @@ func quoted(names []string) []string {
 }
 
 // templateRow returns the row a channelTemplate's kind names (any apiVersion); nil when it names no
-// channel kind with a provisioner of its own.
+// channel kind with a provisioner of its own. A Kind that some row leaves to the manifest (Channel) is
+// never a template kind, even where another group's row implies a provisioner.
 func templateRow(kind string) *Kind {
+	var row *Kind
 	for i := range kinds {
-		if k := &kinds[i]; k.Kind == kind && k.Runner.Provisioner != "" {
-			return k
+		if k := &kinds[i]; k.Kind == kind {
+			if k.Runner.Role == RoleChannel && k.Runner.Provisioner == "" {
+				return nil
+			}
+			if row == nil && k.Runner.Provisioner != "" {
+				row = k
+			}
 		}
 	}
-	return nil
+	return row
 }
 
 // alternatives joins names for a message: "A", "A or B", "A, B or C".

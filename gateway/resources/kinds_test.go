@@ -31,7 +31,7 @@ func TestKindsTable(t *testing.T) {
 		if len(slices.Compact(slices.Sorted(slices.Values(k.APIVersions)))) != len(k.APIVersions) {
 			t.Errorf("%s lists an apiVersion twice: %v", k.Kind, k.APIVersions)
 		}
-		if prev, ok := runnerOf[k.Kind]; ok && prev != k.Runner {
+		if prev, ok := runnerOf[k.Kind]; ok && (prev.Role != k.Runner.Role || prev.Adapter != k.Runner.Adapter) {
 			t.Errorf("%s has runners %+v and %+v", k.Kind, prev, k.Runner)
 		}
 		runnerOf[k.Kind] = k.Runner
@@ -90,7 +90,7 @@ func TestEveryKindDecodes(t *testing.T) {
 			if !slices.Equal(got, []string{want}) {
 				t.Errorf("%s %s decoded as %q, want [%s]", v, k.Kind, got, want)
 			}
-			if r, ok := RunnerOf(k.Kind); !ok || r != k.Runner {
+			if r, ok := RunnerOf(k.Kind); !ok || r.Role != k.Runner.Role || r.Adapter != k.Runner.Adapter {
 				t.Errorf("RunnerOf(%s) = %+v, %v", k.Kind, r, ok)
 			}
 			if ref := (Reference{Kind: k.Kind}); ref.IsChannel() != (k.Runner.Role == RoleChannel) {
@@ -118,7 +118,7 @@ func TestKindLists(t *testing.T) {
 	if got := alternatives(templateKinds()); got != "InMemoryChannel or KafkaChannel" {
 		t.Errorf("template kinds %q", got)
 	}
-	if got := alternatives(quoted(provisioners())); got != `"inmemory" or "kafka"` {
+	if got := alternatives(quoted(provisioners())); got != `"inmemory", "kafka" or "pubsub"` {
 		t.Errorf("provisioners %s", got)
 	}
 	for in, want := range map[string]string{"": "", "a": "a", "a b": "a or b", "a b c": "a, b or c"} {

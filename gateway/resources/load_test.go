@@ -300,7 +300,7 @@ func TestValidateBuiltInCode(t *testing.T) {
 	kafkaless := &Channel{Meta: Meta{Kind: "Channel", Namespace: "default", Name: "k"}, Provisioner: "nats", Partitions: 3}
 	s = &Set{Channels: []*Channel{ch, kafkaless}, Subscriptions: []*Subscription{good, &bad}}
 	want := []string{
-		`Channel default/k: spec: provisioner "nats" is not "inmemory" or "kafka"`,
+		`Channel default/k: spec: provisioner "nats" is not "inmemory", "kafka" or "pubsub"`,
 		"Channel default/k: spec: partitions, replication factor and retention apply to kafka channels only",
 		`Subscription default/t: metadata.annotations["kafka.eventing.knative.dev/delivery.order"]: "sideways" is not ordered or unordered`,
 		`Subscription default/t: metadata.annotations["eventgate.dev/max-concurrency"]: must not be negative`,

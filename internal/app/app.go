@@ -25,6 +25,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/resources"
 	"github.com/eventgate/eventgate/provisioners/inmemory"
 	"github.com/eventgate/eventgate/provisioners/kafka"
+	"github.com/eventgate/eventgate/provisioners/pubsub"
 )
 
 // Options configures an App.
@@ -48,6 +49,7 @@ type App struct {
 	metrics  *metrics.Metrics
 	inmem    *inmemory.Backend
 	kafka    *kafka.Backend                 // nil when kafka.brokers is empty
+	pubsub   *pubsub.Backend                // nil when pubsub.project is empty
 	backends map[string]channel.Provisioner // by provisioner name (resources.Provisioner*)
 	router   *router
 	ingress  *ingress.Handler
@@ -137,6 +139,14 @@ func New(o Options) (*App, error) {
 	if a.kafka != nil {
 		a.backends[resources.ProvisionerKafka] = a.kafka
 		backends = append(backends, a.kafka)
+	}
+	if cfg.PubSub.Project != "" {
+		var err error
+		if a.pubsub, err = pubsub.New(cfg.PubSub, o.Log.With("provisioner", "pubsub")); err != nil {
+			return nil, fmt.Errorf("pubsub: %w", err)
+		}
+		a.backends[resources.ProvisionerPubSub] = a.pubsub
+		backends = append(backends, a.pubsub)
 	}
 	a.router = newRouter(backends...)
 	a.ingress = ingress.New(cfg.Ingress, ingress.Deps{Log: o.Log, Metrics: a.metrics})
@@ -296,6 +306,11 @@ func (a *App) shutdownDispatchers(ctx context.Context) {
 }
 
 func (a *App) closeBackends() {
+	if a.pubsub != nil {
+		if err := a.pubsub.Close(); err != nil {
+			a.log.Warn("pubsub close", "err", err)
+		}
+	}
 	if a.kafka != nil {
 		if err := a.kafka.Close(); err != nil {
 			a.log.Warn("kafka close", "err", err)

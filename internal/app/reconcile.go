@@ -64,6 +64,10 @@ func (a *App) checkSet(set *resources.Set) (map[string]dispatch.Subscription, er
 		if c.Provisioner == resources.ProvisionerKafka && a.backends[c.Provisioner] == nil {
 			errs = append(errs, fmt.Errorf("%s: %s %s uses Kafka but kafka.brokers is not configured", c.File, c.Kind, c.NamespacedName()))
 		}
+		if c.Provisioner == resources.ProvisionerPubSub && a.backends[c.Provisioner] == nil {
+			errs = append(errs, fmt.Errorf("%s: Channel %s uses Pub/Sub but pubsub.project is not configured (nor GOOGLE_CLOUD_PROJECT)",
+				c.File, c.NamespacedName()))
+		}
 	}
 	subs := map[string]dispatch.Subscription{}
 	for _, s := range set.Subscriptions {
@@ -166,6 +170,9 @@ func (a *App) waitForBackend(c *resources.Channel, err error) {
 func backendTitle(provisioner string) string {
 	if provisioner == resources.ProvisionerKafka {
 		return "Kafka"
+	}
+	if provisioner == resources.ProvisionerPubSub {
+		return "Pub/Sub"
 	}
 	return provisioner
 }
