@@ -54,7 +54,7 @@ func main() {
 	flag.IntVar(&s.inFlight, "in-flight", 64, "in-flight deliveries of the consume-and-POST baseline (eventgate's dispatch.maxInFlight default)")
 	flag.DurationVar(&s.rssWindow, "rss-window", 0, "how long the RSS run watches the backlog drain (default 30s, quick 5s)")
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
-	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,latency,rss")
+	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,latency,rss,triggers")
 	flag.Parse()
 	s.defaults()
 	if s.bin == "" {
@@ -189,6 +189,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		{"dispatch", true, r.dispatch},
 		{"latency", false, r.latency},
 		{"rss", true, r.rss},
+		{"triggers", true, r.triggers},
 	}
 	for _, st := range steps {
 		if !r.s.want(st.path) || (st.kafka && !r.kafka) {

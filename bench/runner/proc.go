@@ -184,3 +184,28 @@ func waitHTTP(ctx context.Context, url string, limit time.Duration) error {
 		}
 	}
 }
+
+// cpuTime is the user and system CPU time the process has used, from /proc/PID/stat (in clock ticks
+// of 1/100 s, the value of CLK_TCK on Linux).
+func (p *proc) cpuTime() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count fields after it.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", p.cmd.Process.Pid, s)
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state); utime and stime are fields 14 and 15
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", p.cmd.Process.Pid, s)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", p.cmd.Process.Pid, s)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}

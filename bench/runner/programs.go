@@ -19,6 +19,7 @@ var (
 type gatewayProc struct {
 	*proc
 	ingress string // http://HOST:PORT
+	admin   string // http://HOST:PORT
 }
 
 // gateway starts `eventgate serve` with the given manifests on loopback ports and waits until /readyz.
@@ -44,7 +45,7 @@ func (r *runner) gateway(ctx context.Context, manifests string, extra ...string)
 		p.stop()
 		return nil, fmt.Errorf("eventgate: %w\n%s", err, tail(p.stderr.String(), 20))
 	}
-	return &gatewayProc{proc: p, ingress: "http://" + m[1]}, nil
+	return &gatewayProc{proc: p, ingress: "http://" + m[1], admin: "http://" + m[2]}, nil
 }
 
 // server starts a baseline or sink that prints "listening on HOST:PORT" and returns its base URL.

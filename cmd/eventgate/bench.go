@@ -28,6 +28,7 @@ type benchFlags struct {
 	duration    time.Duration
 	count       int64
 	size        int
+	types       int
 	mode        string
 	batchSize   int
 	timeout     time.Duration
@@ -96,6 +97,7 @@ event's time attribute.`,
 	fl.DurationVarP(&f.duration, "duration", "d", 0, "run this long (default 10s when --count is not set)")
 	fl.Int64VarP(&f.count, "count", "n", 0, "stop after this many events")
 	fl.IntVar(&f.size, "size", 512, "bytes of data per event")
+	fl.IntVar(&f.types, "types", 0, "spread events over this many types, dev.eventgate.bench.0 … .N-1, in turn (to load trigger filters)")
 	fl.StringVar(&f.mode, "mode", "binary", "content mode: binary, structured or batch")
 	fl.IntVar(&f.batchSize, "batch-size", loadgen.DefaultBatchSize, "events per request in batch mode")
 	fl.DurationVar(&f.timeout, "timeout", loadgen.DefaultTimeout, "per-request timeout")
@@ -109,7 +111,7 @@ event's time attribute.`,
 // config turns the flags into a loadgen.Config; --rate wins over the default concurrency, and both
 // given explicitly is an error.
 func (f *benchFlags) config(url string, concurrencySet bool) (loadgen.Config, error) {
-	cfg := loadgen.Config{URL: url, Duration: f.duration, Count: f.count, Size: f.size,
+	cfg := loadgen.Config{URL: url, Duration: f.duration, Count: f.count, Size: f.size, Types: f.types,
 		Mode: loadgen.Mode(f.mode), BatchSize: f.batchSize, Timeout: f.timeout, MaxInFlight: f.maxInFlight}
 	switch {
 	case f.rate > 0 && concurrencySet:

@@ -62,6 +62,9 @@ type Config struct {
 	MaxInFlight int
 	// Type and Source are the events' attributes; defaults "dev.eventgate.bench" and "/eventgate/bench".
 	Type, Source string
+	// Types, when above 1, spreads the events over that many types, TYPE.0 … TYPE.(Types-1), in turn
+	// (for trigger filters: each type is 1/Types of the events).
+	Types int
 	// Client sends the requests; default: a client with keep-alive connections sized to the load.
 	Client *http.Client
 }
@@ -347,6 +350,7 @@ type generator struct {
 	prefix string
 	seq    atomic.Int64
 	typ    string
+	types  []string // the types events take in turn; nil: typ
 	source string
 }
 
@@ -355,6 +359,11 @@ func newGenerator(cfg Config) (*generator, error) {
 		prefix: "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"}
 	if cfg.Size > 0 {
 		g.data, g.ct = Payload(cfg.Size)
+	}
+	for i := range max(cfg.Types, 0) {
+		if cfg.Types > 1 {
+			g.types = append(g.types, cfg.Type+"."+strconv.Itoa(i))
+		}
 	}
 	if _, err := http.NewRequest(http.MethodPost, cfg.URL, nil); err != nil {
 		return nil, fmt.Errorf("%w: url: %w", ErrConfig, err)
@@ -376,9 +385,14 @@ func Payload(n int) ([]byte, string) {
 }
 
 func (g *generator) event() *event.Event {
+	seq := g.seq.Add(1)
+	typ := g.typ
+	if len(g.types) > 0 {
+		typ = g.types[seq%int64(len(g.types))]
+	}
 	return &event.Event{
-		ID: g.prefix + strconv.FormatInt(g.seq.Add(1), 10), Source: g.source, SpecVersion: event.SpecVersion,
-		Type: g.typ, Time: time.Now().UTC().Format(time.RFC3339Nano), DataContentType: g.ct, Data: g.data,
+		ID: g.prefix + strconv.FormatInt(seq, 10), Source: g.source, SpecVersion: event.SpecVersion,
+		Type: typ, Time: time.Now().UTC().Format(time.RFC3339Nano), DataContentType: g.ct, Data: g.data,
 	}
 }
 

@@ -232,3 +232,21 @@ func TestSinkDelayAnswersLate(t *testing.T) {
 		t.Fatalf("latency %+v events %d: want every answer ≥ 50ms", res.Latency, res.Events)
 	}
 }
+
+func TestTypesCycle(t *testing.T) {
+	g, err := newGenerator(Config{URL: "http://127.0.0.1:1/x", Type: "t", Types: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for range 30 {
+		counts[g.event().Type]++
+	}
+	if len(counts) != 3 || counts["t.0"] != 10 || counts["t.1"] != 10 || counts["t.2"] != 10 {
+		t.Errorf("types over 30 events: %v, want t.0, t.1, t.2 ten times each", counts)
+	}
+	g, _ = newGenerator(Config{URL: "http://127.0.0.1:1/x", Type: "t", Types: 1})
+	if typ := g.event().Type; typ != "t" {
+		t.Errorf("one type: %q, want t", typ)
+	}
+}
