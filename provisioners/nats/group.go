@@ -20,7 +20,7 @@ type groupKey struct {
 type group struct {
 	key   groupKey
 	cs    *chanState
-	base  string      // consumer name prefix
+	base  string        // consumer name prefix
 	setup chan struct{} // a one-slot lock serialising consumer creation
 
 	members     []*member
