@@ -29,6 +29,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/ingress"
 	"github.com/eventgate/eventgate/provisioners/inmemory"
 	"github.com/eventgate/eventgate/provisioners/kafka"
+	"github.com/eventgate/eventgate/provisioners/nats"
 )
 
 // Config is the whole gateway configuration. Keys are the koanf tags, nested with ".".
@@ -38,6 +39,7 @@ type Config struct {
 	Channels Channels        `koanf:"channels"`
 	InMemory inmemory.Config `koanf:"inmemory"`
 	Kafka    kafka.Config    `koanf:"kafka"`
+	NATS     nats.Config     `koanf:"nats"`
 	Dispatch dispatch.Config `koanf:"dispatch"`
 	// AddressBook maps references that are not channels to URLs. Keys are "NAMESPACE/NAME" or
 	// "KIND/NAMESPACE/NAME" (the more specific wins). Unlisted references resolve to the in-cluster
@@ -56,7 +58,8 @@ type Admin struct {
 
 // Channels holds choices that apply to every channel.
 type Channels struct {
-	// DefaultProvisioner backs channels whose manifest does not name one: "inmemory" (default) or "kafka".
+	// DefaultProvisioner backs channels whose manifest does not name one: "inmemory" (default), "kafka"
+	// or "nats".
 	DefaultProvisioner string `koanf:"defaultProvisioner"`
 }
 
@@ -79,6 +82,7 @@ func Default() Config {
 		Channels:    Channels{DefaultProvisioner: "inmemory"},
 		InMemory:    inmemory.DefaultConfig(),
 		Kafka:       kafka.DefaultConfig(),
+		NATS:        nats.DefaultConfig(),
 		Dispatch:    dispatch.DefaultConfig(),
 		AddressBook: map[string]string{},
 		Shutdown:    Shutdown{Grace: 25 * time.Second},
@@ -224,12 +228,16 @@ func (c Config) Validate() error {
 		p.Add("ingress.auth.secret", "needs secretsDir (or --secrets-dir) to find the secret %q", c.Ingress.Auth.Secret)
 	}
 	p.HostPort("admin.address", c.Admin.Address)
-	p.OneOf("channels.defaultProvisioner", c.Channels.DefaultProvisioner, "inmemory", "kafka")
+	p.OneOf("channels.defaultProvisioner", c.Channels.DefaultProvisioner, "inmemory", "kafka", "nats")
 	p.Within("kafka", c.Kafka.Validate())
 	if c.Channels.DefaultProvisioner == "kafka" && len(c.Kafka.Brokers) == 0 {
 		p.Add("kafka.brokers", "required when channels.defaultProvisioner is kafka")
 	}
 	p.Within("inmemory", c.InMemory.Validate())
+	p.Within("nats", c.NATS.Validate())
+	if c.NATS.AckWait <= c.Dispatch.Timeout {
+		p.Add("nats.ackWait", "must be longer than dispatch.timeout (%s), got %s", c.Dispatch.Timeout, c.NATS.AckWait)
+	}
 	p.Within("dispatch", c.Dispatch.Validate())
 	p.PositiveDuration("shutdown.grace", c.Shutdown.Grace)
 	p.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")

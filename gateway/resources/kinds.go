@@ -70,6 +70,8 @@ func init() {
 			decode: decodeChannel, Runner: channelRun(ProvisionerInMemory)},
 		{Kind: "KafkaChannel", APIVersions: []string{"messaging.knative.dev/v1", "messaging.knative.dev/v1beta1", "messaging.knative.dev/v1alpha1"},
 			decode: decodeChannel, Runner: channelRun(ProvisionerKafka)},
+		{Kind: "NatsJetStreamChannel", APIVersions: []string{"messaging.knative.dev/v1alpha1"},
+			decode: decodeChannel, Runner: channelRun(ProvisionerNATS)},
 		{Kind: "Subscription", APIVersions: []string{"eventing.knative.dev/v1alpha1",
 			"messaging.knative.dev/v1", "messaging.knative.dev/v1beta1", "messaging.knative.dev/v1alpha1"},
 			decode: decodeSubscription, Runner: subscriptionRun},

@@ -28,6 +28,7 @@ const DefaultNamespace = "default"
 const (
 	ProvisionerInMemory = "inmemory"
 	ProvisionerKafka    = "kafka"
+	ProvisionerNATS     = "nats"
 )
 
 // Meta is what every resource carries: where it came from and its Kubernetes identity.

@@ -53,7 +53,7 @@ type Config struct {
 	// AckWait is how long the server waits for an acknowledgement before it delivers an event again.
 	// Claims send progress acknowledgements for every event they hold (every AckWait/3), so it only
 	// bounds how soon the events of a gateway that died are delivered again. It must be longer than
-	// the delivery timeout. Default 30s.
+	// the delivery timeout (dispatch.timeout). Default 1m.
 	AckWait time.Duration `koanf:"ackWait"`
 	// MaxDeliver bounds how often the server delivers one event to one subscription (so an event that
 	// kills the gateway cannot loop forever); eventgate hands the last delivery to the dispatcher as any
@@ -108,7 +108,7 @@ func DefaultConfig() Config {
 		DuplicateWindow:   2 * time.Minute,
 		PublishTimeout:    10 * time.Second,
 		RequestTimeout:    5 * time.Second,
-		AckWait:           30 * time.Second,
+		AckWait:           time.Minute,
 		MaxDeliver:        20,
 		MaxAckPending:     1000,
 		FetchBatch:        32,
