@@ -159,6 +159,9 @@ func backendTitle(provisioner string) string {
 	if provisioner == resources.ProvisionerKafka {
 		return "Kafka"
 	}
+	if provisioner == resources.ProvisionerNATS {
+		return "NATS"
+	}
 	return provisioner
 }
 
