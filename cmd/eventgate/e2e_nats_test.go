@@ -324,3 +324,72 @@ spec:
 		t.Fatalf("exit: %v", err)
 	}
 }
+
+// TestNATSServerRestartUnderLoad stops the NATS server (file-backed stream) under ingress load and
+// starts it again on the same port and store: ingress answers 503 meanwhile, /readyz fails and
+// recovers, and every event answered 202 is on the stream and reaches the subscriber (0 lost).
+func TestNATSServerRestartUnderLoad(t *testing.T) {
+	store, port := t.TempDir(), freePort(t)
+	srv := natsServer(t, store, port)
+	url := srv.ClientURL()
+	sub := newSubscriber(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "m.yaml", fmt.Sprintf(`
+apiVersion: messaging.knative.dev/v1alpha1
+kind: NatsJetStreamChannel
+metadata: {name: restart, namespace: e2e}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata:
+  name: s
+  namespace: e2e
+  annotations: {eventgate.dev/initial-offset: earliest}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1alpha1, kind: NatsJetStreamChannel, name: restart}
+  subscriber: {uri: "%s/s"}
+`, sub.url))
+	// Events the server had handed out when it stopped are delivered again after AckWait: keep it short.
+	g := natsGateway(t, url, "-f", dir, "--set", "nats.publishTimeout=2s", "--set", "nats.requestTimeout=2s",
+		"--set", "dispatch.timeout=2s", "--set", "nats.ackWait=5s")
+	target := g.ingress + "/e2e/restart"
+	stop := make(chan struct{})
+	load := postLoad(4, "nr", func() string { return target }, stop)
+	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= 200 }, "200 accepted before the server stops")
+
+	began := time.Now()
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	eventually(t, 60*time.Second, func() bool {
+		load.mu.Lock()
+		defer load.mu.Unlock()
+		return load.codes[http.StatusServiceUnavailable] > 0
+	}, "503 while the server is down")
+	eventually(t, 30*time.Second, func() bool { return status(g.admin+"/readyz") == http.StatusServiceUnavailable }, "/readyz to fail")
+	acceptedWhileDown := len(load.ids())
+
+	t.Logf("server stopped; 503 and /readyz failing after %v", time.Since(began).Round(time.Millisecond))
+	srv2 := natsServer(t, store, port)
+	restarted := time.Now()
+	eventually(t, 60*time.Second, func() bool { return status(g.admin+"/readyz") == http.StatusOK }, "/readyz to recover")
+	t.Logf("/readyz 200 %v after the restart", time.Since(restarted).Round(time.Millisecond))
+	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= acceptedWhileDown+200 }, "202 again after the server is back")
+	t.Logf("200 more accepted %v after the restart", time.Since(restarted).Round(time.Millisecond))
+	close(stop)
+	load.wait()
+
+	acked := load.ids()
+	onStream := idsOnStream(t, srv2.ClientURL(), "EVENTGATE_e2e_restart")
+	lost := missing(acked, onStream)
+	seen := sub.waitAllDelivered(t, "/s", acked, 120*time.Second)
+	t.Logf("every acked event delivered %v after the restart", time.Since(restarted).Round(time.Millisecond))
+	dupes := len(sub.at("/s")) - len(seen)
+	t.Logf("NATS server restart under load: %s; acked %d, found %d on the stream, lost %d, delivered %d distinct with %d duplicates",
+		load.summary(), len(acked), len(onStream), len(lost), len(seen), dupes)
+	if len(lost) > 0 {
+		t.Fatalf("%d events answered 202 are not on the stream: %v", len(lost), lost[:min(5, len(lost))])
+	}
+	if n := duplicates(onStream); n > 0 {
+		t.Errorf("%d events stored twice on the stream (the publish is deduplicated by identity)", n)
+	}
+}
