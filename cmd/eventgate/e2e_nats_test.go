@@ -393,3 +393,43 @@ spec:
 		t.Errorf("%d events stored twice on the stream (the publish is deduplicated by identity)", n)
 	}
 }
+
+// TestNATSServerDownAtStart: a gateway whose NATS server is not up yet starts anyway; its NATS channel
+// answers 503 and /readyz names it, and once the server is up the channel becomes ready by itself and
+// its events are delivered.
+func TestNATSServerDownAtStart(t *testing.T) {
+	store, port := t.TempDir(), freePort(t)
+	sub := newSubscriber(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "m.yaml", fmt.Sprintf(`
+apiVersion: messaging.knative.dev/v1alpha1
+kind: NatsJetStreamChannel
+metadata: {name: late, namespace: e2e}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: s, namespace: e2e}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1alpha1, kind: NatsJetStreamChannel, name: late}
+  subscriber: {uri: "%s/s"}
+`, sub.url))
+	g := startGatewayEnv(t, []string{"EVENTGATE_NATS__SERVERS=nats://127.0.0.1:" + strconv.Itoa(port)}, "-f", dir)
+	url := g.ingress + "/e2e/late"
+	if resp, body := post(t, url, binaryEvent("early"), "x"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("POST while NATS is down: %d %s, want 503", resp.StatusCode, body)
+	} else if !strings.Contains(body, "NATS is unavailable") {
+		t.Errorf("503 body %q does not say NATS is unavailable", body)
+	}
+	if code := status(g.admin + "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while NATS is down: %d", code)
+	}
+
+	natsServer(t, store, port)
+	began := time.Now()
+	eventually(t, 60*time.Second, func() bool { return status(g.admin+"/readyz") == http.StatusOK }, "/readyz once NATS is up")
+	t.Logf("channel ready %v after the server started", time.Since(began).Round(time.Millisecond))
+	if resp, body := post(t, url, binaryEvent("later"), "x"); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST once NATS is up: %d %s", resp.StatusCode, body)
+	}
+	sub.waitAllDelivered(t, "/s", []string{"later"}, 30*time.Second)
+}

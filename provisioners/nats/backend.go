@@ -404,8 +404,10 @@ func (b *Backend) Close() error {
 	b.connMu.Lock()
 	defer b.connMu.Unlock()
 	if b.nc != nil {
-		if err := b.nc.Flush(); err != nil && b.nc.IsConnected() {
-			b.log.Warn("nats flush at close", "err", err)
+		if b.nc.IsConnected() {
+			if err := b.nc.FlushTimeout(b.cfg.RequestTimeout); err != nil {
+				b.log.Warn("nats flush at close", "err", err)
+			}
 		}
 		b.nc.Close()
 	}
