@@ -26,8 +26,9 @@ var _ channel.Claim = (*claim)(nil)
 // It hands events out in the order they arrive, which is stream order except for events another
 // member left unacknowledged that the server delivers again after AckWait. The commit point is kept
 // by a channel.OffsetTracker over hand-out positions: an event is acknowledged once it and every event
-// handed out before it are done. The last acknowledgement is held back and sent at the next advance
-// or, synchronously, when the claim ends, so that whoever pulls next sees every acknowledgement.
+// handed out before it are done. When the claim ends, a request on the same acknowledgement queue is
+// answered only after the server processed every acknowledgement before it, so whoever pulls next
+// sees them all.
 type claim struct {
 	b        *Backend
 	g        *group
@@ -44,7 +45,7 @@ type claim struct {
 	entries map[uint64]*entry // held events by stream sequence
 	order   []uint64          // stream sequences of held events by hand-out position, from base
 	base    int64
-	held    string // reply subject of the last committed event, not yet acknowledged
+	lastAck string // reply subject of the last event acknowledged
 	dead    bool   // ended: MarkDone is a no-op
 }
 
@@ -88,10 +89,8 @@ func (c *claim) MarkDone(offset int64) {
 		seq := c.order[0]
 		c.order = c.order[1:]
 		c.base++
-		if c.held != "" {
-			c.publish(nc, c.held, ackAck)
-		}
-		c.held = c.entries[seq].reply
+		c.lastAck = c.entries[seq].reply
+		c.publish(nc, c.lastAck, ackAck)
 		delete(c.entries, seq)
 	}
 }
@@ -151,9 +150,11 @@ func (b *Backend) runClaim(c *claim) {
 	close(c.finished)
 }
 
-// settle ends the claim: the held acknowledgement is sent, and every event not acknowledged is
-// negatively acknowledged so that the next owner gets it at once, in hand-out order. The last of
-// these is a request, answered once the server processed it and (in order) all the others.
+// settle ends the claim: every event not acknowledged is negatively acknowledged so that the next
+// owner gets it at once, in hand-out order. The last of these is a request, answered once the
+// server processed it and (in order) every acknowledgement before it; with nothing to negatively
+// acknowledge, a progress request on the last acknowledged event is that barrier (the server
+// answers it, and changes nothing, for an event no longer pending).
 func (c *claim) settle() {
 	c.lock()
 	c.dead = true
@@ -162,13 +163,13 @@ func (c *claim) settle() {
 		body  []byte
 	}
 	var ops []op
-	if c.held != "" {
-		ops = append(ops, op{c.held, ackAck})
-	}
 	for _, seq := range c.order {
 		ops = append(ops, op{c.entries[seq].reply, ackNak})
 	}
-	c.entries, c.order, c.held = nil, nil, ""
+	if len(ops) == 0 && c.lastAck != "" {
+		ops = append(ops, op{c.lastAck, ackProgress})
+	}
+	c.entries, c.order, c.lastAck = nil, nil, ""
 	c.unlock()
 	if len(ops) == 0 {
 		return
@@ -306,12 +307,9 @@ func (c *claim) progress() func() {
 			case <-t.C:
 			}
 			c.lock()
-			replies := make([]string, 0, len(c.entries)+1)
+			replies := make([]string, 0, len(c.entries))
 			for _, e := range c.entries {
 				replies = append(replies, e.reply)
-			}
-			if c.held != "" {
-				replies = append(replies, c.held)
 			}
 			c.unlock()
 			for _, r := range replies {
