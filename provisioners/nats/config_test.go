@@ -89,3 +89,48 @@ func TestUnreachableServerIsUnavailable(t *testing.T) {
 		t.Errorf("Publish = %v, want ErrNotFound", err)
 	}
 }
+
+// TestConsumerSettingsFollowTheConfig: a subscription that exists keeps its position when the gateway
+// comes back with another ackWait, maxDeliver and maxAckPending, and its consumers take them.
+func TestConsumerSettingsFollowTheConfig(t *testing.T) {
+	s := runServer(t, "", 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ref := channel.Ref{Namespace: "ns", Name: "settings"}
+	g := channel.Group{Channel: ref, Name: "sub", Start: channel.Earliest}
+	subscribe := func(cfg Config) *Backend {
+		b := newBackend(t, cfg)
+		if err := b.Ensure(ctx, channel.Spec{Ref: ref}); err != nil {
+			t.Fatalf("Ensure: %v", err)
+		}
+		sub, err := b.Subscribe(ctx, g, func(c channel.Claim) {
+			for range c.Records() {
+			}
+		})
+		if err != nil {
+			t.Fatalf("Subscribe: %v", err)
+		}
+		if err := sub.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		return b
+	}
+	subscribe(testConfig(s.ClientURL()))
+	cfg := testConfig(s.ClientURL())
+	cfg.AckWait, cfg.MaxDeliver, cfg.MaxAckPending = 90*time.Second, 7, 50
+	b := subscribe(cfg)
+	_, js, err := b.connected()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := int32(0); p < cfg.DefaultPartitions; p++ {
+		cons, err := js.Consumer(ctx, "EVENTGATE_ns_settings", consumerName("sub", p))
+		if err != nil {
+			t.Fatalf("consumer of partition %d: %v", p, err)
+		}
+		cc := cons.CachedInfo().Config
+		if cc.AckWait != cfg.AckWait || cc.MaxDeliver != 7 || cc.MaxAckPending != 50 {
+			t.Errorf("partition %d: ackWait %v maxDeliver %d maxAckPending %d; want the new configuration", p, cc.AckWait, cc.MaxDeliver, cc.MaxAckPending)
+		}
+	}
+}

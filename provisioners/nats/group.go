@@ -136,10 +136,21 @@ func (b *Backend) consumerConfig(cs *chanState, base string, p int32, policy jet
 	}
 }
 
-// createConsumer creates partition p's consumer unless it exists (whatever its start).
+// createConsumer creates partition p's consumer unless it exists. An existing one keeps its start
+// and position; its AckWait, MaxDeliver and MaxAckPending are brought to the configuration's.
 func (b *Backend) createConsumer(ctx context.Context, js jetstream.JetStream, cs *chanState, base string, p int32, policy jetstream.DeliverPolicy) error {
 	name := consumerName(base, p)
-	if _, err := js.Consumer(ctx, cs.stream, name); err == nil {
+	if cons, err := js.Consumer(ctx, cs.stream, name); err == nil {
+		cc := cons.CachedInfo().Config
+		if cc.AckWait == b.cfg.AckWait && cc.MaxDeliver == b.cfg.MaxDeliver && cc.MaxAckPending == b.cfg.MaxAckPending {
+			return nil
+		}
+		cc.AckWait, cc.MaxDeliver, cc.MaxAckPending = b.cfg.AckWait, b.cfg.MaxDeliver, b.cfg.MaxAckPending
+		if _, err := js.UpdateConsumer(ctx, cs.stream, cc); err != nil {
+			return classify("update consumer "+name+" of "+cs.stream, err)
+		}
+		b.log.Info("nats consumer updated", "stream", cs.stream, "consumer", name, "ackWait", cc.AckWait,
+			"maxDeliver", cc.MaxDeliver, "maxAckPending", cc.MaxAckPending)
 		return nil
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return classify("consumer "+name+" of "+cs.stream, err)
