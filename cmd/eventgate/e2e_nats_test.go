@@ -433,3 +433,61 @@ spec:
 	}
 	sub.waitAllDelivered(t, "/s", []string{"later"}, 30*time.Second)
 }
+
+// TestNATSTwoGatewaysAndRollingRestart: two gateways share an unordered subscription on a NATS
+// channel (they compete for each partition's events), both deliver, and a rolling restart of both
+// under load delivers every acknowledged event.
+func TestNATSTwoGatewaysAndRollingRestart(t *testing.T) {
+	srv := natsServer(t, t.TempDir(), -1)
+	sub := newSubscriber(t)
+	sub.on("/s", func(w http.ResponseWriter, _ int) {
+		time.Sleep(time.Millisecond) // some latency, so that both gateways have work in flight
+		w.WriteHeader(http.StatusAccepted)
+	})
+	dir := t.TempDir()
+	writeFile(t, dir, "m.yaml", fmt.Sprintf(`
+apiVersion: messaging.knative.dev/v1alpha1
+kind: NatsJetStreamChannel
+metadata: {name: shared, namespace: e2e}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata:
+  name: s
+  namespace: e2e
+  annotations: {eventgate.dev/initial-offset: earliest}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1alpha1, kind: NatsJetStreamChannel, name: shared}
+  subscriber: {uri: "%s/s"}
+`, sub.url))
+	args := []string{"-f", dir, "--set", "shutdown.grace=10s"}
+	a := natsGateway(t, srv.ClientURL(), args...)
+	b := natsGateway(t, srv.ClientURL(), args...)
+
+	var target atomic.Value
+	target.Store(a.ingress + "/e2e/shared")
+	stop := make(chan struct{})
+	load := postLoad(4, "roll", func() string { return target.Load().(string) }, stop)
+	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= 200 }, "200 accepted events")
+	eventually(t, 60*time.Second, func() bool { return deliveredBy(t, a) > 0 && deliveredBy(t, b) > 0 }, "both gateways delivering")
+
+	target.Store(b.ingress + "/e2e/shared")
+	if err := a.stop(30 * time.Second); err != nil {
+		t.Fatalf("a exit: %v", err)
+	}
+	a = natsGateway(t, srv.ClientURL(), args...)
+	target.Store(a.ingress + "/e2e/shared")
+	if err := b.stop(30 * time.Second); err != nil {
+		t.Fatalf("b exit: %v", err)
+	}
+	b = natsGateway(t, srv.ClientURL(), args...)
+	count := len(load.ids())
+	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= count+100 }, "load after the restarts")
+	close(stop)
+	load.wait()
+
+	acked := load.ids()
+	seen := sub.waitAllDelivered(t, "/s", acked, 120*time.Second)
+	t.Logf("NATS, two gateways, rolling restart: %s; acked %d, delivered %d distinct, lost 0, duplicates %d",
+		load.summary(), len(acked), len(seen), duplicates(seen))
+}
