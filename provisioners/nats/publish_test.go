@@ -3,11 +3,13 @@ package nats
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/event"
@@ -69,5 +71,47 @@ func TestPublishOverMaxPayload(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "max_payload") || !strings.Contains(err.Error(), "huge") {
 		t.Errorf("error %q does not name the event and the limit", err)
+	}
+}
+
+// TestForeignMessagesAreSkipped: messages someone else published on a channel's partition subject
+// that are not events (no headers, garbage headers, a structured body that is not JSON) are counted
+// and skipped, never delivered or crashing the claim, and the events around them are delivered.
+func TestForeignMessagesAreSkipped(t *testing.T) {
+	s := runServer(t, "", 0)
+	b := newBackend(t, testConfig(s.ClientURL()))
+	f := conformance.NewFixture(t, b)
+	before := conformance.Events("before", 3, func(int) string { return "k" })
+	f.Publish(before...)
+
+	_, js, err := b.connected()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	subject := "eventgate.conformance." + f.Ch.Name + ".p" + strconv.Itoa(int(b.partition(before[0], conformance.Partitions)))
+	bad := []*nats.Msg{
+		{Subject: subject, Data: []byte("no headers at all")},
+		{Subject: subject, Header: nats.Header{"ce-id": {"%zz"}, "ce-specversion": {"1.0"}}, Data: []byte("x")},
+		{Subject: subject, Header: nats.Header{"content-type": {event.MediaTypeStructuredJSON}}, Data: []byte("{not json")},
+	}
+	for _, m := range bad {
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatalf("publish a foreign message: %v", err)
+		}
+	}
+	after := conformance.Events("after", 3, func(int) string { return "k" })
+	f.Publish(after...)
+
+	c := conformance.NewCollector(nil)
+	f.Subscribe(f.Group(channel.Earliest), c.Handle)
+	all := append(conformance.IDs(before), conformance.IDs(after)...)
+	conformance.WaitForIDs(t, all, c)
+	if got := conformance.ReceivedIDs(c.Records()); len(got) != len(all) {
+		t.Errorf("received %v, want exactly %v", got, all)
+	}
+	if n := b.UndecodableRecords(); n != int64(len(bad)) {
+		t.Errorf("UndecodableRecords = %d, want %d", n, len(bad))
 	}
 }
