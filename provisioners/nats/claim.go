@@ -53,6 +53,7 @@ type claim struct {
 type entry struct {
 	pos   int64
 	reply string // the latest delivery's reply subject
+	last  bool   // the latest delivery was the server's last (MaxDeliver)
 	done  bool
 }
 
@@ -164,7 +165,12 @@ func (c *claim) settle() {
 	}
 	var ops []op
 	for _, seq := range c.order {
-		ops = append(ops, op{c.entries[seq].reply, ackNak})
+		e := c.entries[seq]
+		ops = append(ops, op{e.reply, ackNak})
+		if e.last && !e.done {
+			c.b.log.Error("nats: an event's last delivery (maxDeliver) was abandoned; the server will not deliver it again to this subscription",
+				"stream", c.g.cs.stream, "group", c.g.key.name, "partition", c.part, "offset", seq)
+		}
 	}
 	if len(ops) == 0 && c.lastAck != "" {
 		ops = append(ops, op{c.lastAck, ackProgress})
@@ -265,20 +271,21 @@ func (c *claim) accept(m jetstream.Msg) (channel.Record, bool) {
 	}
 	seq := meta.Sequence.Stream
 	c.lock()
+	last := meta.NumDelivered >= uint64(c.b.cfg.MaxDeliver)
 	if e := c.entries[seq]; e != nil || c.dead {
 		if e != nil {
-			e.reply = m.Reply()
+			e.reply, e.last = m.Reply(), last
 		}
 		c.unlock()
 		return channel.Record{}, false
 	}
 	pos := c.next
 	c.next++
-	c.entries[seq] = &entry{pos: pos, reply: m.Reply()}
+	c.entries[seq] = &entry{pos: pos, reply: m.Reply(), last: last}
 	c.order = append(c.order, seq)
 	c.tracker.Track(pos)
 	c.unlock()
-	if meta.NumDelivered >= uint64(c.b.cfg.MaxDeliver) {
+	if last {
 		c.b.log.Warn("nats: last delivery of an event (maxDeliver reached)", "group", c.g.key.name,
 			"partition", c.part, "offset", seq, "deliveries", meta.NumDelivered)
 	}

@@ -56,8 +56,10 @@ type Config struct {
 	// the delivery timeout (dispatch.timeout). Default 1m.
 	AckWait time.Duration `koanf:"ackWait"`
 	// MaxDeliver bounds how often the server delivers one event to one subscription (so an event that
-	// kills the gateway cannot loop forever); eventgate hands the last delivery to the dispatcher as any
-	// other. Default 20.
+	// kills the gateway cannot loop forever). Retries within one delivery do not count; a delivery ends
+	// with the claim that held it (a gateway stopping, a rebalance). eventgate hands the last delivery
+	// to the dispatcher as any other, and logs an error if it is abandoned: the server will not deliver
+	// that event to the subscription again. Default 100.
 	MaxDeliver int `koanf:"maxDeliver"`
 	// MaxAckPending bounds the events of one partition a subscription holds unacknowledged (in flight,
 	// or done behind one that is not: acknowledgements follow the partition's contiguous done prefix).
@@ -109,7 +111,7 @@ func DefaultConfig() Config {
 		PublishTimeout:    10 * time.Second,
 		RequestTimeout:    5 * time.Second,
 		AckWait:           time.Minute,
-		MaxDeliver:        20,
+		MaxDeliver:        100,
 		MaxAckPending:     1000,
 		FetchBatch:        32,
 		PullWait:          time.Second,
