@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -204,7 +205,11 @@ func (c *claim) feed() {
 		if cons == nil {
 			var err error
 			if cons, err = c.consumer(); err != nil {
-				c.b.log.Debug("nats consumer lookup failed", "group", c.g.key.name, "partition", c.part, "err", err)
+				level := slog.LevelDebug // the server is away: the connection says so
+				if errors.Is(err, jetstream.ErrConsumerNotFound) {
+					level = slog.LevelWarn
+				}
+				c.b.log.Log(c.ctx, level, "nats consumer lookup failed; retrying", "group", c.g.key.name, "partition", c.part, "err", err)
 				backoff.wait(c.ctx)
 				continue
 			}
@@ -241,8 +246,10 @@ func (c *claim) feed() {
 	}
 }
 
-// consumer returns the partition's consumer; one that does not exist belongs to a partition added
-// after the group was positioned, and is created to read the partition from its start.
+// consumer returns the partition's consumer. One that does not exist is created, to read the
+// partition from its start, only for a partition added after Subscribe positioned the group; for
+// the others it is an error (say, another gateway deleted the group: recreating it would deliver
+// the whole stream again), retried until the claim is revoked.
 func (c *claim) consumer() (jetstream.Consumer, error) {
 	_, js, err := c.b.connected()
 	if err != nil {
@@ -251,8 +258,13 @@ func (c *claim) consumer() (jetstream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.b.cfg.RequestTimeout)
 	defer cancel()
 	name := consumerName(c.g.base, c.part)
-	if err := c.b.createConsumer(ctx, js, c.g.cs, c.g.base, c.part, jetstream.DeliverAllPolicy); err != nil {
-		return nil, err
+	c.b.mu.Lock()
+	added := c.part >= c.g.positioned
+	c.b.mu.Unlock()
+	if added {
+		if err := c.b.createConsumer(ctx, js, c.g.cs, c.g.base, c.part, jetstream.DeliverAllPolicy); err != nil {
+			return nil, err
+		}
 	}
 	cons, err := js.Consumer(ctx, c.g.cs.stream, name)
 	if err != nil {

@@ -23,6 +23,7 @@ type group struct {
 	base  string        // consumer name prefix
 	setup chan struct{} // a one-slot lock serialising consumer creation
 
+	positioned  int32 // partitions whose consumers Subscribe made sure exist
 	members     []*member
 	claims      map[int32]*claim
 	deleted     bool
@@ -79,6 +80,9 @@ func (b *Backend) Subscribe(ctx context.Context, g channel.Group, h channel.Clai
 	if err != nil {
 		return nil, err
 	}
+	b.mu.Lock()
+	grp.positioned = max(grp.positioned, parts)
+	b.mu.Unlock()
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
