@@ -29,6 +29,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/ingress"
 	"github.com/eventgate/eventgate/provisioners/inmemory"
 	"github.com/eventgate/eventgate/provisioners/kafka"
+	"github.com/eventgate/eventgate/provisioners/nats"
 	"github.com/eventgate/eventgate/provisioners/pubsub"
 )
 
@@ -40,6 +41,7 @@ type Config struct {
 	InMemory inmemory.Config `koanf:"inmemory"`
 	Kafka    kafka.Config    `koanf:"kafka"`
 	PubSub   pubsub.Config   `koanf:"pubsub"`
+	NATS     nats.Config     `koanf:"nats"`
 	Dispatch dispatch.Config `koanf:"dispatch"`
 	// AddressBook maps references that are not channels to URLs. Keys are "NAMESPACE/NAME" or
 	// "KIND/NAMESPACE/NAME" (the more specific wins). Unlisted references resolve to the in-cluster
@@ -68,7 +70,7 @@ type AdminAuth struct {
 // Channels holds choices that apply to every channel.
 type Channels struct {
 	// DefaultProvisioner backs channels whose manifest does not name one: "inmemory" (default), "kafka"
-	// or "pubsub".
+	// "pubsub" or "nats".
 	DefaultProvisioner string `koanf:"defaultProvisioner"`
 }
 
@@ -92,6 +94,7 @@ func Default() Config {
 		InMemory:    inmemory.DefaultConfig(),
 		Kafka:       kafka.DefaultConfig(),
 		PubSub:      pubsub.DefaultConfig(),
+		NATS:        nats.DefaultConfig(),
 		Dispatch:    dispatch.DefaultConfig(),
 		AddressBook: map[string]string{},
 		Shutdown:    Shutdown{Grace: 25 * time.Second},
@@ -238,7 +241,7 @@ func (c Config) Validate() error {
 		p.Add("ingress.auth.secret", "needs secretsDir (or --secrets-dir) to find the secret %q", c.Ingress.Auth.Secret)
 	}
 	p.HostPort("admin.address", c.Admin.Address)
-	p.OneOf("channels.defaultProvisioner", c.Channels.DefaultProvisioner, "inmemory", "kafka", "pubsub")
+	p.OneOf("channels.defaultProvisioner", c.Channels.DefaultProvisioner, "inmemory", "kafka", "pubsub", "nats")
 	p.Within("kafka", c.Kafka.Validate())
 	if c.Channels.DefaultProvisioner == "kafka" && len(c.Kafka.Brokers) == 0 {
 		p.Add("kafka.brokers", "required when channels.defaultProvisioner is kafka")
@@ -247,6 +250,10 @@ func (c Config) Validate() error {
 	p.Within("pubsub", c.PubSub.Validate())
 	if c.Channels.DefaultProvisioner == "pubsub" && c.PubSub.Project == "" {
 		p.Add("pubsub.project", "required when channels.defaultProvisioner is pubsub (or set %s)", pubsub.EnvProject)
+	}
+	p.Within("nats", c.NATS.Validate())
+	if c.NATS.AckWait <= c.Dispatch.Timeout {
+		p.Add("nats.ackWait", "must be longer than dispatch.timeout (%s), got %s", c.Dispatch.Timeout, c.NATS.AckWait)
 	}
 	p.Within("dispatch", c.Dispatch.Validate())
 	p.PositiveDuration("shutdown.grace", c.Shutdown.Grace)

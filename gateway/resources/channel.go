@@ -11,7 +11,7 @@ import (
 // Channel is a channel of any kind and apiVersion, resolved to a provisioner.
 type Channel struct {
 	Meta
-	// Provisioner is ProvisionerInMemory or ProvisionerKafka.
+	// Provisioner is ProvisionerInMemory, ProvisionerKafka or ProvisionerNATS.
 	Provisioner string
 	// Kafka settings (KafkaChannel, or a Channel templated on one); zero means the provisioner default.
 	Partitions        int32
@@ -72,8 +72,10 @@ func decodeProvisionerChannel(in input) resource {
 		return newChannel(in.m, ProvisionerKafka, spec.field("arguments"))
 	case "gcp-pubsub":
 		return newChannel(in.m, ProvisionerPubSub, val{})
+	case "natss":
+		return newChannel(in.m, ProvisionerNATS, val{})
 	default:
-		spec.p.invalid(joinPath(prov.path, "name"), "provisioner %q is not supported (in-memory-channel, kafka or gcp-pubsub)", name)
+		spec.p.invalid(joinPath(prov.path, "name"), "provisioner %q is not supported (in-memory-channel, kafka, natss or gcp-pubsub)", name)
 		return newChannel(in.m, in.opt.DefaultProvisioner, val{})
 	}
 }

@@ -116,11 +116,11 @@ spec: *settings
 }
 
 func TestDecodeOptions(t *testing.T) {
-	_, err := Decode("t.yaml", nil, Options{DefaultProvisioner: "nats"})
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `default provisioner "nats"`) {
+	_, err := Decode("t.yaml", nil, Options{DefaultProvisioner: "pigeon"})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `default provisioner "pigeon"`) {
 		t.Errorf("Decode with a bad default provisioner: %v", err)
 	}
-	_, err = Load(nil, Options{DefaultProvisioner: "nats"})
+	_, err = Load(nil, Options{DefaultProvisioner: "pigeon"})
 	if !errors.Is(err, ErrInvalid) {
 		t.Errorf("Load with a bad default provisioner: %v", err)
 	}

@@ -52,13 +52,13 @@ func TestDecodeErrors(t *testing.T) {
 				"t.yaml: document 1 (InMemoryChannel): metadata.name: missing (line 3)",
 				"t.yaml: document 1 (InMemoryChannel): metadata: must be an object, not a list (line 3)",
 			}},
-		{"unknown v1alpha1 provisioner", "apiVersion: eventing.knative.dev/v1alpha1\nkind: Channel\nmetadata: {name: c}\nspec:\n  provisioner:\n    name: natss\n", ErrInvalid,
-			[]string{`t.yaml: document 1 (Channel default/c): spec.provisioner.name: provisioner "natss" is not supported (in-memory-channel, kafka or gcp-pubsub) (line 6)`}},
+		{"unknown v1alpha1 provisioner", "apiVersion: eventing.knative.dev/v1alpha1\nkind: Channel\nmetadata: {name: c}\nspec:\n  provisioner:\n    name: pigeon\n", ErrInvalid,
+			[]string{`t.yaml: document 1 (Channel default/c): spec.provisioner.name: provisioner "pigeon" is not supported (in-memory-channel, kafka, natss or gcp-pubsub) (line 6)`}},
 		{"channel template kinds", "apiVersion: messaging.knative.dev/v1\nkind: Channel\nmetadata: {name: c}\nspec:\n  channelTemplate: {kind: NatssChannel}\n" +
 			"---\napiVersion: messaging.knative.dev/v1\nkind: Channel\nmetadata: {name: d}\nspec:\n  channelTemplate: {apiVersion: x}\n", ErrInvalid,
 			[]string{
-				`t.yaml: document 1 (Channel default/c): spec.channelTemplate.kind: "NatssChannel" is not supported (InMemoryChannel or KafkaChannel) (line 5)`,
-				`t.yaml: document 2 (Channel default/d): spec.channelTemplate.kind: missing (InMemoryChannel or KafkaChannel) (line 11)`,
+				`t.yaml: document 1 (Channel default/c): spec.channelTemplate.kind: "NatssChannel" is not supported (InMemoryChannel, KafkaChannel or NatsJetStreamChannel) (line 5)`,
+				`t.yaml: document 2 (Channel default/d): spec.channelTemplate.kind: missing (InMemoryChannel, KafkaChannel or NatsJetStreamChannel) (line 11)`,
 			}},
 		{"kafka settings", "apiVersion: messaging.knative.dev/v1\nkind: KafkaChannel\nmetadata: {name: k}\nspec:\n" +
 			"  numPartitions: 0\n  replicationFactor: 40000\n  retentionDuration: PT0S\n" +
@@ -77,7 +77,7 @@ func TestDecodeErrors(t *testing.T) {
 			[]string{
 				S + "spec.channel.apiVersion: missing (line 5)",
 				S + "spec.channel.name: missing (line 5)",
-				S + `spec.channel.kind: "Service" is not a channel kind (Channel, InMemoryChannel, KafkaChannel) (line 5)`,
+				S + `spec.channel.kind: "Service" is not a channel kind (Channel, InMemoryChannel, KafkaChannel, NatsJetStreamChannel) (line 5)`,
 			}},
 		{"bad URIs", subHead + "  subscriber: {uri: \"::bad\"}\n  reply: {uri: /relative}\n" +
 			"  delivery: {deadLetterSink: {uri: \"ftp://x.example\"}}\n", ErrInvalid,

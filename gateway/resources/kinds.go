@@ -75,6 +75,8 @@ func init() {
 		// knative-gcp's Channel: a channel on Google Cloud Pub/Sub.
 		{Kind: "Channel", APIVersions: []string{"messaging.cloud.google.com/v1beta1", "messaging.cloud.google.com/v1alpha1"},
 			decode: decodeChannel, Runner: channelRun(ProvisionerPubSub)},
+		{Kind: "NatsJetStreamChannel", APIVersions: []string{"messaging.knative.dev/v1alpha1"},
+			decode: decodeChannel, Runner: channelRun(ProvisionerNATS)},
 		{Kind: "Subscription", APIVersions: []string{"eventing.knative.dev/v1alpha1",
 			"messaging.knative.dev/v1", "messaging.knative.dev/v1beta1", "messaging.knative.dev/v1alpha1"},
 			decode: decodeSubscription, Runner: subscriptionRun},

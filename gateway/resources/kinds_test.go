@@ -112,13 +112,13 @@ func TestEveryKindDecodes(t *testing.T) {
 }
 
 func TestKindLists(t *testing.T) {
-	if got := strings.Join(channelKinds(), ", "); got != "Channel, InMemoryChannel, KafkaChannel" {
+	if got := strings.Join(channelKinds(), ", "); got != "Channel, InMemoryChannel, KafkaChannel, NatsJetStreamChannel" {
 		t.Errorf("channel kinds %q", got)
 	}
-	if got := alternatives(templateKinds()); got != "InMemoryChannel or KafkaChannel" {
+	if got := alternatives(templateKinds()); got != "InMemoryChannel, KafkaChannel or NatsJetStreamChannel" {
 		t.Errorf("template kinds %q", got)
 	}
-	if got := alternatives(quoted(provisioners())); got != `"inmemory", "kafka" or "pubsub"` {
+	if got := alternatives(quoted(provisioners())); got != `"inmemory", "kafka", "pubsub" or "nats"` {
 		t.Errorf("provisioners %s", got)
 	}
 	for in, want := range map[string]string{"": "", "a": "a", "a b": "a or b", "a b c": "a, b or c"} {

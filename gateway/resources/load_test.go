@@ -297,10 +297,10 @@ func TestValidateBuiltInCode(t *testing.T) {
 	bad.Order = "sideways"
 	bad.MaxConcurrency = -1
 	bad.Delivery = &Delivery{Retry: int32p(-2), BackoffDelay: durp(-1)}
-	kafkaless := &Channel{Meta: Meta{Kind: "Channel", Namespace: "default", Name: "k"}, Provisioner: "nats", Partitions: 3}
+	kafkaless := &Channel{Meta: Meta{Kind: "Channel", Namespace: "default", Name: "k"}, Provisioner: "pigeon", Partitions: 3}
 	s = &Set{Channels: []*Channel{ch, kafkaless}, Subscriptions: []*Subscription{good, &bad}}
 	want := []string{
-		`Channel default/k: spec: provisioner "nats" is not "inmemory", "kafka" or "pubsub"`,
+		`Channel default/k: spec: provisioner "pigeon" is not "inmemory", "kafka", "pubsub" or "nats"`,
 		"Channel default/k: spec: partitions, replication factor and retention apply to kafka channels only",
 		`Subscription default/t: metadata.annotations["kafka.eventing.knative.dev/delivery.order"]: "sideways" is not ordered or unordered`,
 		`Subscription default/t: metadata.annotations["eventgate.dev/max-concurrency"]: must not be negative`,

@@ -29,6 +29,7 @@ const (
 	ProvisionerInMemory = "inmemory"
 	ProvisionerKafka    = "kafka"
 	ProvisionerPubSub   = "pubsub"
+	ProvisionerNATS     = "nats"
 )
 
 // Meta is what every resource carries: where it came from and its Kubernetes identity.

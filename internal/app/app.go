@@ -25,6 +25,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/resources"
 	"github.com/eventgate/eventgate/provisioners/inmemory"
 	"github.com/eventgate/eventgate/provisioners/kafka"
+	"github.com/eventgate/eventgate/provisioners/nats"
 	"github.com/eventgate/eventgate/provisioners/pubsub"
 )
 
@@ -50,6 +51,7 @@ type App struct {
 	inmem    *inmemory.Backend
 	kafka    *kafka.Backend                 // nil when kafka.brokers is empty
 	pubsub   *pubsub.Backend                // nil when pubsub.project is empty
+	nats     *nats.Backend                  // always built; connects on the first NATS channel
 	backends map[string]channel.Provisioner // by provisioner name (resources.Provisioner*)
 	router   *router
 	ingress  *ingress.Handler
@@ -148,6 +150,13 @@ func New(o Options) (*App, error) {
 		a.backends[resources.ProvisionerPubSub] = a.pubsub
 		backends = append(backends, a.pubsub)
 	}
+	natsb, err := nats.New(cfg.NATS, o.Log.With("provisioner", "nats"))
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	a.nats = natsb
+	a.backends[resources.ProvisionerNATS] = a.nats
+	backends = append(backends, a.nats)
 	a.router = newRouter(backends...)
 	a.ingress = ingress.New(cfg.Ingress, ingress.Deps{Log: o.Log, Metrics: a.metrics})
 	if cfg.Ingress.Auth.Secret != "" {
@@ -316,6 +325,11 @@ func (a *App) closeBackends() {
 			a.log.Warn("kafka close", "err", err)
 		}
 	}
+	if a.nats != nil {
+		if err := a.nats.Close(); err != nil {
+			a.log.Warn("nats close", "err", err)
+		}
+	}
 	a.inmem.Close()
 }
 
@@ -391,12 +405,20 @@ func (l lagSources) Lag(ctx context.Context) []channel.LagSample {
 	if l.a.kafka != nil {
 		out = append(out, l.a.kafka.Lag(ctx)...)
 	}
+	if l.a.nats != nil {
+		out = append(out, l.a.nats.Lag(ctx)...)
+	}
 	return append(out, l.a.inmem.Lag(ctx)...)
 }
 
 func (l lagSources) TopicName(ref channel.Ref) string {
 	if b, err := l.a.router.backend(ref); err == nil && l.a.kafka != nil && b == channel.Provisioner(l.a.kafka) {
 		if name, err := l.a.kafka.TopicName(ref); err == nil {
+			return name
+		}
+	}
+	if b, err := l.a.router.backend(ref); err == nil && l.a.nats != nil && b == channel.Provisioner(l.a.nats) {
+		if name, err := l.a.nats.StreamName(ref); err == nil {
 			return name
 		}
 	}

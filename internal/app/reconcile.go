@@ -174,6 +174,9 @@ func backendTitle(provisioner string) string {
 	if provisioner == resources.ProvisionerPubSub {
 		return "Pub/Sub"
 	}
+	if provisioner == resources.ProvisionerNATS {
+		return "NATS"
+	}
 	return provisioner
 }
 

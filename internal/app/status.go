@@ -337,6 +337,7 @@ func (a *App) status(ctx context.Context) Status {
 		defaultPartitions: map[string]int32{
 			resources.ProvisionerInMemory: a.cfg.InMemory.Partitions,
 			resources.ProvisionerKafka:    a.cfg.Kafka.DefaultPartitions,
+			resources.ProvisionerNATS:     a.cfg.NATS.DefaultPartitions,
 		},
 		cond: a.conds.get,
 	}
