@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
+	"strings"
 
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/dispatch"
@@ -43,7 +46,22 @@ func sameSubscription(a, b dispatch.Subscription) bool {
 // startSubscriptions starts every wanted subscription that is not running.
 func (a *App) startSubscriptions(ctx context.Context) []error {
 	var errs []error
-	for key, ds := range a.want {
+	// Those that start at the earliest offset first: in memory, a channel keeps events only as long
+	// as some group needs them, and a latest group started first would let go of what an earliest
+	// one declared beside it is there to read. Then by name, so starts are repeatable.
+	keys := slices.Collect(maps.Keys(a.want))
+	slices.SortFunc(keys, func(x, y string) int {
+		ex, ey := a.want[x].Start == channel.Earliest, a.want[y].Start == channel.Earliest
+		if ex != ey {
+			if ex {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(x, y)
+	})
+	for _, key := range keys {
+		ds := a.want[key]
 		if _, ok := a.dispatchers[key]; ok {
 			continue
 		}
