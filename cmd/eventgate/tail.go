@@ -19,7 +19,7 @@ import (
 
 func newTailCmd() *cobra.Command {
 	var (
-		admin, token, from, typ, output string
+		admin, token, from, typ, expr, output string
 		maxData                         int
 	)
 	cmd := &cobra.Command{
@@ -37,6 +37,7 @@ time, or a duration before now such as 10m. The admin token (admin.auth.secret) 
 or EVENTGATE_ADMIN_TOKEN.`,
 		Example: `  eventgate tail default/orders
   eventgate tail default/orders --from 10m --type com.example.order.created
+  eventgate tail default/orders --filter "INT(amount) >= 1000"
   eventgate tail default/orders --output json | jq .attributes.id`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,7 +49,7 @@ or EVENTGATE_ADMIN_TOKEN.`,
 				return &exitError{code: 2, err: fmt.Errorf("--output %q: want text or json", output)}
 			}
 			q := neturl.Values{}
-			for k, v := range map[string]string{"from": from, "type": typ} {
+			for k, v := range map[string]string{"from": from, "type": typ, "filter": expr} {
 				if v != "" {
 					q.Set(k, v)
 				}
@@ -115,6 +116,7 @@ or EVENTGATE_ADMIN_TOKEN.`,
 	cmd.Flags().StringVar(&token, "token", "", "admin bearer token (default $EVENTGATE_ADMIN_TOKEN)")
 	cmd.Flags().StringVar(&from, "from", "latest", "where to begin: latest, earliest, an RFC 3339 time, or a duration before now (10m)")
 	cmd.Flags().StringVar(&typ, "type", "", "only events of this type")
+	cmd.Flags().StringVar(&expr, "filter", "", "only events this CESQL expression passes, e.g. \"source LIKE '/shop/%'\"")
 	cmd.Flags().IntVar(&maxData, "max-data", 4096, "show at most this many bytes of each event's data")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text (a block per event) or json (a line per event)")
 	return cmd

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/filter"
 )
 
 // Tail's defaults: how much of an event's data an SSE message carries, and how often a quiet stream
@@ -46,12 +47,14 @@ type TailEvent struct {
 type tailRequest struct {
 	ref     channel.Ref
 	start   channel.TailStart
-	typ     string // only events of this type; "" all
+	typ     string         // only events of this type; "" all
+	filter  *filter.Filter // only events it passes (CESQL); nil all
 	maxData int
 }
 
 // parseTailRequest reads the path and the query: from (latest, earliest, an RFC 3339 time, or a
-// duration before now such as 10m), type, maxData. Errors name the parameter.
+// duration before now such as 10m), type, filter (a CESQL expression), maxData. Errors name the
+// parameter.
 func parseTailRequest(r *http.Request, now time.Time) (tailRequest, error) {
 	tr := tailRequest{ref: channel.Ref{Namespace: r.PathValue("namespace"), Name: r.PathValue("name")}, maxData: tailMaxData}
 	q := r.URL.Query()
@@ -69,6 +72,13 @@ func parseTailRequest(r *http.Request, now time.Time) (tailRequest, error) {
 		}
 	}
 	tr.typ = q.Get("type")
+	if expr := q.Get("filter"); expr != "" {
+		f, err := filter.Compile(nil, []filter.Spec{{CESQL: expr}})
+		if err != nil {
+			return tr, fmt.Errorf("filter: %w", err)
+		}
+		tr.filter = f
+	}
 	if v := q.Get("maxData"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -167,7 +177,7 @@ func (a *App) serveTail(w http.ResponseWriter, r *http.Request) {
 			flush()
 			return
 		}
-		if tr.typ != "" && rec.Event.Type != tr.typ {
+		if (tr.typ != "" && rec.Event.Type != tr.typ) || !tr.filter.Pass(rec.Event) {
 			continue
 		}
 		b, err := json.Marshal(tailEvent(tr.ref, rec, tr.maxData))
