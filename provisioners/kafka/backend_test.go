@@ -27,7 +27,7 @@ func TestConformance(t *testing.T) {
 }
 
 // ensureChannel ensures a fresh channel (removed at cleanup) and returns its ref and topic.
-func ensureChannel(t *testing.T, b *Backend, spec channel.Spec) (channel.Ref, string) {
+func ensureChannel(t testing.TB, b *Backend, spec channel.Spec) (channel.Ref, string) {
 	t.Helper()
 	spec.Ref = channel.Ref{Namespace: "kafkatest", Name: conformance.UniqueName(t, "ch-")}
 	if err := b.Ensure(testCtx(t, 30*time.Second), spec); err != nil {

@@ -85,7 +85,7 @@ func listedOffsets(t *testing.T, brokers []string, topic string, earliest bool) 
 
 // produceTo writes events to the given partitions of topic (event i to partitions[i%len]) with an
 // independent client.
-func produceTo(t *testing.T, brokers []string, topic string, evs []*event.Event, partitions ...int32) {
+func produceTo(t testing.TB, brokers []string, topic string, evs []*event.Event, partitions ...int32) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {

@@ -26,7 +26,7 @@ func realBrokers() []string {
 
 // testBrokers returns a real broker when EVENTGATE_TEST_KAFKA names one, else a fresh in-process
 // kfake cluster closed at cleanup.
-func testBrokers(t *testing.T) []string {
+func testBrokers(t testing.TB) []string {
 	t.Helper()
 	if b := realBrokers(); b != nil {
 		return b
@@ -34,7 +34,7 @@ func testBrokers(t *testing.T) []string {
 	return fakeCluster(t).ListenAddrs()
 }
 
-func fakeCluster(t *testing.T) *kfake.Cluster {
+func fakeCluster(t testing.TB) *kfake.Cluster {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
@@ -46,7 +46,7 @@ func fakeCluster(t *testing.T) *kfake.Cluster {
 
 // testLogger logs to t at warn and above until the test finishes (client goroutines may outlive a
 // subtest by a moment; their late lines are dropped rather than panicking t.Log).
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	w := &testWriter{t: t}
 	t.Cleanup(func() {
 		w.mu.Lock()
@@ -58,7 +58,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 type testWriter struct {
 	mu   sync.Mutex
-	t    *testing.T
+	t    testing.TB
 	done bool
 }
 
@@ -75,7 +75,7 @@ var _ io.Writer = (*testWriter)(nil)
 
 // newBackend creates a Backend on brokers, with cfg's other fields, closed at cleanup. Topics are
 // deleted on Remove so that a real broker does not fill up with test topics.
-func newBackend(t *testing.T, brokers []string, mutate func(*Config)) *Backend {
+func newBackend(t testing.TB, brokers []string, mutate func(*Config)) *Backend {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Brokers, cfg.DeleteTopicsOnRemove = brokers, true
@@ -95,7 +95,7 @@ func newBackend(t *testing.T, brokers []string, mutate func(*Config)) *Backend {
 }
 
 // adminClient returns an independent franz-go admin client on brokers.
-func adminClient(t *testing.T, brokers []string) (*kgo.Client, *kadm.Client) {
+func adminClient(t testing.TB, brokers []string) (*kgo.Client, *kadm.Client) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -106,7 +106,7 @@ func adminClient(t *testing.T, brokers []string) (*kgo.Client, *kadm.Client) {
 }
 
 // testCtx returns a context bounded by d, cancelled at cleanup.
-func testCtx(t *testing.T, d time.Duration) context.Context {
+func testCtx(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
