@@ -162,23 +162,7 @@ func (b *Backend) fanoutFor(ch channel.Ref, share, topic string) (*fanout, error
 		log:     b.log.With("channel", ch.String(), "share", share, "group", groupName),
 		clReady: make(chan struct{}), loopDone: make(chan struct{}),
 		members: map[*member]struct{}{}, next: map[int32]int64{}, room: make(chan struct{}, 1)}
-	cl, err := kgo.NewClient(append(b.commonOpts(),
-		kgo.ConsumerGroup(groupName),
-		kgo.ConsumeTopics(topic),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.AdjustFetchOffsetsFn(f.onAssigned),
-		kgo.OnPartitionsRevoked(f.onRevoked),
-		kgo.OnPartitionsLost(f.onLost),
-		kgo.FetchMaxWait(fetchMaxWait),
-		kgo.FetchMaxBytes(b.cfg.FetchMaxBytes),
-		kgo.FetchMaxPartitionBytes(b.cfg.FetchMaxPartitionBytes),
-		kgo.SessionTimeout(b.cfg.SessionTimeout),
-		kgo.HeartbeatInterval(heartbeatInterval(b.cfg.SessionTimeout)),
-		kgo.MetadataMaxAge(consumerMetadataMaxAge),
-	)...)
+	cl, err := kgo.NewClient(b.groupOpts(groupName, topic, f)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: shared reader for %s: %w", groupName, err)
 	}

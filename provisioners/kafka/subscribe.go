@@ -89,26 +89,7 @@ func (b *Backend) subscribeOwn(ctx context.Context, g channel.Group, h channel.C
 		clReady:   make(chan struct{}),
 		loopDone:  make(chan struct{}),
 	}
-	opts := append(b.commonOpts(),
-		kgo.ConsumerGroup(groupName),
-		kgo.ConsumeTopics(topic),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		// After fixStart, a partition without a commit was added to the topic later: read it from its
-		// beginning. So is a committed offset the log no longer holds (retention passed it).
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.AdjustFetchOffsetsFn(s.onAssigned),
-		kgo.OnPartitionsRevoked(s.onRevoked),
-		kgo.OnPartitionsLost(s.onLost),
-		kgo.FetchMaxWait(fetchMaxWait),
-		kgo.FetchMaxBytes(b.cfg.FetchMaxBytes),
-		kgo.FetchMaxPartitionBytes(b.cfg.FetchMaxPartitionBytes),
-		kgo.SessionTimeout(b.cfg.SessionTimeout),
-		kgo.HeartbeatInterval(heartbeatInterval(b.cfg.SessionTimeout)),
-		kgo.MetadataMaxAge(consumerMetadataMaxAge),
-		kgo.WithHooks(fetchCounter{&s.fetched}),
-	)
+	opts := append(b.groupOpts(groupName, topic, s), kgo.WithHooks(fetchCounter{&s.fetched}))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: consumer for %s: %w", groupName, err)
@@ -130,6 +111,37 @@ func (b *Backend) subscribeOwn(ctx context.Context, g channel.Group, h channel.C
 	go s.loop(loopCtx)
 	s.log.Info("kafka subscription started", "topic", topic)
 	return s, nil
+}
+
+// groupHandler is what a group member's client calls back: a subscription, or a fanout's reader.
+type groupHandler interface {
+	onAssigned(context.Context, map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error)
+	onRevoked(context.Context, *kgo.Client, map[string][]int32)
+	onLost(context.Context, *kgo.Client, map[string][]int32)
+}
+
+// groupOpts are the options of a client that joins consumer group groupName on topic, with h's
+// callbacks: cooperative-sticky, commits only when the member says so, rebalances only between polls.
+func (b *Backend) groupOpts(groupName, topic string, h groupHandler) []kgo.Opt {
+	return append(b.commonOpts(),
+		kgo.ConsumerGroup(groupName),
+		kgo.ConsumeTopics(topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		// After fixStart, a partition without a commit was added to the topic later: read it from its
+		// beginning. So is a committed offset the log no longer holds (retention passed it).
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(h.onAssigned),
+		kgo.OnPartitionsRevoked(h.onRevoked),
+		kgo.OnPartitionsLost(h.onLost),
+		kgo.FetchMaxWait(fetchMaxWait),
+		kgo.FetchMaxBytes(b.cfg.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(b.cfg.FetchMaxPartitionBytes),
+		kgo.SessionTimeout(b.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(heartbeatInterval(b.cfg.SessionTimeout)),
+		kgo.MetadataMaxAge(consumerMetadataMaxAge),
+	)
 }
 
 // subscription is one consumer-group member: a client, a poll loop and one claim per assigned
