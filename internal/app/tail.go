@@ -129,7 +129,7 @@ func trimPartialRune(b []byte) []byte {
 	return b
 }
 
-// serveTail answers GET /tail/NAMESPACE/NAME with the channel's events as Server-Sent Events: a
+// serveTail answers GET /tail/NAMESPACE/NAME with the channel's (or broker's) events as Server-Sent Events: a
 // comment once the tail's position is fixed (events published after it are all shown), then one
 // "cloudevent" message per event (TailEvent), and a comment every tailKeepalive when nothing comes.
 // A tail joins no group and commits nothing. Errors before the stream starts are plain-text answers:
@@ -142,6 +142,14 @@ func (a *App) serveTail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tail, err := a.router.Tail(r.Context(), tr.ref, tr.start)
+	if errors.Is(err, channel.ErrNotFound) { // a broker, then: its events are its channel's
+		bt, berr := a.router.Tail(r.Context(), channel.BrokerRef(tr.ref.Namespace, tr.ref.Name), tr.start)
+		if berr == nil || !errors.Is(berr, channel.ErrNotFound) {
+			tail, err = bt, berr
+		} else {
+			err = fmt.Errorf("no channel or broker %s: %w", tr.ref, channel.ErrNotFound)
+		}
+	}
 	if err != nil {
 		http.Error(w, err.Error(), tailStatus(err))
 		return

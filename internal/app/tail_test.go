@@ -142,6 +142,36 @@ func TestTailStreamsEventsAsSSE(t *testing.T) {
 	}
 }
 
+// A broker is tailed by its name: its events are those of the channel behind it.
+func TestTailOfABroker(t *testing.T) {
+	a, srv, _ := tailApp(t)
+	ref := channel.BrokerRef("default", "shop")
+	if err := a.inmem.Ensure(context.Background(), channel.Spec{Ref: ref, Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	a.router.set(ref, a.inmem)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/tail/default/shop", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /tail/default/shop = %d", resp.StatusCode)
+	}
+	msgs := readSSE(t, resp)
+	nextSSE(t, msgs) // the tailing comment
+	if err := a.router.Publish(ctx, ref, []*event.Event{{ID: "b-1", Source: "/s", SpecVersion: "1.0", Type: "t"}}); err != nil {
+		t.Fatal(err)
+	}
+	var te TailEvent
+	if m := nextSSE(t, msgs); json.Unmarshal([]byte(m.data), &te) != nil || te.Attributes["id"] != "b-1" || te.Channel != "default/shop" {
+		t.Errorf("broker tail read %+v, want b-1 on default/shop", m)
+	}
+}
+
 func TestTailAnswers(t *testing.T) {
 	a, srv, _ := tailApp(t)
 	for path, want := range map[string]int{
