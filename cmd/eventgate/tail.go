@@ -24,8 +24,8 @@ func newTailCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "tail NAMESPACE/NAME",
-		Short: "Print a channel's events as they pass, without consuming them",
-		Long: `tail follows a channel of a running gateway (GET /tail/NAMESPACE/NAME on its admin port) and prints
+		Short: "Print a channel's or broker's events as they pass, without consuming them",
+		Long: `tail follows a channel (or broker) of a running gateway (GET /tail/NAMESPACE/NAME on its admin port) and prints
 each event as it is published: its place in the channel (partition/offset), attributes, extensions
 and data (text as text, anything else as base64, cut at --max-data bytes with the full size shown).
 A tail is an observer: it joins no subscription's group and moves no offset. It runs until
