@@ -252,7 +252,7 @@ func (c Config) Validate() error {
 		p.Add("pubsub.project", "required when channels.defaultProvisioner is pubsub (or set %s)", pubsub.EnvProject)
 	}
 	p.Within("nats", c.NATS.Validate())
-	if c.NATS.AckWait <= c.Dispatch.Timeout {
+	if c.Channels.DefaultProvisioner == "nats" && c.NATS.AckWait <= c.Dispatch.Timeout {
 		p.Add("nats.ackWait", "must be longer than dispatch.timeout (%s), got %s", c.Dispatch.Timeout, c.NATS.AckWait)
 	}
 	p.Within("dispatch", c.Dispatch.Validate())

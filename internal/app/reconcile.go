@@ -64,6 +64,13 @@ func (a *App) checkSet(set *resources.Set) (map[string]dispatch.Subscription, er
 		if c.Provisioner == resources.ProvisionerKafka && a.backends[c.Provisioner] == nil {
 			errs = append(errs, fmt.Errorf("%s: %s %s uses Kafka but kafka.brokers is not configured", c.File, c.Kind, c.NamespacedName()))
 		}
+		// The server delivers an event again after nats.ackWait: a delivery must end before that.
+		// (Checked here, where a NATS channel is declared, not in the configuration: without one the
+		// two settings have nothing to do with each other.)
+		if c.Provisioner == resources.ProvisionerNATS && a.cfg.NATS.AckWait <= a.cfg.Dispatch.Timeout {
+			errs = append(errs, fmt.Errorf("%s: %s %s is on NATS: nats.ackWait (%s) must be longer than dispatch.timeout (%s)",
+				c.File, c.Kind, c.NamespacedName(), a.cfg.NATS.AckWait, a.cfg.Dispatch.Timeout))
+		}
 		if c.Provisioner == resources.ProvisionerPubSub && a.backends[c.Provisioner] == nil {
 			errs = append(errs, fmt.Errorf("%s: Channel %s uses Pub/Sub but pubsub.project is not configured (nor GOOGLE_CLOUD_PROJECT)",
 				c.File, c.NamespacedName()))
