@@ -142,6 +142,10 @@ func (c *claim) feed() {
 			continue
 		}
 		for _, r := range batch {
+			if f := c.owner.filter; f != nil && !f.Pass(r.Event) {
+				c.MarkDone(r.Offset) // not for this group: done without reaching the handler
+				continue
+			}
 			select {
 			case c.records <- r:
 			case <-c.ctx.Done():

@@ -23,6 +23,7 @@ type group struct {
 
 type member struct {
 	h        channel.ClaimHandler
+	filter   channel.EventFilter // the group's Filter: what it rejects is done without reaching h
 	claims   int  // claims of this member not yet finished
 	departed bool // Close was called
 	gone     chan struct{}
@@ -67,7 +68,7 @@ func (b *Backend) Subscribe(ctx context.Context, g channel.Group, h channel.Clai
 		}
 		b.log.Info("group created", "channel", g.Channel.String(), "group", g.Name)
 	}
-	m := &member{h: h, gone: make(chan struct{})}
+	m := &member{h: h, filter: g.Filter, gone: make(chan struct{})}
 	grp.members = append(grp.members, m)
 	b.rebalanceLocked(ch, grp)
 	return &subscription{b: b, ch: ch, g: grp, m: m}, nil
