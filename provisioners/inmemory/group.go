@@ -24,8 +24,8 @@ type group struct {
 type member struct {
 	h        channel.ClaimHandler
 	filter   channel.EventFilter // the group's Filter: what it rejects is done without reaching h
-	claims   int  // claims of this member not yet finished
-	departed bool // Close was called
+	claims   int                 // claims of this member not yet finished
+	departed bool                // Close was called
 	gone     chan struct{}
 }
 
