@@ -236,6 +236,7 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Status, error) {
 	if j.st.State == Running && j.cancel != nil {
 		j.cancelled = true
 		j.cancel()
+		m.log.Info("redrive cancelling", "job", id)
 	}
 	j.mu.Unlock()
 	select {
@@ -252,8 +253,18 @@ func (m *Manager) Cancel(ctx context.Context, id string) (Status, error) {
 func (m *Manager) Close(ctx context.Context) {
 	m.mu.Lock()
 	m.closed = true
+	running := 0
+	for _, j := range m.jobs {
+		if j.status().State == Running {
+			running++
+		}
+	}
 	m.mu.Unlock()
 	m.stop()
+	if running > 0 {
+		m.log.Info("redrive jobs stopping; they resume where they are after a restart when their state is kept",
+			"running", running)
+	}
 	done := make(chan struct{})
 	go func() { m.wg.Wait(); close(done) }()
 	select {
