@@ -196,6 +196,20 @@ func testRedriveOn(t *testing.T, g *gateway, sub *subscriber, orders, dlq string
 	}
 	base = len(sub.at("/s"))
 
+	// --to: every event goes to the subscription's subscriber, as the subscription delivers.
+	sub.on("/s", func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusAccepted) })
+	st = mustJob(t, g, "--from", dlq, "--to", "e2e/s", "--type", "dev.eventgate.b", "--wait")
+	if st.State != redrive.Done || st.Matched != n/2 || st.Sent != n/2 {
+		t.Errorf("redrive --to: %+v", st)
+	}
+	if got, want := redrivenIDs(t, sub.at("/s")[base:]), []string{"rd-1", "rd-3", "rd-5"}; !slices.Equal(got, want) {
+		t.Errorf("redriven --to: %v, want %v once each", got, want)
+	}
+	if _, err := redriveCLI(t, g, "--from", dlq, "--to", "e2e/nope"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("redrive --to an unknown subscription: %v", err)
+	}
+	base = len(sub.at("/s"))
+
 	// A restart mid-job: two events go through, the third is held while the gateway stops.
 	gate := make(chan struct{}, n)
 	arrived := make(chan struct{}, n)
