@@ -65,6 +65,10 @@ type Request struct {
 	DryRun bool `json:"dryRun,omitempty"`
 }
 
+// minRate is the lowest rate a job takes (one event every 1000 s): below it the wait between
+// events would not be a useful duration.
+const minRate = 0.001
+
 // parsed is a validated Request.
 type parsed struct {
 	from   channel.Ref
@@ -103,8 +107,8 @@ func (r Request) parse() (parsed, error) {
 			errs = append(errs, fmt.Errorf("filter: %w", err))
 		}
 	}
-	if r.Rate < 0 {
-		errs = append(errs, fmt.Errorf("rate: must be 0 (no cap) or more, got %v", r.Rate))
+	if r.Rate < 0 || (r.Rate > 0 && r.Rate < minRate) {
+		errs = append(errs, fmt.Errorf("rate: must be 0 (no cap) or at least %v events per second, got %v", minRate, r.Rate))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return p, fmt.Errorf("%w: %w", ErrInvalid, err)

@@ -302,7 +302,7 @@ func TestRedriveBadRequests(t *testing.T) {
 	m := NewManager(Deps{Source: deadLetters(t, 1), Sender: &sink{}})
 	defer m.Close(context.Background())
 	for _, r := range []Request{{}, {From: "dlq"}, {From: "default/dlq", To: "x"},
-		{From: "default/dlq", Filter: "type ="}, {From: "default/dlq", Rate: -1}} {
+		{From: "default/dlq", Filter: "type ="}, {From: "default/dlq", Rate: -1}, {From: "default/dlq", Rate: 1e-9}} {
 		if _, err := m.Start(context.Background(), r); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: err = %v, want ErrInvalid", r, err)
 		}
