@@ -276,3 +276,51 @@ func lastJob2(sts []redrive.Status, err error) (redrive.Status, error) {
 	}
 	return sts[len(sts)-1], nil
 }
+
+// A broker as the dead-letter sink keeps the dead letters with their extensions too, and a redrive
+// reads them from the broker's channel (NAMESPACE/broker.NAME).
+func TestRedriveFromABroker(t *testing.T) {
+	sub := newSubscriber(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "m.yaml", fmt.Sprintf(`
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: dead, namespace: e2e}
+---
+apiVersion: messaging.knative.dev/v1
+kind: InMemoryChannel
+metadata: {name: orders, namespace: e2e}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: s, namespace: e2e}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: orders}
+  subscriber: {uri: "%s/s"}
+  delivery:
+    retry: 0
+    deadLetterSink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: dead, namespace: e2e}}
+`, sub.url))
+	g := startGateway(t, "-f", dir)
+	eventually(t, 60*time.Second, func() bool { code, _ := adminGet(t, g.admin+"/readyz"); return code == http.StatusOK },
+		"/readyz to answer 200")
+	sub.on("/s", func(w http.ResponseWriter, _ int) { http.Error(w, "boom", http.StatusBadGateway) })
+	if resp, body := post(t, g.ingress+"/e2e/orders", binaryEvent("via-broker"), "x"); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", resp.StatusCode, body)
+	}
+	var te app.TailEvent
+	if err := json.Unmarshal([]byte(tailLines(t, 1, "e2e/broker.dead", "--admin", g.admin, "--from", "earliest", "--output", "json")[0]), &te); err != nil {
+		t.Fatal(err)
+	}
+	if te.Attributes["id"] != "via-broker" || te.Extensions["knativeerrordest"] != sub.url+"/s" || te.Extensions["knativeerrorcode"] != "502" {
+		t.Errorf("the broker's dead letter: %+v", te)
+	}
+	failed := len(sub.at("/s"))
+	sub.on("/s", func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusAccepted) })
+	if st := mustJob(t, g, "--from", "e2e/broker.dead", "--wait"); st.State != redrive.Done || st.Sent != 1 {
+		t.Errorf("redrive from the broker: %+v", st)
+	}
+	if ids := redrivenIDs(t, sub.at("/s")[failed:]); !slices.Equal(ids, []string{"via-broker"}) {
+		t.Errorf("redriven: %v", ids)
+	}
+}
