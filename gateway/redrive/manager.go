@@ -301,6 +301,16 @@ func (j *job) finish(s State, why string) {
 	j.st.Remaining = j.st.remaining()
 }
 
+// retryWait is how long a job waits before reading again when its channel's backend cannot serve.
+const retryWait = time.Second
+
+// note records why the job's latest step did not succeed (Status.LastError).
+func (j *job) note(why string) {
+	j.mu.Lock()
+	j.st.LastError = why
+	j.mu.Unlock()
+}
+
 // saveEvery bounds how long progress over events that were not sent stays unsaved (after a
 // restart they are read again, which sends nothing).
 const saveEvery = time.Second
@@ -318,31 +328,56 @@ func (m *Manager) work(ctx context.Context, j *job) {
 		}
 	}
 	var tail channel.Tail
-	if open > 0 {
-		start := channel.TailStart{Earliest: st.Request.Since.IsZero(), Time: st.Request.Since}
-		t, err := m.d.Source.Tail(ctx, j.p.from, start)
-		if err != nil {
-			if m.stopping(ctx, j) {
-				return
-			}
-			m.end(j, Failed, "reading "+j.p.from.String()+": "+err.Error(), log)
-			return
+	defer func() {
+		if tail != nil {
+			tail.Close()
 		}
-		tail = t
-		defer tail.Close()
-	}
+	}()
+	start := channel.TailStart{Earliest: st.Request.Since.IsZero(), Time: st.Request.Since}
 	var interval time.Duration
 	if r := st.Request.Rate; r > 0 {
 		interval = time.Duration(float64(time.Second) / r)
 	}
 	var lastSend time.Time
+	// unavailable handles a read error: the backend cannot serve now (a broker restarting, a
+	// channel waiting for its backend), so the job waits and reads again from where it is; any
+	// other error fails the job. It reports whether to go on.
+	unavailable := func(err error) bool {
+		if m.stopping(ctx, j) {
+			return false
+		}
+		if !errors.Is(err, channel.ErrUnavailable) {
+			m.end(j, Failed, "reading "+j.p.from.String()+": "+err.Error(), log)
+			return false
+		}
+		j.note("reading " + j.p.from.String() + " (retrying): " + err.Error())
+		log.Warn("redrive waits for its channel", "error", err.Error())
+		if tail != nil {
+			tail.Close()
+			tail = nil
+		}
+		if sleepCtx(ctx, retryWait) != nil {
+			m.stopping(ctx, j)
+			return false
+		}
+		return true
+	}
 	for open > 0 {
-		rec, err := tail.Next(ctx)
-		if err != nil {
-			if m.stopping(ctx, j) {
+		if tail == nil {
+			t, err := m.d.Source.Tail(ctx, j.p.from, start)
+			if err != nil {
+				if unavailable(err) {
+					continue
+				}
 				return
 			}
-			m.end(j, Failed, "reading "+j.p.from.String()+": "+err.Error(), log)
+			tail = t
+		}
+		rec, err := tail.Next(ctx)
+		if err != nil {
+			if unavailable(err) {
+				continue
+			}
 			return
 		}
 		pos := next[rec.Partition]

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -343,5 +344,37 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// flaky is a Source whose first Tail fails as a backend that cannot serve does.
+type flaky struct {
+	*inmemory.Backend
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *flaky) Tail(ctx context.Context, ch channel.Ref, start channel.TailStart) (channel.Tail, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fails > 0 {
+		f.fails--
+		return nil, fmt.Errorf("broker restarting: %w", channel.ErrUnavailable)
+	}
+	return f.Backend.Tail(ctx, ch, start)
+}
+
+// A channel whose backend cannot serve for a while makes the job wait and read again, not fail.
+func TestRedriveWaitsForItsBackend(t *testing.T) {
+	src := &flaky{Backend: deadLetters(t, 3), fails: 1}
+	s := &sink{}
+	m := NewManager(Deps{Source: src, Sender: s})
+	defer m.Close(context.Background())
+	st, err := m.Start(context.Background(), Request{From: "default/dlq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st = wait(t, m, st.ID); st.State != Done || st.Sent != 3 || !strings.Contains(st.LastError, "broker restarting") {
+		t.Fatalf("status = %+v", st)
 	}
 }

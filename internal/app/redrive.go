@@ -14,6 +14,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/dispatch"
 	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/redrive"
+	"github.com/eventgate/eventgate/gateway/resources"
 )
 
 // newRedrives builds the redrive jobs' manager: it reads through the router, sends with
@@ -28,13 +29,29 @@ func (a *App) newRedrives() *redrive.Manager {
 		Source: a.router,
 		Sender: redrive.SenderFunc(a.sendRedrive),
 		Store:  store,
-		Durable: func(ref channel.Ref) bool {
-			// Resume runs after the resources are applied, so the router knows the channel.
-			p := a.router.backendOf(ref)
-			return p != nil && p != channel.Provisioner(a.inmem)
-		},
+		Durable: a.durable,
 		Log: a.log.With("component", "redrive"),
 	})
+}
+
+// durable reports whether channel ref keeps its events across a restart: it is declared (running,
+// or waiting for its backend) on a backend other than memory. Resume runs after the resources are
+// applied, so every declared channel is known.
+func (a *App) durable(ref channel.Ref) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.channels[ref]
+	if c == nil {
+		c = a.waiting[ref]
+	}
+	if c == nil {
+		return false
+	}
+	p := c.Provisioner
+	if p == "" {
+		p = a.cfg.Channels.DefaultProvisioner
+	}
+	return p != resources.ProvisionerInMemory
 }
 
 // sendRedrive sends a redriven event: to subscription to as it delivers (its subscriber, its

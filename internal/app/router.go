@@ -185,9 +185,3 @@ func (r *router) Spans(ctx context.Context, ref channel.Ref, start channel.TailS
 	}
 	return s.Spans(ctx, ref, start)
 }
-
-// backendOf returns the backend holding ref, or nil.
-func (r *router) backendOf(ref channel.Ref) channel.Provisioner {
-	p, _ := r.backend(ref)
-	return p
-}
