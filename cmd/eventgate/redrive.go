@@ -9,6 +9,7 @@ import (
 	"net/http"
 	neturl "net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -178,8 +179,8 @@ The admin token (admin.auth.secret) is read from --token or EVENTGATE_ADMIN_TOKE
 				}
 			}
 			if rate != "" {
-				var n float64
-				if _, err := fmt.Sscanf(strings.TrimSuffix(rate, "/s"), "%g", &n); err != nil || n <= 0 {
+				n, err := strconv.ParseFloat(strings.TrimSuffix(rate, "/s"), 64)
+				if err != nil || n <= 0 {
 					return &exitError{code: 2, err: fmt.Errorf("--rate %q: want events per second, such as 10 or 10/s", rate)}
 				}
 				req.Rate = n
