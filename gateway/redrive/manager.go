@@ -118,6 +118,8 @@ func (m *Manager) Start(ctx context.Context, r Request) (Status, error) {
 	j := &job{p: p, st: st}
 	st.Positions = slices.Clone(st.Positions)
 	if err := m.run(j); err != nil {
+		j.finish(Failed, err.Error()) // not to be resumed: whoever asked was told it did not start
+		m.save(j.status())
 		return Status{}, err
 	}
 	m.log.Info("redrive started", "job", st.ID, "from", r.From, "to", r.To, "dry_run", r.DryRun,
