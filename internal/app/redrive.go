@@ -26,11 +26,11 @@ func (a *App) newRedrives() *redrive.Manager {
 		store = redrive.FileStore{Dir: dir}
 	}
 	return redrive.NewManager(redrive.Deps{
-		Source: a.router,
-		Sender: redrive.SenderFunc(a.sendRedrive),
-		Store:  store,
+		Source:  a.router,
+		Sender:  redrive.SenderFunc(a.sendRedrive),
+		Store:   store,
 		Durable: a.durable,
-		Log: a.log.With("component", "redrive"),
+		Log:     a.log.With("component", "redrive"),
 	})
 }
 
