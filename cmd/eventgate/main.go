@@ -55,7 +55,7 @@ and sources that produce into channels. It reads the Knative manifests you alrea
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newValidateCmd(), newSendCmd(), newDisplayCmd(), newVersionCmd(), newHealthcheckCmd(), newStatusCmd(), newTailCmd(), newBenchCmd())
+	root.AddCommand(newServeCmd(), newValidateCmd(), newSendCmd(), newDisplayCmd(), newVersionCmd(), newHealthcheckCmd(), newStatusCmd(), newTailCmd(), newRedriveCmd(), newBenchCmd())
 	root.AddCommand(newPubSubEmulatorCmd())
 	return root
 }

@@ -39,3 +39,20 @@ type Tail interface {
 	// Close releases the tail. Safe to call more than once.
 	Close() error
 }
+
+// Span is the part of one partition that a bounded read covers: the offsets from From (the first
+// one a tail opened with the same TailStart reads) up to End (the offset the next published event
+// takes). From >= End means there is nothing to read.
+type Span struct {
+	Partition int32
+	From, End int64
+}
+
+// Spanner is implemented by provisioners whose channels can be read up to a fixed end: a dead-letter
+// redrive reads what its channel held when it started, and stops there, so that an event it sends
+// back and that fails again is not read again by the same redrive.
+type Spanner interface {
+	// Spans returns one Span per partition of ch, for a tail opened with start. Errors wrap
+	// ErrNotFound or ErrUnavailable. Safe for concurrent use.
+	Spans(ctx context.Context, ch Ref, start TailStart) ([]Span, error)
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/config/check"
 	"github.com/eventgate/eventgate/gateway/dispatch"
 	"github.com/eventgate/eventgate/gateway/ingress"
+	"github.com/eventgate/eventgate/gateway/redrive"
 	"github.com/eventgate/eventgate/provisioners/inmemory"
 	"github.com/eventgate/eventgate/provisioners/kafka"
 	"github.com/eventgate/eventgate/provisioners/nats"
@@ -43,6 +44,7 @@ type Config struct {
 	PubSub   pubsub.Config   `koanf:"pubsub"`
 	NATS     nats.Config     `koanf:"nats"`
 	Dispatch dispatch.Config `koanf:"dispatch"`
+	Redrive  redrive.Config  `koanf:"redrive"`
 	// AddressBook maps references that are not channels to URLs. Keys are "NAMESPACE/NAME" or
 	// "KIND/NAMESPACE/NAME" (the more specific wins). Unlisted references resolve to the in-cluster
 	// Knative address http://NAME.NAMESPACE.svc.cluster.local.
@@ -96,6 +98,7 @@ func Default() Config {
 		PubSub:      pubsub.DefaultConfig(),
 		NATS:        nats.DefaultConfig(),
 		Dispatch:    dispatch.DefaultConfig(),
+		Redrive:     redrive.DefaultConfig(),
 		AddressBook: map[string]string{},
 		Shutdown:    Shutdown{Grace: 25 * time.Second},
 		Log:         Log{Level: "info", Format: "auto"},
@@ -256,6 +259,7 @@ func (c Config) Validate() error {
 		p.Add("nats.ackWait", "must be longer than dispatch.timeout (%s), got %s", c.Dispatch.Timeout, c.NATS.AckWait)
 	}
 	p.Within("dispatch", c.Dispatch.Validate())
+	p.Within("redrive", c.Redrive.Validate())
 	p.PositiveDuration("shutdown.grace", c.Shutdown.Grace)
 	p.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	p.OneOf("log.format", c.Log.Format, "auto", "text", "json")

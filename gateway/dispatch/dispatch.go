@@ -639,3 +639,13 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// Redeliver takes ev through this subscription's delivery cycle outside its consumer group, as if
+// it had been read from the channel: the subscriber under the subscription's policy, its reply
+// forwarded, and, when every attempt fails, the dead-letter sink (retried until it takes the event).
+// It is how a dead-letter redrive sends an event back to a subscription. It blocks until then or
+// until ctx is done (Abandoned). The dispatcher must have been started; it may have been stopped
+// since (a reload), in which case the subscription as it was is used.
+func (d *Dispatcher) Redeliver(ctx context.Context, ev *event.Event) Result {
+	return d.process(ctx, channel.Record{Partition: -1, Offset: -1, Event: ev}, d.log.With("redrive", true)).Result
+}

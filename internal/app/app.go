@@ -22,6 +22,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/dispatch"
 	"github.com/eventgate/eventgate/gateway/ingress"
 	"github.com/eventgate/eventgate/gateway/metrics"
+	"github.com/eventgate/eventgate/gateway/redrive"
 	"github.com/eventgate/eventgate/gateway/resources"
 	"github.com/eventgate/eventgate/provisioners/inmemory"
 	"github.com/eventgate/eventgate/provisioners/kafka"
@@ -54,6 +55,7 @@ type App struct {
 	nats     *nats.Backend                  // always built; connects on the first NATS channel
 	backends map[string]channel.Provisioner // by provisioner name (resources.Provisioner*)
 	router   *router
+	redrives *redrive.Manager // dead-letter redrive jobs (POST /redrives)
 	ingress  *ingress.Handler
 	resolver *resources.Resolver
 	client   *http.Client
@@ -158,6 +160,7 @@ func New(o Options) (*App, error) {
 	a.backends[resources.ProvisionerNATS] = a.nats
 	backends = append(backends, a.nats)
 	a.router = newRouter(backends...)
+	a.redrives = a.newRedrives()
 	a.ingress = ingress.New(cfg.Ingress, ingress.Deps{Log: o.Log, Metrics: a.metrics})
 	if cfg.Ingress.Auth.Secret != "" {
 		if err := a.loadTokens(); err != nil {
@@ -225,6 +228,10 @@ func (a *App) Run(ctx context.Context) error {
 		adminLn.Close()
 		return abort(err)
 	}
+	// Jobs a previous run left unfinished resume now that their channels are routed.
+	if err := a.redrives.Resume(); err != nil {
+		a.log.Error("redrive jobs not all loaded", "err", err)
+	}
 	ingressSrv := &http.Server{
 		Handler:           a.ingress,
 		ReadHeaderTimeout: a.cfg.Ingress.ReadHeaderTimeout,
@@ -280,6 +287,7 @@ func (a *App) Run(ctx context.Context) error {
 		ingressSrv.Close()
 	}
 	a.stopSources()
+	a.redrives.Close(graceCtx) // before the dispatchers: a redrive may be delivering through one
 	a.shutdownDispatchers(graceCtx)
 	a.closeBackends()
 	shortCtx, cancelShort := context.WithTimeout(context.Background(), time.Second)
@@ -342,6 +350,10 @@ func (a *App) adminMux() *http.ServeMux {
 	mux.HandleFunc("GET /readyz", a.serveReadyz)
 	mux.HandleFunc("GET /status", a.serveStatus)
 	mux.HandleFunc("GET /tail/{namespace}/{name}", a.requireAdmin(a.serveTail))
+	mux.HandleFunc("POST /redrives", a.requireAdmin(a.serveRedriveStart))
+	mux.HandleFunc("GET /redrives", a.serveRedriveList)
+	mux.HandleFunc("GET /redrives/{id}", a.serveRedriveGet)
+	mux.HandleFunc("DELETE /redrives/{id}", a.requireAdmin(a.serveRedriveCancel))
 	return mux
 }
 

@@ -168,3 +168,20 @@ func (r *router) refsOf(p channel.Provisioner) []channel.Ref {
 	}
 	return out
 }
+
+// ErrNoRedrive is Spans's answer for a channel whose backend cannot be read up to a fixed end, so
+// cannot be redriven.
+var ErrNoRedrive = errors.New("the channel's backend cannot be redriven (in memory and Kafka can)")
+
+// Spans asks the backend that holds ref (see channel.Spanner).
+func (r *router) Spans(ctx context.Context, ref channel.Ref, start channel.TailStart) ([]channel.Span, error) {
+	p, err := r.backend(ref)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := p.(channel.Spanner)
+	if _, tails := p.(channel.Tailer); !ok || !tails {
+		return nil, fmt.Errorf("channel %s: %w", ref, ErrNoRedrive)
+	}
+	return s.Spans(ctx, ref, start)
+}

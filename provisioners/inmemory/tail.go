@@ -29,15 +29,7 @@ func (b *Backend) Tail(ctx context.Context, ref channel.Ref, start channel.TailS
 	}
 	t.next, t.skipped = make([]int64, len(ch.parts)), make([]int64, len(ch.parts))
 	for i, p := range ch.parts {
-		switch {
-		case start.Earliest:
-			t.next[i] = p.base
-		case !start.Time.IsZero():
-			first := sort.Search(len(p.events), func(j int) bool { return !p.events[j].at.Before(start.Time) })
-			t.next[i] = p.base + int64(first)
-		default:
-			t.next[i] = p.end()
-		}
+		t.next[i] = tailFrom(p, start)
 	}
 	return t, nil
 }
@@ -106,3 +98,39 @@ func (t *tail) fill() (<-chan struct{}, error) {
 }
 
 func (t *tail) Close() error { return nil }
+
+var _ channel.Spanner = (*Backend)(nil)
+
+// Spans returns, per partition, where a tail opened with start begins and the end of the log now.
+func (b *Backend) Spans(ctx context.Context, ref channel.Ref, start channel.TailStart) ([]channel.Span, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ch, err := b.lookup(ref)
+	if err != nil {
+		return nil, err
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.dead {
+		return nil, fmt.Errorf("inmemory: %v: %w", ref, channel.ErrNotFound)
+	}
+	out := make([]channel.Span, len(ch.parts))
+	for i, p := range ch.parts {
+		out[i] = channel.Span{Partition: int32(i), From: tailFrom(p, start), End: p.end()}
+	}
+	return out, nil
+}
+
+// tailFrom is the first offset of p that a tail opened with start reads.
+func tailFrom(p *partition, start channel.TailStart) int64 {
+	switch {
+	case start.Earliest:
+		return p.base
+	case !start.Time.IsZero():
+		first := sort.Search(len(p.events), func(j int) bool { return !p.events[j].at.Before(start.Time) })
+		return p.base + int64(first)
+	default:
+		return p.end()
+	}
+}

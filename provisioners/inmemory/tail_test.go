@@ -34,3 +34,31 @@ func TestSlowTailCountsWhatItMissed(t *testing.T) {
 		t.Error("Tail of an unknown channel succeeded")
 	}
 }
+
+// Spans says where a tail with the same start begins and where the log ends, after evictions too.
+func TestSpansMatchTheTail(t *testing.T) {
+	b, ref := smallChannel(t, 10)
+	for i := range 25 { // room for ten: the first 15 are evicted
+		if err := b.Publish(ctxT(t), ref, evs(i, i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		start      channel.TailStart
+		from, ends int64
+	}{
+		{channel.TailStart{Earliest: true}, 15, 25},
+		{channel.TailStart{}, 25, 25},
+	} {
+		spans, err := b.Spans(ctxT(t), ref, c.start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(spans) != 1 || spans[0].From != c.from || spans[0].End != c.ends {
+			t.Errorf("%+v: spans %+v, want [%d, %d)", c.start, spans, c.from, c.ends)
+		}
+	}
+	if _, err := b.Spans(ctxT(t), channel.Ref{Namespace: "test", Name: "nope"}, channel.TailStart{}); err == nil {
+		t.Error("Spans of an unknown channel succeeded")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -109,4 +110,49 @@ func (t *tail) Next(ctx context.Context) (channel.TailRecord, error) {
 func (t *tail) Close() error {
 	t.once.Do(t.cl.Close)
 	return nil
+}
+
+var _ channel.Spanner = (*Backend)(nil)
+
+// Spans lists, per partition of ref's topic, the offset a tail opened with start begins at and the
+// end offset (the high watermark).
+func (b *Backend) Spans(ctx context.Context, ref channel.Ref, start channel.TailStart) ([]channel.Span, error) {
+	topic, err := b.topicOf(ref)
+	if err != nil {
+		return nil, err
+	}
+	ends, err := b.admin.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	var from kadm.ListedOffsets
+	if err == nil {
+		switch {
+		case start.Earliest:
+			from, err = b.admin.ListStartOffsets(ctx, topic)
+		case !start.Time.IsZero():
+			from, err = b.admin.ListOffsetsAfterMilli(ctx, start.Time.UnixMilli(), topic)
+		default:
+			from = ends
+		}
+	}
+	if err == nil {
+		err = from.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: spans of %s: list offsets: %w: %w", topic, channel.ErrUnavailable, err)
+	}
+	var out []channel.Span
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Topic != topic {
+			return
+		}
+		s := channel.Span{Partition: o.Partition, From: o.Offset, End: o.Offset}
+		if f, ok := from.Lookup(topic, o.Partition); ok && f.Offset >= 0 {
+			s.From = min(f.Offset, o.Offset)
+		}
+		out = append(out, s)
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
+	return out, nil
 }
