@@ -157,65 +157,84 @@ func (r *runner) fill(ctx context.Context, manifest, ch string, n int64) error {
 // interleaved, how fast a gateway with a new earliest Subscription on it delivers the backlog to a
 // sink, and how fast what baseline starts does (baseline gets the sink's URL and a run number, for a
 // new consumer group each run). The figure is the sink's events/s from the first arrival to the
-// last, so neither side's group join is counted.
+// last, so neither side's group join is counted. Beside it, it returns the CPU time each delivering
+// process used per event (µs, from /proc, start-up included), a figure the other work on a shared
+// machine disturbs less than the rate.
 func (r *runner) drain(ctx context.Context, manifest, kind, ch string,
-	baseline func(ctx context.Context, url string, seq int) (stop func(), err error)) ([]float64, []float64, error) {
+	baseline func(ctx context.Context, url string, seq int) (*proc, error)) (egs, bases, egCPU, baseCPU []float64, err error) {
 	if err := r.fill(ctx, manifest, ch, r.s.drainN); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	n := strconv.FormatInt(r.s.drainN, 10)
 	limit := 10 * time.Minute
 	seq := 0
 	// drainOnce starts a sink expecting the whole backlog, then what deliver starts towards the sink's
-	// URL, and returns the sink's events/s once every event arrived; it stops both before returning.
-	drainOnce := func(ctx context.Context, deliver func(url string) (stop func(), err error)) (float64, error) {
+	// URL, and returns the sink's events/s once every event arrived, and the deliverer's CPU µs per
+	// event into cpu; it stops both before returning.
+	drainOnce := func(ctx context.Context, cpu *[]float64, deliver func(url string) (*proc, error)) (float64, error) {
 		seq++
 		sink, url, err := r.sink(ctx, "--count", n)
 		if err != nil {
 			return 0, err
 		}
 		defer sink.stop()
-		stop, err := deliver(url)
+		p, err := deliver(url)
 		if err != nil {
 			return 0, err
 		}
-		defer stop()
+		defer p.stop()
 		if err := sink.wait(ctx, limit); err != nil {
 			return 0, err
+		}
+		if used, err := p.cpuUsed(); err == nil {
+			*cpu = append(*cpu, float64(used.Microseconds())/float64(r.s.drainN))
 		}
 		res, err := sinkOutput(sink)
 		return res.EventsPS, err
 	}
+	// The warm-up runs of pair are not measured: their CPU figures are dropped below.
 	eg := func(ctx context.Context) (float64, error) {
-		return drainOnce(ctx, func(url string) (func(), error) {
+		return drainOnce(ctx, &egCPU, func(url string) (*proc, error) {
 			gw, err := r.gateway(ctx, manifest+subscription(fmt.Sprintf("drain-%d", seq), kind, ch, url))
 			if err != nil {
 				return nil, err
 			}
-			return gw.stop, nil
+			return gw.proc, nil
 		})
 	}
 	base := func(ctx context.Context) (float64, error) {
-		return drainOnce(ctx, func(url string) (func(), error) { return baseline(ctx, url, seq) })
+		return drainOnce(ctx, &baseCPU, func(url string) (*proc, error) { return baseline(ctx, url, seq) })
 	}
-	return r.pair(ctx, eg, base)
+	egs, bases, err = r.pair(ctx, eg, base)
+	if len(egCPU) > len(egs) {
+		egCPU = egCPU[1:]
+	}
+	if len(baseCPU) > len(bases) {
+		baseCPU = baseCPU[1:]
+	}
+	return egs, bases, egCPU, baseCPU, err
+}
+
+// addDrainRows adds a drain path's rate row (target ≥ 0.8) and its CPU-per-event row.
+func (r *runner) addDrainRows(path, note string, egs, bases, egCPU, baseCPU []float64) {
+	r.addRatio(path, "throughput", "events/s", "≥ 0.8", 0.8, egs, bases, note)
+	r.addRatio(path+", CPU per event", "cpu", "µs", "", 0, egCPU, baseCPU,
+		"user+system CPU of the delivering process (gateway or baseline) per event, start-up included; lower is better")
 }
 
 func (r *runner) dispatch(ctx context.Context) error {
 	ch := "drain-" + r.id
 	topic := r.topic(ch)
 	n := strconv.FormatInt(r.s.drainN, 10)
-	egs, bases, err := r.drain(ctx, kafkaChannel(ch), "KafkaChannel", ch, func(ctx context.Context, url string, seq int) (func(), error) {
+	egs, bases, egCPU, baseCPU, err := r.drain(ctx, kafkaChannel(ch), "KafkaChannel", ch, func(ctx context.Context, url string, seq int) (*proc, error) {
 		cons, _, err := start(ctx, "consume", nil, nil, r.bin("consume"), "--brokers", r.s.brokers, "--topic", topic,
 			"--group", fmt.Sprintf("bench.baseline.%s.%d", r.id, seq), "--target", url,
 			"--in-flight", strconv.Itoa(r.s.inFlight), "--count", n)
-		if err != nil {
-			return nil, err
-		}
-		return cons.stop, nil
+		return cons, err
 	})
-	r.addRatio("dispatch of a Kafka backlog vs consume-and-POST", "throughput", "events/s", "≥ 0.8", 0.8, egs, bases,
-		fmt.Sprintf("%d-event backlog, 3 partitions, no-op subscriber, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, r.s.inFlight))
+	r.addDrainRows("dispatch of a Kafka backlog vs consume-and-POST",
+		fmt.Sprintf("%d-event backlog, 3 partitions, no-op subscriber, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, r.s.inFlight),
+		egs, bases, egCPU, baseCPU)
 	return err
 }
 
@@ -265,17 +284,15 @@ func (r *runner) dispatchNATS(ctx context.Context) error {
 	ch := "drain-nats-" + r.id
 	stream := r.stream(ch)
 	n := strconv.FormatInt(r.s.drainN, 10)
-	egs, bases, err := r.drain(ctx, natsChannel(ch), "NatsJetStreamChannel", ch, func(ctx context.Context, url string, seq int) (func(), error) {
+	egs, bases, egCPU, baseCPU, err := r.drain(ctx, natsChannel(ch), "NatsJetStreamChannel", ch, func(ctx context.Context, url string, seq int) (*proc, error) {
 		cons, _, err := start(ctx, "jsconsume", nil, nil, r.bin("jsconsume"), "--servers", r.s.nats, "--stream", stream,
 			"--consumer", fmt.Sprintf("bench-baseline-%s-%d", r.id, seq), "--target", url,
 			"--in-flight", strconv.Itoa(r.s.inFlight), "--count", n)
-		if err != nil {
-			return nil, err
-		}
-		return cons.stop, nil
+		return cons, err
 	})
-	r.addRatio("dispatch of a NATS JetStream backlog vs consume-and-POST", "throughput", "events/s", "≥ 0.8", 0.8, egs, bases,
-		fmt.Sprintf("%d-event backlog, 3 partitions (eventgate: a pull consumer each; baseline: one consumer, nats.go's Messages iterator), no-op subscriber, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, r.s.inFlight))
+	r.addDrainRows("dispatch of a NATS JetStream backlog vs consume-and-POST",
+		fmt.Sprintf("%d-event backlog, 3 partitions (eventgate: a pull consumer each; baseline: one consumer, nats.go's Messages iterator), no-op subscriber, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, r.s.inFlight),
+		egs, bases, egCPU, baseCPU)
 	return err
 }
 
