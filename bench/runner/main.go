@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,6 +26,7 @@ type settings struct {
 	bin         string // directory holding eventgate, noop, produce, consume
 	out         string
 	brokers     string
+	nats        string
 	quick       bool
 	runs        int
 	duration    time.Duration
@@ -41,9 +43,10 @@ type settings struct {
 
 func main() {
 	var s settings
-	flag.StringVar(&s.bin, "bin", "", "directory with the eventgate, noop, produce and consume binaries (required)")
+	flag.StringVar(&s.bin, "bin", "", "directory with the eventgate, noop, produce, consume, jspublish and jsconsume binaries (required)")
 	flag.StringVar(&s.out, "out", "bench/results/latest.json", "where to write the JSON results")
 	flag.StringVar(&s.brokers, "brokers", "127.0.0.1:9092", "Kafka broker; Kafka paths are skipped when it does not answer")
+	flag.StringVar(&s.nats, "nats", "nats://127.0.0.1:4222", "NATS server with JetStream; NATS paths are skipped when it does not answer")
 	flag.BoolVar(&s.quick, "quick", false, "a ~2 minute smoke run: fewer, shorter runs and smaller backlogs")
 	flag.IntVar(&s.runs, "runs", 0, "repetitions of each path (default 5, quick 3)")
 	flag.DurationVar(&s.duration, "duration", 0, "length of each throughput run (default 10s, quick 3s)")
@@ -54,7 +57,7 @@ func main() {
 	flag.IntVar(&s.inFlight, "in-flight", 64, "in-flight deliveries of the consume-and-POST baseline (eventgate's dispatch.maxInFlight default)")
 	flag.DurationVar(&s.rssWindow, "rss-window", 0, "how long the RSS run watches the backlog drain (default 30s, quick 5s)")
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
-	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,latency,rss,triggers")
+	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers")
 	flag.Parse()
 	s.defaults()
 	if s.bin == "" {
@@ -159,9 +162,11 @@ type runner struct {
 	id    string // makes topic, channel and group names unique to this run
 	rep   *Report
 	kafka bool
+	nats  bool
 	// measured maxima that later paths derive their rate from
-	memMax, kafkaMax float64
-	topics           []string
+	memMax, kafkaMax, natsMax float64
+	topics                    []string
+	streams                   []string
 }
 
 func (r *runner) bin(name string) string { return filepath.Join(r.s.bin, name) }
@@ -174,25 +179,34 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		"slow_delay_ms": r.s.slowDelay.Milliseconds(),
 	}}
 	r.kafka = reachable(r.s.brokers)
-	if !r.kafka {
+	if !r.kafka && r.wantsKafka() {
 		r.rep.Errors = append(r.rep.Errors, "Kafka at "+r.s.brokers+" does not answer: Kafka paths skipped (scripts/kafka up)")
 	}
+	r.nats = reachable(natsHostPort(r.s.nats))
+	if !r.nats && r.wantsNATS() {
+		r.rep.Errors = append(r.rep.Errors, "NATS at "+r.s.nats+" does not answer: NATS paths skipped (scripts/nats up)")
+	}
 	defer r.deleteTopics()
+	defer r.deleteStreams()
+	const kafka, nats = "kafka", "nats"
 	steps := []struct {
 		path  string
-		kafka bool
+		needs string // the server the path needs: kafka, nats or none
 		fn    func(context.Context) error
 	}{
-		{"ingress-memory", false, r.ingressMemory},
-		{"ingress-kafka", true, r.ingressKafka},
-		{"batch-kafka", true, r.batchKafka},
-		{"dispatch", true, r.dispatch},
-		{"latency", false, r.latency},
-		{"rss", true, r.rss},
-		{"triggers", true, r.triggers},
+		{"ingress-memory", "", r.ingressMemory},
+		{"ingress-kafka", kafka, r.ingressKafka},
+		{"batch-kafka", kafka, r.batchKafka},
+		{"dispatch", kafka, r.dispatch},
+		{"ingress-nats", nats, r.ingressNATS},
+		{"batch-nats", nats, r.batchNATS},
+		{"dispatch-nats", nats, r.dispatchNATS},
+		{"latency", "", r.latency},
+		{"rss", kafka, r.rss},
+		{"triggers", kafka, r.triggers},
 	}
 	for _, st := range steps {
-		if !r.s.want(st.path) || (st.kafka && !r.kafka) {
+		if !r.s.want(st.path) || (st.needs == kafka && !r.kafka) || (st.needs == nats && !r.nats) {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "== %s\n", st.path)
@@ -205,6 +219,23 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		}
 	}
 	return r.rep, nil
+}
+
+// wantsKafka and wantsNATS say whether the selected paths include any on that server.
+func (r *runner) wantsKafka() bool {
+	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "rss", "triggers"}, r.s.want)
+}
+
+func (r *runner) wantsNATS() bool {
+	return slices.ContainsFunc([]string{"ingress-nats", "batch-nats", "dispatch-nats"}, r.s.want)
+}
+
+// natsHostPort is the host:port of a nats:// URL (the URL as it is when it does not parse).
+func natsHostPort(u string) string {
+	if p, err := url.Parse(u); err == nil && p.Host != "" {
+		return p.Host
+	}
+	return u
 }
 
 func reachable(addr string) bool {

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -34,10 +37,25 @@ spec:
 `, name)
 }
 
+// natsChannel is eventing-natss' kind; the NATS provisioner gives it nats.defaultPartitions (3)
+// partitions, as many as the Kafka channels have.
+func natsChannel(name string) string {
+	return fmt.Sprintf(`apiVersion: messaging.knative.dev/v1alpha1
+kind: NatsJetStreamChannel
+metadata:
+  name: %s
+  namespace: bench
+---
+`, name)
+}
+
 func subscription(name, kind, channel, uri string) string {
 	api := "messaging.knative.dev/v1"
-	if kind == "KafkaChannel" {
+	switch kind {
+	case "KafkaChannel":
 		api = "messaging.knative.dev/v1beta1"
+	case "NatsJetStreamChannel":
+		api = "messaging.knative.dev/v1alpha1"
 	}
 	return fmt.Sprintf(`apiVersion: messaging.knative.dev/v1
 kind: Subscription
@@ -61,6 +79,38 @@ func (r *runner) topic(channel string) string {
 	t := "eventgate.bench." + channel
 	r.topics = append(r.topics, t)
 	return t
+}
+
+// stream records a NATS channel's stream (its name under the provisioner's default template) for
+// deletion at the end of the run, and returns it.
+func (r *runner) stream(channel string) string {
+	s := "EVENTGATE_bench_" + channel
+	r.streams = append(r.streams, s)
+	return s
+}
+
+// deleteStreams removes the streams this run created (eventgate's and the baselines').
+func (r *runner) deleteStreams() {
+	if !r.nats || len(r.streams) == 0 {
+		return
+	}
+	nc, err := nats.Connect(r.s.nats)
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	slices.Sort(r.streams)
+	for _, s := range slices.Compact(r.streams) {
+		if err := js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			fmt.Fprintln(os.Stderr, "deleting bench stream", s+":", err)
+		}
+	}
 }
 
 // deleteTopics removes the topics this run created, so repeated runs do not fill the broker.

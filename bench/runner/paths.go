@@ -135,9 +135,10 @@ func (r *runner) batchKafka(ctx context.Context) error {
 	})
 }
 
-// fill stores n events on a Kafka channel through a gateway with no subscription, in batches.
-func (r *runner) fill(ctx context.Context, ch string, n int64) error {
-	gw, err := r.gateway(ctx, kafkaChannel(ch))
+// fill stores n events on channel ch (declared by manifest) through a gateway with no subscription,
+// in batches.
+func (r *runner) fill(ctx context.Context, manifest, ch string, n int64) error {
+	gw, err := r.gateway(ctx, manifest)
 	if err != nil {
 		return err
 	}
@@ -152,58 +153,146 @@ func (r *runner) fill(ctx context.Context, ch string, n int64) error {
 	return nil
 }
 
-func (r *runner) dispatch(ctx context.Context) error {
-	ch := "drain-" + r.id
-	topic := r.topic(ch)
-	if err := r.fill(ctx, ch, r.s.drainN); err != nil {
-		return err
+// drain fills channel ch (of kind, declared by manifest) with the drain backlog once, then measures,
+// interleaved, how fast a gateway with a new earliest Subscription on it delivers the backlog to a
+// sink, and how fast what baseline starts does (baseline gets the sink's URL and a run number, for a
+// new consumer group each run). The figure is the sink's events/s from the first arrival to the
+// last, so neither side's group join is counted. Beside it, it returns the CPU time each delivering
+// process used per event (µs, from /proc, start-up included), a figure the other work on a shared
+// machine disturbs less than the rate.
+func (r *runner) drain(ctx context.Context, manifest, kind, ch string,
+	baseline func(ctx context.Context, url string, seq int) (*proc, error)) (egs, bases, egCPU, baseCPU []float64, err error) {
+	if err := r.fill(ctx, manifest, ch, r.s.drainN); err != nil {
+		return nil, nil, nil, nil, err
 	}
 	n := strconv.FormatInt(r.s.drainN, 10)
 	limit := 10 * time.Minute
 	seq := 0
 	// drainOnce starts a sink expecting the whole backlog, then what deliver starts towards the sink's
-	// URL, and returns the sink's events/s once every event arrived; it stops both before returning.
-	drainOnce := func(ctx context.Context, deliver func(url string) (stop func(), err error)) (float64, error) {
+	// URL, and returns the sink's events/s once every event arrived, and the deliverer's CPU µs per
+	// event into cpu; it stops both before returning.
+	drainOnce := func(ctx context.Context, cpu *[]float64, deliver func(url string) (*proc, error)) (float64, error) {
 		seq++
 		sink, url, err := r.sink(ctx, "--count", n)
 		if err != nil {
 			return 0, err
 		}
 		defer sink.stop()
-		stop, err := deliver(url)
+		p, err := deliver(url)
 		if err != nil {
 			return 0, err
 		}
-		defer stop()
+		defer p.stop()
 		if err := sink.wait(ctx, limit); err != nil {
 			return 0, err
+		}
+		if used, err := p.cpuUsed(); err == nil {
+			*cpu = append(*cpu, float64(used.Microseconds())/float64(r.s.drainN))
 		}
 		res, err := sinkOutput(sink)
 		return res.EventsPS, err
 	}
+	// The warm-up runs of pair are not measured: their CPU figures are dropped below.
 	eg := func(ctx context.Context) (float64, error) {
-		return drainOnce(ctx, func(url string) (func(), error) {
-			gw, err := r.gateway(ctx, kafkaChannel(ch)+subscription(fmt.Sprintf("drain-%d", seq), "KafkaChannel", ch, url))
+		return drainOnce(ctx, &egCPU, func(url string) (*proc, error) {
+			gw, err := r.gateway(ctx, manifest+subscription(fmt.Sprintf("drain-%d", seq), kind, ch, url))
 			if err != nil {
 				return nil, err
 			}
-			return gw.stop, nil
+			return gw.proc, nil
 		})
 	}
 	base := func(ctx context.Context) (float64, error) {
-		return drainOnce(ctx, func(url string) (func(), error) {
-			cons, _, err := start(ctx, "consume", nil, nil, r.bin("consume"), "--brokers", r.s.brokers, "--topic", topic,
-				"--group", fmt.Sprintf("bench.baseline.%s.%d", r.id, seq), "--target", url,
-				"--in-flight", strconv.Itoa(r.s.inFlight), "--count", n)
-			if err != nil {
-				return nil, err
-			}
-			return cons.stop, nil
-		})
+		return drainOnce(ctx, &baseCPU, func(url string) (*proc, error) { return baseline(ctx, url, seq) })
 	}
-	egs, bases, err := r.pair(ctx, eg, base)
-	r.addRatio("dispatch of a Kafka backlog vs consume-and-POST", "throughput", "events/s", "≥ 0.8", 0.8, egs, bases,
-		fmt.Sprintf("%d-event backlog, 3 partitions, no-op subscriber, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, r.s.inFlight))
+	egs, bases, err = r.pair(ctx, eg, base)
+	if len(egCPU) > len(egs) {
+		egCPU = egCPU[1:]
+	}
+	if len(baseCPU) > len(bases) {
+		baseCPU = baseCPU[1:]
+	}
+	return egs, bases, egCPU, baseCPU, err
+}
+
+// addDrainRows adds a drain path's rate row (target ≥ 0.8) and its CPU-per-event row.
+func (r *runner) addDrainRows(path, note string, egs, bases, egCPU, baseCPU []float64) {
+	r.addRatio(path, "throughput", "events/s", "≥ 0.8", 0.8, egs, bases, note)
+	r.addRatio(path+", CPU per event", "cpu", "µs", "", 0, egCPU, baseCPU,
+		"user+system CPU of the delivering process (gateway or baseline) per event, start-up included; lower is better")
+}
+
+func (r *runner) dispatch(ctx context.Context) error {
+	ch := "drain-" + r.id
+	topic := r.topic(ch)
+	n := strconv.FormatInt(r.s.drainN, 10)
+	egs, bases, egCPU, baseCPU, err := r.drain(ctx, kafkaChannel(ch), "KafkaChannel", ch, func(ctx context.Context, url string, seq int) (*proc, error) {
+		cons, _, err := start(ctx, "consume", nil, nil, r.bin("consume"), "--brokers", r.s.brokers, "--topic", topic,
+			"--group", fmt.Sprintf("bench.baseline.%s.%d", r.id, seq), "--target", url,
+			"--in-flight", strconv.Itoa(r.s.inFlight), "--count", n)
+		return cons, err
+	})
+	r.addDrainRows("dispatch of a Kafka backlog vs consume-and-POST",
+		fmt.Sprintf("%d-event backlog, 3 partitions, no-op subscriber, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, r.s.inFlight),
+		egs, bases, egCPU, baseCPU)
+	return err
+}
+
+// natsIngress starts a gateway with the NATS channel ch and, beside it, the jspublish baseline on a
+// stream of its own (3 subjects, as the channel has 3 partitions); it calls measure with their
+// ingress URLs and stops both once measure returns. Both streams are recorded for deletion.
+func (r *runner) natsIngress(ctx context.Context, ch string, measure func(egURL, baseURL string) error) error {
+	r.stream(ch)
+	gw, err := r.gateway(ctx, natsChannel(ch))
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	baseStream := r.stream("baseline-" + ch)
+	pub, url, err := r.server(ctx, "jspublish", nil, "--addr", "127.0.0.1:0", "--servers", r.s.nats,
+		"--stream", baseStream, "--subject", "bench.baseline."+ch, "--partitions", "3")
+	if err != nil {
+		return err
+	}
+	defer pub.stop()
+	return measure(gw.ingress+"/bench/"+ch, url)
+}
+
+func (r *runner) ingressNATS(ctx context.Context) error {
+	return r.natsIngress(ctx, "ingress-nats-"+r.id, func(egURL, baseURL string) error {
+		egs, bases, err := r.throughput(ctx, egURL, baseURL, "--concurrency", strconv.Itoa(r.s.concurrency))
+		r.addRatio("ingress on NATS JetStream vs net/http + JetStream publish", "throughput", "events/s", "≥ 0.8", 0.8, egs, bases,
+			fmt.Sprintf("202 after the stream's ack, file storage, 3 partition subjects, Nats-Msg-Id, binary mode, %d B, c=%d", r.s.size, r.s.concurrency))
+		if s := newSeries(egs); s != nil {
+			r.natsMax = s.Median
+		}
+		return err
+	})
+}
+
+func (r *runner) batchNATS(ctx context.Context) error {
+	return r.natsIngress(ctx, "batch-nats-"+r.id, func(egURL, baseURL string) error {
+		egs, bases, err := r.throughput(ctx, egURL, baseURL, "--concurrency", strconv.Itoa(r.s.batchConc),
+			"--mode", "batch", "--batch-size", "100")
+		r.addRatio("batched ingress on NATS JetStream vs batched async JetStream publish", "throughput", "events/s", "", 0, egs, bases,
+			fmt.Sprintf("100 events/request, async publishes awaited together, %d B, c=%d", r.s.size, r.s.batchConc))
+		return err
+	})
+}
+
+func (r *runner) dispatchNATS(ctx context.Context) error {
+	ch := "drain-nats-" + r.id
+	stream := r.stream(ch)
+	n := strconv.FormatInt(r.s.drainN, 10)
+	egs, bases, egCPU, baseCPU, err := r.drain(ctx, natsChannel(ch), "NatsJetStreamChannel", ch, func(ctx context.Context, url string, seq int) (*proc, error) {
+		cons, _, err := start(ctx, "jsconsume", nil, nil, r.bin("jsconsume"), "--servers", r.s.nats, "--stream", stream,
+			"--consumer", fmt.Sprintf("bench-baseline-%s-%d", r.id, seq), "--target", url,
+			"--in-flight", strconv.Itoa(r.s.inFlight), "--count", n)
+		return cons, err
+	})
+	r.addDrainRows("dispatch of a NATS JetStream backlog vs consume-and-POST",
+		fmt.Sprintf("%d-event backlog, 3 partitions (eventgate: a pull consumer each; baseline: one consumer, nats.go's Messages iterator), no-op subscriber, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, r.s.inFlight),
+		egs, bases, egCPU, baseCPU)
 	return err
 }
 
@@ -219,6 +308,9 @@ func (r *runner) latency(ctx context.Context) error {
 	}
 	if r.kafka && r.kafkaMax > 0 {
 		targets = append(targets, target{name: "Kafka", kind: "KafkaChannel", channel: "e2e-" + r.id, max: r.kafkaMax})
+	}
+	if r.nats && r.natsMax > 0 {
+		targets = append(targets, target{name: "NATS", kind: "NatsJetStreamChannel", channel: "e2e-nats-" + r.id, max: r.natsMax})
 	}
 	if len(targets) == 0 {
 		return errors.New("no ingress maximum measured: run the ingress paths first")
@@ -248,9 +340,13 @@ func (r *runner) latency(ctx context.Context) error {
 			// this run's events.
 			ch := fmt.Sprintf("%s-%d-%d", t.channel, pi, i)
 			chm := inMemoryChannel(ch)
-			if t.kind == "KafkaChannel" {
+			switch t.kind {
+			case "KafkaChannel":
 				r.topic(ch)
 				chm = kafkaChannel(ch)
+			case "NatsJetStreamChannel":
+				r.stream(ch)
+				chm = natsChannel(ch)
 			}
 			// The in-memory channel gets room for the whole run: this path measures latency, and a full
 			// channel would turn a dispatch slower than the offered rate into 429s instead of into the
@@ -292,7 +388,7 @@ func (r *runner) latency(ctx context.Context) error {
 func (r *runner) rss(ctx context.Context) error {
 	ch := "backlog-" + r.id
 	r.topic(ch)
-	if err := r.fill(ctx, ch, r.s.backlog); err != nil {
+	if err := r.fill(ctx, kafkaChannel(ch), ch, r.s.backlog); err != nil {
 		return err
 	}
 	sink, url, err := r.sink(ctx, "--delay", r.s.slowDelay.String())

@@ -209,3 +209,26 @@ func (p *proc) cpuTime() (time.Duration, error) {
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
+
+// cpuUsed is the process's user and system CPU time so far: from /proc while it runs, from its exit
+// status once it has exited (a baseline that stops by itself after --count).
+func (p *proc) cpuUsed() (time.Duration, error) {
+	exitedCPU := func() time.Duration { return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime() }
+	select {
+	case <-p.exited:
+		return exitedCPU(), nil
+	default:
+	}
+	d, err := p.cpuTime()
+	if err == nil {
+		return d, nil
+	}
+	t := time.NewTimer(5 * time.Second) // it exited between the check and the read: wait to be reaped
+	defer t.Stop()
+	select {
+	case <-p.exited:
+		return exitedCPU(), nil
+	case <-t.C:
+		return 0, err
+	}
+}

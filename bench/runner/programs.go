@@ -37,6 +37,9 @@ func (r *runner) gateway(ctx context.Context, manifests string, extra ...string)
 	if r.kafka {
 		env = append(env, "EVENTGATE_KAFKA__BROKERS="+r.s.brokers)
 	}
+	if r.nats {
+		env = append(env, "EVENTGATE_NATS__SERVERS="+r.s.nats)
+	}
 	p, m, err := start(ctx, "eventgate", readyGateway, env, r.bin("eventgate"), args...)
 	if err != nil {
 		return nil, err

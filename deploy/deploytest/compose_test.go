@@ -17,8 +17,15 @@ import (
 	"github.com/eventgate/eventgate/gateway/resources"
 )
 
-// loadCompose loads the top-level docker-compose.yml and any override files (paths from the root).
+// loadCompose loads the top-level docker-compose.yml and any override files (paths from the root),
+// with no profile enabled.
 func loadCompose(t *testing.T, overrides ...string) *types.Project {
+	t.Helper()
+	return loadComposeProfiles(t, nil, overrides...)
+}
+
+// loadComposeProfiles is loadCompose with the given profiles enabled.
+func loadComposeProfiles(t *testing.T, profiles []string, overrides ...string) *types.Project {
 	t.Helper()
 	root := repoRoot(t)
 	files := []string{filepath.Join(root, "docker-compose.yml")}
@@ -32,6 +39,7 @@ func loadCompose(t *testing.T, overrides ...string) *types.Project {
 		cli.WithNormalization(true),
 		cli.WithConsistency(true),
 		cli.WithResolvedPaths(true),
+		cli.WithProfiles(profiles),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -212,6 +220,89 @@ func TestComposeProject(t *testing.T) {
 	readYAML(t, filepath.Join(provDir, "datasources", "prometheus.yml"), &ds, false)
 	if len(ds.Datasources) != 1 || ds.Datasources[0].Type != "prometheus" || ds.Datasources[0].URL != "http://prometheus:9090" {
 		t.Errorf("grafana data source = %+v", ds)
+	}
+}
+
+// TestComposeNATSProfile loads docker-compose.yml with the nats profile: a NATS server with JetStream
+// on a volume, health-checked, and a second gateway that waits for it, whose mounted config and
+// manifests load with the gateway's own loaders and put the demo channel on NATS. Without the profile
+// neither service runs (TestComposeProject).
+func TestComposeNATSProfile(t *testing.T) {
+	p := loadComposeProfiles(t, []string{"nats"})
+	root := repoRoot(t)
+	want := []string{"display", "eventgate", "eventgate-nats", "grafana", "kafka", "nats", "prometheus"}
+	if got := p.ServiceNames(); !slices.Equal(sorted(got), want) {
+		t.Fatalf("services with the nats profile = %v, want %v", got, want)
+	}
+	n, err := p.GetService("nats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(n.Image, "nats:") || !slices.Contains([]string(n.Command), "-js") {
+		t.Errorf("nats service: image %q command %v, want the official image with JetStream (-js)", n.Image, n.Command)
+	}
+	if sd := flagValue(n.Command, "-sd"); sd == "" || !slices.ContainsFunc(n.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Type == types.VolumeTypeVolume && v.Target == sd
+	}) {
+		t.Errorf("nats stores JetStream in %q, which should be a named volume (volumes %+v)", sd, n.Volumes)
+	}
+	if n.HealthCheck == nil || len(n.HealthCheck.Test) == 0 || !strings.Contains(strings.Join(n.HealthCheck.Test, " "), "js-enabled-only") {
+		t.Errorf("nats health check = %+v, want /healthz?js-enabled-only=true", n.HealthCheck)
+	}
+	eg, err := p.GetService("eventgate-nats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eg.DependsOn["nats"].Condition != types.ServiceConditionHealthy {
+		t.Errorf("eventgate-nats depends_on nats: %+v, want service_healthy", eg.DependsOn["nats"])
+	}
+	if hc := eg.HealthCheck; hc == nil || !slices.Equal([]string(hc.Test), []string{"CMD", "/eventgate", "healthcheck"}) {
+		t.Errorf("eventgate-nats health check = %+v", hc)
+	}
+	if eg.Build == nil || eg.Build.Context != root || !eg.ReadOnly {
+		t.Errorf("eventgate-nats: build %+v, read-only %v", eg.Build, eg.ReadOnly)
+	}
+	src := ""
+	for _, v := range eg.Volumes {
+		if v.Target == "/etc/eventgate" {
+			src = v.Source
+		}
+	}
+	if src != filepath.Join(root, "examples", "compose", "nats") {
+		t.Fatalf("eventgate-nats mounts %q at /etc/eventgate, want examples/compose/nats", src)
+	}
+	hostPath := func(p string) string { return filepath.Join(src, strings.TrimPrefix(p, "/etc/eventgate/")) }
+	cfg, _, err := config.Load(config.Sources{File: hostPath(flagValue(eg.Command, "--config"))})
+	if err != nil {
+		t.Fatalf("gateway rejects the nats compose config: %v", err)
+	}
+	if cfg.Channels.DefaultProvisioner != "nats" || !slices.Equal(cfg.NATS.Servers, []string{"nats://nats:4222"}) {
+		t.Errorf("nats compose config: servers %v, provisioner %s", cfg.NATS.Servers, cfg.Channels.DefaultProvisioner)
+	}
+	set, err := resources.Load([]string{hostPath(flagValue(eg.Command, "-f"))}, resources.Options{DefaultProvisioner: cfg.Channels.DefaultProvisioner})
+	if err != nil {
+		t.Fatalf("gateway rejects the nats compose manifests: %v", err)
+	}
+	if len(set.Channels) != 1 || len(set.Subscriptions) != 1 {
+		t.Fatalf("nats compose manifests: %d channels, %d subscriptions", len(set.Channels), len(set.Subscriptions))
+	}
+	for _, ch := range set.Channels {
+		if ch.Provisioner != "nats" {
+			t.Errorf("channel %s is on %q, want nats", ch.Ref(), ch.Provisioner)
+		}
+	}
+	if got := cfg.AddressBook["default/display"]; got != "http://display:8081" {
+		t.Errorf("address book sends the demo subscription to %q", got)
+	}
+	published := map[string]bool{}
+	for _, s := range p.Services {
+		for _, pc := range s.Ports {
+			key := pc.HostIP + ":" + pc.Published
+			if published[key] {
+				t.Errorf("host port %s published twice", key)
+			}
+			published[key] = true
+		}
 	}
 }
 

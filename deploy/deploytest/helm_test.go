@@ -257,6 +257,118 @@ func TestChartKafkaValues(t *testing.T) {
 	}
 }
 
+// TestChartNATSValues checks that servers make NATS the default provisioner, that the token comes
+// from a Secret (never from values) and that the TLS files are mounted where the config says.
+func TestChartNATSValues(t *testing.T) {
+	r := render(t, "-f", ciValues(t, "nats-values.yaml"))
+	cm := named[*corev1.ConfigMap](r, gatewayName)
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte(cm.Data["config.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config.Load(config.Sources{File: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Channels.DefaultProvisioner != "nats" || !slices.Equal(cfg.NATS.Servers, []string{"tls://nats-0.nats:4222", "tls://nats-1.nats:4222"}) {
+		t.Errorf("nats servers = %v, default provisioner %s", cfg.NATS.Servers, cfg.Channels.DefaultProvisioner)
+	}
+	if cfg.NATS.Replicas != 3 || cfg.NATS.DefaultPartitions != 3 {
+		t.Errorf("nats replicas = %d, defaultPartitions = %d", cfg.NATS.Replicas, cfg.NATS.DefaultPartitions)
+	}
+	if cfg.NATS.Token != "" || strings.Contains(cm.Data["config.yaml"], "token") {
+		t.Error("the NATS token must not be in the ConfigMap")
+	}
+	tls := cfg.NATS.TLS
+	if !tls.Enabled || tls.CAFile != "/var/run/secrets/eventgate-nats-tls/ca.crt" ||
+		tls.CertFile != "/var/run/secrets/eventgate-nats-tls/tls.crt" || tls.KeyFile != "/var/run/secrets/eventgate-nats-tls/tls.key" {
+		t.Errorf("nats tls = %+v", tls)
+	}
+	c := named[*appsv1.Deployment](r, gatewayName).Spec.Template.Spec
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Containers[0].Env {
+		env[e.Name] = e
+	}
+	if ref := env["EVENTGATE_NATS__TOKEN"].ValueFrom; ref == nil || ref.SecretKeyRef == nil ||
+		ref.SecretKeyRef.Name != "nats-auth" || ref.SecretKeyRef.Key != "token" {
+		t.Errorf("EVENTGATE_NATS__TOKEN = %+v, want a secretKeyRef to nats-auth/token", env["EVENTGATE_NATS__TOKEN"])
+	}
+	if _, ok := env["EVENTGATE_NATS__PASSWORD"]; ok {
+		t.Error("token authentication: no password variable expected")
+	}
+	mounts := map[string]string{}
+	for _, m := range c.Containers[0].VolumeMounts {
+		mounts[m.MountPath] = m.Name
+	}
+	secrets := map[string]string{}
+	for _, v := range c.Volumes {
+		if v.Secret != nil {
+			secrets[v.Name] = v.Secret.SecretName
+		}
+	}
+	if name := mounts["/var/run/secrets/eventgate-nats-tls"]; name == "" || secrets[name] != "nats-tls" {
+		t.Errorf("nats-tls Secret not mounted at the TLS directory; mounts %v, secret volumes %v", mounts, secrets)
+	}
+	if _, ok := mounts["/var/run/secrets/eventgate-nats-auth"]; ok {
+		t.Error("a token is an environment variable: the auth Secret need not be mounted")
+	}
+}
+
+// TestChartNATSCredentialFiles checks that a credentials file or an NKey seed comes from the auth
+// Secret, mounted where nats.credsFile/nats.nkeySeedFile point, and that a password goes with a user.
+func TestChartNATSCredentialFiles(t *testing.T) {
+	base := []string{"--set", "nats.servers={nats://nats:4222}", "--set", "nats.auth.existingSecret=nats-user"}
+	for _, c := range []struct {
+		set, key, file string
+	}{
+		{"nats.auth.credsKey=user.creds", "credsFile", "/var/run/secrets/eventgate-nats-auth/user.creds"},
+		{"nats.auth.nkeySeedKey=seed.nk", "nkeySeedFile", "/var/run/secrets/eventgate-nats-auth/seed.nk"},
+	} {
+		t.Run(c.key, func(t *testing.T) {
+			r := render(t, append(slices.Clone(base), "--set", c.set)...)
+			cm := named[*corev1.ConfigMap](r, gatewayName)
+			if !strings.Contains(cm.Data["config.yaml"], c.key+": "+c.file) {
+				t.Errorf("config.yaml lacks %s: %s\n%s", c.key, c.file, cm.Data["config.yaml"])
+			}
+			spec := named[*appsv1.Deployment](r, gatewayName).Spec.Template.Spec
+			var mounted bool
+			for _, m := range spec.Containers[0].VolumeMounts {
+				mounted = mounted || m.MountPath == "/var/run/secrets/eventgate-nats-auth"
+			}
+			var fromSecret bool
+			for _, v := range spec.Volumes {
+				fromSecret = fromSecret || (v.Secret != nil && v.Secret.SecretName == "nats-user")
+			}
+			if !mounted || !fromSecret {
+				t.Errorf("auth Secret nats-user mounted = %v, volume = %v", mounted, fromSecret)
+			}
+		})
+	}
+	t.Run("password", func(t *testing.T) {
+		r := render(t, append(slices.Clone(base), "--set", "nats.auth.username=eventgate", "--set", "nats.auth.passwordKey=password")...)
+		cm := named[*corev1.ConfigMap](r, gatewayName)
+		if !strings.Contains(cm.Data["config.yaml"], "username: eventgate") || strings.Contains(cm.Data["config.yaml"], "password") {
+			t.Errorf("config.yaml must name the user and not the password:\n%s", cm.Data["config.yaml"])
+		}
+		var pw *corev1.EnvVar
+		for i, e := range named[*appsv1.Deployment](r, gatewayName).Spec.Template.Spec.Containers[0].Env {
+			if e.Name == "EVENTGATE_NATS__PASSWORD" {
+				pw = &named[*appsv1.Deployment](r, gatewayName).Spec.Template.Spec.Containers[0].Env[i]
+			}
+		}
+		if pw == nil || pw.ValueFrom == nil || pw.ValueFrom.SecretKeyRef == nil || pw.ValueFrom.SecretKeyRef.Key != "password" {
+			t.Errorf("EVENTGATE_NATS__PASSWORD = %+v, want a secretKeyRef to nats-user/password", pw)
+		}
+	})
+	t.Run("kafka stays the default", func(t *testing.T) {
+		r := render(t, "--set", "nats.servers={nats://nats:4222}", "--set", "kafka.brokers={kafka:9092}")
+		cm := named[*corev1.ConfigMap](r, gatewayName)
+		if !strings.Contains(cm.Data["config.yaml"], "defaultProvisioner: kafka") || !strings.Contains(cm.Data["config.yaml"], "nats://nats:4222") {
+			t.Errorf("with both, Kafka stays the default and NATS is configured:\n%s", cm.Data["config.yaml"])
+		}
+	})
+}
+
 // TestChartChecksumFollowsManifests: a change to the manifests changes the pods' checksum annotation
 // (so the pods roll), and the same values render the same checksum.
 func TestChartChecksumFollowsManifests(t *testing.T) {
@@ -516,6 +628,12 @@ func TestChartRefusesBadValues(t *testing.T) {
 		"keda without kafka":  {[]string{"--set", "keda.enabled=true"}, "set kafka.brokers"},
 		"keda without subs":   {[]string{"--set", "keda.enabled=true", "--set", "kafka.brokers={k:9092}"}, "at least one Subscription"},
 		"bad manifest yaml":   {[]string{"--set-json", `manifests=["kind: [unclosed"]`}, "not valid YAML"},
+		"nats url scheme":     {[]string{"--set", "nats.servers={http://nats:4222}"}, "servers"},
+		"nats two credentials": {[]string{"--set", "nats.servers={nats://n:4222}", "--set", "nats.auth.existingSecret=s",
+			"--set", "nats.auth.tokenKey=t", "--set", "nats.auth.credsKey=c"}, "set one of"},
+		"nats key without secret": {[]string{"--set", "nats.servers={nats://n:4222}", "--set", "nats.auth.tokenKey=t"}, "existingSecret"},
+		"nats password without user": {[]string{"--set", "nats.servers={nats://n:4222}", "--set", "nats.auth.existingSecret=s",
+			"--set", "nats.auth.passwordKey=p"}, "username"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

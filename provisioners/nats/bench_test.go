@@ -156,7 +156,7 @@ func bareClient(b *testing.B, url string) (*nats.Conn, jetstream.JetStream) {
 }
 
 // publishN stores n events on ref in batches of 500.
-func publishN(b *testing.B, be *Backend, ref channel.Ref, n int) {
+func publishN(b testing.TB, be *Backend, ref channel.Ref, n int) {
 	b.Helper()
 	for i := 0; i < n; i += 500 {
 		evs := conformance.Events(fmt.Sprintf("%s-%d", ref.Name, i), min(500, n-i), nil)

@@ -109,7 +109,7 @@ func (b *Backend) startClaimLocked(g *group, m *member, p int32) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &claim{
 		b: b, g: g, owner: m, part: p,
-		records:  make(chan channel.Record),
+		records:  make(chan channel.Record, b.cfg.FetchBatch),
 		ctx:      ctx,
 		cancel:   cancel,
 		finished: make(chan struct{}),
@@ -192,8 +192,12 @@ func (c *claim) settle() {
 }
 
 // feed pulls the partition's consumer in batches of FetchBatch and hands events to c.records in
-// arrival order until c is cancelled, then closes c.records. What a pull returned after the cancel is
-// held (and so negatively acknowledged by settle), never dropped. While it runs, a ticker sends a
+// arrival order until c is cancelled, then closes c.records. c.records holds FetchBatch records, so
+// a batch usually fits in it at once and the next pull goes out while the dispatcher still takes
+// the last one (the round trip per batch no longer stalls the drain). There is only ever one pull
+// outstanding: the server spreads the events of a consumer round robin over the pulls waiting on
+// it, so a second pull made ahead would reorder them. What a pull returned after the cancel is held
+// (and so negatively acknowledged by settle), never dropped. While it runs, a ticker sends a
 // progress acknowledgement for every held event every AckWait/3.
 func (c *claim) feed() {
 	defer close(c.records)
@@ -214,25 +218,13 @@ func (c *claim) feed() {
 				continue
 			}
 		}
-		batch, err := cons.Fetch(c.b.cfg.FetchBatch, jetstream.FetchMaxWait(c.b.cfg.PullWait))
+		batch, err := c.pull(cons)
 		if err != nil {
-			c.b.log.Debug("nats fetch failed", "group", c.g.key.name, "partition", c.part, "err", err)
 			backoff.wait(c.ctx)
 			continue
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			rec, ok := c.accept(m)
-			if !ok || c.ctx.Err() != nil {
-				continue // held: settle negatively acknowledges it
-			}
-			select {
-			case c.records <- rec:
-			case <-c.ctx.Done():
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		n, err := c.handOut(batch)
+		if err != nil {
 			c.b.log.Debug("nats pull ended with an error", "group", c.g.key.name, "partition", c.part, "err", err)
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 				cons = nil
@@ -244,6 +236,38 @@ func (c *claim) feed() {
 		}
 		backoff.reset()
 	}
+}
+
+// pull requests the next FetchBatch events of cons, waiting up to PullWait for them on the server.
+func (c *claim) pull(cons jetstream.Consumer) (jetstream.MessageBatch, error) {
+	batch, err := cons.Fetch(c.b.cfg.FetchBatch, jetstream.FetchMaxWait(c.b.cfg.PullWait))
+	if err != nil {
+		c.b.log.Debug("nats fetch failed", "group", c.g.key.name, "partition", c.part, "err", err)
+	}
+	return batch, err
+}
+
+// handOut accepts every message of batch, until the pull ends, and hands the accepted ones to
+// c.records while c is not cancelled (after the cancel they are held: settle negatively
+// acknowledges them). It returns how many messages arrived, and the pull's error unless it merely
+// expired.
+func (c *claim) handOut(batch jetstream.MessageBatch) (int, error) {
+	n := 0
+	for m := range batch.Messages() {
+		n++
+		rec, ok := c.accept(m)
+		if !ok || c.ctx.Err() != nil {
+			continue
+		}
+		select {
+		case c.records <- rec:
+		case <-c.ctx.Done():
+		}
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		return n, err
+	}
+	return n, nil
 }
 
 // consumer returns the partition's consumer. One that does not exist is created, to read the

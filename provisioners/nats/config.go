@@ -65,8 +65,9 @@ type Config struct {
 	// or done behind one that is not: acknowledgements follow the partition's contiguous done prefix).
 	// Default 1000.
 	MaxAckPending int `koanf:"maxAckPending"`
-	// FetchBatch is how many events a claim pulls at once; it bounds what is fetched but not yet taken
-	// by the dispatcher. Default 32.
+	// FetchBatch is how many events a claim pulls at once, and how many pulled events it keeps ready
+	// for the dispatcher, so that the next pull goes out while the dispatcher takes the last one: per
+	// partition at most 2×FetchBatch events are fetched but not yet taken. Default 32.
 	FetchBatch int `koanf:"fetchBatch"`
 	// PullWait is how long one pull waits on the server for events; it bounds how long revoking a
 	// claim waits for its last pull. Default 1s.

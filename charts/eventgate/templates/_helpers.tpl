@@ -182,8 +182,57 @@ core events in more namespaces.
 {{- $_ := set $c "kafka" $k -}}
 {{- $_ := set $c "channels" (dict "defaultProvisioner" "kafka") -}}
 {{- end -}}
+{{- with .Values.nats -}}
+{{- if .servers -}}
+{{- $n := dict "servers" .servers "defaultPartitions" .defaultPartitions "replicas" .replicas -}}
+{{- with .auth -}}
+{{- if .username -}}{{- $_ := set $n "username" .username -}}{{- end -}}
+{{- if .nkeySeedKey -}}{{- $_ := set $n "nkeySeedFile" (printf "/var/run/secrets/eventgate-nats-auth/%s" .nkeySeedKey) -}}{{- end -}}
+{{- if .credsKey -}}{{- $_ := set $n "credsFile" (printf "/var/run/secrets/eventgate-nats-auth/%s" .credsKey) -}}{{- end -}}
+{{- end -}}
+{{- with .tls -}}
+{{- if .enabled -}}
+{{- $t := dict "enabled" true -}}
+{{- if and .existingSecret .caKey -}}{{- $_ := set $t "caFile" (printf "/var/run/secrets/eventgate-nats-tls/%s" .caKey) -}}{{- end -}}
+{{- if and .existingSecret .certKey -}}{{- $_ := set $t "certFile" (printf "/var/run/secrets/eventgate-nats-tls/%s" .certKey) -}}{{- end -}}
+{{- if and .existingSecret .keyKey -}}{{- $_ := set $t "keyFile" (printf "/var/run/secrets/eventgate-nats-tls/%s" .keyKey) -}}{{- end -}}
+{{- $_ := set $n "tls" $t -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $c "nats" $n -}}
+{{- if not $.Values.kafka.brokers -}}
+{{- $_ := set $c "channels" (dict "defaultProvisioner" "nats") -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if .Values.secrets -}}
 {{- $_ := set $c "secretsDir" "/var/run/secrets/eventgate" -}}
 {{- end -}}
 {{- toYaml (mergeOverwrite $c (deepCopy .Values.config)) -}}
+{{- end -}}
+
+{{/* Checks the nats values a schema cannot: one credential at most, each from the Secret. Renders
+nothing; fails with a message naming the value. */}}
+{{- define "eventgate.checkNATS" -}}
+{{- with .Values.nats.auth -}}
+{{- $set := list -}}
+{{- range $k := list "passwordKey" "tokenKey" "nkeySeedKey" "credsKey" -}}
+{{- if get $.Values.nats.auth $k -}}{{- $set = append $set $k -}}{{- end -}}
+{{- end -}}
+{{- if gt (len $set) 1 -}}
+{{- fail (printf "nats.auth: set one of passwordKey, tokenKey, nkeySeedKey or credsKey, not %s" (join ", " $set)) -}}
+{{- end -}}
+{{- if and $set (not .existingSecret) -}}
+{{- fail (printf "nats.auth.%s needs nats.auth.existingSecret (the Secret holding it)" (first $set)) -}}
+{{- end -}}
+{{- if and .passwordKey (not .username) -}}
+{{- fail "nats.auth.passwordKey needs nats.auth.username" -}}
+{{- end -}}
+{{- if and .username (not .passwordKey) -}}
+{{- fail "nats.auth.username needs nats.auth.passwordKey (the password's key in existingSecret)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.nats.tls.enabled .Values.nats.tls.existingSecret (ne (empty .Values.nats.tls.certKey) (empty .Values.nats.tls.keyKey)) -}}
+{{- fail "nats.tls.certKey and nats.tls.keyKey go together" -}}
+{{- end -}}
 {{- end -}}
