@@ -20,7 +20,7 @@ import (
 func newTailCmd() *cobra.Command {
 	var (
 		admin, token, from, typ, expr, output string
-		maxData                         int
+		maxData                               int
 	)
 	cmd := &cobra.Command{
 		Use:   "tail NAMESPACE/NAME",

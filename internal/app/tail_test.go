@@ -175,9 +175,9 @@ func TestTailOfABroker(t *testing.T) {
 func TestTailAnswers(t *testing.T) {
 	a, srv, _ := tailApp(t)
 	for path, want := range map[string]int{
-		"/tail/default/nope":              http.StatusNotFound,
-		"/tail/default/orders?from=never": http.StatusBadRequest,
-		"/tail/default/orders?maxData=-1": http.StatusBadRequest,
+		"/tail/default/nope":                     http.StatusNotFound,
+		"/tail/default/orders?from=never":        http.StatusBadRequest,
+		"/tail/default/orders?maxData=-1":        http.StatusBadRequest,
 		"/tail/default/orders?filter=type%20%3D": http.StatusBadRequest, // "type =": not CESQL
 	} {
 		resp, err := http.Get(srv.URL + path)
