@@ -93,7 +93,7 @@ func New(cfg Config, log *slog.Logger) (*Backend, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, fmt.Errorf("%w: brokers: at least one broker is required", ErrInvalidConfig)
 	}
-	tc, err := cfg.TLS.tlsConfig()
+	tc, err := cfg.TLS.Config()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}

@@ -2,12 +2,9 @@ package kafka
 
 import (
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"text/template"
 	"time"
@@ -15,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventgate/eventgate/gateway/config/check"
+	"github.com/eventgate/eventgate/gateway/config/clienttls"
 )
 
 // Config configures a Backend; it is the `kafka` section of eventgate's configuration (the koanf
@@ -69,18 +67,8 @@ type Config struct {
 	MaxBufferedPerPartition int `koanf:"maxBufferedPerPartition"`
 }
 
-// TLS configures TLS to the brokers from PEM files.
-type TLS struct {
-	// Enabled turns TLS on. Default false.
-	Enabled bool `koanf:"enabled"`
-	// CAFile is a bundle of CA certificates to trust; empty trusts the system roots.
-	CAFile string `koanf:"caFile"`
-	// CertFile and KeyFile are a client certificate and its key, for brokers that ask for one.
-	CertFile string `koanf:"certFile"`
-	KeyFile  string `koanf:"keyFile"`
-	// InsecureSkipVerify accepts any broker certificate (tests only).
-	InsecureSkipVerify bool `koanf:"insecureSkipVerify"`
-}
+// TLS is the client's TLS settings (tls.*).
+type TLS = clienttls.TLS
 
 // SASL holds SASL credentials. Mechanism is one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; empty means no
 // SASL.
@@ -153,9 +141,7 @@ func (c Config) Validate() error {
 	if c.SessionTimeout < minSessionTimeout {
 		p.Add("sessionTimeout", "must be at least %s, got %s", minSessionTimeout, c.SessionTimeout)
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		p.Add("tls.certFile", "certFile and keyFile go together")
-	}
+	c.TLS.Check(&p)
 	if c.SASL.Mechanism != "" {
 		p.OneOf("sasl.mechanism", c.SASL.Mechanism, saslMechanisms...)
 		if c.SASL.Username == "" {
@@ -169,35 +155,6 @@ func (c Config) Validate() error {
 	p.Positive("fetchMaxPartitionBytes", int64(c.FetchMaxPartitionBytes))
 	p.Positive("maxBufferedPerPartition", int64(c.MaxBufferedPerPartition))
 	return p.Err()
-}
-
-// tlsConfig builds the TLS client configuration t describes: nil when TLS is off, else TLS 1.2 or
-// later trusting CAFile (the system roots when empty) and presenting CertFile when set. Errors name
-// the key of the file that failed.
-func (t TLS) tlsConfig() (*tls.Config, error) {
-	if !t.Enabled {
-		return nil, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.caFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.caFile: no PEM certificates found in %s", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.certFile: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // nameData is what the topic and group templates see.

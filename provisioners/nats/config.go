@@ -2,17 +2,15 @@ package nats
 
 import (
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"text/template"
 	"time"
 
 	"github.com/eventgate/eventgate/gateway/config/check"
+	"github.com/eventgate/eventgate/gateway/config/clienttls"
 )
 
 // Config configures a Backend; it is the `nats` section of eventgate's configuration (the koanf tags
@@ -85,18 +83,8 @@ type Config struct {
 	TLS TLS `koanf:"tls"`
 }
 
-// TLS configures TLS to the servers from PEM files.
-type TLS struct {
-	// Enabled turns TLS on (also implied by tls:// server URLs). Default false.
-	Enabled bool `koanf:"enabled"`
-	// CAFile is a bundle of CA certificates to trust; empty trusts the system roots.
-	CAFile string `koanf:"caFile"`
-	// CertFile and KeyFile are a client certificate and its key, for servers that ask for one.
-	CertFile string `koanf:"certFile"`
-	KeyFile  string `koanf:"keyFile"`
-	// InsecureSkipVerify accepts any server certificate (tests only).
-	InsecureSkipVerify bool `koanf:"insecureSkipVerify"`
-}
+// TLS is the client's TLS settings (tls.*).
+type TLS = clienttls.TLS
 
 // DefaultConfig returns the NATS provisioner's defaults.
 func DefaultConfig() Config {
@@ -167,38 +155,8 @@ func (c Config) Validate() error {
 	if c.Password != "" && c.Username == "" {
 		p.Add("password", "requires nats.username")
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		p.Add("tls.certFile", "certFile and keyFile go together")
-	}
+	c.TLS.Check(&p)
 	return p.Err()
-}
-
-// tlsConfig builds the TLS client configuration t describes: nil when TLS is off, else TLS 1.2 or later
-// trusting CAFile (the system roots when empty) and presenting CertFile when set. Errors name the key.
-func (t TLS) tlsConfig() (*tls.Config, error) {
-	if !t.Enabled {
-		return nil, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.caFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.caFile: no PEM certificates found in %s", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.certFile: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // nameData is what the name templates see.
