@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"text/template"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -32,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/config/nametemplate"
 	"github.com/eventgate/eventgate/gateway/event"
 )
 
@@ -58,8 +58,8 @@ type Backend struct {
 	cfg      Config
 	tls      *tls.Config // from cfg.TLS; nil: plaintext
 	log      *slog.Logger
-	topicTpl *template.Template
-	groupTpl *template.Template
+	topicTpl *nametemplate.Template
+	groupTpl *nametemplate.Template
 	client   *kgo.Client // shared producer and admin connection
 	admin    *kadm.Client
 
@@ -153,7 +153,7 @@ func (b *Backend) commonOpts() []kgo.Opt {
 
 // TopicName returns the topic that holds channel ch.
 func (b *Backend) TopicName(ch channel.Ref) (string, error) {
-	name, err := render(b.topicTpl, nameData{Namespace: ch.Namespace, Name: ch.Name, Channel: ch.Name})
+	name, err := b.topicTpl.Render(nametemplate.Data{Namespace: ch.Namespace, Name: ch.Name, Channel: ch.Name})
 	if err != nil {
 		return "", fmt.Errorf("kafka: topic name for channel %s: %w", ch, err)
 	}
@@ -162,7 +162,7 @@ func (b *Backend) TopicName(ch channel.Ref) (string, error) {
 
 // GroupName returns the consumer group that holds group g's position.
 func (b *Backend) GroupName(g channel.Group) (string, error) {
-	name, err := render(b.groupTpl, nameData{Namespace: g.Channel.Namespace, Name: g.Name, Channel: g.Channel.Name})
+	name, err := b.groupTpl.Render(nametemplate.Data{Namespace: g.Channel.Namespace, Name: g.Name, Channel: g.Channel.Name})
 	if err != nil {
 		return "", fmt.Errorf("kafka: group name for %s/%s: %w", g.Channel.Namespace, g.Name, err)
 	}

@@ -1,18 +1,17 @@
 package kafka
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
-	"text/template"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventgate/eventgate/gateway/config/check"
 	"github.com/eventgate/eventgate/gateway/config/clienttls"
+	"github.com/eventgate/eventgate/gateway/config/nametemplate"
 )
 
 // Config configures a Backend; it is the `kafka` section of eventgate's configuration (the koanf
@@ -157,36 +156,9 @@ func (c Config) Validate() error {
 	return p.Err()
 }
 
-// nameData is what the topic and group templates see.
-type nameData struct {
-	Namespace string
-	Name      string
-	Channel   string
-}
-
-func parseNameTemplate(name, text string) (*template.Template, error) {
-	t, err := template.New(name).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, err
-	}
-	// Render a sample so that templates referring to unknown fields fail at start, not later.
-	if _, err := render(t, nameData{Namespace: "ns", Name: "name", Channel: "channel"}); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-// render executes t and checks that the result is a legal Kafka topic or group name.
-func render(t *template.Template, d nameData) (string, error) {
-	var b bytes.Buffer
-	if err := t.Execute(&b, d); err != nil {
-		return "", err
-	}
-	name := b.String()
-	if err := validName(name); err != nil {
-		return "", err
-	}
-	return name, nil
+// parseNameTemplate parses a topic or group template; its names must be legal Kafka names.
+func parseNameTemplate(key, text string) (*nametemplate.Template, error) {
+	return nametemplate.Parse(key, text, func(name string) (string, error) { return name, validName(name) })
 }
 
 // validName reports whether name is a legal Kafka topic name: 1 to 249 characters of [a-zA-Z0-9._-],

@@ -22,13 +22,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/template"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/config/nametemplate"
 )
 
 var (
@@ -46,9 +46,9 @@ type Backend struct {
 	cfg         Config
 	tls         *tls.Config
 	log         *slog.Logger
-	streamTpl   *template.Template
-	subjectTpl  *template.Template
-	consumerTpl *template.Template
+	streamTpl   *nametemplate.Template
+	subjectTpl  *nametemplate.Template
+	consumerTpl *nametemplate.Template
 
 	connMu sync.Mutex
 	nc     *nats.Conn // nil until first use
@@ -99,7 +99,7 @@ func New(cfg Config, log *slog.Logger) (*Backend, error) {
 
 // StreamName returns the stream that holds channel ch.
 func (b *Backend) StreamName(ch channel.Ref) (string, error) {
-	name, err := render(b.streamTpl, nameData{Namespace: ch.Namespace, Name: ch.Name, Channel: ch.Name}, true)
+	name, err := b.streamTpl.Render(nametemplate.Data{Namespace: ch.Namespace, Name: ch.Name, Channel: ch.Name})
 	if err != nil {
 		return "", fmt.Errorf("nats: stream name for channel %s: %w", ch, err)
 	}
@@ -107,7 +107,7 @@ func (b *Backend) StreamName(ch channel.Ref) (string, error) {
 }
 
 func (b *Backend) subjectOf(ch channel.Ref) (string, error) {
-	name, err := render(b.subjectTpl, nameData{Namespace: ch.Namespace, Name: ch.Name, Channel: ch.Name}, false)
+	name, err := b.subjectTpl.Render(nametemplate.Data{Namespace: ch.Namespace, Name: ch.Name, Channel: ch.Name})
 	if err != nil {
 		return "", fmt.Errorf("nats: subject for channel %s: %w", ch, err)
 	}
@@ -116,7 +116,7 @@ func (b *Backend) subjectOf(ch channel.Ref) (string, error) {
 
 // consumerBase returns the prefix of group g's consumer names (partition i's is BASE-pI).
 func (b *Backend) consumerBase(g channel.Group) (string, error) {
-	name, err := render(b.consumerTpl, nameData{Namespace: g.Channel.Namespace, Name: g.Name, Channel: g.Channel.Name}, true)
+	name, err := b.consumerTpl.Render(nametemplate.Data{Namespace: g.Channel.Namespace, Name: g.Name, Channel: g.Channel.Name})
 	if err != nil {
 		return "", fmt.Errorf("nats: consumer name for %s/%s: %w", g.Channel.Namespace, g.Name, err)
 	}

@@ -1,16 +1,15 @@
 package nats
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/eventgate/eventgate/gateway/config/check"
 	"github.com/eventgate/eventgate/gateway/config/clienttls"
+	"github.com/eventgate/eventgate/gateway/config/nametemplate"
 )
 
 // Config configures a Backend; it is the `nats` section of eventgate's configuration (the koanf tags
@@ -159,48 +158,38 @@ func (c Config) Validate() error {
 	return p.Err()
 }
 
-// nameData is what the name templates see.
-type nameData struct {
-	Namespace string
-	Name      string
-	Channel   string
+// parseNameTemplate parses the template named key: the subject template's names must be subjects,
+// the stream and consumer templates' names become tokens (see tokenName).
+func parseNameTemplate(key, text string) (*nametemplate.Template, error) {
+	if key == "subjectTemplate" {
+		return nametemplate.Parse(key, text, subjectName)
+	}
+	return nametemplate.Parse(key, text, tokenName)
 }
 
-func parseNameTemplate(name, text string) (*template.Template, error) {
-	t, err := template.New(name).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, err
-	}
-	// Render a sample so that templates referring to unknown fields fail at start, not later.
-	if _, err := render(t, nameData{Namespace: "ns", Name: "name", Channel: "channel"}, false); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-// render executes t. With token set the result must be a name token (a stream or consumer name):
-// every '.', '*', '>', whitespace, slash or control character becomes '_'. Otherwise it must be a
-// subject of literal tokens (no wildcards, no empty tokens).
-func render(t *template.Template, d nameData, token bool) (string, error) {
-	var b bytes.Buffer
-	if err := t.Execute(&b, d); err != nil {
-		return "", err
-	}
-	name := b.String()
+// tokenName makes name a legal stream or consumer name: blanks, control characters and . * > / \
+// become _, and it must stay within 200 characters.
+func tokenName(name string) (string, error) {
 	if name == "" {
 		return "", errors.New("name is empty")
 	}
-	if token {
-		name = strings.Map(func(r rune) rune {
-			if r <= ' ' || r == 0x7f || strings.ContainsRune(".*>/\\", r) {
-				return '_'
-			}
-			return r
-		}, name)
-		if len(name) > 200 {
-			return "", fmt.Errorf("name %.40q... is longer than 200 characters", name)
+	name = strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune(".*>/\\", r) {
+			return '_'
 		}
-		return name, nil
+		return r
+	}, name)
+	if len(name) > 200 {
+		return "", fmt.Errorf("name %.40q... is longer than 200 characters", name)
+	}
+	return name, nil
+}
+
+// subjectName checks that name is a subject without wildcards: dot-separated tokens, none empty,
+// "*" or ">", none with a blank or control character.
+func subjectName(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("name is empty")
 	}
 	for _, tok := range strings.Split(name, ".") {
 		if tok == "" || tok == "*" || tok == ">" || strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) {

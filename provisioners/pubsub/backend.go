@@ -48,7 +48,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"text/template"
 	"time"
 
 	ps "cloud.google.com/go/pubsub/v2"
@@ -63,6 +62,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/gateway/config/nametemplate"
 )
 
 var _ channel.Provisioner = (*Backend)(nil)
@@ -78,8 +78,8 @@ const (
 type Backend struct {
 	cfg      Config
 	log      *slog.Logger
-	topicTpl *template.Template
-	subTpl   *template.Template
+	topicTpl *nametemplate.Template
+	subTpl   *nametemplate.Template
 	opts     []option.ClientOption
 
 	clientMu sync.Mutex
@@ -163,7 +163,7 @@ func (b *Backend) clientFor(ctx context.Context) (*ps.Client, error) {
 
 // TopicName returns the full name (projects/P/topics/T) of the topic that holds channel ch.
 func (b *Backend) TopicName(ch channel.Ref) (string, error) {
-	id, err := render(b.topicTpl, nameData{Namespace: ch.Namespace, Name: ch.Name, Channel: ch.Name})
+	id, err := b.topicTpl.Render(nametemplate.Data{Namespace: ch.Namespace, Name: ch.Name, Channel: ch.Name})
 	if err != nil {
 		return "", fmt.Errorf("pubsub: topic name for channel %s: %w", ch, err)
 	}
@@ -172,7 +172,7 @@ func (b *Backend) TopicName(ch channel.Ref) (string, error) {
 
 // SubscriptionName returns the full name (projects/P/subscriptions/S) of group g's subscription.
 func (b *Backend) SubscriptionName(g channel.Group) (string, error) {
-	id, err := render(b.subTpl, nameData{Namespace: g.Channel.Namespace, Name: g.Name, Channel: g.Channel.Name})
+	id, err := b.subTpl.Render(nametemplate.Data{Namespace: g.Channel.Namespace, Name: g.Name, Channel: g.Channel.Name})
 	if err != nil {
 		return "", fmt.Errorf("pubsub: subscription name for %s/%s: %w", g.Channel.Namespace, g.Name, err)
 	}

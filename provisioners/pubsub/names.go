@@ -1,39 +1,17 @@
 package pubsub
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
-	"text/template"
+
+	"github.com/eventgate/eventgate/gateway/config/nametemplate"
 )
 
-// nameData is what the topic and subscription templates see.
-type nameData struct {
-	Namespace string
-	Name      string
-	Channel   string
-}
-
-func parseNameTemplate(name, text string) (*template.Template, error) {
-	t, err := template.New(name).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, err
-	}
-	// Render a sample so that templates referring to unknown fields fail at start, not later.
-	if _, err := render(t, nameData{Namespace: "ns", Name: "name", Channel: "channel"}); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-// render executes t and fits the result to Pub/Sub's rules for topic and subscription IDs.
-func render(t *template.Template, d nameData) (string, error) {
-	var b bytes.Buffer
-	if err := t.Execute(&b, d); err != nil {
-		return "", err
-	}
-	return fitName(b.String()), nil
+// parseNameTemplate parses a topic or subscription template; its names are fitted to Pub/Sub's
+// rules (fitName), so any name is legal once rendered.
+func parseNameTemplate(key, text string) (*nametemplate.Template, error) {
+	return nametemplate.Parse(key, text, func(name string) (string, error) { return fitName(name), nil })
 }
 
 // Pub/Sub's rules for a topic or subscription ID: 3 to 255 characters of [A-Za-z0-9-_.~+%], starting
