@@ -277,8 +277,8 @@ func lastJob2(sts []redrive.Status, err error) (redrive.Status, error) {
 	return sts[len(sts)-1], nil
 }
 
-// A broker as the dead-letter sink keeps the dead letters with their extensions too, and a redrive
-// reads them from the broker's channel (NAMESPACE/broker.NAME).
+// A broker as the dead-letter sink keeps the dead letters with their extensions too; tail and
+// redrive name it as users do, NAMESPACE/BROKER.
 func TestRedriveFromABroker(t *testing.T) {
 	sub := newSubscriber(t)
 	dir := t.TempDir()
@@ -309,7 +309,7 @@ spec:
 		t.Fatalf("POST: %d %s", resp.StatusCode, body)
 	}
 	var te app.TailEvent
-	if err := json.Unmarshal([]byte(tailLines(t, 1, "e2e/broker.dead", "--admin", g.admin, "--from", "earliest", "--output", "json")[0]), &te); err != nil {
+	if err := json.Unmarshal([]byte(tailLines(t, 1, "e2e/dead", "--admin", g.admin, "--from", "earliest", "--output", "json")[0]), &te); err != nil {
 		t.Fatal(err)
 	}
 	if te.Attributes["id"] != "via-broker" || te.Extensions["knativeerrordest"] != sub.url+"/s" || te.Extensions["knativeerrorcode"] != "502" {
@@ -317,7 +317,7 @@ spec:
 	}
 	failed := len(sub.at("/s"))
 	sub.on("/s", func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusAccepted) })
-	if st := mustJob(t, g, "--from", "e2e/broker.dead", "--wait"); st.State != redrive.Done || st.Sent != 1 {
+	if st := mustJob(t, g, "--from", "e2e/dead", "--wait"); st.State != redrive.Done || st.Sent != 1 {
 		t.Errorf("redrive from the broker: %+v", st)
 	}
 	if ids := redrivenIDs(t, sub.at("/s")[failed:]); !slices.Equal(ids, []string{"via-broker"}) {

@@ -104,6 +104,14 @@ func (m *Manager) Start(ctx context.Context, r Request) (Status, error) {
 	}
 	start := channel.TailStart{Earliest: r.Since.IsZero(), Time: r.Since}
 	spans, err := m.d.Source.Spans(ctx, p.from, start)
+	if _, isBroker := p.from.Broker(); errors.Is(err, channel.ErrNotFound) && !isBroker {
+		// NAMESPACE/NAME may name a broker: its dead letters are its channel's. The job keeps the
+		// channel's own name, so that a resumed job reads the same.
+		b := channel.BrokerRef(p.from.Namespace, p.from.Name)
+		if bs, berr := m.d.Source.Spans(ctx, b, start); berr == nil {
+			spans, err, p.from, r.From = bs, nil, b, b.String()
+		}
+	}
 	if err != nil {
 		return Status{}, err
 	}

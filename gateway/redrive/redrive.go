@@ -47,7 +47,8 @@ const (
 // Request is what a job is asked to do: the body of POST /redrives. Field names are part of the
 // interface: add, never rename.
 type Request struct {
-	// From is the dead-letter channel, NAMESPACE/NAME (a broker's channel is NAMESPACE/broker.NAME).
+	// From is the dead-letter channel or broker, NAMESPACE/NAME (a job started on a broker reports
+	// its channel, NAMESPACE/broker.NAME).
 	From string `json:"from"`
 	// To, NAMESPACE/SUBSCRIPTION, sends every event to that subscription's subscriber as the
 	// subscription delivers (its retries, its reply, and its dead letter when it fails again).
