@@ -131,8 +131,7 @@ func newRedriveCmd() *cobra.Command {
 		Use:   "redrive --from NAMESPACE/CHANNEL [--to NAMESPACE/SUBSCRIPTION] [--filter CESQL|--type TYPE] [--since TIME] [--rate N/s] [--dry-run] [--wait]",
 		Short: "Send dead letters back to where they failed to go",
 		Long: `redrive starts a job on a running gateway (POST /redrives on its admin port) that reads a dead-letter
-channel or broker (NAMESPACE/NAME) and sends its events
-back, and prints the job's id at once.
+channel or broker (NAMESPACE/NAME) and sends its events back, and prints the job's id at once.
 
 By default each event goes back to the destination named in its knativeerrordest extension (the
 subscriber URL, or the channel, that failed), with one attempt. With --to NAMESPACE/SUBSCRIPTION
