@@ -51,8 +51,9 @@ func metricNames(expr string) []string {
 			skipLabelList = false
 			i = skipUntil(rs, i, ')')
 		case unicode.IsDigit(r) || r == '.' && i+1 < len(rs) && unicode.IsDigit(rs[i+1]):
-			// A number: digits, letters (hex, exponents, durations) and dots.
-			for i < len(rs) && (isIdentPart(rs[i]) || rs[i] == '.') {
+			// A number: digits, letters (hex, exponents, durations) and dots. The first rune is taken
+			// whatever it is: a digit of another script (߇) is no identifier part, and would stall here.
+			for i++; i < len(rs) && (isIdentPart(rs[i]) || rs[i] == '.'); {
 				i++
 			}
 		case isIdentStart(r):
