@@ -45,7 +45,9 @@ type Config struct {
 	// Concurrency is the closed-loop worker count: each sends its next request when the previous one
 	// is answered.
 	Concurrency int
-	Duration    time.Duration
+	// Duration bounds the run in time. A closed loop stops when it passes; an open loop schedules
+	// Rate × Duration requests and sends every one of them, late when the machine cannot keep up.
+	Duration time.Duration
 	// Count bounds the run in events (in batch mode: rounded up to whole requests).
 	Count int64
 	// Size is the byte length of each event's data (a JSON object padded to that size). Default 0:
@@ -193,7 +195,9 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (Result, erro
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if cfg.Duration > 0 {
+	// A closed loop runs for the duration; an open loop ends with its schedule (below), so that a
+	// machine too busy to keep up sends every scheduled request late rather than fewer of them.
+	if cfg.Duration > 0 && cfg.Concurrency > 0 {
 		var cancelT context.CancelFunc
 		runCtx, cancelT = context.WithTimeout(runCtx, cfg.Duration)
 		defer cancelT()
@@ -286,6 +290,10 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (Result, erro
 	schedule:
 		for i := int64(0); ; i++ {
 			at := start.Add(time.Duration(i) * interval)
+			// The schedule is rate × duration requests, the first at start.
+			if cfg.Duration > 0 && at.Sub(start) >= cfg.Duration {
+				break
+			}
 			timer.Reset(time.Until(at))
 			select {
 			case <-runCtx.Done():
