@@ -82,8 +82,9 @@ func NewSampler(g prometheus.Gatherer, o SamplerOptions) *Sampler {
 // Touch marks the sampler in use: Run samples (at once, when it was idle) until idle has passed
 // since the last Touch.
 func (s *Sampler) Touch() {
-	prev := s.lastUse.Swap(s.now().UnixNano())
-	if prev == 0 || s.now().Sub(time.Unix(0, prev)) > s.idle {
+	idle := !s.inUse()
+	s.lastUse.Store(s.now().UnixNano())
+	if idle {
 		select {
 		case s.wake <- struct{}{}:
 		default:
@@ -103,10 +104,16 @@ func (s *Sampler) Run(ctx context.Context) {
 		case <-t.C:
 		case <-s.wake:
 		}
-		if last := s.lastUse.Load(); last != 0 && s.now().Sub(time.Unix(0, last)) <= s.idle {
+		if s.inUse() {
 			s.Sample()
 		}
 	}
+}
+
+// inUse reports whether Touch was called within the last idle.
+func (s *Sampler) inUse() bool {
+	last := s.lastUse.Load()
+	return last != 0 && s.now().Sub(time.Unix(0, last)) <= s.idle
 }
 
 // Sample reads the registry once and adds the sample (Run calls it; tests call it directly).
