@@ -223,17 +223,46 @@ spec:
     retry: 0
     deadLetterSink:
       ref: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: orders-dead}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata: {name: default, namespace: shop}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: audit, namespace: shop}
+spec:
+  broker: default
+  filter: {attributes: {type: com.example.order}}
+  subscriber: {uri: "http://127.0.0.1:1/audit"}
+---
+# Not run (serve has no --run-container-sources): drawn as not ready.
+apiVersion: sources.knative.dev/v1
+kind: ContainerSource
+metadata: {name: heartbeats, namespace: shop}
+spec:
+  template: {spec: {containers: [{image: example.com/heartbeats, command: [/bin/heartbeats]}]}}
+  sink: {ref: {apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}
 `)
 	g := startGateway(t, "-f", filepath.Join("..", "..", "examples", "quickstart"), "-f", dir,
 		"--set", "secretsDir="+secrets, "--set", "admin.auth.secret=admin")
+
+	// An event the quickstart's subscriber (not running here) cannot take: the subscription's
+	// figures show its failed attempts.
+	if resp, body := post(t, g.ingress+"/default/demo", binaryEvent("greeting-0"), "hello"); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", resp.StatusCode, body)
+	}
 
 	// The graph, without a token: /status and the figures are read-only.
 	p.do("load the console", chromedp.Navigate(g.admin+"/"),
 		chromedp.WaitVisible(`.node[data-kind="channel"][data-key="default/demo"]`),
 		chromedp.WaitVisible(`.node[data-kind="subscription"][data-key="default/demo-display"]`),
-		chromedp.WaitVisible(`.node[data-kind="subscription"][data-key="shop/billing"]`))
-	if n := eval[int](p, `document.querySelectorAll('path.edge').length`); n < 4 {
-		t.Errorf("%d edges drawn, want at least 4 (channel → subscription → subscriber, and the dead letters)", n)
+		chromedp.WaitVisible(`.node[data-kind="subscription"][data-key="shop/billing"]`),
+		chromedp.WaitVisible(`.node[data-kind="broker"][data-key="shop/default"]`),
+		chromedp.WaitVisible(`.node[data-kind="trigger"][data-key="shop/audit"]`),
+		chromedp.WaitVisible(`.node.notready[data-kind="source"][data-key="shop/heartbeats"]`))
+	if n := eval[int](p, `document.querySelectorAll('path.edge').length`); n != 8 {
+		t.Errorf("%d edges drawn, want 8 (3 channel or broker → subscription or trigger → subscriber, the dead letters, the source)", n)
 	}
 	p.do("select the subscription", chromedp.Click(`.node[data-key="default/demo-display"]`),
 		chromedp.WaitVisible(`#sparks .spark`))
@@ -241,6 +270,9 @@ spec:
 		!strings.Contains(got, "concurrency limit") || !strings.Contains(got, "p50 / p99") {
 		t.Errorf("details of default/demo-display:\n%s\nwant its subscriber, concurrency limit and latency", got)
 	}
+	// Rates need two samples of the gateway's metrics (5 s apart); the details refresh by themselves.
+	p.waitJS(20*time.Second, `document.querySelector('#details').innerText.includes('events/s')`, "the subscription's rates")
+	p.waitJS(20*time.Second, `document.querySelector('#details').innerText.includes('connection refused')`, "the subscription's last error")
 	p.screenshot("console-graph")
 
 	// The tail: the console asks for the admin token once, then streams.

@@ -177,7 +177,8 @@ function buildModel(st) {
     const sub = target(s.subscriber, s.namespace);
     if (sub) edges.push({ from: n.id, to: sub, kind: 'flow' });
     const reply = target(s.reply, s.namespace);
-    if (reply) edges.push({ from: n.id, to: reply, kind: 'reply' });
+    // A trigger's replies go back to its own broker: implied, not drawn.
+    if (reply && !(kind === 'trigger' && reply === from)) edges.push({ from: n.id, to: reply, kind: 'reply' });
     const dead = target(s.deadLetterSink, s.namespace);
     if (dead) {
       edges.push({ from: n.id, to: dead, kind: 'dead' });
@@ -229,7 +230,7 @@ function nodeLine(n) {
 // ---- the graph --------------------------------------------------------------------------------
 
 const COLS = ['Sources', 'Channels & brokers', 'Subscriptions & triggers', 'Subscribers'];
-const ROW = 44, NODE_H = 36, HEAD = 28, PAD = 10;
+const ROW = 44, NODE_H = 36, HEAD = 28, PAD = 10, GAP = 36;
 
 function renderGraph() {
   const st = state.status;
@@ -264,8 +265,8 @@ function renderGraph() {
     (q ? ` · matching “${state.search}”` : '');
 
   const width = Math.max(660, $('#graph').clientWidth - 2);
-  const colW = (width - PAD * 5) / 4;
-  const colX = (c) => PAD + c * (colW + PAD);
+  const colW = (width - PAD * 2 - GAP * 3) / 4;
+  const colX = (c) => PAD + c * (colW + GAP);
   let y = HEAD;
   const pos = new Map();
   const parts = [];
@@ -404,12 +405,13 @@ async function renderDetails() {
 // spark draws one or two series (arrays with nulls) as a sparkline over the sampled window.
 function spark(label, a, b) {
   const vals = [...(a || []), ...(b || [])].filter((v) => v != null);
-  const max = Math.max(1e-9, ...vals);
+  const top = vals.length ? Math.max(...vals) : null;
+  const max = Math.max(1e-9, top || 0);
   const line = (arr) => (arr || []).map((v, i) => v == null ? null : `${(i / Math.max(1, arr.length - 1)) * 300},${34 - (v / max) * 32}`).filter(Boolean).join(' ');
   const last = (a || []).filter((v) => v != null).pop();
   const svg = `<svg viewBox="0 0 300 36" preserveAspectRatio="none"><polyline points="${line(a)}"></polyline>` +
     (b ? `<polyline class="second" points="${line(b)}"></polyline>` : '') + '</svg>';
-  const div = el('div', { class: 'spark' }, el('div', { class: 'label' }, `${label}: ${last == null ? '–' : fmtNum(last)} (max ${vals.length ? fmtNum(max) : '–'})`));
+  const div = el('div', { class: 'spark' }, el('div', { class: 'label' }, `${label}: ${last == null ? '–' : fmtNum(last)} (max ${fmtNum(top)})`));
   div.insertAdjacentHTML('beforeend', svg);
   return div;
 }
