@@ -264,13 +264,19 @@ function renderGraph() {
   $('#counts').textContent = `${total - subscribers} resources, ${subscribers} subscribers in ${byNs.size} namespaces` + (notReady ? ` · ${notReady} not ready` : '') +
     (q ? ` · matching “${state.search}”` : '');
 
-  const width = Math.max(660, $('#graph').clientWidth - 2);
-  const colW = (width - PAD * 2 - GAP * 3) / 4;
-  const colX = (c) => PAD + c * (colW + GAP);
+  // Only the columns that have something to show (a gateway without sources has no such column).
+  const used = COLS.map((_, c) => [...byNs.values()].some((cols) => cols[c].length > 0));
+  if (!used.some(Boolean)) used.fill(true);
+  const slot = [];
+  used.forEach((u, c) => { slot[c] = u ? slot.filter((v) => v != null).length : null; });
+  const ncols = used.filter(Boolean).length;
+  const width = Math.max(170 * ncols, $('#graph').clientWidth - 2);
+  const colW = (width - PAD * 2 - GAP * (ncols - 1)) / ncols;
+  const colX = (c) => PAD + (slot[c] ?? 0) * (colW + GAP);
   let y = HEAD;
   const pos = new Map();
   const parts = [];
-  COLS.forEach((t, c) => parts.push(`<text class="col-title" x="${colX(c) + 4}" y="18">${t}</text>`));
+  COLS.forEach((t, c) => { if (used[c]) parts.push(`<text class="col-title" x="${colX(c) + 4}" y="18">${t}</text>`); });
   const order = (list, key) => list.sort((a, b) => key(a) - key(b) || (a.name < b.name ? -1 : 1));
   for (const ns of [...byNs.keys()].sort()) {
     const cols = byNs.get(ns);
