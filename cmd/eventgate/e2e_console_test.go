@@ -271,7 +271,7 @@ spec:
 		t.Errorf("details of default/demo-display:\n%s\nwant its subscriber, concurrency limit and latency", got)
 	}
 	// Rates need two samples of the gateway's metrics (5 s apart); the details refresh by themselves.
-	p.waitJS(20*time.Second, `document.querySelector('#details').innerText.includes('events/s')`, "the subscription's rates")
+	p.waitJS(30*time.Second, `document.querySelector('#details').innerText.includes('events/s')`, "the subscription's rates")
 	p.waitJS(20*time.Second, `document.querySelector('#details').innerText.includes('connection refused')`, "the subscription's last error")
 	p.screenshot("console-graph")
 
