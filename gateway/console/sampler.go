@@ -34,7 +34,8 @@ const (
 )
 
 // Sampler reads a Prometheus registry every interval, while the console is in use, and keeps the
-// last window of samples: per subscription its counters (delivered, attempts, failed attempts, dead
+// last window of samples (about 20 KB per subscription for ten minutes; dropped once the console
+// is no longer in use): per subscription its counters (delivered, attempts, failed attempts, dead
 // letters), its gauges (lag, concurrency limit, in flight) and its delivery-latency histogram; per
 // channel its ingress events and its size. Rates and quantiles are computed from differences
 // between samples, as PromQL's rate and histogram_quantile do. Safe for concurrent use.
@@ -106,8 +107,17 @@ func (s *Sampler) Run(ctx context.Context) {
 		}
 		if s.inUse() {
 			s.Sample()
+		} else {
+			s.forget()
 		}
 	}
+}
+
+// forget drops the samples: once no console is open the sampler holds nothing.
+func (s *Sampler) forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.samples, s.lastErr = nil, ""
 }
 
 // inUse reports whether Touch was called within the last idle.

@@ -199,7 +199,7 @@ func (c *countingGatherer) Gather() ([]*dto.MetricFamily, error) {
 }
 
 // The sampler reads the registry only while the console is in use: from the first Touch (at once)
-// until idle has passed since the last.
+// until idle has passed since the last; then it drops what it kept.
 func TestSamplerSamplesOnlyWhileInUse(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)}
 	g := &countingGatherer{g: prometheus.NewRegistry()}
@@ -210,16 +210,9 @@ func TestSamplerSamplesOnlyWhileInUse(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
 	s.Touch() // wakes Run at once, though the interval is an hour
-	deadline := time.Now().Add(10 * time.Second)
-	for g.n.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no sample within 10s of the first Touch")
-		}
-		time.Sleep(time.Millisecond) // polling, with the deadline above
-	}
-	cancel()
-	<-done
+	waitFor(t, func() bool { return g.n.Load() > 0 }, "a sample after the first Touch")
 	clk.add(time.Minute)
 	if !s.inUse() {
 		t.Error("not in use idle after the last Touch")
@@ -227,5 +220,23 @@ func TestSamplerSamplesOnlyWhileInUse(t *testing.T) {
 	clk.add(time.Second)
 	if s.inUse() {
 		t.Error("in use past idle")
+	}
+	// Touch wakes Run again (idle before it); the clock goes past idle, and the next wake forgets.
+	s.Touch()
+	waitFor(t, func() bool { return g.n.Load() > 1 }, "a sample after the Touch that ended the idle")
+	clk.add(2 * time.Minute)
+	s.wake <- struct{}{}
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.samples) == 0 }, "the samples dropped when idle")
+}
+
+// waitFor polls cond every millisecond for at most 10 s.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond) // polling, with the deadline above
 	}
 }

@@ -433,9 +433,11 @@ async function refresh() {
     h.textContent = st.ready ? 'ready' : 'not ready';
     h.className = 'pill ' + (st.ready ? 'ok' : 'bad');
     h.title = (st.notReady || []).join('\n');
-    renderGraph();
     fillTargets();
-    if (!$('#view-graph').hidden && state.selected) renderDetails();
+    if (!$('#view-graph').hidden) { // hidden, it is drawn when shown
+      renderGraph();
+      if (state.selected) renderDetails();
+    }
   } catch (e) {
     const h = $('#health');
     h.textContent = 'unreachable';
@@ -475,6 +477,7 @@ function show(view) {
     $('#view-' + v).hidden = v !== view;
     $('#tab-' + v).classList.toggle('active', v === view);
   }
+  if (view === 'graph') { renderGraph(); renderDetails(); }
   if (view === 'dlq') loadJobs();
 }
 
@@ -631,7 +634,7 @@ function init() {
   let searchTimer;
   $('#search').addEventListener('input', (e) => {
     clearTimeout(searchTimer);
-    searchTimer = setTimeout(() => { state.search = e.target.value.trim(); show('graph'); renderGraph(); }, 150);
+    searchTimer = setTimeout(() => { state.search = e.target.value.trim(); show('graph'); }, 150);
   });
   $('#graph').addEventListener('click', (e) => {
     const head = e.target.closest('.ns-head');
