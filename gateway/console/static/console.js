@@ -14,7 +14,7 @@ const TOKEN_KEY = 'eventgate.adminToken';
 const $ = (sel) => document.querySelector(sel);
 const state = {
   status: null, figures: null, selected: null, collapsed: new Set(), collapsedInit: false,
-  search: '', tail: null, dlq: null, series: null,
+  search: '', tail: null, dlq: null, model: null, jobsTimer: null,
 };
 
 // ---- talking to the gateway -----------------------------------------------------------------
