@@ -167,6 +167,58 @@ func checkServices(t *testing.T, r *rendered) {
 			t.Errorf("Service %s selector = %v", name, s.Spec.Selector)
 		}
 	}
+	checkAdminInside(t, r)
+}
+
+// checkAdminInside asserts that the admin port (the console, /tail, /redrives, /metrics) is reachable
+// only inside the cluster: its Service is ClusterIP, no container publishes a host port and no pod
+// uses the host's network.
+func checkAdminInside(t *testing.T, r *rendered) {
+	t.Helper()
+	if s := named[*corev1.Service](r, gatewayName+"-admin"); s != nil && s.Spec.Type != "" && s.Spec.Type != corev1.ServiceTypeClusterIP {
+		t.Errorf("admin Service type = %s, want ClusterIP", s.Spec.Type)
+	}
+	for _, d := range all[*appsv1.Deployment](r) {
+		if d.Spec.Template.Spec.HostNetwork {
+			t.Errorf("%s: hostNetwork", d.Name)
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			for _, p := range c.Ports {
+				if p.HostPort != 0 {
+					t.Errorf("%s/%s: port %s published on host port %d", d.Name, c.Name, p.Name, p.HostPort)
+				}
+			}
+		}
+	}
+}
+
+// TestChartAdminPortStaysInside: exposing the ingress (a LoadBalancer) leaves the admin port
+// cluster-internal, and the admin token is set as the README says, from an existing Secret.
+func TestChartAdminPortStaysInside(t *testing.T) {
+	helmBinary(t)
+	r := render(t, "--set", "service.type=LoadBalancer", "--set", "secrets={eventgate-admin}",
+		"--set", "config.admin.auth.secret=eventgate-admin")
+	if s := named[*corev1.Service](r, gatewayName); s == nil || s.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		t.Fatalf("ingress Service = %+v, want a LoadBalancer", s)
+	}
+	checkAdminInside(t, r)
+	cm := named[*corev1.ConfigMap](r, gatewayName)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(file, []byte(cm.Data["config.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config.Load(config.Sources{File: file, Set: map[string]string{"secretsDir": dir}})
+	if err != nil || cfg.Admin.Auth.Secret != "eventgate-admin" {
+		t.Fatalf("admin.auth.secret = %q, %v", cfg.Admin.Auth.Secret, err)
+	}
+	mounted := false
+	for _, m := range named[*appsv1.Deployment](r, gatewayName).Spec.Template.Spec.Containers[0].VolumeMounts {
+		mounted = mounted || m.MountPath == "/var/run/secrets/eventgate/eventgate-admin"
+	}
+	if !mounted {
+		t.Error("the admin token's Secret is not mounted under the secrets directory")
+	}
 }
 
 // checkConfigMap loads the rendered gateway configuration with the gateway's own loader and decodes

@@ -15,6 +15,21 @@ import (
 	"github.com/eventgate/eventgate/gateway/channel"
 )
 
+// The names of the metrics that eventgate's own readers (the console's sampler) look up, each used
+// here where the metric is defined.
+const (
+	NameIngressEvents     = "eventgate_ingress_events_total"
+	NameDispatchAttempts  = "eventgate_dispatch_attempts_total"
+	NameDispatchDuration  = "eventgate_dispatch_duration_seconds"
+	NameDelivered         = "eventgate_events_delivered_total"
+	NameDeadLettered      = "eventgate_events_dead_lettered_total"
+	NameInFlight          = "eventgate_dispatch_in_flight"
+	NameConcurrencyLimit  = "eventgate_dispatch_concurrency_limit"
+	NameConsumerLag       = "eventgate_consumer_lag"
+	NameChannelBytes      = "eventgate_channel_bytes"
+	NameChannelLimitBytes = "eventgate_channel_limit_bytes"
+)
+
 // Build identifies the running binary; it becomes eventgate_build_info.
 type Build struct {
 	Version   string
@@ -63,24 +78,24 @@ func New(b Build) *Metrics {
 			Buckets: latency,
 		}, []string{"namespace", "channel"}),
 		IngressEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventgate_ingress_events_total",
+			Name: NameIngressEvents,
 			Help: "Events accepted (stored) by the ingress; each event of a batch counts.",
 		}, []string{"namespace", "channel"}),
 		DispatchAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventgate_dispatch_attempts_total",
+			Name: NameDispatchAttempts,
 			Help: "Delivery attempts to subscribers, by answer class (2xx, 4xx, 5xx, timeout, error).",
 		}, []string{"namespace", "subscription", "code_class"}),
 		DispatchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "eventgate_dispatch_duration_seconds",
+			Name:    NameDispatchDuration,
 			Help:    "Duration of one delivery attempt to a subscriber.",
 			Buckets: latency,
 		}, []string{"namespace", "subscription"}),
 		Delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventgate_events_delivered_total",
+			Name: NameDelivered,
 			Help: "Events a subscriber accepted.",
 		}, []string{"namespace", "subscription"}),
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventgate_events_dead_lettered_total",
+			Name: NameDeadLettered,
 			Help: "Events sent to the subscription's dead-letter sink.",
 		}, []string{"namespace", "subscription"}),
 		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -92,11 +107,11 @@ func New(b Build) *Metrics {
 			Help: "Reply events returned by subscribers, by outcome (sent, dropped, failed).",
 		}, []string{"namespace", "subscription", "outcome"}),
 		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "eventgate_dispatch_in_flight",
+			Name: NameInFlight,
 			Help: "Deliveries in progress per subscription (including retries and their backoff).",
 		}, []string{"namespace", "subscription"}),
 		ConcurrencyLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "eventgate_dispatch_concurrency_limit",
+			Name: NameConcurrencyLimit,
 			Help: "Current bound on in-flight deliveries per subscription.",
 		}, []string{"namespace", "subscription"}),
 		SourceEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -142,7 +157,7 @@ func (m *Metrics) RegisterLag(src LagSource, timeout time.Duration) {
 	m.Registry.MustRegister(&lagCollector{src: src, timeout: timeout})
 }
 
-var lagDesc = prometheus.NewDesc("eventgate_consumer_lag",
+var lagDesc = prometheus.NewDesc(NameConsumerLag,
 	"Events in a partition not yet committed by a subscription's consumer group.",
 	[]string{"namespace", "subscription", "topic", "partition"}, nil)
 
@@ -170,9 +185,9 @@ type ChannelUsage struct {
 }
 
 var (
-	channelBytesDesc = prometheus.NewDesc("eventgate_channel_bytes",
+	channelBytesDesc = prometheus.NewDesc(NameChannelBytes,
 		"Bytes of events held by an in-memory channel.", []string{"namespace", "channel"}, nil)
-	channelLimitDesc = prometheus.NewDesc("eventgate_channel_limit_bytes",
+	channelLimitDesc = prometheus.NewDesc(NameChannelLimitBytes,
 		"Bytes an in-memory channel may hold before ingress answers 429.", []string{"namespace", "channel"}, nil)
 )
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/config"
+	"github.com/eventgate/eventgate/gateway/console"
 	"github.com/eventgate/eventgate/gateway/dispatch"
 	"github.com/eventgate/eventgate/gateway/ingress"
 	"github.com/eventgate/eventgate/gateway/metrics"
@@ -56,6 +57,7 @@ type App struct {
 	backends map[string]channel.Provisioner // by provisioner name (resources.Provisioner*)
 	router   *router
 	redrives *redrive.Manager // dead-letter redrive jobs (POST /redrives)
+	sampler  *console.Sampler // the console's figures, read from the metrics while a console is open
 	ingress  *ingress.Handler
 	resolver *resources.Resolver
 	client   *http.Client
@@ -161,6 +163,7 @@ func New(o Options) (*App, error) {
 	backends = append(backends, a.nats)
 	a.router = newRouter(backends...)
 	a.redrives = a.newRedrives()
+	a.sampler = console.NewSampler(a.metrics.Registry, console.SamplerOptions{})
 	a.ingress = ingress.New(cfg.Ingress, ingress.Deps{Log: o.Log, Metrics: a.metrics})
 	if cfg.Ingress.Auth.Secret != "" {
 		if err := a.loadTokens(); err != nil {
@@ -248,6 +251,8 @@ func (a *App) Run(ctx context.Context) error {
 	adminSrv := &http.Server{Handler: a.adminMux(), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return adminCtx }}
 	adminSrv.RegisterOnShutdown(endAdmin)
+	samplerDone := make(chan struct{})
+	go func() { defer close(samplerDone); a.sampler.Run(adminCtx) }()
 
 	serveErr := make(chan error, 2)
 	var wg sync.WaitGroup
@@ -294,6 +299,8 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancelShort()
 	adminSrv.Shutdown(shortCtx)
 	wg.Wait()
+	endAdmin()
+	<-samplerDone
 	a.log.Info("eventgate stopped")
 	return runErr
 }
@@ -354,6 +361,11 @@ func (a *App) adminMux() *http.ServeMux {
 	mux.HandleFunc("GET /redrives", a.serveRedriveList)
 	mux.HandleFunc("GET /redrives/{id}", a.serveRedriveGet)
 	mux.HandleFunc("DELETE /redrives/{id}", a.requireAdmin(a.serveRedriveCancel))
+	// The console: its page and figures are read-only, as /status is; what it tails or starts goes
+	// through the endpoints above, with their token.
+	c := console.New(a.sampler)
+	mux.Handle("GET /{$}", c)
+	mux.Handle("GET /console/", c)
 	return mux
 }
 

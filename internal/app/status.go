@@ -70,6 +70,10 @@ type SubscriptionStatus struct {
 	Channel string `json:"channel"`
 	// Subscriber is the URL (without credentials or query) or channel:NAMESPACE/NAME events go to.
 	Subscriber string `json:"subscriber,omitempty"`
+	// Reply and DeadLetterSink are where the subscriber's replies and the events that cannot be
+	// delivered go, as Subscriber names them; omitted when there is none. (The console draws them.)
+	Reply          string `json:"reply,omitempty"`
+	DeadLetterSink string `json:"deadLetterSink,omitempty"`
 	ReadyState
 	// Lag is how many events of the channel the subscription's group has not committed, summed over
 	// partitions; omitted when the backend could not say.
@@ -165,6 +169,7 @@ type subscriptionSnapshot struct {
 	namespace, name string
 	channel         channel.Ref
 	subscriber      string
+	reply, dls      string               // as subscriber: "" when none
 	d               *dispatch.Dispatcher // nil when not running
 	running         bool                 // d != nil, when read
 	status          dispatch.Status      // d's, when read
@@ -219,6 +224,7 @@ func buildStatus(in statusInput) Status {
 	for _, s := range in.subscriptions {
 		ss := SubscriptionStatus{
 			Namespace: s.namespace, Name: s.name, Channel: s.channel.String(), Subscriber: s.subscriber,
+			Reply: s.reply, DeadLetterSink: s.dls,
 			ReadyState: state(subscriptionKey(s.namespace + "/" + s.name)),
 		}
 		if lag, ok := lags[channel.Group{Channel: s.channel, Name: s.name}]; ok {
@@ -278,6 +284,14 @@ func displayURL(u string) string {
 	}
 	p.User, p.RawQuery, p.ForceQuery, p.Fragment = nil, "", false, ""
 	return p.String()
+}
+
+// displayDestination is an optional destination as /status shows it: "" for none.
+func displayDestination(d *dispatch.Destination) string {
+	if d == nil {
+		return ""
+	}
+	return displayURL(d.String())
 }
 
 // readinessLines names each channel and subscription that is not ready, as
@@ -470,6 +484,7 @@ func (a *App) snapshotLocked(v *statusView) {
 	addSubscription := func(key string, snap subscriptionSnapshot) {
 		if r, ok := a.dispatchers[key]; ok {
 			snap.channel, snap.subscriber = r.sub.Channel, displayURL(r.sub.Subscriber.String())
+			snap.reply, snap.dls = displayDestination(r.sub.Reply), displayDestination(r.sub.DeadLetter)
 			snap.d = r.d
 		}
 		v.addSubscription(key, snap)
@@ -490,11 +505,12 @@ func (a *App) snapshotLocked(v *statusView) {
 		}
 		for _, s := range set.Subscriptions {
 			snap := subscriptionSnapshot{namespace: s.Namespace, name: s.Name, channel: s.ChannelRef()}
-			if s.Subscriber != nil {
-				if d, err := a.destination(*s.Subscriber); err == nil {
-					snap.subscriber = displayURL(d.String())
-				}
+			// What resolved of its destinations, even when one of them does not (the error is its condition's).
+			ds, _ := a.dispatchSubscription(set, s)
+			if ds.Subscriber.URL != "" || ds.Subscriber.Channel != nil {
+				snap.subscriber = displayURL(ds.Subscriber.String())
 			}
+			snap.reply, snap.dls = displayDestination(ds.Reply), displayDestination(ds.DeadLetter)
 			addSubscription(s.NamespacedName(), snap)
 		}
 		for _, s := range set.Sources {

@@ -317,6 +317,8 @@ func TestStatusListsWhatDoesNotRunFromTheAppliedSet(t *testing.T) {
 			Meta:       resources.Meta{Kind: "Subscription", Namespace: "team-a", Name: "ledger"},
 			Channel:    resources.Reference{Kind: "KafkaChannel", Namespace: "team-a", Name: "payments"},
 			Subscriber: &resources.Destination{URI: "https://bot:pw@ledger.example/in?key=k"},
+			Reply:      &resources.Destination{Ref: &resources.Reference{Kind: "InMemoryChannel", Namespace: "team-a", Name: "replies"}},
+			Delivery:   &resources.Delivery{DeadLetterSink: &resources.Destination{URI: "http://dls.example/x?token=t"}},
 		}},
 	}
 	a.conds.set(ResourceKey{CategoryChannel, "team-a/payments"}, false, ReasonBackendUnavailable, "no Kafka broker answers")
@@ -333,6 +335,9 @@ func TestStatusListsWhatDoesNotRunFromTheAppliedSet(t *testing.T) {
 	if sub.Channel != "team-a/payments" || sub.Subscriber != "https://ledger.example/in" || sub.ConcurrencyLimit != 0 ||
 		sub.Reason != ReasonChannelNotReady || !sub.LastDeliveryTime.IsZero() {
 		t.Errorf("subscription = %+v", sub)
+	}
+	if sub.Reply != "channel:team-a/replies" || sub.DeadLetterSink != "http://dls.example/x" {
+		t.Errorf("reply %q, dead-letter sink %q; want the channel and the URL without its query", sub.Reply, sub.DeadLetterSink)
 	}
 	if st.Ready || len(st.NotReady) != 2 {
 		t.Errorf("ready %v, notReady %q; want both named", st.Ready, st.NotReady)
