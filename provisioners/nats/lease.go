@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -81,8 +82,8 @@ type leaser struct {
 	wake   chan struct{} // one slot: something changed, step again
 
 	leases  map[int32]*lease
-	members map[string]bool // member ids seen through the watch (the run goroutine's own)
-	joined  time.Time       // when the member key was last written
+	members map[string]time.Time // member id → when the watch last showed its key written (the run goroutine's own)
+	joined  time.Time            // when the member key was last written
 }
 
 // groupKeyPrefix is the key prefix of group base's keys on stream.
@@ -102,7 +103,7 @@ func (b *Backend) startLeaserLocked(g *group) {
 		stop:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		leases:  map[int32]*lease{},
-		members: map[string]bool{},
+		members: map[string]time.Time{},
 	}
 	host, _ := os.Hostname()
 	l.value, _ = json.Marshal(leaseValue{Member: l.id, Host: host + ":" + strconv.Itoa(os.Getpid()), Stream: g.cs.stream, Consumer: g.base})
@@ -216,7 +217,9 @@ func (l *leaser) run() {
 }
 
 // observe records a member key's change; the end-of-initial-values marker (nil) and lease keys only
-// make the loop step again.
+// make the loop step again. Members write their key every LeaseTTL/4, so the watch shows each one
+// alive that often; one not shown for LeaseTTL is taken for gone even if its key's deletion or
+// expiry never came through (a watch that stalled), so its partitions are not left unowned.
 func (l *leaser) observe(e jetstream.KeyValueEntry) {
 	if e == nil {
 		return
@@ -227,7 +230,7 @@ func (l *leaser) observe(e jetstream.KeyValueEntry) {
 	}
 	switch e.Operation() {
 	case jetstream.KeyValuePut:
-		l.members[id] = true
+		l.members[id] = time.Now()
 	default: // deleted, or expired (the server's MaxAge marker)
 		delete(l.members, id)
 	}
@@ -256,12 +259,13 @@ func (l *leaser) step(parent context.Context, kv jetstream.KeyValue) {
 			l.joined = sent
 		}
 	}
-	ids := make([]string, 0, len(l.members)+1)
-	for id := range l.members {
-		ids = append(ids, id)
-	}
-	if !l.members[l.id] {
-		ids = append(ids, l.id)
+	ids := []string{l.id}
+	for id, seen := range l.members {
+		if time.Since(seen) > l.ttl() {
+			delete(l.members, id)
+		} else if id != l.id {
+			ids = append(ids, id)
+		}
 	}
 	slices.Sort(ids)
 
@@ -336,7 +340,9 @@ func (l *leaser) acquire(ctx context.Context, kv jetstream.KeyValue, p int32) {
 }
 
 // renew writes p's lease again at the revision l last wrote. A revision that moved on means the
-// lease is no longer l's: the partition is given up at once.
+// lease is no longer l's, and the partition is given up at once, unless the key still holds l's own
+// value (an earlier renewal that timed out had in fact been written): l then goes on from that
+// revision, its renewal time unchanged.
 func (l *leaser) renew(ctx context.Context, kv jetstream.KeyValue, p int32, ls *lease) {
 	sent := time.Now()
 	rev, err := kv.Update(ctx, l.leaseKey(p), l.value, ls.rev)
@@ -346,6 +352,12 @@ func (l *leaser) renew(ctx context.Context, kv jetstream.KeyValue, p int32, ls *
 		ls.rev, ls.renewed = rev, sent
 		l.b.mu.Unlock()
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists):
+		if e, gerr := kv.Get(ctx, l.leaseKey(p)); gerr == nil && bytes.Equal(e.Value(), l.value) {
+			l.b.mu.Lock()
+			ls.rev = e.Revision()
+			l.b.mu.Unlock()
+			return
+		}
 		l.b.log.Warn("nats: partition lease lost; giving the partition up", "stream", l.g.cs.stream,
 			"group", l.g.key.name, "partition", p)
 		l.startRelease(p)

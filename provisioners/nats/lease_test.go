@@ -198,6 +198,7 @@ func TestOrderedGroupOnePartitionOwnerAcrossReplicas(t *testing.T) {
 	a.killed.Store(true)
 	killed := time.Now()
 	a.b.nc.Close()
+	waitFor(t, 60*time.Second, "a, cut off from the server, gives its partitions up", func() bool { return claimsOf(a.b, ref, group) == 0 })
 	waitFor(t, 60*time.Second, "b claims all 6 partitions", func() bool { return claimsOf(b.b, ref, group) == 6 })
 	failover := time.Since(killed)
 	waitFor(t, 60*time.Second, "every event delivered", func() bool { return rc.distinct() == keys*perKey })
