@@ -144,6 +144,12 @@ func (l *leaser) poke() {
 
 func (l *leaser) ttl() time.Duration { return l.b.cfg.LeaseTTL }
 
+// renewAfter is the age at which a step writes a lease or the member key again. Steps run every
+// LeaseTTL/4 (and more often when the watch shows changes); renewing anything older than half that
+// renews at every tick, however late the tick is, so a lease is only two missed ticks from being
+// given up (LeaseTTL/2), never one tick and a bit.
+func (l *leaser) renewAfter() time.Duration { return l.ttl() / 8 }
+
 func (l *leaser) memberKey(id string) string { return l.prefix + ".m." + id }
 
 func (l *leaser) leaseKey(p int32) string { return l.prefix + ".p." + strconv.Itoa(int(p)) }
@@ -251,7 +257,7 @@ func (l *leaser) step(parent context.Context, kv jetstream.KeyValue) {
 	}
 	ctx, cancel := context.WithTimeout(parent, l.ttl()/4)
 	defer cancel()
-	if time.Since(l.joined) >= l.ttl()/4 {
+	if time.Since(l.joined) >= l.renewAfter() {
 		sent := time.Now()
 		if _, err := kv.Put(ctx, l.memberKey(l.id), l.value); err != nil {
 			b.log.Debug("nats lease member key not written", "group", l.g.key.name, "err", err)
@@ -289,7 +295,7 @@ func (l *leaser) step(parent context.Context, kv jetstream.KeyValue) {
 			b.log.Debug("nats partition lease handed over", "group", l.g.key.name, "partition", p)
 			l.startRelease(p)
 			l.finishRelease(ctx, kv, p, ls)
-		case time.Since(ls.renewed) >= l.ttl()/4:
+		case time.Since(ls.renewed) >= l.renewAfter():
 			l.renew(ctx, kv, p, ls)
 		}
 	}
