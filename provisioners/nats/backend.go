@@ -151,7 +151,10 @@ func (b *Backend) conn() (*nats.Conn, jetstream.JetStream, error) {
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() { // Close, not a lost connection
+				return
+			}
 			b.log.Warn("nats disconnected", "servers", servers, "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
