@@ -483,14 +483,20 @@ func (b *Backend) leaseBucket(ctx context.Context) (jetstream.KeyValue, error) {
 
 // resetConsumer resets partition p's consumer of g to its acknowledgement floor: every event not
 // acknowledged is delivered again, in order, and before any later one. A consumer that does not
-// exist yet (a partition added later) has nothing to reset.
+// exist yet (a partition added later) has nothing to reset; it is looked up first, since the
+// server does not answer a reset of a consumer it does not have.
 func (b *Backend) resetConsumer(ctx context.Context, g *group, p int32) error {
 	_, js, err := b.connected()
 	if err != nil {
 		return err
 	}
 	name := consumerName(g.base, p)
-	if _, err := js.ResetConsumer(ctx, g.cs.stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if _, err := js.Consumer(ctx, g.cs.stream, name); errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	} else if err != nil {
+		return classify("consumer "+name+" of "+g.cs.stream, err)
+	}
+	if _, err := js.ResetConsumer(ctx, g.cs.stream, name); err != nil {
 		return classify("reset consumer "+name+" of "+g.cs.stream, err)
 	}
 	return nil
