@@ -491,3 +491,86 @@ spec:
 	t.Logf("NATS, two gateways, rolling restart: %s; acked %d, delivered %d distinct, lost 0, duplicates %d",
 		load.summary(), len(acked), len(seen), duplicates(seen))
 }
+
+// TestNATSTwoGatewaysOrdered: two gateways share an ordered subscription on a NATS channel. They
+// split its partitions (one owner each, through leases), and every key's events reach the
+// subscriber in order. Then one gateway is killed with kill -9 while it delivers: the other takes
+// its partitions once its leases expire, starting from what it had not acknowledged, and every
+// event arrives, still in order per key (an event delivered again may repeat, never overtake).
+func TestNATSTwoGatewaysOrdered(t *testing.T) {
+	srv := natsServer(t, t.TempDir(), -1)
+	sub := newSubscriber(t)
+	sub.on("/o", func(w http.ResponseWriter, _ int) {
+		time.Sleep(time.Millisecond) // some latency, so that both gateways have work in flight
+		w.WriteHeader(http.StatusAccepted)
+	})
+	dir := t.TempDir()
+	writeFile(t, dir, "m.yaml", fmt.Sprintf(`
+apiVersion: messaging.knative.dev/v1alpha1
+kind: NatsJetStreamChannel
+metadata: {name: ord, namespace: e2e}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata:
+  name: s
+  namespace: e2e
+  annotations: {kafka.eventing.knative.dev/delivery.order: ordered, eventgate.dev/initial-offset: earliest}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1alpha1, kind: NatsJetStreamChannel, name: ord}
+  subscriber: {uri: "%s/o"}
+`, sub.url))
+	const leaseTTL = 3 * time.Second
+	args := []string{"-f", dir, "--set", "nats.defaultPartitions=4", "--set", "nats.leaseTTL=" + leaseTTL.String()}
+	a := natsGateway(t, srv.ClientURL(), args...)
+	b := natsGateway(t, srv.ClientURL(), args...)
+	a.waitLog("nats partition lease taken", 30*time.Second)
+	b.waitLog("nats partition lease taken", 30*time.Second) // after a handed it over, if a had them all
+
+	const keys, perKey = 16, 40
+	var want []string
+	postSeqs := func(g *gateway, from, to int) {
+		for seq := from; seq < to; seq++ {
+			var batch []string
+			for k := 0; k < keys; k++ {
+				id := fmt.Sprintf("k%02d-%03d", k, seq)
+				want = append(want, id)
+				batch = append(batch, fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"/order","type":"t","partitionkey":"key-%d","data":"x"}`, id, k))
+			}
+			resp, body := post(t, g.ingress+"/e2e/ord", map[string]string{"Content-Type": "application/cloudevents-batch+json"}, "["+strings.Join(batch, ",")+"]")
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("batch: %d %s", resp.StatusCode, body)
+			}
+		}
+	}
+	postSeqs(a, 0, perKey/2)
+	eventually(t, 60*time.Second, func() bool { return deliveredBy(t, a) > 0 && deliveredBy(t, b) > 0 }, "both gateways delivering")
+	postSeqs(b, perKey/2, perKey)
+	eventually(t, 60*time.Second, func() bool { return len(sub.at("/o")) >= len(want)*3/4 }, "three quarters delivered")
+
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.exited
+	killed := time.Now()
+	seen := sub.waitAllDelivered(t, "/o", want, 120*time.Second)
+	t.Logf("every event delivered %v after the kill (nats.leaseTTL %v)", time.Since(killed).Round(time.Millisecond), leaseTTL)
+
+	first := map[string]int{} // key → distinct events delivered so far
+	delivered := map[string]bool{}
+	for _, d := range sub.at("/o") {
+		id := d.header.Get("Ce-Id")
+		key := d.header.Get("Ce-Partitionkey")
+		if delivered[id] {
+			continue
+		}
+		delivered[id] = true
+		if want := fmt.Sprintf("%s-%03d", id[:3], first[key]); id != want {
+			t.Errorf("key %s: %s delivered for the first time while %s was due", key, id, want)
+		}
+		first[key]++
+	}
+	t.Logf("NATS, two gateways, ordered, kill -9 of one: acked %d, found %d, lost 0, duplicates %d",
+		len(want), len(seen), duplicates(seen))
+	if err := b.stop(30 * time.Second); err != nil {
+		t.Fatalf("b exit: %v", err)
+	}
+}

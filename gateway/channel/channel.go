@@ -60,6 +60,11 @@ type Group struct {
 	// own position, and one that cannot keep up is served on its own, so it never holds back the
 	// others.
 	Share string
+	// Ordered says the group's handler keeps events in order per partition (per partitionkey), so
+	// each partition must have one owner at a time across every process, as a Kafka consumer group
+	// gives. A provisioner whose processes would otherwise share a partition's events (NATS) then
+	// arbitrates an owner per partition; the others ignore it.
+	Ordered bool
 }
 
 // EventFilter says whether an event is for a group (see Group.Filter).

@@ -329,7 +329,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if l, ok := d.lim.(interface{ Limit() int }); ok {
 		d.m.ConcurrencyLimit.WithLabelValues(d.sub.Namespace, d.sub.Name).Set(float64(l.Limit()))
 	}
-	g := channel.Group{Channel: d.sub.Channel, Name: d.sub.Name, Start: d.sub.Start}
+	g := channel.Group{Channel: d.sub.Channel, Name: d.sub.Name, Start: d.sub.Start, Ordered: d.sub.Ordered}
 	if t := d.sub.Trigger; t != nil {
 		// A broker's triggers share one read of its channel where the backend can, and the backend
 		// drops what the filter rejects before it reaches the claim (counted as filtered here).

@@ -9,7 +9,10 @@
 // done (channel.OffsetTracker), sends progress acknowledgements for what it holds so the server does
 // not deliver it again meanwhile, and at revoke negatively acknowledges what is not yet acknowledged,
 // so the next owner gets it at once. Members of one group in one process split the partitions round
-// robin; gateways in several processes compete for each partition's events (see the README).
+// robin. Across processes, an unordered group's gateways compete for each partition's events; an
+// ordered group's partitions have one owner at a time, agreed through leases in a key-value bucket,
+// and a gateway that takes a partition over resets its consumer to the acknowledgement floor
+// (lease.go).
 package nats
 
 import (
@@ -59,7 +62,10 @@ type Backend struct {
 	groups   map[groupKey]*group
 	closed   bool
 
-	wg          sync.WaitGroup // claims and rebalancers
+	leaseMu sync.Mutex
+	leaseKV jetstream.KeyValue // the lease bucket, once made (lease.go)
+
+	wg          sync.WaitGroup // claims, rebalancers and leasers
 	rr          atomic.Uint64  // round robin over partitions for events without a partitionkey
 	undecodable atomic.Int64
 }
@@ -145,7 +151,10 @@ func (b *Backend) conn() (*nats.Conn, jetstream.JetStream, error) {
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() { // Close, not a lost connection
+				return
+			}
 			b.log.Warn("nats disconnected", "servers", servers, "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -397,6 +406,9 @@ func (b *Backend) Close() error {
 	for _, g := range b.groups {
 		for _, c := range g.claims {
 			c.cancel()
+		}
+		if g.leaser != nil {
+			g.leaser.detachLocked()
 		}
 	}
 	b.mu.Unlock()

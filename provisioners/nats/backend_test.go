@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"context"
 	"os"
 	"testing"
 
@@ -16,6 +17,11 @@ func TestConformance(t *testing.T) {
 		s := runServer(t, "", 0)
 		conformance.Run(t, func(t *testing.T) channel.Provisioner { return newBackend(t, testConfig(s.ClientURL())) })
 	})
+	// Ordered groups take another path to their claims (leases, lease.go): the suite holds there too.
+	t.Run("EmbeddedOrdered", func(t *testing.T) {
+		s := runServer(t, "", 0)
+		conformance.Run(t, func(t *testing.T) channel.Provisioner { return orderedGroups{newBackend(t, testConfig(s.ClientURL()))} })
+	})
 	url := os.Getenv("EVENTGATE_TEST_NATS")
 	if url == "" && os.Getenv("EVENTGATE_REQUIRE_NATS") == "1" {
 		t.Fatal("EVENTGATE_REQUIRE_NATS=1 but EVENTGATE_TEST_NATS names no server (run scripts/nats up)")
@@ -25,4 +31,12 @@ func TestConformance(t *testing.T) {
 			conformance.Run(t, func(t *testing.T) channel.Provisioner { return newBackend(t, testConfig(url)) })
 		})
 	}
+}
+
+// orderedGroups is a Backend whose every subscription is an ordered group.
+type orderedGroups struct{ *Backend }
+
+func (o orderedGroups) Subscribe(ctx context.Context, g channel.Group, h channel.ClaimHandler) (channel.Subscription, error) {
+	g.Ordered = true
+	return o.Backend.Subscribe(ctx, g, h)
 }

@@ -148,8 +148,10 @@ func (b *Backend) runClaim(c *claim) {
 	if c.owner.departed && c.owner.claims == 0 {
 		close(c.owner.gone)
 	}
+	l := c.g.leaser
 	b.mu.Unlock()
 	close(c.finished)
+	l.poke() // a lease waiting for this claim to end can be given up now
 }
 
 // settle ends the claim: every event not acknowledged is negatively acknowledged so that the next

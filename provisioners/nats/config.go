@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -69,6 +70,15 @@ type Config struct {
 	// PullWait is how long one pull waits on the server for events; it bounds how long revoking a
 	// claim waits for its last pull. Default 1s.
 	PullWait time.Duration `koanf:"pullWait"`
+	// LeaseBucket is the JetStream key-value bucket in which the gateways subscribed to an ordered
+	// subscription agree on one owner per partition (see lease.go); it is created on first use.
+	// Default "eventgate-leases".
+	LeaseBucket string `koanf:"leaseBucket"`
+	// LeaseTTL is how long a partition lease of an ordered subscription lives unless its owner renews
+	// it (every LeaseTTL/4): a gateway that died gives its partitions up after it. An owner that could
+	// not renew for LeaseTTL/2 stops delivering them itself, before another gateway may take them.
+	// Keep it the same on every gateway. At least 1s; default 10s.
+	LeaseTTL time.Duration `koanf:"leaseTTL"`
 	// Username and Password authenticate with a user and password.
 	Username string `koanf:"username"`
 	Password string `koanf:"password"`
@@ -103,6 +113,8 @@ func DefaultConfig() Config {
 		MaxAckPending:     1000,
 		FetchBatch:        32,
 		PullWait:          time.Second,
+		LeaseBucket:       "eventgate-leases",
+		LeaseTTL:          10 * time.Second,
 	}
 }
 
@@ -142,6 +154,12 @@ func (c Config) Validate() error {
 	if c.PullWait < 10*time.Millisecond {
 		p.Add("pullWait", "must be at least 10ms, got %s", c.PullWait)
 	}
+	if !bucketNameRe.MatchString(c.LeaseBucket) {
+		p.Add("leaseBucket", "must be letters, digits, '-' and '_', got %q", c.LeaseBucket)
+	}
+	if c.LeaseTTL < time.Second {
+		p.Add("leaseTTL", "must be at least 1s, got %s", c.LeaseTTL)
+	}
 	auth := 0
 	for _, set := range []bool{c.Username != "", c.Token != "", c.NKeySeedFile != "", c.CredsFile != ""} {
 		if set {
@@ -157,6 +175,9 @@ func (c Config) Validate() error {
 	c.TLS.Check(&p)
 	return p.Err()
 }
+
+// bucketNameRe is what JetStream accepts as a key-value bucket name.
+var bucketNameRe = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
 // parseNameTemplate parses the template named key: the subject template's names must be subjects,
 // the stream and consumer templates' names become tokens (see tokenName).

@@ -33,6 +33,8 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"storage", func(c *Config) { c.Storage = "tape" }, "storage"},
 		{"ack wait", func(c *Config) { c.AckWait = 10 * time.Millisecond }, "ackWait"},
 		{"max deliver", func(c *Config) { c.MaxDeliver = 0 }, "maxDeliver"},
+		{"lease bucket", func(c *Config) { c.LeaseBucket = "a.b" }, "leaseBucket"},
+		{"lease ttl", func(c *Config) { c.LeaseTTL = 500 * time.Millisecond }, "leaseTTL"},
 		{"two credentials", func(c *Config) { c.Username, c.Token = "u", "t" }, "username"},
 		{"password alone", func(c *Config) { c.Password = "p" }, "password"},
 		{"cert without key", func(c *Config) { c.TLS.CertFile = "c.pem" }, "tls.certFile"},

@@ -29,6 +29,11 @@ type group struct {
 	deleted     bool
 	rebalancing bool // a rebalancer goroutine is running
 	dirty       bool // membership or partitions changed while it ran: run again
+
+	// ordered is the first member's channel.Group.Ordered, kept while the group has members here:
+	// its partitions are then claimed only while leaser holds their leases (lease.go).
+	ordered bool
+	leaser  *leaser
 }
 
 type member struct {
@@ -94,7 +99,13 @@ func (b *Backend) Subscribe(ctx context.Context, g channel.Group, h channel.Clai
 		grp.deleted = false
 	}
 	m := &member{h: h, gone: make(chan struct{})}
+	if len(grp.members) == 0 {
+		grp.ordered = g.Ordered
+	}
 	grp.members = append(grp.members, m)
+	if grp.ordered && grp.leaser == nil {
+		b.startLeaserLocked(grp)
+	}
 	b.rebalanceLocked(grp)
 	return &subscription{b: b, g: grp, m: m}, nil
 }
@@ -189,6 +200,9 @@ func (s *subscription) Close() error {
 		if s.m.claims == 0 {
 			close(s.m.gone)
 		}
+		if len(s.g.members) == 0 && s.g.leaser != nil {
+			s.g.leaser.detachLocked()
+		}
 		b.rebalanceLocked(s.g)
 	}
 	b.mu.Unlock()
@@ -235,13 +249,17 @@ func (b *Backend) rebalancer(g *group) {
 	}
 }
 
-// assignment is the round-robin owner of each partition (nil: no members). b.mu held.
+// assignment is the round-robin owner of each partition (nil: no members, or an ordered group
+// whose leaser does not hold the partition's lease). b.mu held.
 func (g *group) assignment() []*member {
 	owners := make([]*member, g.cs.partitions)
 	if len(g.members) == 0 {
 		return owners
 	}
 	for p := range owners {
+		if g.ordered && !g.leaser.holds(int32(p)) {
+			continue
+		}
 		owners[p] = g.members[p%len(g.members)]
 	}
 	return owners
@@ -298,6 +316,9 @@ func (b *Backend) DeleteGroup(ctx context.Context, g channel.Group) error {
 	if grp != nil {
 		delete(b.groups, key)
 		grp.deleted = true
+		if grp.leaser != nil {
+			grp.leaser.detachLocked()
+		}
 		for _, c := range grp.claims {
 			c.cancel()
 			cs = append(cs, c)

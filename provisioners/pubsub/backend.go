@@ -39,6 +39,12 @@
 // sought back over the retention window. Without retention Earliest is the same as Latest. So the
 // conformance cases that publish before a group's first Subscribe cannot hold; neither could they
 // on the emulator with retention, whose Seek loses the message bodies. See conformance_test.go.
+//
+// Nor does Backend report consumer lag (it is no channel.LagReporter): a subscription's backlog is
+// not in the Pub/Sub API but in Cloud Monitoring (subscription/num_undelivered_messages), which the
+// emulator lacks. The one figure at hand, messages received and not yet acked, is bounded by
+// MaxOutstandingMessages and blind to what waits in Pub/Sub; reported as lag it would read 0 or
+// a few hundred while millions wait, so it is not.
 package pubsub
 
 import (
