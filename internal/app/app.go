@@ -24,6 +24,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/metrics"
 	"github.com/eventgate/eventgate/gateway/redrive"
 	"github.com/eventgate/eventgate/gateway/resources"
+	"github.com/eventgate/eventgate/gateway/tracing"
 	"github.com/eventgate/eventgate/provisioners/inmemory"
 	"github.com/eventgate/eventgate/provisioners/kafka"
 	"github.com/eventgate/eventgate/provisioners/nats"
@@ -56,6 +57,7 @@ type App struct {
 	backends map[string]channel.Provisioner // by provisioner name (resources.Provisioner*)
 	router   *router
 	redrives *redrive.Manager // dead-letter redrive jobs (POST /redrives)
+	tracer   *tracing.Tracer  // nil: tracing off (tracing.go)
 	ingress  *ingress.Handler
 	resolver *resources.Resolver
 	client   *http.Client
@@ -161,7 +163,10 @@ func New(o Options) (*App, error) {
 	backends = append(backends, a.nats)
 	a.router = newRouter(backends...)
 	a.redrives = a.newRedrives()
-	a.ingress = ingress.New(cfg.Ingress, ingress.Deps{Log: o.Log, Metrics: a.metrics})
+	if err := a.startTracing(o.Build.Version); err != nil {
+		return nil, err
+	}
+	a.ingress = ingress.New(cfg.Ingress, ingress.Deps{Log: o.Log, Metrics: a.metrics, Tracer: a.tracer})
 	if cfg.Ingress.Auth.Secret != "" {
 		if err := a.loadTokens(); err != nil {
 			return nil, err
@@ -210,6 +215,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.stopSources()
 		a.shutdownDispatchers(context.Background())
 		a.closeBackends()
+		a.stopTracing()
 		return err
 	}
 	ingressLn, err := net.Listen("tcp", a.cfg.Ingress.Address)
@@ -290,6 +296,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.redrives.Close(graceCtx) // before the dispatchers: a redrive may be delivering through one
 	a.shutdownDispatchers(graceCtx)
 	a.closeBackends()
+	a.stopTracing()
 	shortCtx, cancelShort := context.WithTimeout(context.Background(), time.Second)
 	defer cancelShort()
 	adminSrv.Shutdown(shortCtx)
