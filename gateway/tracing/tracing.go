@@ -121,7 +121,7 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, version 
 	case ProtocolHTTP:
 		var opts []otlptracehttp.Option
 		if s.endpoint != "" {
-			opts = append(opts, otlptracehttp.WithEndpointURL(s.endpoint))
+			opts = append(opts, otlptracehttp.WithEndpointURL(httpTracesURL(s.endpoint)))
 		}
 		exp, err = otlptracehttp.New(ctx, opts...)
 	default:
@@ -409,6 +409,17 @@ func eventAttributes(span trace.Span, e *event.Event) {
 	if e.Subject != "" {
 		span.SetAttributes(attribute.String(keyEventSubject, e.Subject))
 	}
+}
+
+// httpTracesURL is the OTLP/HTTP URL of the traces of a collector at endpoint: /v1/traces added
+// when the endpoint has no path, as for OTEL_EXPORTER_OTLP_ENDPOINT.
+func httpTracesURL(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Path != "" && u.Path != "/") {
+		return endpoint
+	}
+	u.Path = "/v1/traces"
+	return u.String()
 }
 
 // redactURL leaves credentials and the query (which may carry tokens) out of u.
