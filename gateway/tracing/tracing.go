@@ -87,6 +87,13 @@ const (
 	RoleSink       = "sink"
 )
 
+// Span kinds as start options, built once (an option built per span is an allocation).
+var (
+	kindProducer = trace.WithSpanKind(trace.SpanKindProducer)
+	kindConsumer = trace.WithSpanKind(trace.SpanKindConsumer)
+	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
+)
+
 // instrumentationName names eventgate's tracer.
 const instrumentationName = "github.com/eventgate/eventgate"
 
@@ -260,15 +267,15 @@ func (t *Tracer) StartSendTo(ctx context.Context, dest, role string, e *event.Ev
 func (t *Tracer) startSend(ctx context.Context, name, system, dest, role string, e *event.Event) (context.Context, trace.Span) {
 	own := EventContext(e)
 	parent := trace.SpanContextFromContext(ctx)
-	opts := make([]trace.SpanStartOption, 0, 2)
-	opts = append(opts, trace.WithSpanKind(trace.SpanKindProducer))
+	var span trace.Span
 	switch {
 	case !parent.IsValid() && own.IsValid():
-		ctx = trace.ContextWithRemoteSpanContext(ctx, own)
+		ctx, span = t.tracer.Start(trace.ContextWithRemoteSpanContext(ctx, own), name, kindProducer)
 	case own.IsValid() && !own.Equal(parent):
-		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: own}))
+		ctx, span = t.tracer.Start(ctx, name, kindProducer, trace.WithLinks(trace.Link{SpanContext: own}))
+	default:
+		ctx, span = t.tracer.Start(ctx, name, kindProducer)
 	}
-	ctx, span := t.tracer.Start(ctx, name, opts...)
 	if span.IsRecording() {
 		span.SetAttributes(
 			attribute.String(keySystem, system),
@@ -307,7 +314,7 @@ func (t *Tracer) StartProcess(ctx context.Context, p Process) (context.Context, 
 	if sc := EventContext(p.Event); sc.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
-	ctx, span := t.tracer.Start(ctx, "process "+p.Channel.String(), trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := t.tracer.Start(ctx, "process "+p.Channel.String(), kindConsumer)
 	if span.IsRecording() {
 		system := t.system(p.Channel)
 		span.SetAttributes(
@@ -337,21 +344,23 @@ func (t *Tracer) StartAttempt(ctx context.Context, u, role string, resend int) (
 	if t == nil {
 		return ctx, trace.SpanFromContext(ctx)
 	}
-	ctx, span := t.tracer.Start(ctx, http.MethodPost, trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := t.tracer.Start(ctx, http.MethodPost, kindClient)
 	if span.IsRecording() {
-		span.SetAttributes(attribute.String(keyMethod, http.MethodPost), attribute.String(keyURL, redactURL(u)),
-			attribute.String(keyRole, role))
+		span.SetAttributes(attribute.String(keyMethod, http.MethodPost))
+		if role != "" {
+			span.SetAttributes(attribute.String(keyRole, role))
+		}
 		if pu, err := url.Parse(u); err == nil {
-			span.SetAttributes(attribute.String(keyServerAddress, pu.Hostname()))
-			if port := pu.Port(); port != "" {
-				if n, err := strconv.Atoi(port); err == nil {
-					span.SetAttributes(attribute.Int(keyServerPort, n))
-				}
-			} else if pu.Scheme == "https" {
-				span.SetAttributes(attribute.Int(keyServerPort, 443))
-			} else {
-				span.SetAttributes(attribute.Int(keyServerPort, 80))
+			port := 80
+			if pu.Scheme == "https" {
+				port = 443
 			}
+			if p, err := strconv.Atoi(pu.Port()); err == nil {
+				port = p
+			}
+			span.SetAttributes(attribute.String(keyServerAddress, pu.Hostname()), attribute.Int(keyServerPort, port))
+			pu.User, pu.RawQuery, pu.ForceQuery, pu.Fragment = nil, "", false, ""
+			span.SetAttributes(attribute.String(keyURL, pu.String()))
 		}
 		if resend > 0 {
 			span.SetAttributes(attribute.Int(keyResend, resend))

@@ -47,13 +47,16 @@ type Receiver struct {
 	mu      sync.Mutex
 	spans   []Span
 	count   int
+	exports int // HTTP exports a discarding Receiver did not decode
 	changed chan struct{} // closed and replaced when spans arrive
 }
 
 // Start runs a Receiver that keeps every span, until the test ends.
 func Start(t testing.TB) *Receiver { return start(t, true) }
 
-// StartDiscarding runs a Receiver that decodes and counts spans but keeps none (for benchmarks).
+// StartDiscarding runs a Receiver for benchmarks: over gRPC it decodes and counts the spans but
+// keeps none; over HTTP it reads each export and answers it without decoding (counted in Exports),
+// as a collector in another process would cost the exporter nothing more.
 func StartDiscarding(t testing.TB) *Receiver { return start(t, false) }
 
 func start(t testing.TB, keep bool) *Receiver {
@@ -96,6 +99,13 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	body, err := io.ReadAll(req.Body)
+	if err == nil && !r.keep {
+		r.mu.Lock()
+		r.exports++
+		r.mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		return // an empty ExportTraceServiceResponse is zero bytes
+	}
 	var msg collectortrace.ExportTraceServiceRequest
 	if err == nil {
 		err = proto.Unmarshal(body, &msg)
@@ -152,6 +162,13 @@ func (r *Receiver) Count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.count
+}
+
+// Exports is how many HTTP exports a discarding Receiver took without decoding them.
+func (r *Receiver) Exports() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.exports
 }
 
 // WaitFor waits until done holds for the spans received, failing the test after within; it
