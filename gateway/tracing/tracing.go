@@ -24,6 +24,7 @@ package tracing
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -227,8 +228,23 @@ func SetEventContext(e *event.Event, sc trace.SpanContext) {
 		return
 	}
 	delete(e.Extensions, ExtTraceState)
-	var p propagation.TraceContext
-	p.Inject(trace.ContextWithSpanContext(context.Background(), sc), eventCarrier{e})
+	e.SetExtension(ExtTraceParent, traceparent(sc))
+	if ts := sc.TraceState(); ts.Len() > 0 {
+		e.SetExtension(ExtTraceState, ts.String())
+	}
+}
+
+// traceparent is sc in the W3C traceparent form, version 00: 00-TRACEID-SPANID-FLAGS.
+func traceparent(sc trace.SpanContext) string {
+	var b [55]byte
+	tid, sid := sc.TraceID(), sc.SpanID()
+	b[0], b[1], b[2] = '0', '0', '-'
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	b[52] = '-'
+	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags() & trace.FlagsSampled)})
+	return string(b[:])
 }
 
 // TraceID is the trace id of the span in ctx, as logs carry it (trace_id); "" when there is none.
@@ -277,16 +293,17 @@ func (t *Tracer) startSend(ctx context.Context, name, system, dest, role string,
 		ctx, span = t.tracer.Start(ctx, name, kindProducer)
 	}
 	if span.IsRecording() {
-		span.SetAttributes(
+		attrs := make([]attribute.KeyValue, 0, 10)
+		attrs = append(attrs,
 			attribute.String(keySystem, system),
 			attribute.String(keyDestination, dest),
 			attribute.String(keyOperationType, "send"),
 			attribute.String(keyOperationName, "send"),
 		)
 		if role != "" {
-			span.SetAttributes(attribute.String(keyRole, role))
+			attrs = append(attrs, attribute.String(keyRole, role))
 		}
-		eventAttributes(span, e)
+		span.SetAttributes(eventAttributes(attrs, e)...)
 	}
 	SetEventContext(e, span.SpanContext())
 	return ctx, span
@@ -317,7 +334,8 @@ func (t *Tracer) StartProcess(ctx context.Context, p Process) (context.Context, 
 	ctx, span := t.tracer.Start(ctx, "process "+p.Channel.String(), kindConsumer)
 	if span.IsRecording() {
 		system := t.system(p.Channel)
-		span.SetAttributes(
+		attrs := make([]attribute.KeyValue, 0, 12)
+		attrs = append(attrs,
 			attribute.String(keySystem, system),
 			attribute.String(keyDestination, p.Channel.String()),
 			attribute.String(keyOperationType, "process"),
@@ -329,10 +347,10 @@ func (t *Tracer) StartProcess(ctx context.Context, p Process) (context.Context, 
 			if system == "kafka" {
 				offsetKey = keyKafkaOffset
 			}
-			span.SetAttributes(attribute.String(keyPartition, strconv.Itoa(int(p.Partition))),
+			attrs = append(attrs, attribute.String(keyPartition, strconv.Itoa(int(p.Partition))),
 				attribute.Int64(offsetKey, p.Offset))
 		}
-		eventAttributes(span, p.Event)
+		span.SetAttributes(eventAttributes(attrs, p.Event)...)
 	}
 	return ctx, span
 }
@@ -346,9 +364,10 @@ func (t *Tracer) StartAttempt(ctx context.Context, u, role string, resend int) (
 	}
 	ctx, span := t.tracer.Start(ctx, http.MethodPost, kindClient)
 	if span.IsRecording() {
-		span.SetAttributes(attribute.String(keyMethod, http.MethodPost))
+		attrs := make([]attribute.KeyValue, 0, 6)
+		attrs = append(attrs, attribute.String(keyMethod, http.MethodPost))
 		if role != "" {
-			span.SetAttributes(attribute.String(keyRole, role))
+			attrs = append(attrs, attribute.String(keyRole, role))
 		}
 		if pu, err := url.Parse(u); err == nil {
 			port := 80
@@ -358,13 +377,14 @@ func (t *Tracer) StartAttempt(ctx context.Context, u, role string, resend int) (
 			if p, err := strconv.Atoi(pu.Port()); err == nil {
 				port = p
 			}
-			span.SetAttributes(attribute.String(keyServerAddress, pu.Hostname()), attribute.Int(keyServerPort, port))
 			pu.User, pu.RawQuery, pu.ForceQuery, pu.Fragment = nil, "", false, ""
-			span.SetAttributes(attribute.String(keyURL, pu.String()))
+			attrs = append(attrs, attribute.String(keyServerAddress, pu.Hostname()), attribute.Int(keyServerPort, port),
+				attribute.String(keyURL, pu.String()))
 		}
 		if resend > 0 {
-			span.SetAttributes(attribute.Int(keyResend, resend))
+			attrs = append(attrs, attribute.Int(keyResend, resend))
 		}
+		span.SetAttributes(attrs...)
 	}
 	return ctx, span
 }
@@ -405,19 +425,21 @@ func Fail(span trace.Span, reason string) {
 	}
 }
 
-func eventAttributes(span trace.Span, e *event.Event) {
+// eventAttributes appends e's CloudEvents attributes to attrs.
+func eventAttributes(attrs []attribute.KeyValue, e *event.Event) []attribute.KeyValue {
 	if e == nil {
-		return
+		return attrs
 	}
-	span.SetAttributes(
+	attrs = append(attrs,
 		attribute.String(keyEventID, e.ID),
 		attribute.String(keyEventType, e.Type),
 		attribute.String(keyEventSource, e.Source),
 		attribute.String(keyEventSpec, e.SpecVersion),
 	)
 	if e.Subject != "" {
-		span.SetAttributes(attribute.String(keyEventSubject, e.Subject))
+		attrs = append(attrs, attribute.String(keyEventSubject, e.Subject))
 	}
+	return attrs
 }
 
 // httpTracesURL is the OTLP/HTTP URL of the traces of a collector at endpoint: /v1/traces added
