@@ -75,22 +75,24 @@ func TestTracingOnStoresTheSpanContext(t *testing.T) {
 }
 
 // BenchmarkIngressTracing is BenchmarkIngressInMemory's handler case with tracing off (a nil
-// Tracer) and on (every request's event sampled, spans exported over OTLP/HTTP to an in-process
-// collector that reads and discards them), each request carrying a traceparent header.
+// Tracer), on (every request's event sampled, spans exported over OTLP/HTTP to an in-process
+// collector that reads and discards them), each request carrying a sampled traceparent header, and
+// on with tracing.sampling 0.1 for requests that carry no trace context (9 in 10 spans not recorded).
 func BenchmarkIngressTracing(b *testing.B) {
-	for _, on := range []bool{false, true} {
-		name := "off"
-		if on {
-			name = "on"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		on       bool
+		sampling float64
+	}{{"off", false, 0}, {"on", true, 1}, {"on-sampled-10pct", true, 0.1}} {
+		on := c.on
+		b.Run(c.name, func(b *testing.B) {
 			var tr *tracing.Tracer
 			var recv *otlptest.Receiver
 			if on {
 				recv = otlptest.StartDiscarding(b)
 				var err error
 				tr, err = tracing.Start(context.Background(), tracing.Config{Endpoint: recv.HTTPEndpoint,
-					Protocol: tracing.ProtocolHTTP, Sampling: 1}, func(string) string { return "" }, "bench")
+					Protocol: tracing.ProtocolHTTP, Sampling: c.sampling}, func(string) string { return "" }, "bench")
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -104,7 +106,11 @@ func BenchmarkIngressTracing(b *testing.B) {
 			b.Cleanup(func() { _ = backend.Close() })
 			h := New(DefaultConfig(), Deps{Log: log, Metrics: metrics.New(metrics.Build{Version: "bench"}), Tracer: tr})
 			h.SetChannels(Table{ref: backend})
-			runHandler(b, tracedHeaders{h}, http.StatusAccepted)
+			var hh http.Handler = tracedHeaders{h}
+			if c.on && c.sampling != 1 {
+				hh = h // no trace context: the gateway samples
+			}
+			runHandler(b, hh, http.StatusAccepted)
 			if on {
 				b.StopTimer()
 				if err := tr.Shutdown(context.Background()); err != nil || recv.Exports() == 0 {
