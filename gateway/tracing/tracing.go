@@ -104,6 +104,7 @@ type Tracer struct {
 	prop     propagation.TraceContext
 	systems  func(channel.Ref) string
 	shutdown func(context.Context) error
+	settings settings // what Start resolved; zero for New
 }
 
 // New returns a Tracer on tp (tests give it an SDK provider with an in-memory exporter). Shutdown
@@ -156,8 +157,23 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, version 
 		sdktrace.WithResource(res),
 	)
 	t := New(tp)
-	t.shutdown = tp.Shutdown
+	t.shutdown, t.settings = tp.Shutdown, s
 	return t, nil
+}
+
+// Describe is what Start resolved, as key/value pairs for a log line: the endpoint ("from the
+// environment" when the exporter reads it there), the protocol, the sampling ratio and the service
+// name.
+func (t *Tracer) Describe() []any {
+	if t == nil {
+		return nil
+	}
+	endpoint := t.settings.endpoint
+	if endpoint == "" {
+		endpoint = "from the OTEL_EXPORTER_OTLP_* environment"
+	}
+	return []any{"endpoint", endpoint, "protocol", t.settings.protocol, "sampling", t.settings.sampling,
+		"service", t.settings.serviceName}
 }
 
 // Shutdown exports the spans still buffered and stops the exporter, within ctx. Nil-safe.

@@ -25,8 +25,7 @@ func (a *App) startTracing(version string) error {
 	// The SDK reports failed exports (a collector that is down) here, not to the event path.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { a.log.Warn("tracing: span export failed", "err", err) }))
 	a.tracer = t
-	a.log.Info("tracing on", "service", a.cfg.Tracing.ServiceName, "endpoint", a.cfg.Tracing.Endpoint,
-		"protocol", a.cfg.Tracing.Protocol, "sampling", a.cfg.Tracing.Sampling)
+	a.log.Info("tracing on", t.Describe()...)
 	return nil
 }
 
