@@ -57,11 +57,11 @@ type App struct {
 	backends map[string]channel.Provisioner // by provisioner name (resources.Provisioner*)
 	router   *router
 	redrives *redrive.Manager // dead-letter redrive jobs (POST /redrives)
-	tracer   *tracing.Tracer  // nil: tracing off (tracing.go)
 	ingress  *ingress.Handler
 	resolver *resources.Resolver
 	client   *http.Client
 	onReady  func(string, string)
+	tracer   *tracing.Tracer // nil: tracing off (tracing.go)
 
 	loaded   atomic.Bool // a resource set has been applied
 	stopping atomic.Bool
