@@ -52,18 +52,19 @@ func TestTracingIngressKafkaSubscriber(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	})
 	sub.on("/dl", func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusBadRequest) })
-	ch := uniqueName("traced")
+	// Names of their own: on a real broker consumer groups outlive a run.
+	ch, okName, dlName := uniqueName("traced"), uniqueName("ok"), uniqueName("dl")
 	dir := t.TempDir()
-	writeFile(t, dir, "m.yaml", kafkaManifests(ch, "ok", sub.url+"/ok", "  delivery: {retry: 2, backoffDelay: PT0.01S}\n")+
+	writeFile(t, dir, "m.yaml", kafkaManifests(ch, okName, sub.url+"/ok", "  delivery: {retry: 2, backoffDelay: PT0.01S}\n")+
 		fmt.Sprintf(`---
 apiVersion: messaging.knative.dev/v1
 kind: Subscription
-metadata: {name: dl, namespace: e2e, annotations: {eventgate.dev/initial-offset: earliest}}
+metadata: {name: %s, namespace: e2e, annotations: {eventgate.dev/initial-offset: earliest}}
 spec:
   channel: {apiVersion: messaging.knative.dev/v1beta1, kind: KafkaChannel, name: %s}
   subscriber: {uri: "%s/dl"}
   delivery: {retry: 2, deadLetterSink: {uri: "%s/dead"}}
-`, ch, sub.url, sub.url))
+`, dlName, ch, sub.url, sub.url))
 	g := startGatewayEnv(t, otelEnv(recv), "--set", "kafka.brokers="+broker, "-f", dir)
 
 	const (
@@ -127,7 +128,8 @@ spec:
 	}
 
 	process := map[string]tracetest.Span{}
-	for _, group := range []string{"e2e/ok", "e2e/dl"} {
+	okGroup, dlGroup := "e2e/"+okName, "e2e/"+dlName
+	for _, group := range []string{okGroup, dlGroup} {
 		p := one("consumer", "process "+dest, func(s tracetest.Span) bool { return s.Attrs["messaging.consumer.group.name"] == group })
 		if p.ParentSpanID != send.SpanID {
 			t.Errorf("process span of %s: parent %s, want the send span %s", group, p.ParentSpanID, send.SpanID)
@@ -146,8 +148,8 @@ spec:
 		return s.Attrs["url.full"] == okURL && s.Attrs["http.response.status_code"] == "202"
 	})
 	for _, a := range []tracetest.Span{first, second} {
-		if a.ParentSpanID != process["e2e/ok"].SpanID {
-			t.Errorf("attempt span: parent %s, want the process span %s", a.ParentSpanID, process["e2e/ok"].SpanID)
+		if a.ParentSpanID != process[okGroup].SpanID {
+			t.Errorf("attempt span: parent %s, want the process span %s", a.ParentSpanID, process[okGroup].SpanID)
 		}
 		wantAttrs(a, map[string]string{"http.request.method": "POST", "eventgate.destination.role": "subscriber",
 			"server.address": "127.0.0.1", "server.port": "*"})
@@ -174,8 +176,8 @@ spec:
 	dlAttempt := one("client", "POST", func(s tracetest.Span) bool { return s.Attrs["url.full"] == sub.url+"/dl" })
 	wantAttrs(dlAttempt, map[string]string{"http.response.status_code": "400", "error.type": "400"})
 	dead := one("producer", "send "+sub.url+"/dead", nil)
-	if dead.ParentSpanID != process["e2e/dl"].SpanID {
-		t.Errorf("dead-letter span: parent %s, want the dl process span %s", dead.ParentSpanID, process["e2e/dl"].SpanID)
+	if dead.ParentSpanID != process[dlGroup].SpanID {
+		t.Errorf("dead-letter span: parent %s, want the dl process span %s", dead.ParentSpanID, process[dlGroup].SpanID)
 	}
 	if len(dead.Links) != 1 || dead.Links[0].SpanID != send.SpanID {
 		t.Errorf("dead-letter span links %+v, want one to the send span %s", dead.Links, send.SpanID)
