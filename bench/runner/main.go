@@ -57,7 +57,7 @@ func main() {
 	flag.IntVar(&s.inFlight, "in-flight", 64, "in-flight deliveries of the consume-and-POST baseline (eventgate's dispatch.maxInFlight default)")
 	flag.DurationVar(&s.rssWindow, "rss-window", 0, "how long the RSS run watches the backlog drain (default 30s, quick 5s)")
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
-	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers")
+	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch")
 	flag.Parse()
 	s.defaults()
 	if s.bin == "" {
@@ -204,6 +204,8 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		{"latency", "", r.latency},
 		{"rss", kafka, r.rss},
 		{"triggers", kafka, r.triggers},
+		{"tracing-ingress", "", r.tracingIngress},
+		{"tracing-dispatch", kafka, r.tracingDispatch},
 	}
 	for _, st := range steps {
 		if !r.s.want(st.path) || (st.needs == kafka && !r.kafka) || (st.needs == nats && !r.nats) {
@@ -223,7 +225,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 
 // wantsKafka and wantsNATS say whether the selected paths include any on that server.
 func (r *runner) wantsKafka() bool {
-	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "rss", "triggers"}, r.s.want)
+	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "rss", "triggers", "tracing-dispatch"}, r.s.want)
 }
 
 func (r *runner) wantsNATS() bool {

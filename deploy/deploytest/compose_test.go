@@ -383,3 +383,34 @@ func sorted(s []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestComposeTracingProfile: the tracing profile adds Jaeger with the UI on loopback, and the
+// gateways take their OTLP endpoint from OTEL_EXPORTER_OTLP_ENDPOINT: empty (tracing off) unless the
+// caller names one.
+func TestComposeTracingProfile(t *testing.T) {
+	p := loadComposeProfiles(t, []string{"tracing"})
+	if !slices.Contains(p.ServiceNames(), "jaeger") {
+		t.Fatalf("services with the tracing profile = %v, want jaeger among them", p.ServiceNames())
+	}
+	j, err := p.GetService("jaeger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ui := false
+	for _, pc := range j.Ports {
+		ui = ui || (pc.Target == 16686 && pc.HostIP == "127.0.0.1")
+	}
+	if !strings.Contains(j.Image, "jaeger") || !ui || !slices.Contains(j.Expose, "4317") {
+		t.Errorf("jaeger: image %q ports %+v expose %v; want the UI on 127.0.0.1:16686 and OTLP gRPC exposed", j.Image, j.Ports, j.Expose)
+	}
+	if slices.Contains(loadCompose(t).ServiceNames(), "jaeger") {
+		t.Error("jaeger runs without the tracing profile")
+	}
+	eg, err := p.GetService("eventgate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := eg.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]; !ok || v == nil || *v != "" {
+		t.Errorf("eventgate OTEL_EXPORTER_OTLP_ENDPOINT = %v, want present and empty (tracing off) without the caller's", v)
+	}
+}

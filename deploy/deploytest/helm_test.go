@@ -13,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/eventgate/eventgate/gateway/config"
+	"github.com/eventgate/eventgate/gateway/tracing"
 	"github.com/eventgate/eventgate/gateway/resources"
 )
 
@@ -721,4 +722,30 @@ func equalJSON(a, b any) bool {
 	ja, err1 := json.Marshal(a)
 	jb, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+// TestChartTracingValues: the tracing values become the gateway's tracing section, and the default
+// values leave tracing off (no section: the gateway's defaults).
+func TestChartTracingValues(t *testing.T) {
+	load := func(r *rendered) config.Config {
+		t.Helper()
+		file := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(file, []byte(named[*corev1.ConfigMap](r, gatewayName).Data["config.yaml"]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := config.Load(config.Sources{File: file})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	cfg := load(render(t, "-f", ciValues(t, "tracing-values.yaml")))
+	want := tracing.Config{Endpoint: "http://otel-collector.observability:4318", Protocol: "http/protobuf",
+		Sampling: 0.1, ServiceName: "eventgate-shop"}
+	if cfg.Tracing != want {
+		t.Errorf("tracing config = %+v, want %+v", cfg.Tracing, want)
+	}
+	if got := load(render(t)).Tracing; got != tracing.DefaultConfig() {
+		t.Errorf("default values: tracing config = %+v, want the gateway's defaults (off)", got)
+	}
 }

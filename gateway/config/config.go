@@ -28,6 +28,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/dispatch"
 	"github.com/eventgate/eventgate/gateway/ingress"
 	"github.com/eventgate/eventgate/gateway/redrive"
+	"github.com/eventgate/eventgate/gateway/tracing"
 	"github.com/eventgate/eventgate/provisioners/inmemory"
 	"github.com/eventgate/eventgate/provisioners/kafka"
 	"github.com/eventgate/eventgate/provisioners/nats"
@@ -45,6 +46,7 @@ type Config struct {
 	NATS     nats.Config     `koanf:"nats"`
 	Dispatch dispatch.Config `koanf:"dispatch"`
 	Redrive  redrive.Config  `koanf:"redrive"`
+	Tracing  tracing.Config  `koanf:"tracing"`
 	// AddressBook maps references that are not channels to URLs. Keys are "NAMESPACE/NAME" or
 	// "KIND/NAMESPACE/NAME" (the more specific wins). Unlisted references resolve to the in-cluster
 	// Knative address http://NAME.NAMESPACE.svc.cluster.local.
@@ -99,6 +101,7 @@ func Default() Config {
 		NATS:        nats.DefaultConfig(),
 		Dispatch:    dispatch.DefaultConfig(),
 		Redrive:     redrive.DefaultConfig(),
+		Tracing:     tracing.DefaultConfig(),
 		AddressBook: map[string]string{},
 		Shutdown:    Shutdown{Grace: 25 * time.Second},
 		Log:         Log{Level: "info", Format: "auto"},
@@ -260,6 +263,7 @@ func (c Config) Validate() error {
 	}
 	p.Within("dispatch", c.Dispatch.Validate())
 	p.Within("redrive", c.Redrive.Validate())
+	p.Within("tracing", c.Tracing.Validate())
 	p.PositiveDuration("shutdown.grace", c.Shutdown.Grace)
 	p.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	p.OneOf("log.format", c.Log.Format, "auto", "text", "json")

@@ -13,9 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/metrics"
+	"github.com/eventgate/eventgate/gateway/tracing"
 )
 
 // Bounds on what is read from a destination's answer.
@@ -59,11 +62,18 @@ func (d *Dispatcher) send(ctx context.Context, dest Destination, ev *event.Event
 	p := d.sub.Policy
 	for n := 1; ; n++ {
 		var res attemptResult
+		actx, aev, span := ctx, ev, trace.Span(nil)
+		if d.tracer != nil {
+			actx, span, aev = d.startAttempt(ctx, dest, ev, subscriber, n)
+		}
 		start := time.Now()
 		if dest.Channel != nil {
-			res = d.attemptChannel(ctx, *dest.Channel, ev, subscriber)
+			res = d.attemptChannel(actx, *dest.Channel, aev, subscriber)
 		} else {
-			res = d.attemptHTTP(ctx, dest.URL, ev, subscriber)
+			res = d.attemptHTTP(actx, dest.URL, aev, subscriber)
+		}
+		if span != nil {
+			tracing.EndAttempt(span, res.status, res.err)
 		}
 		if subscriber && d.observer != nil && ctx.Err() == nil {
 			d.observer.ObserveAttempt(Attempt{Start: start, Latency: time.Since(start), Status: res.status,
@@ -112,6 +122,9 @@ func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event,
 	}
 	event.WriteHTTPBinary(ev, req.Header)
 	req.Header.Set("Prefer", "reply")
+	if d.tracer != nil {
+		d.tracer.Inject(ctx, req.Header)
+	}
 
 	start := time.Now()
 	resp, err := d.client.Do(req)

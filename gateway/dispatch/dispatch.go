@@ -19,11 +19,14 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/filter"
 	"github.com/eventgate/eventgate/gateway/metrics"
 	"github.com/eventgate/eventgate/gateway/resources"
+	"github.com/eventgate/eventgate/gateway/tracing"
 )
 
 // Destination is where events go: an HTTP URL or, resolved inside the gateway, a channel.
@@ -161,6 +164,9 @@ type Deps struct {
 	// when Subscription.Adaptive is set, else NewSemaphore(MaxInFlight). When it implements
 	// AttemptObserver it is told about every subscriber attempt.
 	Limiter Limiter
+	// Tracer traces each event's processing, attempts, dead letter and reply (see gateway/tracing);
+	// nil: tracing off.
+	Tracer *tracing.Tracer
 }
 
 // ErrStarted is returned by Start on a dispatcher that was already started (or stopped).
@@ -174,6 +180,7 @@ type Dispatcher struct {
 	m      *metrics.Metrics
 	log    *slog.Logger
 	lim    Limiter
+	tracer *tracing.Tracer // nil: tracing off
 	// observer is lim when it implements AttemptObserver, else nil.
 	observer AttemptObserver
 	// channels is consumed for the subscription and published to for channel destinations.
@@ -240,6 +247,7 @@ func New(s Subscription, d Deps) *Dispatcher {
 		m:        d.Metrics,
 		log:      d.Log,
 		lim:      d.Limiter,
+		tracer:   d.Tracer,
 		wait:     sleepCtx,
 		cycleMin: minCycleDelay,
 		now:      time.Now,
@@ -521,15 +529,23 @@ func (d *Dispatcher) run(ctx context.Context, c channel.Claim, rec channel.Recor
 func (d *Dispatcher) process(ctx context.Context, rec channel.Record, log *slog.Logger) Outcome {
 	start := time.Now()
 	out := Outcome{}
+	var span trace.Span // the CONSUMER span; nil with tracing off
 	finish := func(r Result) Outcome {
 		out.Result = r
 		out.Duration = time.Since(start)
+		if span != nil {
+			endProcess(span, r)
+		}
 		return out
 	}
 	if rec.Event == nil {
 		d.droppedInvalid.Inc()
 		log.Warn("record without an event dropped", "offset", rec.Offset)
 		return finish(Dropped)
+	}
+	if d.tracer != nil {
+		ctx, span = d.startProcess(ctx, rec)
+		log = log.With("trace_id", tracing.TraceID(ctx))
 	}
 	// Record attributes are added at each log call, not with log.With: that would allocate per event.
 	id := rec.Event.ID
@@ -555,7 +571,14 @@ func (d *Dispatcher) process(ctx context.Context, rec channel.Record, log *slog.
 			return finish(Dropped)
 		}
 		dl := deadLetterEvent(rec.Event, d.sub.Subscriber, res)
-		dres := d.send(ctx, *d.sub.DeadLetter, dl, false, nil)
+		dctx, dspan := ctx, trace.Span(nil)
+		if d.tracer != nil {
+			dctx, dspan = d.startOut(ctx, *d.sub.DeadLetter, tracing.RoleDeadLetter, dl)
+		}
+		dres := d.send(dctx, *d.sub.DeadLetter, dl, false, nil)
+		if dspan != nil {
+			endOut(dspan, dres)
+		}
 		if dres.ok {
 			d.deadLettered.Inc()
 			if d.trigDeadLettered != nil {
@@ -597,7 +620,14 @@ func (d *Dispatcher) handleReply(ctx context.Context, res attemptResult, rec cha
 			"event_id", rec.Event.ID, "reply_id", res.reply.ID)
 		return true
 	}
-	rres := d.send(ctx, *d.sub.Reply, res.reply, false, nil)
+	rctx, rspan := ctx, trace.Span(nil)
+	if d.tracer != nil {
+		rctx, rspan = d.startOut(ctx, *d.sub.Reply, tracing.RoleReply, res.reply)
+	}
+	rres := d.send(rctx, *d.sub.Reply, res.reply, false, nil)
+	if rspan != nil {
+		endOut(rspan, rres)
+	}
 	switch {
 	case rres.ok:
 		d.repliesSent.Inc()

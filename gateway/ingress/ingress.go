@@ -24,9 +24,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/metrics"
+	"github.com/eventgate/eventgate/gateway/tracing"
 )
 
 // Table maps the channels the ingress serves to the publisher that stores them. A Table is
@@ -43,6 +46,7 @@ type Handler struct {
 	sources  atomic.Pointer[map[string]http.Handler] // "NAMESPACE/NAME" → webhook handler
 	tokens   atomic.Pointer[Tokens]                  // nil: no authentication
 	slots    chan struct{}                           // bounds concurrent requests; nil: unbounded
+	tracer   *tracing.Tracer                         // nil: tracing off
 }
 
 // Deps are the Handler's collaborators.
@@ -51,6 +55,8 @@ type Deps struct {
 	Log *slog.Logger
 	// Metrics is updated per request; nil means none.
 	Metrics *metrics.Metrics
+	// Tracer starts a PRODUCER span per event stored (see gateway/tracing); nil: tracing off.
+	Tracer *tracing.Tracer
 }
 
 // New returns a Handler serving no channels until SetChannels is called. Of cfg it uses MaxBodyBytes
@@ -63,7 +69,7 @@ func New(cfg Config, d Deps) *Handler {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{maxBody: cfg.MaxBodyBytes, log: d.Log, metrics: d.Metrics}
+	h := &Handler{maxBody: cfg.MaxBodyBytes, log: d.Log, metrics: d.Metrics, tracer: d.Tracer}
 	if cfg.MaxConcurrentRequests > 0 {
 		h.slots = make(chan struct{}, cfg.MaxConcurrentRequests)
 	}
@@ -235,7 +241,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, ref channel.Ref,
 		w.WriteHeader(http.StatusAccepted)
 		return http.StatusAccepted, 0
 	}
-	if err := pub.Publish(r.Context(), ref, events); err != nil {
+	var spans []trace.Span
+	if h.tracer != nil {
+		spans = h.startSpans(r, ref, events)
+	}
+	err = pub.Publish(r.Context(), ref, events)
+	if spans != nil {
+		endSpans(spans, err)
+	}
+	if err != nil {
 		code, msg := StatusFor(err)
 		var full *channel.FullError
 		if errors.As(err, &full) {

@@ -25,6 +25,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/metrics"
 	"github.com/eventgate/eventgate/gateway/redrive"
 	"github.com/eventgate/eventgate/gateway/resources"
+	"github.com/eventgate/eventgate/gateway/tracing"
 	"github.com/eventgate/eventgate/provisioners/inmemory"
 	"github.com/eventgate/eventgate/provisioners/kafka"
 	"github.com/eventgate/eventgate/provisioners/nats"
@@ -62,6 +63,7 @@ type App struct {
 	resolver *resources.Resolver
 	client   *http.Client
 	onReady  func(string, string)
+	tracer   *tracing.Tracer // nil: tracing off (tracing.go)
 
 	loaded   atomic.Bool // a resource set has been applied
 	stopping atomic.Bool
@@ -164,7 +166,10 @@ func New(o Options) (*App, error) {
 	a.router = newRouter(backends...)
 	a.redrives = a.newRedrives()
 	a.sampler = console.NewSampler(a.metrics.Registry, console.SamplerOptions{})
-	a.ingress = ingress.New(cfg.Ingress, ingress.Deps{Log: o.Log, Metrics: a.metrics})
+	if err := a.startTracing(o.Build.Version); err != nil {
+		return nil, err
+	}
+	a.ingress = ingress.New(cfg.Ingress, ingress.Deps{Log: o.Log, Metrics: a.metrics, Tracer: a.tracer})
 	if cfg.Ingress.Auth.Secret != "" {
 		if err := a.loadTokens(); err != nil {
 			return nil, err
@@ -213,6 +218,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.stopSources()
 		a.shutdownDispatchers(context.Background())
 		a.closeBackends()
+		a.stopTracing()
 		return err
 	}
 	ingressLn, err := net.Listen("tcp", a.cfg.Ingress.Address)
@@ -295,6 +301,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.redrives.Close(graceCtx) // before the dispatchers: a redrive may be delivering through one
 	a.shutdownDispatchers(graceCtx)
 	a.closeBackends()
+	a.stopTracing()
 	shortCtx, cancelShort := context.WithTimeout(context.Background(), time.Second)
 	defer cancelShort()
 	adminSrv.Shutdown(shortCtx)

@@ -44,6 +44,14 @@ func (s sink) Send(ctx context.Context, e *event.Event) error {
 }
 
 func (s sink) send(ctx context.Context, e *event.Event) error {
+	if s.a.tracer != nil {
+		return s.tracedSend(ctx, e)
+	}
+	return s.deliver(ctx, e)
+}
+
+// deliver sends e to the sink's channel or URL.
+func (s sink) deliver(ctx context.Context, e *event.Event) error {
 	if s.target.Channel != nil {
 		return s.a.router.Publish(ctx, *s.target.Channel, []*event.Event{e})
 	}
@@ -52,6 +60,7 @@ func (s sink) send(ctx context.Context, e *event.Event) error {
 		return err
 	}
 	event.WriteHTTPBinary(e, req.Header)
+	s.a.tracer.Inject(ctx, req.Header) // nil-safe: nothing with tracing off
 	resp, err := s.a.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("sink %s: %w", s.target.URL, err)

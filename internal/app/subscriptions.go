@@ -100,7 +100,8 @@ func (a *App) startSubscription(ctx context.Context, key string, ds dispatch.Sub
 	if _, ok := a.channels[ds.Channel]; !ok {
 		return a.channelNotReady(key, ds.Channel)
 	}
-	d := dispatch.New(ds, dispatch.Deps{Channels: a.router, Client: a.client, Metrics: a.metrics, Log: a.log})
+	d := dispatch.New(ds, dispatch.Deps{Channels: a.router, Client: a.client, Metrics: a.metrics, Log: a.log,
+		Tracer: a.tracer})
 	if err := d.Start(ctx); err != nil {
 		if ctx.Err() != nil { // stopped: neither ready nor failed
 			return fmt.Errorf("subscription %s: %w", key, ctx.Err())

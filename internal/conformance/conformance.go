@@ -64,6 +64,7 @@ func RunWith(t *testing.T, newProvisioner func(t *testing.T) channel.Provisioner
 		{"PublishUnknownChannel", testPublishUnknown},
 		{"CloseWaitsForHandlers", testCloseWaitsForHandlers},
 		{"TailObservesWithoutAGroup", testTail},
+		{"TraceContextTravelsWithTheEvent", testTraceContext},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -430,5 +431,28 @@ func testCloseWaitsForHandlers(t *testing.T, p channel.Provisioner) {
 	}
 	if n := notCancelled.Load(); n != 0 {
 		t.Errorf("%d handlers saw Records closed but Context not cancelled", n)
+	}
+}
+
+// testTraceContext: the W3C trace context an event carries as its CloudEvents distributed-tracing
+// extensions (traceparent, tracestate) comes out of the channel as it went in: how gateway/tracing
+// carries a trace across every backend.
+func testTraceContext(t *testing.T, p channel.Provisioner) {
+	f := NewFixture(t, p)
+	const (
+		parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		state  = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+	)
+	e := NewEvent("traced", "")
+	e.SetExtension("traceparent", parent)
+	e.SetExtension("tracestate", state)
+	c := NewCollector(nil)
+	f.Subscribe(f.Group(channel.Earliest), c.Handle)
+	f.Publish(e) // after Subscribe: Pub/Sub has no history before a subscription
+	WaitForIDs(t, []string{"traced"}, c)
+	got := c.Records()[0].Event
+	if got.Extension("traceparent") != parent || got.Extension("tracestate") != state {
+		t.Errorf("trace context after the channel: traceparent %q, tracestate %q; want %q, %q",
+			got.Extension("traceparent"), got.Extension("tracestate"), parent, state)
 	}
 }

@@ -205,6 +205,13 @@ core events in more namespaces.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- with .Values.tracing -}}
+{{- if .endpoint -}}
+{{- $tr := dict "endpoint" .endpoint "protocol" .protocol "sampling" .sampling -}}
+{{- if .serviceName -}}{{- $_ := set $tr "serviceName" .serviceName -}}{{- end -}}
+{{- $_ := set $c "tracing" $tr -}}
+{{- end -}}
+{{- end -}}
 {{- if .Values.secrets -}}
 {{- $_ := set $c "secretsDir" "/var/run/secrets/eventgate" -}}
 {{- end -}}
