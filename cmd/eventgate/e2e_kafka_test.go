@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -114,108 +113,24 @@ spec: {numPartitions: 3}
 // Fault 3 (first half) and issue 3: kill -9 during dispatch, then a restart, delivers every event at
 // least once; duplicates are bounded by what was in flight or not yet committed.
 func TestKafkaKill9DuringDispatch(t *testing.T) {
-	broker := kafkaBroker(t)
-	sub := newSubscriber(t)
-	var slow atomic.Bool
-	slow.Store(true)
-	sub.on("/s", func(w http.ResponseWriter, _ int) {
-		if slow.Load() {
-			time.Sleep(2 * time.Millisecond) // a subscriber with some latency, so a backlog is in progress
-		}
-		w.WriteHeader(http.StatusAccepted)
-	})
-	ch := uniqueName("kill-dispatch")
-	dir := t.TempDir()
-	writeFile(t, dir, "m.yaml", kafkaManifests(ch, "s", sub.url+"/s", ""))
-	args := []string{"-f", dir, "--set", "dispatch.maxInFlight=16"}
-	g := kafkaGateway(t, broker, args...)
-	const n = 1000
-	var want []string
-	for i := 0; i < n; i += 100 {
-		var batch []string
-		for j := i; j < i+100; j++ {
-			id := fmt.Sprintf("d-%d", j)
-			want = append(want, id)
-			batch = append(batch, fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"/e2e","type":"t","data":"x"}`, id))
-		}
-		resp, body := post(t, g.ingress+"/e2e/"+ch, map[string]string{"Content-Type": "application/cloudevents-batch+json"}, "["+strings.Join(batch, ",")+"]")
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("batch: %d %s", resp.StatusCode, body)
-		}
-	}
-	eventually(t, 60*time.Second, func() bool { return len(sub.at("/s")) >= n/4 }, "a quarter delivered")
-	before := len(sub.at("/s"))
-	g.cmd.Process.Signal(syscall.SIGKILL)
-	<-g.exited
-	atKill := len(sub.at("/s"))
-	slow.Store(false)
-
-	g2 := kafkaGateway(t, broker, args...)
-	seen := sub.waitAllDelivered(t, "/s", want, 120*time.Second)
-	total := len(sub.at("/s"))
-	dupes := total - n
-	t.Logf("kill -9 during dispatch: %d delivered before the kill (%d when it died), %d deliveries in all for %d events: %d duplicates, 0 lost",
-		before, atKill, total, n, dupes)
-	// Bound: a duplicate is an event delivered before the kill whose offset was not yet committed.
-	if dupes > atKill {
-		t.Errorf("%d duplicates is more than the %d deliveries made before the kill", dupes, atKill)
-	}
-	for id, c := range seen {
-		if c > 2 {
-			t.Errorf("event %s delivered %d times", id, c)
-		}
-	}
-	if err := g2.stop(30 * time.Second); err != nil {
-		t.Fatalf("exit: %v", err)
-	}
+	testKill9DuringDispatch(t, kafkaUnderTest(kafkaBroker(t)), uniqueName("kill-dispatch"))
 }
 
 // Issue 3 and fault 3 (second half): two gateways share a subscription, split its partitions, and a
 // rolling restart of both under load delivers every acknowledged event.
 func TestKafkaTwoGatewaysAndRollingRestart(t *testing.T) {
-	broker := kafkaBroker(t)
-	sub := newSubscriber(t)
-	ch := uniqueName("shared")
-	dir := t.TempDir()
-	writeFile(t, dir, "m.yaml", kafkaManifests(ch, "s", sub.url+"/s", ""))
-	args := []string{"-f", dir, "--set", "shutdown.grace=10s"}
-	a := kafkaGateway(t, broker, args...)
-	b := kafkaGateway(t, broker, args...)
+	testTwoGatewaysAndRollingRestart(t, kafkaUnderTest(kafkaBroker(t)), uniqueName("shared"))
+}
 
-	var target atomic.Value
-	target.Store(a.ingress + "/e2e/" + ch)
-	stop := make(chan struct{})
-	load := postLoad(4, "roll", func() string { return target.Load().(string) }, stop)
-	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= 200 }, "200 accepted events")
-
-	// Both members deliver: each owns some of the 4 partitions.
-	eventually(t, 60*time.Second, func() bool {
-		return deliveredBy(t, a) > 0 && deliveredBy(t, b) > 0
-	}, "both gateways delivering")
-
-	// Rolling restart: a goes down (load moves to b), comes back, then b does the same.
-	target.Store(b.ingress + "/e2e/" + ch)
-	if err := a.stop(30 * time.Second); err != nil {
-		t.Fatalf("a exit: %v", err)
-	}
-	a = kafkaGateway(t, broker, args...)
-	target.Store(a.ingress + "/e2e/" + ch)
-	if err := b.stop(30 * time.Second); err != nil {
-		t.Fatalf("b exit: %v", err)
-	}
-	b = kafkaGateway(t, broker, args...)
-	count := len(load.ids())
-	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= count+100 }, "load after the restarts")
-	close(stop)
-	load.wait()
-
-	acked := load.ids()
-	seen := sub.waitAllDelivered(t, "/s", acked, 120*time.Second)
-	dupes := duplicates(seen)
-	t.Logf("two gateways, rolling restart: %s; delivered %d distinct, %d duplicates, 0 lost", load.summary(), len(seen), dupes)
-	if load.codes[http.StatusServiceUnavailable] > 0 {
-		t.Logf("note: %d answers were 503 during the restarts", load.codes[http.StatusServiceUnavailable])
-	}
+// kafkaUnderTest: KafkaChannels with 4 partitions on broker, read from their beginning.
+func kafkaUnderTest(broker string) backendUnderTest {
+	return backendUnderTest{name: "kafka", apiVersion: "messaging.knative.dev/v1beta1", kind: "KafkaChannel", earliest: true,
+		channel: `
+apiVersion: messaging.knative.dev/v1beta1
+kind: KafkaChannel
+metadata: {name: %s, namespace: e2e}
+spec: {numPartitions: 4, replicationFactor: 1, retentionDuration: P1D}`,
+		start: func(t *testing.T, args ...string) *gateway { return kafkaGateway(t, broker, args...) }}
 }
 
 // deliveredBy scrapes a gateway's eventgate_events_delivered_total for subscription s.

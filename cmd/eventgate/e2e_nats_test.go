@@ -254,75 +254,11 @@ func TestNATSEndToEnd(t *testing.T) {
 
 // TestNATSKill9DuringDispatch: kill -9 of the gateway while a backlog is being delivered, then a
 // restart, delivers every event at least once; duplicates are bounded by what was delivered before
-// the kill and not yet acknowledged.
+// the kill and not yet acknowledged. A short AckWait, so that what the killed gateway held is
+// delivered again soon.
 func TestNATSKill9DuringDispatch(t *testing.T) {
 	srv := natsServer(t, t.TempDir(), -1)
-	sub := newSubscriber(t)
-	var slow atomic.Bool
-	slow.Store(true)
-	sub.on("/s", func(w http.ResponseWriter, _ int) {
-		if slow.Load() {
-			time.Sleep(2 * time.Millisecond) // a subscriber with some latency, so a backlog is in progress
-		}
-		w.WriteHeader(http.StatusAccepted)
-	})
-	dir := t.TempDir()
-	writeFile(t, dir, "m.yaml", fmt.Sprintf(`
-apiVersion: messaging.knative.dev/v1alpha1
-kind: NatsJetStreamChannel
-metadata: {name: kd, namespace: e2e}
----
-apiVersion: messaging.knative.dev/v1
-kind: Subscription
-metadata:
-  name: s
-  namespace: e2e
-  annotations: {eventgate.dev/initial-offset: earliest}
-spec:
-  channel: {apiVersion: messaging.knative.dev/v1alpha1, kind: NatsJetStreamChannel, name: kd}
-  subscriber: {uri: "%s/s"}
-`, sub.url))
-	// A short AckWait, so that what the killed gateway held is delivered again soon.
-	args := []string{"-f", dir, "--set", "dispatch.maxInFlight=16", "--set", "dispatch.timeout=2s", "--set", "nats.ackWait=3s"}
-	g := natsGateway(t, srv.ClientURL(), args...)
-	const n = 1000
-	var want []string
-	for i := 0; i < n; i += 100 {
-		var batch []string
-		for j := i; j < i+100; j++ {
-			id := fmt.Sprintf("d-%d", j)
-			want = append(want, id)
-			batch = append(batch, fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"/e2e","type":"t","data":"x"}`, id))
-		}
-		resp, body := post(t, g.ingress+"/e2e/kd", map[string]string{"Content-Type": "application/cloudevents-batch+json"}, "["+strings.Join(batch, ",")+"]")
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("batch: %d %s", resp.StatusCode, body)
-		}
-	}
-	eventually(t, 60*time.Second, func() bool { return len(sub.at("/s")) >= n/4 }, "a quarter delivered")
-	before := len(sub.at("/s"))
-	g.cmd.Process.Signal(syscall.SIGKILL)
-	<-g.exited
-	atKill := len(sub.at("/s"))
-	slow.Store(false)
-
-	g2 := natsGateway(t, srv.ClientURL(), args...)
-	seen := sub.waitAllDelivered(t, "/s", want, 120*time.Second)
-	total := len(sub.at("/s"))
-	dupes := total - n
-	t.Logf("NATS kill -9 during dispatch: acked %d, %d delivered before the kill (%d when it died), found %d of %d, lost 0, duplicates %d",
-		n, before, atKill, len(seen), n, dupes)
-	if dupes > atKill {
-		t.Errorf("%d duplicates is more than the %d deliveries made before the kill", dupes, atKill)
-	}
-	for id, c := range seen {
-		if c > 2 {
-			t.Errorf("event %s delivered %d times", id, c)
-		}
-	}
-	if err := g2.stop(30 * time.Second); err != nil {
-		t.Fatalf("exit: %v", err)
-	}
+	testKill9DuringDispatch(t, natsUnderTest(srv.ClientURL()), "kd", "--set", "dispatch.timeout=2s", "--set", "nats.ackWait=3s")
 }
 
 // TestNATSServerRestartUnderLoad stops the NATS server (file-backed stream) under ingress load and
@@ -439,57 +375,17 @@ spec:
 // under load delivers every acknowledged event.
 func TestNATSTwoGatewaysAndRollingRestart(t *testing.T) {
 	srv := natsServer(t, t.TempDir(), -1)
-	sub := newSubscriber(t)
-	sub.on("/s", func(w http.ResponseWriter, _ int) {
-		time.Sleep(time.Millisecond) // some latency, so that both gateways have work in flight
-		w.WriteHeader(http.StatusAccepted)
-	})
-	dir := t.TempDir()
-	writeFile(t, dir, "m.yaml", fmt.Sprintf(`
+	testTwoGatewaysAndRollingRestart(t, natsUnderTest(srv.ClientURL()), "shared")
+}
+
+// natsUnderTest: NatsJetStreamChannels on the server at url, read from their beginning.
+func natsUnderTest(url string) backendUnderTest {
+	return backendUnderTest{name: "NATS", apiVersion: "messaging.knative.dev/v1alpha1", kind: "NatsJetStreamChannel", earliest: true,
+		channel: `
 apiVersion: messaging.knative.dev/v1alpha1
 kind: NatsJetStreamChannel
-metadata: {name: shared, namespace: e2e}
----
-apiVersion: messaging.knative.dev/v1
-kind: Subscription
-metadata:
-  name: s
-  namespace: e2e
-  annotations: {eventgate.dev/initial-offset: earliest}
-spec:
-  channel: {apiVersion: messaging.knative.dev/v1alpha1, kind: NatsJetStreamChannel, name: shared}
-  subscriber: {uri: "%s/s"}
-`, sub.url))
-	args := []string{"-f", dir, "--set", "shutdown.grace=10s"}
-	a := natsGateway(t, srv.ClientURL(), args...)
-	b := natsGateway(t, srv.ClientURL(), args...)
-
-	var target atomic.Value
-	target.Store(a.ingress + "/e2e/shared")
-	stop := make(chan struct{})
-	load := postLoad(4, "roll", func() string { return target.Load().(string) }, stop)
-	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= 200 }, "200 accepted events")
-	eventually(t, 60*time.Second, func() bool { return deliveredBy(t, a) > 0 && deliveredBy(t, b) > 0 }, "both gateways delivering")
-
-	target.Store(b.ingress + "/e2e/shared")
-	if err := a.stop(30 * time.Second); err != nil {
-		t.Fatalf("a exit: %v", err)
-	}
-	a = natsGateway(t, srv.ClientURL(), args...)
-	target.Store(a.ingress + "/e2e/shared")
-	if err := b.stop(30 * time.Second); err != nil {
-		t.Fatalf("b exit: %v", err)
-	}
-	b = natsGateway(t, srv.ClientURL(), args...)
-	count := len(load.ids())
-	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= count+100 }, "load after the restarts")
-	close(stop)
-	load.wait()
-
-	acked := load.ids()
-	seen := sub.waitAllDelivered(t, "/s", acked, 120*time.Second)
-	t.Logf("NATS, two gateways, rolling restart: %s; acked %d, delivered %d distinct, lost 0, duplicates %d",
-		load.summary(), len(acked), len(seen), duplicates(seen))
+metadata: {name: %s, namespace: e2e}`,
+		start: func(t *testing.T, args ...string) *gateway { return natsGateway(t, url, args...) }}
 }
 
 // TestNATSTwoGatewaysOrdered: two gateways share an ordered subscription on a NATS channel. They

@@ -331,70 +331,7 @@ func TestPubSubEndToEnd(t *testing.T) {
 // event at least once. What the killed gateway held unacked comes again once its ack deadline (10s
 // here) passes; duplicates are bounded by the deliveries made before the kill.
 func TestPubSubKill9DuringDispatch(t *testing.T) {
-	emu := pubsubEmulator(t)
-	sub := newSubscriber(t)
-	var slow atomic.Bool
-	slow.Store(true)
-	sub.on("/s", func(w http.ResponseWriter, _ int) {
-		if slow.Load() {
-			time.Sleep(2 * time.Millisecond) // a subscriber with some latency, so a backlog is in progress
-		}
-		w.WriteHeader(http.StatusAccepted)
-	})
-	dir := t.TempDir()
-	writeFile(t, dir, "m.yaml", fmt.Sprintf(`
-apiVersion: messaging.cloud.google.com/v1beta1
-kind: Channel
-metadata: {name: work, namespace: e2e}
----
-apiVersion: messaging.knative.dev/v1
-kind: Subscription
-metadata: {name: s, namespace: e2e}
-spec:
-  channel: {apiVersion: messaging.cloud.google.com/v1beta1, kind: Channel, name: work}
-  subscriber: {uri: "%s/s"}
-`, sub.url))
-	args := []string{"-f", dir, "--set", "dispatch.maxInFlight=16"}
-	g := pubsubGateway(t, emu, args...)
-	const n = 1000
-	var want []string
-	for i := 0; i < n; i += 100 {
-		var batch []string
-		for j := i; j < i+100; j++ {
-			id := fmt.Sprintf("d-%d", j)
-			want = append(want, id)
-			// Keys spread the events over ordering keys, as real traffic would be.
-			batch = append(batch, fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"/e2e","type":"t","partitionkey":"key-%d","data":"x"}`, id, j%50))
-		}
-		resp, body := post(t, g.ingress+"/e2e/work", map[string]string{"Content-Type": "application/cloudevents-batch+json"}, "["+strings.Join(batch, ",")+"]")
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("batch: %d %s", resp.StatusCode, body)
-		}
-	}
-	eventually(t, 60*time.Second, func() bool { return len(sub.at("/s")) >= n/4 }, "a quarter delivered")
-	before := len(sub.at("/s"))
-	g.cmd.Process.Signal(syscall.SIGKILL)
-	<-g.exited
-	atKill := len(sub.at("/s"))
-	slow.Store(false)
-
-	g2 := pubsubGateway(t, emu, args...)
-	seen := sub.waitAllDelivered(t, "/s", want, 120*time.Second)
-	total := len(sub.at("/s"))
-	dupes := total - n
-	t.Logf("pubsub kill -9 during dispatch: acked %d, found %d, lost %d, duplicates %d (%d delivered before the kill, %d when it died)",
-		n, len(seen), len(missing(want, seen)), dupes, before, atKill)
-	if dupes > atKill {
-		t.Errorf("%d duplicates is more than the %d deliveries made before the kill", dupes, atKill)
-	}
-	for id, c := range seen {
-		if c > 2 {
-			t.Errorf("event %s delivered %d times", id, c)
-		}
-	}
-	if err := g2.stop(30 * time.Second); err != nil {
-		t.Fatalf("exit: %v", err)
-	}
+	testKill9DuringDispatch(t, pubsubUnderTest(pubsubEmulator(t)), "work")
 }
 
 // TestPubSubAckDeadlineExtendedWhileRetrying: an event whose delivery keeps retrying for longer than
@@ -498,53 +435,17 @@ spec:
 // its messages between them), and a rolling restart of both under load delivers every event answered
 // 202.
 func TestPubSubTwoGatewaysAndRollingRestart(t *testing.T) {
-	emu := pubsubEmulator(t)
-	sub := newSubscriber(t)
-	dir := t.TempDir()
-	writeFile(t, dir, "m.yaml", fmt.Sprintf(`
+	testTwoGatewaysAndRollingRestart(t, pubsubUnderTest(pubsubEmulator(t)), "shared")
+}
+
+// pubsubUnderTest: knative-gcp Channels on the emulator at emu.
+func pubsubUnderTest(emu string) backendUnderTest {
+	return backendUnderTest{name: "pubsub", apiVersion: "messaging.cloud.google.com/v1beta1", kind: "Channel",
+		channel: `
 apiVersion: messaging.cloud.google.com/v1beta1
 kind: Channel
-metadata: {name: shared, namespace: e2e}
----
-apiVersion: messaging.knative.dev/v1
-kind: Subscription
-metadata: {name: s, namespace: e2e}
-spec:
-  channel: {apiVersion: messaging.cloud.google.com/v1beta1, kind: Channel, name: shared}
-  subscriber: {uri: "%s/s"}
-`, sub.url))
-	args := []string{"-f", dir, "--set", "shutdown.grace=10s"}
-	a := pubsubGateway(t, emu, args...)
-	b := pubsubGateway(t, emu, args...)
-
-	var target atomic.Value
-	target.Store(a.ingress + "/e2e/shared")
-	stop := make(chan struct{})
-	load := postLoad(4, "roll", func() string { return target.Load().(string) }, stop)
-	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= 200 }, "200 accepted events")
-	eventually(t, 60*time.Second, func() bool {
-		return deliveredBy(t, a) > 0 && deliveredBy(t, b) > 0
-	}, "both gateways delivering")
-
-	target.Store(b.ingress + "/e2e/shared")
-	if err := a.stop(30 * time.Second); err != nil {
-		t.Fatalf("a exit: %v", err)
-	}
-	a = pubsubGateway(t, emu, args...)
-	target.Store(a.ingress + "/e2e/shared")
-	if err := b.stop(30 * time.Second); err != nil {
-		t.Fatalf("b exit: %v", err)
-	}
-	b = pubsubGateway(t, emu, args...)
-	count := len(load.ids())
-	eventually(t, 60*time.Second, func() bool { return len(load.ids()) >= count+100 }, "load after the restarts")
-	close(stop)
-	load.wait()
-
-	acked := load.ids()
-	seen := sub.waitAllDelivered(t, "/s", acked, 120*time.Second)
-	t.Logf("pubsub two gateways, rolling restart: %s; acked %d, found %d, lost 0, duplicates %d",
-		load.summary(), len(acked), len(seen), duplicates(seen))
+metadata: {name: %s, namespace: e2e}`,
+		start: func(t *testing.T, args ...string) *gateway { return pubsubGateway(t, emu, args...) }}
 }
 
 // TestPubSubKill9UnderIngressLoad: kill -9 of the gateway under concurrent ingress load; every event
