@@ -27,6 +27,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/config/check"
 	"github.com/eventgate/eventgate/gateway/dispatch"
 	"github.com/eventgate/eventgate/gateway/ingress"
+	"github.com/eventgate/eventgate/gateway/kube"
 	"github.com/eventgate/eventgate/gateway/redrive"
 	"github.com/eventgate/eventgate/provisioners/inmemory"
 	"github.com/eventgate/eventgate/provisioners/kafka"
@@ -45,6 +46,11 @@ type Config struct {
 	NATS     nats.Config     `koanf:"nats"`
 	Dispatch dispatch.Config `koanf:"dispatch"`
 	Redrive  redrive.Config  `koanf:"redrive"`
+	// Resources says where resources come from besides the -f files.
+	Resources Resources `koanf:"resources"`
+	// Kubernetes is the Kubernetes-native mode's section: which namespaces, which resources, the
+	// status writer's Lease.
+	Kubernetes kube.Config `koanf:"kubernetes"`
 	// AddressBook maps references that are not channels to URLs. Keys are "NAMESPACE/NAME" or
 	// "KIND/NAMESPACE/NAME" (the more specific wins). Unlisted references resolve to the in-cluster
 	// Knative address http://NAME.NAMESPACE.svc.cluster.local.
@@ -76,6 +82,13 @@ type Channels struct {
 	DefaultProvisioner string `koanf:"defaultProvisioner"`
 }
 
+// Resources says where resources come from besides the files given with -f.
+type Resources struct {
+	// Kubernetes makes the cluster a source of resources (`serve --kubernetes`): the managed kinds
+	// are watched in the API server, run as files are, and their status written back. Default false.
+	Kubernetes bool `koanf:"kubernetes"`
+}
+
 // Shutdown bounds the SIGTERM drain.
 type Shutdown struct {
 	Grace time.Duration `koanf:"grace"` // default 25s
@@ -99,6 +112,7 @@ func Default() Config {
 		NATS:        nats.DefaultConfig(),
 		Dispatch:    dispatch.DefaultConfig(),
 		Redrive:     redrive.DefaultConfig(),
+		Kubernetes:  kube.DefaultConfig(),
 		AddressBook: map[string]string{},
 		Shutdown:    Shutdown{Grace: 25 * time.Second},
 		Log:         Log{Level: "info", Format: "auto"},
@@ -260,6 +274,7 @@ func (c Config) Validate() error {
 	}
 	p.Within("dispatch", c.Dispatch.Validate())
 	p.Within("redrive", c.Redrive.Validate())
+	p.Within("kubernetes", c.Kubernetes.Validate())
 	p.PositiveDuration("shutdown.grace", c.Shutdown.Grace)
 	p.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	p.OneOf("log.format", c.Log.Format, "auto", "text", "json")
