@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -116,4 +117,24 @@ func (s *Source) resourceOf(gv schema.GroupVersion, kind string) (string, bool) 
 		}
 	}
 	return "", false
+}
+
+// ReadSecret reads key ref.Key of Secret ref.Name in namespace from the API server (an adapter's
+// secretKeyRef, for a source the cluster declares). Errors name the Secret and the key. Safe for
+// concurrent use.
+func (s *Source) ReadSecret(namespace string, ref resources.SecretKeyRef) ([]byte, error) {
+	if ref.Name == "" || ref.Key == "" {
+		return nil, fmt.Errorf("%w: secretKeyRef needs a name and a key", resources.ErrSecretRef)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), addressTimeout)
+	defer cancel()
+	sec, err := s.client.Kube.CoreV1().Secrets(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("Secret %s/%s: %w", namespace, ref.Name, err)
+	}
+	b, ok := sec.Data[ref.Key]
+	if !ok {
+		return nil, fmt.Errorf("Secret %s/%s has no key %q", namespace, ref.Name, ref.Key)
+	}
+	return b, nil
 }

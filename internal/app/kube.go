@@ -89,6 +89,15 @@ func (a *App) watchKube(ctx context.Context) {
 	}
 }
 
+// clusterSecrets is how a source the cluster declares reads its Secrets: from the API server; nil
+// (the secrets directory) for a source of a file, or when the mode is off.
+func (a *App) clusterSecrets(s *resources.Source) func(string, resources.SecretKeyRef) ([]byte, error) {
+	if a.kube == nil || s.File != kube.File {
+		return nil
+	}
+	return a.kube.source.ReadSecret
+}
+
 // clusterSet returns what the cluster declares now (nil when the mode is off).
 func (a *App) clusterSet() *resources.Set {
 	if a.kube == nil {
