@@ -84,7 +84,8 @@ func TestKubeSeedWalkthrough(t *testing.T) {
 }
 
 // TestKubeChannelSubscriptionLifecycle: a v1 InMemoryChannel and Subscription applied through the
-// API deliver; a bad spec is Ready=False with validate's words; an update of the subscriber URI
+// API deliver; a bad spec is Ready=False with validate's words, and so is a channel this gateway
+// cannot run, while the others run; an update of the subscriber URI
 // takes effect; a deletion stops delivery.
 func TestKubeChannelSubscriptionLifecycle(t *testing.T) {
 	k := needKube(t)
@@ -113,6 +114,10 @@ metadata: {name: broken}
 spec:
   channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: orders}
   subscriber: {uri: "::bad"}
+---
+apiVersion: messaging.knative.dev/v1
+kind: KafkaChannel
+metadata: {name: no-kafka}
 `)
 	g := k.startKubeGateway(t)
 	ch := k.waitReady(t, "messaging.knative.dev/v1", "InMemoryChannel", "orders", "True")
@@ -125,6 +130,12 @@ spec:
 	ready := condition(bad, "Ready")
 	if ready["reason"] != "InvalidSpec" || !strings.Contains(fmt.Sprint(ready["message"]), `spec.subscriber.uri: "::bad" is not a URL`) {
 		t.Errorf("broken subscription's Ready condition %v, want InvalidSpec with the problem", ready)
+	}
+
+	// A spec eventgate cannot run here (a Kafka channel, no Kafka configured) is refused alone.
+	kc := condition(k.waitReady(t, "messaging.knative.dev/v1", "KafkaChannel", "no-kafka", "False"), "Ready")
+	if !strings.Contains(fmt.Sprint(kc["message"]), "kafka.brokers is not configured") {
+		t.Errorf("KafkaChannel's Ready condition %v, want why", kc)
 	}
 
 	post(t, addr, binaryEvent("one"), "1")

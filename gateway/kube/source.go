@@ -244,11 +244,21 @@ func (s *Source) Managed(obj *unstructured.Unstructured) bool {
 	return ok && run.Role == resources.RoleBroker && a[resources.AnnotationBrokerClass] == resources.BrokerClassEventgate
 }
 
-// Snapshot decodes every managed object the informers hold. Objects that do not decode, or that
-// break a rule spanning resources (a duplicate name, a reference to a channel that is not
-// declared), are left out of the set with their Problem; what remains is a valid set. Objects
-// being deleted are left out. Safe for concurrent use.
-func (s *Source) Snapshot() Snapshot {
+// ResourceProblem is an error about one resource, as a Snapshot's check returns them: File,
+// Kind, Namespace and Name say which (File is this package's File for the cluster's resources).
+type ResourceProblem interface {
+	error
+	Resource() (file, kind, namespace, name string)
+}
+
+// Snapshot decodes every managed object the informers hold. Objects that do not decode, that break
+// a rule spanning resources (a duplicate name, a reference to a channel that is not declared) in the
+// union of base (the files' resources; nil for none) and the cluster's, or that check (nil for none)
+// refuses with a ResourceProblem, are left out of the set with their Problem; what remains of the
+// cluster's resources is Snapshot.Set. Problems of base's own resources are not the cluster's: they
+// stop the pruning and are left to the caller. Objects being deleted are left out. Safe for
+// concurrent use.
+func (s *Source) Snapshot(base *resources.Set, check func(all *resources.Set) error) Snapshot {
 	s.mu.Lock()
 	ws := slices.Clone(s.watched)
 	s.mu.Unlock()
@@ -276,36 +286,50 @@ func (s *Source) Snapshot() Snapshot {
 	slices.SortFunc(keys, func(a, b Key) int {
 		return strings.Compare(a.Namespace+"/"+a.Kind+"/"+a.Name+"/"+a.Group, b.Namespace+"/"+b.Kind+"/"+b.Name+"/"+b.Group)
 	})
-	// Drop what breaks a cross-resource rule until the rest is valid: dropping a channel may leave a
-	// subscription naming nothing, which the next round drops in turn.
+	// Drop what is refused until the rest is valid: dropping a channel may leave a subscription
+	// naming nothing, which the next round drops in turn.
 	for range len(keys) + 1 {
-		all := &resources.Set{}
+		cluster := &resources.Set{}
 		for _, k := range keys {
-			all.Add(sets[k])
+			cluster.Add(sets[k])
 		}
+		snap.Set = cluster
+		all := &resources.Set{}
+		all.Add(base)
+		all.Add(cluster)
 		err := all.Validate()
+		if err == nil && check != nil {
+			err = check(all)
+		}
 		if err == nil {
-			snap.Set = all
 			break
 		}
 		bad := map[Key]string{}
 		for _, e := range unwrapAll(err) {
 			var re *resources.Error
-			if !errors.As(e, &re) {
+			var rp ResourceProblem
+			var file, kind, ns, name, msg string
+			switch {
+			case errors.As(e, &re):
+				file, kind, ns, name, msg = re.File, re.Kind, re.Namespace, re.Name, problemOf(re)
+			case errors.As(e, &rp):
+				file, kind, ns, name = rp.Resource()
+				msg = strings.TrimPrefix(rp.Error(), File+": ")
+				msg = strings.TrimPrefix(msg, kind+" "+ns+"/"+name+": ")
+			default:
+				continue
+			}
+			if file != File {
 				continue
 			}
 			for _, k := range keys {
-				if k.Kind == re.Kind && k.Namespace == re.Namespace && k.Name == re.Name {
-					bad[k] = joinProblem(bad[k], problemOf(re))
+				if k.Kind == kind && k.Namespace == ns && k.Name == name {
+					bad[k] = joinProblem(bad[k], msg)
 				}
 			}
 		}
-		if len(bad) == 0 { // cannot say which: run nothing rather than something invalid
-			for _, k := range keys {
-				snap.Objects[k].Problem = problemText(err)
-			}
-			keys = nil
-			continue
+		if len(bad) == 0 {
+			break // the files' problems, or none of one resource: the caller reports them
 		}
 		keys = slices.DeleteFunc(keys, func(k Key) bool {
 			if p, ok := bad[k]; ok {

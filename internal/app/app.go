@@ -409,7 +409,7 @@ func (a *App) load() (*resources.Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	set.Add(a.clusterSet())
+	set.Add(a.clusterSet(set))
 	if err := set.Validate(); err != nil {
 		return nil, err
 	}

@@ -98,13 +98,27 @@ func (a *App) clusterSecrets(s *resources.Source) func(string, resources.SecretK
 	return a.kube.source.ReadSecret
 }
 
-// clusterSet returns what the cluster declares now (nil when the mode is off).
-func (a *App) clusterSet() *resources.Set {
+// clusterSet returns what the cluster declares now that can run beside files (the files' set): a
+// resource the checks before an apply would refuse (a Kafka channel without Kafka configured, a
+// subscription without a subscriber) is left out, its object Ready=False with why, rather than
+// keep every change from applying. Nil when the mode is off.
+func (a *App) clusterSet(files *resources.Set) *resources.Set {
 	if a.kube == nil {
 		return nil
 	}
-	return a.kube.source.Snapshot().Set
+	check := func(all *resources.Set) error {
+		_, err := a.checkSet(runnable(all))
+		return err
+	}
+	return a.kube.source.Snapshot(files, check).Set
 }
+
+// Resource names the resource of a problem checkSet found (kube.ResourceProblem).
+func (e *resourceError) Resource() (file, kind, namespace, name string) {
+	return e.Meta.File, e.Meta.Kind, e.Meta.Namespace, e.Meta.Name
+}
+
+var _ kube.ResourceProblem = (*resourceError)(nil)
 
 // kubeStatuses is the status of every resource as the status writer needs it: what /status shows,
 // without the backends' lag, with channel destinations as their ingress URLs.
