@@ -19,7 +19,6 @@ func object(kind string, generation int64, status map[string]any) *Object {
 	return &Object{Obj: u}
 }
 
-
 func TestDesiredStatus(t *testing.T) {
 	w := &StatusWriter{}
 	since := time.Date(2026, 11, 28, 1, 2, 3, 0, time.UTC)
