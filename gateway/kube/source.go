@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -114,22 +115,68 @@ func (s *Source) notify() {
 	}
 }
 
+// rediscoverEvery is how often kinds the server did not serve are looked for again (CRDs installed
+// after the gateway started).
+const rediscoverEvery = 30 * time.Second
+
 // Start finds the version the server serves of every managed kind (the first of the table's
-// versions that it serves; a kind it serves in none is skipped and logged), starts an informer for
-// each in every watched namespace and waits until they hold the server's objects, or ctx ends (an
-// error). The informers stop when ctx ends.
+// versions that it serves), starts an informer for each in every watched namespace and waits until
+// they hold the server's objects, or ctx ends (an error). A kind the server serves in no version is
+// logged and looked for again every 30 seconds: its informers start when its CRD is installed. The
+// informers stop when ctx ends.
 func (s *Source) Start(ctx context.Context) error {
-	served, err := s.served()
+	missing, syncs, err := s.watchServed(ctx, CRDs())
 	if err != nil {
 		return err
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
+		return fmt.Errorf("kubernetes: informers did not sync: %w", context.Cause(ctx))
+	}
+	s.log.Info("watching the cluster's resources", "kinds", len(CRDs())-len(missing), "namespaces", strings.Join(s.cfg.Namespaces, ","))
+	if len(missing) > 0 {
+		go s.rediscover(ctx, missing)
+	}
+	return nil
+}
+
+// rediscover starts the informers of missing kinds as the server comes to serve them, until every
+// kind is watched or ctx ends.
+func (s *Source) rediscover(ctx context.Context, missing []CRD) {
+	t := time.NewTicker(rediscoverEvery)
+	defer t.Stop()
+	for len(missing) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		still, syncs, err := s.watchServed(ctx, missing)
+		if err != nil {
+			s.log.Warn("kubernetes: discovery", "err", err)
+			continue
+		}
+		if len(syncs) > 0 && cache.WaitForCacheSync(ctx.Done(), syncs...) {
+			s.notify()
+		}
+		missing = still
+	}
+}
+
+// watchServed starts informers for the kinds of crds the server serves, and returns those it does
+// not serve (logged) and what tells when the started ones have synced.
+func (s *Source) watchServed(ctx context.Context, crds []CRD) ([]CRD, []cache.InformerSynced, error) {
+	served, err := s.served(crds)
+	if err != nil {
+		return nil, nil, err
 	}
 	namespaces := s.cfg.Namespaces
 	if len(namespaces) == 0 {
 		namespaces = []string{""}
 	}
 	var ws []watched
-	var skipped []string
-	for _, c := range CRDs() {
+	var missing []CRD
+	var names []string
+	for _, c := range crds {
 		v := ""
 		for _, cand := range c.Versions {
 			if served[c.Group+"/"+cand][c.Plural] {
@@ -138,7 +185,8 @@ func (s *Source) Start(ctx context.Context) error {
 			}
 		}
 		if v == "" {
-			skipped = append(skipped, c.Name())
+			missing = append(missing, c)
+			names = append(names, c.Name())
 			continue
 		}
 		gvr := schema.GroupVersionResource{Group: c.Group, Version: v, Resource: c.Plural}
@@ -154,22 +202,18 @@ func (s *Source) Start(ctx context.Context) error {
 			go inf.Run(ctx.Done())
 		}
 	}
-	if len(skipped) > 0 {
-		s.log.Warn("kinds not served by the API server; not watched (install the chart's CRDs, or Knative's)",
-			"resources", strings.Join(skipped, ","))
+	if len(names) > 0 {
+		s.log.Warn("kinds not served by the API server, not watched yet (install the chart's CRDs, or Knative's)",
+			"resources", strings.Join(names, ","))
 	}
-	s.mu.Lock()
-	s.watched = ws
-	s.mu.Unlock()
 	syncs := make([]cache.InformerSynced, len(ws))
 	for i, w := range ws {
 		syncs[i] = w.inf.HasSynced
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), syncs...) {
-		return fmt.Errorf("kubernetes: informers did not sync: %w", context.Cause(ctx))
-	}
-	s.log.Info("watching the cluster's resources", "kinds", len(ws), "namespaces", strings.Join(s.cfg.Namespaces, ","))
-	return nil
+	s.mu.Lock()
+	s.watched = append(s.watched, ws...)
+	s.mu.Unlock()
+	return missing, syncs, nil
 }
 
 // notifyUpdate notifies an update that changed what eventgate reads: not one of status alone (its
@@ -196,10 +240,10 @@ func mapsEqual(a, b map[string]string) bool {
 	return true
 }
 
-// served returns, by GROUP/VERSION of the managed kinds, the resources the server serves there.
-func (s *Source) served() (map[string]map[string]bool, error) {
+// served returns, by GROUP/VERSION of crds, the resources the server serves there.
+func (s *Source) served(crds []CRD) (map[string]map[string]bool, error) {
 	out := map[string]map[string]bool{}
-	for _, c := range CRDs() {
+	for _, c := range crds {
 		for _, v := range c.Versions {
 			gv := c.Group + "/" + v
 			if _, done := out[gv]; done {
