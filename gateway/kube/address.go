@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -32,9 +33,22 @@ func refKey(r resources.Reference) string {
 	return r.APIVersion + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
 }
 
+// AddressesChanged looks the last snapshot's references up again and reports whether any address
+// changed since (a Knative Service that got its URL): the caller then reloads. Blocks on the API.
+func (s *Source) AddressesChanged() bool {
+	last := s.Last()
+	if last == nil {
+		return false
+	}
+	s.mu.Lock()
+	before := s.addresses
+	s.mu.Unlock()
+	return !maps.Equal(before, s.lookupAddresses(last.Set))
+}
+
 // lookupAddresses reads from the API the address of every reference of set that is neither a
-// channel nor a broker, and keeps them for Address.
-func (s *Source) lookupAddresses(set *resources.Set) {
+// channel nor a broker, keeps them for Address and returns them.
+func (s *Source) lookupAddresses(set *resources.Set) map[string]string {
 	var refs []resources.Reference
 	add := func(d *resources.Destination) {
 		if d != nil && d.Ref != nil && !d.Ref.IsChannel() && !d.Ref.IsBroker() && d.Ref.Name != "" {
@@ -71,6 +85,7 @@ func (s *Source) lookupAddresses(set *resources.Set) {
 	s.mu.Lock()
 	s.addresses = found
 	s.mu.Unlock()
+	return found
 }
 
 // lookup finds one reference's address: a core Service by its DNS name (when it exists), anything

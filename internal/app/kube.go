@@ -67,8 +67,12 @@ func (a *App) stopKube() {
 	a.kube.wg.Wait()
 }
 
-// watchKube reloads the resources whenever the cluster's objects change, until ctx is done; the
-// status writer is told after each reload.
+// addressRefresh is how often the addresses references resolve to are read again from the API.
+const addressRefresh = 30 * time.Second
+
+// watchKube reloads the resources whenever the cluster's objects change, or an address a reference
+// resolves to does (looked up every addressRefresh), until ctx is done; the status writer is told
+// after each reload.
 func (a *App) watchKube(ctx context.Context) {
 	if a.kube == nil {
 		return
@@ -76,12 +80,18 @@ func (a *App) watchKube(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	addresses := time.NewTicker(addressRefresh)
+	defer addresses.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.kube.source.Changed():
 			timer.Reset(reloadDebounce)
+		case <-addresses.C:
+			if a.kube.source.AddressesChanged() {
+				timer.Reset(reloadDebounce)
+			}
 		case <-timer.C:
 			a.reload(ctx)
 			a.kube.status.Kick()
