@@ -1,10 +1,13 @@
 package kube
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/eventgate/eventgate/gateway/resources"
 )
@@ -51,4 +54,105 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("Validate() = %v, want a problem naming %s", err, want)
 		}
 	}
+}
+
+// sourceWith is a Source whose informers (never run) hold objs, for Snapshot's tests.
+func sourceWith(t *testing.T, cfg Config, objs ...string) *Source {
+	t.Helper()
+	s := NewSource(cfg, nil, resources.Options{}, nil)
+	stores := map[string]cache.SharedIndexInformer{}
+	for _, doc := range objs {
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON([]byte(doc)); err != nil {
+			t.Fatalf("%v: %s", err, doc)
+		}
+		gv, _ := schema.ParseGroupVersion(u.GetAPIVersion())
+		gvr := gv.WithResource(Plural(u.GetKind()))
+		inf, ok := stores[gvr.String()]
+		if !ok {
+			inf = cache.NewSharedIndexInformer(&cache.ListWatch{}, &unstructured.Unstructured{}, 0, cache.Indexers{})
+			stores[gvr.String()] = inf
+			s.watched = append(s.watched, watched{gvr: gvr, inf: inf})
+		}
+		if err := inf.GetStore().Add(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// TestSnapshotLeavesOutWhatIsRefused: a bad spec, a duplicate, a reference to a channel that is not
+// declared (also once its channel was refused) and what the caller's check refuses are left out with
+// their problem; the rest is the set. A reference to a channel of base (the files) is fine.
+func TestSnapshotLeavesOutWhatIsRefused(t *testing.T) {
+	ch := func(kind, name string) string {
+		return `{"apiVersion":"messaging.knative.dev/v1","kind":"` + kind + `","metadata":{"name":"` + name + `","namespace":"ns","generation":1}}`
+	}
+	sub := func(name, channel, uri string) string {
+		return `{"apiVersion":"messaging.knative.dev/v1","kind":"Subscription","metadata":{"name":"` + name + `","namespace":"ns"},` +
+			`"spec":{"channel":{"apiVersion":"messaging.knative.dev/v1","kind":"InMemoryChannel","name":"` + channel + `"},"subscriber":{"uri":"` + uri + `"}}}`
+	}
+	s := sourceWith(t, Config{},
+		ch("InMemoryChannel", "good"),
+		ch("KafkaChannel", "good"), // the same name as an InMemoryChannel: one of the two is a duplicate
+		ch("InMemoryChannel", "refused"),
+		sub("ok", "good", "http://sub/ok"),
+		sub("bad-uri", "good", "::bad"),
+		sub("nowhere", "missing", "http://sub/x"),
+		sub("on-refused", "refused", "http://sub/y"),
+		sub("on-file", "from-file", "http://sub/z"),
+	)
+	base := &resources.Set{Channels: []*resources.Channel{{Meta: resources.Meta{File: "f.yaml", Kind: "InMemoryChannel",
+		Namespace: "ns", Name: "from-file"}, Provisioner: resources.ProvisionerInMemory}}}
+	check := func(all *resources.Set) error {
+		for _, c := range all.Channels {
+			if c.Name == "refused" {
+				return &testProblem{kind: c.Kind, ns: c.Namespace, name: c.Name}
+			}
+		}
+		return nil
+	}
+	snap := s.Snapshot(base, check)
+
+	var names []string
+	for _, c := range snap.Set.Channels {
+		names = append(names, c.Kind+"/"+c.Name)
+	}
+	for _, x := range snap.Set.Subscriptions {
+		names = append(names, "Subscription/"+x.Name)
+	}
+	slices.Sort(names)
+	// The InMemoryChannel and the KafkaChannel named good: the one met second is the duplicate.
+	if want := []string{"InMemoryChannel/good", "Subscription/ok", "Subscription/on-file"}; !slices.Equal(names, want) {
+		t.Errorf("set %v, want %v", names, want)
+	}
+	problems := map[string]string{}
+	for k, o := range snap.Objects {
+		problems[k.Kind+"/"+k.Name] = o.Problem
+	}
+	for obj, want := range map[string]string{
+		"Subscription/bad-uri":    `spec.subscriber.uri: "::bad" is not a URL`,
+		"Subscription/nowhere":    "InMemoryChannel ns/missing is not defined",
+		"Subscription/on-refused": "InMemoryChannel ns/refused is not defined",
+		"InMemoryChannel/refused": "cannot run here",
+		"KafkaChannel/good":       "already defined",
+		"Subscription/ok":         "",
+	} {
+		got := problems[obj]
+		if want == "" && got != "" || !strings.Contains(got, want) {
+			t.Errorf("%s: problem %q, want %q", obj, got, want)
+		}
+	}
+	if s.Last() == nil || s.Last().Set != snap.Set {
+		t.Error("Last is not the snapshot just taken")
+	}
+}
+
+type testProblem struct{ kind, ns, name string }
+
+func (p *testProblem) Error() string {
+	return "kubernetes: " + p.kind + " " + p.ns + "/" + p.name + ": cannot run here"
+}
+func (p *testProblem) Resource() (file, kind, namespace, name string) {
+	return File, p.kind, p.ns, p.name
 }
