@@ -85,7 +85,7 @@ func TestKubeSeedWalkthrough(t *testing.T) {
 
 // TestKubeChannelSubscriptionLifecycle: a v1 InMemoryChannel and Subscription applied through the
 // API deliver; a bad spec is Ready=False with validate's words, and so is a channel this gateway
-// cannot run, while the others run; an update of the subscriber URI
+// cannot run, while the others run; a bad update keeps the last good version running; an update of the subscriber URI
 // takes effect; a deletion stops delivery.
 func TestKubeChannelSubscriptionLifecycle(t *testing.T) {
 	k := needKube(t)
@@ -158,6 +158,28 @@ spec:
 	if got := s.waitFor(t, "/billing-v2", 1)[0]; got.header.Get("Ce-Id") != "two" {
 		t.Errorf("billing-v2 got %q, want two", got.header.Get("Ce-Id"))
 	}
+
+	// A bad update: Ready=False and why, and the last good version keeps delivering.
+	k.apply(t, `apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: billing}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: orders}
+  subscriber: {uri: "::bad"}
+`)
+	r := condition(k.waitReady(t, "messaging.knative.dev/v1", "Subscription", "billing", "False"), "Ready")
+	if msg := fmt.Sprint(r["message"]); !strings.Contains(msg, `"::bad" is not a URL`) || !strings.Contains(msg, "keeps running") {
+		t.Errorf("billing after a bad update: %v", r)
+	}
+	post(t, addr, binaryEvent("two-b"), "2b")
+	eventually(t, 20*time.Second, func() bool {
+		for _, d := range s.at("/billing-v2") {
+			if d.header.Get("Ce-Id") == "two-b" {
+				return true
+			}
+		}
+		return false
+	}, "event two-b at billing-v2 (the last good version)")
 
 	// A deleted subscription receives no more: audit is deleted, billing (still there) shows when
 	// the event has been delivered.

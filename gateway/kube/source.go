@@ -87,6 +87,16 @@ type Source struct {
 	last    *Snapshot // the last Snapshot taken; nil before
 	// addresses are the addresses of the last snapshot's references, by refKey (see Address).
 	addresses map[string]string
+
+	snapMu sync.Mutex          // one Snapshot at a time; guards good
+	good   map[Key]goodVersion // each object's last version that decoded
+}
+
+// goodVersion is the last version of an object that decoded: what runs while a later one does not.
+type goodVersion struct {
+	uid        string
+	generation int64
+	set        *resources.Set
 }
 
 // watched is one kind in one namespace scope, at the version the server serves.
@@ -299,10 +309,17 @@ type ResourceProblem interface {
 // a rule spanning resources (a duplicate name, a reference to a channel that is not declared) in the
 // union of base (the files' resources; nil for none) and the cluster's, or that check (nil for none)
 // refuses with a ResourceProblem, are left out of the set with their Problem; what remains of the
-// cluster's resources is Snapshot.Set. Problems of base's own resources are not the cluster's: they
+// cluster's resources is Snapshot.Set. An object updated to a version that does not decode keeps its
+// last good version in the set (with the Problem saying so), as a bad file keeps the last good set. Problems of base's own resources are not the cluster's: they
 // stop the pruning and are left to the caller. Objects being deleted are left out. Safe for
 // concurrent use.
 func (s *Source) Snapshot(base *resources.Set, check func(all *resources.Set) error) Snapshot {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	if s.good == nil {
+		s.good = map[Key]goodVersion{}
+	}
+	seen := map[Key]bool{}
 	s.mu.Lock()
 	ws := slices.Clone(s.watched)
 	s.mu.Unlock()
@@ -318,11 +335,20 @@ func (s *Source) Snapshot(base *resources.Set, check func(all *resources.Set) er
 			k := Key{Group: w.gvr.Group, Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
 			o := &Object{GVR: w.gvr, Obj: u, store: w.inf.GetStore()}
 			snap.Objects[k] = o
+			seen[k] = true
 			set, err := s.decode(u)
 			if err != nil {
 				o.Problem = problemText(err)
+				// An update that does not decode does not stop what ran: as with a bad file, the
+				// last good version keeps running (the status says so).
+				if g, ok := s.good[k]; ok && g.uid == string(u.GetUID()) {
+					o.Problem += fmt.Sprintf(" (generation %d keeps running)", g.generation)
+					sets[k] = g.set
+					keys = append(keys, k)
+				}
 				continue
 			}
+			s.good[k] = goodVersion{uid: string(u.GetUID()), generation: u.GetGeneration(), set: set}
 			sets[k] = set
 			keys = append(keys, k)
 		}
@@ -330,6 +356,11 @@ func (s *Source) Snapshot(base *resources.Set, check func(all *resources.Set) er
 	slices.SortFunc(keys, func(a, b Key) int {
 		return strings.Compare(a.Namespace+"/"+a.Kind+"/"+a.Name+"/"+a.Group, b.Namespace+"/"+b.Kind+"/"+b.Name+"/"+b.Group)
 	})
+	for k := range s.good {
+		if !seen[k] {
+			delete(s.good, k)
+		}
+	}
 	// Drop what is refused until the rest is valid: dropping a channel may leave a subscription
 	// naming nothing, which the next round drops in turn.
 	for range len(keys) + 1 {

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -155,4 +156,45 @@ func (p *testProblem) Error() string {
 }
 func (p *testProblem) Resource() (file, kind, namespace, name string) {
 	return File, p.kind, p.ns, p.name
+}
+
+// TestSnapshotKeepsTheLastGoodVersion: an update that does not decode leaves the last good version
+// in the set, with a problem that says so; a new object that does not decode is not run.
+func TestSnapshotKeepsTheLastGoodVersion(t *testing.T) {
+	sub := func(gen int, uri string) string {
+		return fmt.Sprintf(`{"apiVersion":"messaging.knative.dev/v1","kind":"Subscription","metadata":{"name":"s","namespace":"ns","uid":"u1","generation":%d},`+
+			`"spec":{"channel":{"apiVersion":"messaging.knative.dev/v1","kind":"InMemoryChannel","name":"c"},"subscriber":{"uri":%q}}}`, gen, uri)
+	}
+	channel := `{"apiVersion":"messaging.knative.dev/v1","kind":"InMemoryChannel","metadata":{"name":"c","namespace":"ns"}}`
+	s := sourceWith(t, Config{}, channel, sub(1, "http://sub/v1"))
+	if got := s.Snapshot(nil, nil).Set.Subscriptions; len(got) != 1 || got[0].Subscriber.URI != "http://sub/v1" {
+		t.Fatalf("first snapshot: %+v", got)
+	}
+	update := func(doc string) {
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON([]byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range s.watched {
+			if w.gvr.Resource == "subscriptions" {
+				if err := w.inf.GetStore().Update(u); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	update(sub(2, "::bad"))
+	snap := s.Snapshot(nil, nil)
+	if got := snap.Set.Subscriptions; len(got) != 1 || got[0].Subscriber.URI != "http://sub/v1" {
+		t.Errorf("after a bad update the set has %+v, want the last good version", got)
+	}
+	for k, o := range snap.Objects {
+		if k.Kind == "Subscription" && (!strings.Contains(o.Problem, `"::bad" is not a URL`) || !strings.Contains(o.Problem, "generation 1 keeps running")) {
+			t.Errorf("problem %q", o.Problem)
+		}
+	}
+	update(sub(3, "http://sub/v3"))
+	if got := s.Snapshot(nil, nil).Set.Subscriptions; len(got) != 1 || got[0].Subscriber.URI != "http://sub/v3" {
+		t.Errorf("after a good update: %+v", got)
+	}
 }

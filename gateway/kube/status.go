@@ -218,9 +218,8 @@ func (w *StatusWriter) desired(o *Object, rs *ResourceStatus) map[string]any {
 	var own []condition
 	var since time.Time
 	switch {
-	case o.Problem != "":
+	case o.Problem != "": // not run, or its last good version runs (rs then has its URLs)
 		ready = condition{Type: "Ready", Status: "False", Reason: ReasonInvalidSpec, Message: o.Problem}
-		rs = nil
 	case rs != nil && rs.Known:
 		ready = condition{Type: "Ready", Status: boolStatus(rs.Ready), Reason: rs.Reason, Message: rs.Message}
 		since = rs.Since
