@@ -72,7 +72,9 @@ func TestKubeSeedWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = k.c.Kube.CoreV1().Events("default").Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = k.c.Kube.CoreV1().Events("default").Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
 	eventually(t, 20*time.Second, func() bool {
 		for _, d := range demo.at("/demo") {
 			if d.header.Get("Ce-Type") == "dev.knative.k8s.event" && strings.Contains(d.body, name) {
