@@ -51,12 +51,24 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	// SecretsDir holds secrets as Kubernetes mounts them (DIR/NAME/KEY); see resources.ReadSecret.
 	SecretsDir string
+	// Secrets, when set, reads a key of a Secret of the given namespace from the Kubernetes API
+	// instead of SecretsDir (a source the cluster declares, in the Kubernetes-native mode).
+	Secrets func(namespace string, ref resources.SecretKeyRef) ([]byte, error)
 	// IngressURL is the base URL of our ingress; ContainerSource programs get K_SINK from it.
 	IngressURL string
 	// AddressBook resolves references that are not channels (config addressBook); nil for none.
 	AddressBook map[string]string
 	// RunContainerSources lets ContainerSource run its program as a child process.
 	RunContainerSources bool
+}
+
+// ReadSecret reads key ref.Key of Secret ref.Name, in the source's namespace: through Secrets when
+// set, else from SecretsDir (resources.ReadSecret). Every adapter reads its secrets through it.
+func (d Deps) ReadSecret(src *resources.Source, ref resources.SecretKeyRef) ([]byte, error) {
+	if d.Secrets != nil {
+		return d.Secrets(src.Namespace, ref)
+	}
+	return resources.ReadSecret(d.SecretsDir, ref)
 }
 
 // Logger returns d.Log (a logger that discards when nil) with the source's name and kind: what an

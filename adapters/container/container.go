@@ -44,14 +44,14 @@ var inheritedEnv = []string{"PATH", "HOME", "USER", "TMPDIR", "LANG", "LC_ALL", 
 
 // Runner runs one ContainerSource's program. New creates it; call Run once.
 type Runner struct {
-	src        *resources.Source
-	log        *slog.Logger
-	secretsDir string
-	path       string   // resolved program path
-	args       []string // arguments after the program
-	sinkURL    string
-	overrides  string // K_CE_OVERRIDES value, "" when none
-	set        settings
+	src       *resources.Source
+	log       *slog.Logger
+	deps      adapters.Deps // reads the env's secrets
+	path      string        // resolved program path
+	args      []string      // arguments after the program
+	sinkURL   string
+	overrides string // K_CE_OVERRIDES value, "" when none
+	set       settings
 }
 
 var _ adapters.Adapter = (*Runner)(nil)
@@ -119,7 +119,7 @@ func newRunner(src *resources.Source, d adapters.Deps, set settings) (*Runner, e
 	if err != nil {
 		return nil, fmt.Errorf("container: ContainerSource %s: sink: %w", name, err)
 	}
-	r := &Runner{src: src, log: d.Logger(src), secretsDir: d.SecretsDir, path: path, args: args, sinkURL: sink,
+	r := &Runner{src: src, log: d.Logger(src), deps: d, path: path, args: args, sinkURL: sink,
 		set: set.withDefaults()}
 	if len(src.CEOverrides) > 0 {
 		b, err := json.Marshal(struct {
@@ -172,7 +172,7 @@ func (r *Runner) environ() ([]string, error) {
 	for _, e := range r.src.Container.Env {
 		v := e.Value
 		if e.SecretKeyRef != nil {
-			b, err := resources.ReadSecret(r.secretsDir, *e.SecretKeyRef)
+			b, err := r.deps.ReadSecret(r.src, *e.SecretKeyRef)
 			if err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}

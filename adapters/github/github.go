@@ -130,7 +130,7 @@ func newWebhook(src *resources.Source, d adapters.Deps, set settings) (*Webhook,
 	}
 	switch {
 	case g.SecretToken != nil:
-		b, err := resources.ReadSecret(d.SecretsDir, *g.SecretToken)
+		b, err := d.ReadSecret(src, *g.SecretToken)
 		if err != nil {
 			return nil, fmt.Errorf("github: source %s: secretToken: %w", src.NamespacedName(), err)
 		}

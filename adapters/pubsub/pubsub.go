@@ -139,7 +139,7 @@ func newAdapter(src *resources.Source, d adapters.Deps, set settings) (*Adapter,
 		a.create = true
 	}
 	if spec.Credentials != nil && os.Getenv("PUBSUB_EMULATOR_HOST") == "" {
-		key, err := resources.ReadSecret(d.SecretsDir, *spec.Credentials)
+		key, err := d.ReadSecret(src, *spec.Credentials)
 		if err != nil {
 			return nil, fmt.Errorf("pubsub source %s: credentials: %w", name, err)
 		}

@@ -50,6 +50,7 @@ func newServeCmd() *cobra.Command {
 	var (
 		f             configFlags
 		runContainers bool
+		kubernetes    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [-f PATH]...",
@@ -64,9 +65,13 @@ Configuration layers, later wins: defaults, --config FILE, EVENTGATE_* environme
 (__ nests: EVENTGATE_KAFKA__BROKERS=127.0.0.1:9092), then --set flags. SIGTERM drains and exits 0.`,
 		Example: `  eventgate serve -f examples/quickstart
   eventgate serve --config eventgate.yaml -f manifests/ --secrets-dir /var/run/secrets/eventgate
-  EVENTGATE_KAFKA__BROKERS=127.0.0.1:9092 eventgate serve -f manifests/ --set channels.defaultProvisioner=kafka`,
+  EVENTGATE_KAFKA__BROKERS=127.0.0.1:9092 eventgate serve -f manifests/ --set channels.defaultProvisioner=kafka
+  eventgate serve --kubernetes --set ingress.externalURL=http://eventgate.events.svc.cluster.local`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if kubernetes {
+				f.set = append(f.set, "resources.kubernetes=true")
+			}
 			cfg, warnings, err := f.load()
 			if err != nil {
 				return &exitError{code: 2, err: err}
@@ -93,6 +98,7 @@ Configuration layers, later wins: defaults, --config FILE, EVENTGATE_* environme
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().BoolVar(&kubernetes, "kubernetes", false, "also run the managed kinds' objects of the Kubernetes cluster and write their status (resources.kubernetes)")
 	cmd.Flags().BoolVar(&runContainers, "run-container-sources", false, "run each ContainerSource's program as a child process (K_SINK set to its sink)")
 	return cmd
 }

@@ -13,8 +13,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/eventgate/eventgate/gateway/config"
-	"github.com/eventgate/eventgate/gateway/tracing"
 	"github.com/eventgate/eventgate/gateway/resources"
+	"github.com/eventgate/eventgate/gateway/tracing"
 )
 
 const (
@@ -747,5 +747,58 @@ func TestChartTracingValues(t *testing.T) {
 	}
 	if got := load(render(t)).Tracing; got != tracing.DefaultConfig() {
 		t.Errorf("default values: tracing config = %+v, want the gateway's defaults (off)", got)
+	}
+}
+
+// TestChartKubernetesMode: kubernetes.enabled grants least privilege, from the chart's CRDs: read
+// and watch the kinds, write only their status, get (never list) Secrets and Services, the Lease in
+// the release's namespace; the token is mounted and the config turns the mode on.
+func TestChartKubernetesMode(t *testing.T) {
+	r := render(t, "-f", ciValues(t, "kubernetes-mode-values.yaml"))
+	if at := named[*appsv1.Deployment](r, gatewayName).Spec.Template.Spec.AutomountServiceAccountToken; at == nil || !*at {
+		t.Error("the Kubernetes-native mode needs the API token mounted")
+	}
+	roles := map[string]*rbacv1.Role{}
+	for _, role := range all[*rbacv1.Role](r) {
+		roles[role.Namespace+"/"+role.Name] = role
+	}
+	lease := roles[releaseNamespace+"/"+gatewayName+"-status-lease"]
+	if lease == nil || !equalJSON(lease.Rules, []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"},
+		Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}}}) {
+		t.Errorf("the Lease Role: %+v", lease)
+	}
+	for _, ns := range []string{"events", "team-a"} {
+		role := roles[ns+"/"+gatewayName+"-resources"]
+		if role == nil {
+			t.Fatalf("no Role in %s (have %v)", ns, keys(roles))
+		}
+		sawStatus, sawSubscriptions := false, false
+		for _, rule := range role.Rules {
+			for _, res := range rule.Resources {
+				writes := slices.ContainsFunc(rule.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" })
+				if writes && !strings.HasSuffix(res, "/status") {
+					t.Errorf("Role in %s writes %s (%v): only status may be written", ns, res, rule.Verbs)
+				}
+				if (res == "secrets" || res == "services") && !slices.Equal(rule.Verbs, []string{"get"}) {
+					t.Errorf("Role in %s: %s %v, want get only", ns, res, rule.Verbs)
+				}
+				sawStatus = sawStatus || res == "subscriptions/status"
+				sawSubscriptions = sawSubscriptions || (res == "subscriptions" && slices.Contains(rule.Verbs, "watch"))
+			}
+		}
+		if !sawStatus || !sawSubscriptions {
+			t.Errorf("Role in %s does not watch subscriptions and write their status: %+v", ns, role.Rules)
+		}
+	}
+	cm := named[*corev1.ConfigMap](r, gatewayName)
+	for _, want := range []string{"kubernetes: true", "managedOnly: true", "leaseNamespace: " + releaseNamespace} {
+		if !strings.Contains(cm.Data["config.yaml"], want) {
+			t.Errorf("config.yaml has no %q:\n%s", want, cm.Data["config.yaml"])
+		}
+	}
+	// Every namespace: one ClusterRole instead.
+	cw := render(t, "--set", "kubernetes.enabled=true")
+	if crs := all[*rbacv1.ClusterRole](cw); len(crs) != 1 {
+		t.Errorf("kubernetes.enabled for every namespace: %d ClusterRoles, want 1", len(crs))
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/config/check"
 	"github.com/eventgate/eventgate/gateway/dispatch"
 	"github.com/eventgate/eventgate/gateway/ingress"
+	"github.com/eventgate/eventgate/gateway/kube"
 	"github.com/eventgate/eventgate/gateway/redrive"
 	"github.com/eventgate/eventgate/gateway/tracing"
 	"github.com/eventgate/eventgate/provisioners/inmemory"
@@ -47,6 +48,11 @@ type Config struct {
 	Dispatch dispatch.Config `koanf:"dispatch"`
 	Redrive  redrive.Config  `koanf:"redrive"`
 	Tracing  tracing.Config  `koanf:"tracing"`
+	// Resources says where resources come from besides the -f files.
+	Resources Resources `koanf:"resources"`
+	// Kubernetes is the Kubernetes-native mode's section: which namespaces, which resources, the
+	// status writer's Lease.
+	Kubernetes kube.Config `koanf:"kubernetes"`
 	// AddressBook maps references that are not channels to URLs. Keys are "NAMESPACE/NAME" or
 	// "KIND/NAMESPACE/NAME" (the more specific wins). Unlisted references resolve to the in-cluster
 	// Knative address http://NAME.NAMESPACE.svc.cluster.local.
@@ -78,6 +84,13 @@ type Channels struct {
 	DefaultProvisioner string `koanf:"defaultProvisioner"`
 }
 
+// Resources says where resources come from besides the files given with -f.
+type Resources struct {
+	// Kubernetes makes the cluster a source of resources (`serve --kubernetes`): the managed kinds
+	// are watched in the API server, run as files are, and their status written back. Default false.
+	Kubernetes bool `koanf:"kubernetes"`
+}
+
 // Shutdown bounds the SIGTERM drain.
 type Shutdown struct {
 	Grace time.Duration `koanf:"grace"` // default 25s
@@ -102,6 +115,7 @@ func Default() Config {
 		Dispatch:    dispatch.DefaultConfig(),
 		Redrive:     redrive.DefaultConfig(),
 		Tracing:     tracing.DefaultConfig(),
+		Kubernetes:  kube.DefaultConfig(),
 		AddressBook: map[string]string{},
 		Shutdown:    Shutdown{Grace: 25 * time.Second},
 		Log:         Log{Level: "info", Format: "auto"},
@@ -264,6 +278,7 @@ func (c Config) Validate() error {
 	p.Within("dispatch", c.Dispatch.Validate())
 	p.Within("redrive", c.Redrive.Validate())
 	p.Within("tracing", c.Tracing.Validate())
+	p.Within("kubernetes", c.Kubernetes.Validate())
 	p.PositiveDuration("shutdown.grace", c.Shutdown.Grace)
 	p.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	p.OneOf("log.format", c.Log.Format, "auto", "text", "json")

@@ -112,6 +112,13 @@ func isManifestName(name string) bool {
 	return false
 }
 
+// Add appends o's resources to s (o is not validated again: Validate the result).
+func (s *Set) Add(o *Set) {
+	if o != nil {
+		s.merge(o)
+	}
+}
+
 func (s *Set) merge(o *Set) {
 	s.Channels = append(s.Channels, o.Channels...)
 	s.Subscriptions = append(s.Subscriptions, o.Subscriptions...)

@@ -26,6 +26,10 @@ type Resolver struct {
 	// IngressURL is the gateway's own ingress base URL, like "http://127.0.0.1:8080". Empty means the
 	// in-cluster Knative addresses.
 	IngressURL string
+	// Lookup, when set, gives the address of a reference that is neither a channel nor a broker and
+	// is not in the address book (the Kubernetes-native mode reads it from the API server); false:
+	// the in-cluster fallback. It must be safe for concurrent use.
+	Lookup func(Reference) (string, bool)
 }
 
 // Target is where a resolved destination sends events: exactly one of Channel and URL is set.
@@ -73,6 +77,14 @@ func (r *Resolver) Resolve(d Destination) (Target, error) {
 		if u, ok := r.AddressBook[key]; ok {
 			if err := checkURL(u); err != nil {
 				return Target{}, fmt.Errorf("%w: address book entry %s: %v", ErrUnresolvable, key, err)
+			}
+			return Target{URL: u}, nil
+		}
+	}
+	if r.Lookup != nil {
+		if u, ok := r.Lookup(ref); ok {
+			if err := checkURL(u); err != nil {
+				return Target{}, fmt.Errorf("%w: %s: address %v", ErrUnresolvable, ref, err)
 			}
 			return Target{URL: u}, nil
 		}

@@ -71,6 +71,7 @@ type App struct {
 	certs         *ingress.CertReloader // nil: plain HTTP
 	adminTokens   adminTokens           // empty: the admin port asks for no token
 	runContainers bool
+	kube          *kubeMode // nil unless resources.kubernetes
 
 	// conds is every resource's Ready condition: the reconciler writes it, /readyz and /status read it.
 	conds *conditions
@@ -189,6 +190,11 @@ func New(o Options) (*App, error) {
 		}
 		a.certs = r
 	}
+	if cfg.Resources.Kubernetes {
+		if a.kube, err = a.newKubeMode(); err != nil {
+			return nil, err
+		}
+	}
 	a.client = &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -208,12 +214,18 @@ func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 // close the provisioners. A broken resource set at start is an error; later a broken file is logged
 // and the last good set keeps running.
 func (a *App) Run(ctx context.Context) error {
+	if err := a.startKube(ctx); err != nil {
+		a.closeBackends()
+		return err
+	}
 	set, err := a.load()
 	if err != nil {
+		a.stopKube()
 		a.closeBackends()
 		return err
 	}
 	abort := func(err error) error {
+		a.stopKube()
 		a.stopRetrying()
 		a.stopSources()
 		a.shutdownDispatchers(context.Background())
@@ -270,7 +282,9 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchDone := make(chan struct{})
 	watcher := a.newWatcher() // before the servers: a change made once /readyz answers is seen
+	kubeDone := make(chan struct{})
 	go func() { defer close(watchDone); a.watch(watchCtx, watcher) }()
+	go func() { defer close(kubeDone); a.watchKube(watchCtx) }()
 	go func() { defer wg.Done(); serveErr <- serve(ingressSrv, ingressLn) }()
 	go func() { defer wg.Done(); serveErr <- serve(adminSrv, adminLn) }()
 	a.log.Info("eventgate serving", "ingress", ingressLn.Addr().String(), "admin", adminLn.Addr().String(),
@@ -290,6 +304,8 @@ func (a *App) Run(ctx context.Context) error {
 	a.stopping.Store(true)
 	stopWatch()
 	<-watchDone
+	<-kubeDone
+	a.stopKube() // the Lease is released: another replica writes status from now
 	a.stopRetrying()
 	graceCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Shutdown.Grace)
 	defer cancel()
@@ -412,6 +428,7 @@ func (a *App) load() (*resources.Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	set.Add(a.clusterSet(set))
 	if err := set.Validate(); err != nil {
 		return nil, err
 	}

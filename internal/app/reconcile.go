@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/dispatch"
@@ -62,36 +63,56 @@ func (a *App) checkSet(set *resources.Set) (map[string]dispatch.Subscription, er
 	var errs []error
 	for _, c := range set.Channels {
 		if c.Provisioner == resources.ProvisionerKafka && a.backends[c.Provisioner] == nil {
-			errs = append(errs, fmt.Errorf("%s: %s %s uses Kafka but kafka.brokers is not configured", c.File, c.Kind, c.NamespacedName()))
+			errs = append(errs, inResource(&c.Meta, fmt.Errorf("%s: %s %s uses Kafka but kafka.brokers is not configured", c.File, c.Kind, c.NamespacedName())))
 		}
 		// The server delivers an event again after nats.ackWait: a delivery must end before that.
 		// (Checked here, where a NATS channel is declared, not in the configuration: without one the
 		// two settings have nothing to do with each other.)
 		if c.Provisioner == resources.ProvisionerNATS && a.cfg.NATS.AckWait <= a.cfg.Dispatch.Timeout {
-			errs = append(errs, fmt.Errorf("%s: %s %s is on NATS: nats.ackWait (%s) must be longer than dispatch.timeout (%s)",
-				c.File, c.Kind, c.NamespacedName(), a.cfg.NATS.AckWait, a.cfg.Dispatch.Timeout))
+			errs = append(errs, inResource(&c.Meta, fmt.Errorf("%s: %s %s is on NATS: nats.ackWait (%s) must be longer than dispatch.timeout (%s)",
+				c.File, c.Kind, c.NamespacedName(), a.cfg.NATS.AckWait, a.cfg.Dispatch.Timeout)))
 		}
 		if c.Provisioner == resources.ProvisionerPubSub && a.backends[c.Provisioner] == nil {
-			errs = append(errs, fmt.Errorf("%s: Channel %s uses Pub/Sub but pubsub.project is not configured (nor GOOGLE_CLOUD_PROJECT)",
-				c.File, c.NamespacedName()))
+			errs = append(errs, inResource(&c.Meta, fmt.Errorf("%s: Channel %s uses Pub/Sub but pubsub.project is not configured (nor GOOGLE_CLOUD_PROJECT)",
+				c.File, c.NamespacedName())))
 		}
 	}
 	subs := map[string]dispatch.Subscription{}
 	for _, s := range set.Subscriptions {
 		ds, err := a.dispatchSubscription(set, s)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, inResource(&s.Meta, err))
 			continue
 		}
 		if t := triggerOf(set, s); t != nil {
 			if ds.Trigger, err = triggerDispatch(t); err != nil {
-				errs = append(errs, err)
+				errs = append(errs, inResource(&s.Meta, err))
 				continue
 			}
 		}
 		subs[s.NamespacedName()] = ds
 	}
 	return subs, errors.Join(errs...)
+}
+
+// resourceError is a problem checkSet found with one resource, which keeps the whole set from
+// applying. Meta is the resource as declared: a broker, not the channel it runs as; a trigger, not
+// its subscription.
+type resourceError struct {
+	Meta resources.Meta
+	err  error
+}
+
+func (e *resourceError) Error() string { return e.err.Error() }
+func (e *resourceError) Unwrap() error { return e.err }
+
+// inResource ties err to the resource m declares.
+func inResource(m *resources.Meta, err error) error {
+	meta := *m
+	if meta.Kind == "Trigger" {
+		meta.Name = strings.TrimPrefix(meta.Name, resources.TriggerGroupPrefix)
+	}
+	return &resourceError{Meta: meta, err: err}
 }
 
 // applyChannels creates or updates every declared channel and routes dispatch to it; Apply routes

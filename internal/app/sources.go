@@ -121,6 +121,7 @@ func (a *App) startSource(ctx context.Context, key string, s *resources.Source) 
 		Log:                 a.log.With("source", key),
 		Metrics:             a.metrics,
 		SecretsDir:          a.cfg.SecretsDir,
+		Secrets:             a.clusterSecrets(s),
 		IngressURL:          a.cfg.IngressURL(),
 		AddressBook:         a.cfg.AddressBook,
 		RunContainerSources: a.runContainers,

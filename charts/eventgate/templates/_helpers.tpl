@@ -163,6 +163,13 @@ core events in more namespaces.
   "shutdown" (dict "grace" (printf "%vs" .Values.shutdown.graceSeconds))
   "log" (dict "level" .Values.log.level "format" .Values.log.format)
 -}}
+{{- if .Values.kubernetes.enabled -}}
+{{- $_ := set $c "resources" (dict "kubernetes" true) -}}
+{{- $kc := dict "managedOnly" .Values.kubernetes.managedOnly "leaseNamespace" .Release.Namespace
+  "leaseName" (printf "%s-status" $fullname) -}}
+{{- with .Values.kubernetes.namespaces -}}{{- $_ := set $kc "namespaces" . -}}{{- end -}}
+{{- $_ := set $c "kubernetes" $kc -}}
+{{- end -}}
 {{- if .Values.kafka.brokers -}}
 {{- $k := dict "brokers" .Values.kafka.brokers
   "defaultPartitions" .Values.kafka.defaultPartitions
