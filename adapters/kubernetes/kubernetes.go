@@ -15,13 +15,12 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	clientset "k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/eventgate/eventgate/adapters"
 	"github.com/eventgate/eventgate/gateway/event"
+	"github.com/eventgate/eventgate/gateway/kube"
 	"github.com/eventgate/eventgate/gateway/resources"
 )
 
@@ -139,7 +138,7 @@ func newAdapter(src *resources.Source, d adapters.Deps, set settings) (*Adapter,
 		}
 	}
 	if a.set.client == nil {
-		rc, err := restConfig()
+		rc, err := kube.RESTConfig("")
 		if err != nil {
 			return nil, fmt.Errorf("kubernetes source %s: %w: %w", src.NamespacedName(), adapters.ErrNotRun, err)
 		}
@@ -153,21 +152,6 @@ func newAdapter(src *resources.Source, d adapters.Deps, set settings) (*Adapter,
 		a.set.host = DefaultHost
 	}
 	return a, nil
-}
-
-// restConfig returns the in-cluster configuration, else the kubeconfig's (KUBECONFIG, else
-// ~/.kube/config).
-func restConfig() (*rest.Config, error) {
-	rc, inErr := rest.InClusterConfig()
-	if inErr == nil {
-		return rc, nil
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("no in-cluster config (%v) and no usable kubeconfig: %w", inErr, err)
-	}
-	return rc, nil
 }
 
 // Run watches Events until ctx is done, then stops the informer and the sender, waits for them and

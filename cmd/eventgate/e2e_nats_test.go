@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventgate/eventgate/internal/natstest"
 )
 
 // natsManifests: the seed's Channel on provisioner natss ("demo") and a NatsJetStreamChannel
@@ -78,7 +80,7 @@ spec:
 `
 
 func TestNATSEndToEnd(t *testing.T) {
-	srv := natsServer(t, t.TempDir(), -1)
+	srv := natstest.Server(t, natstest.Options{})
 	sub := newSubscriber(t)
 	sub.on("/flaky", func(w http.ResponseWriter, n int) {
 		if n <= 2 {
@@ -257,7 +259,7 @@ func TestNATSEndToEnd(t *testing.T) {
 // the kill and not yet acknowledged. A short AckWait, so that what the killed gateway held is
 // delivered again soon.
 func TestNATSKill9DuringDispatch(t *testing.T) {
-	srv := natsServer(t, t.TempDir(), -1)
+	srv := natstest.Server(t, natstest.Options{})
 	testKill9DuringDispatch(t, natsUnderTest(srv.ClientURL()), "kd", "--set", "dispatch.timeout=2s", "--set", "nats.ackWait=3s")
 }
 
@@ -266,7 +268,7 @@ func TestNATSKill9DuringDispatch(t *testing.T) {
 // recovers, and every event answered 202 is on the stream and reaches the subscriber (0 lost).
 func TestNATSServerRestartUnderLoad(t *testing.T) {
 	store, port := t.TempDir(), freePort(t)
-	srv := natsServer(t, store, port)
+	srv := natstest.Server(t, natstest.Options{Dir: store, Port: port})
 	url := srv.ClientURL()
 	sub := newSubscriber(t)
 	dir := t.TempDir()
@@ -305,7 +307,7 @@ spec:
 	acceptedWhileDown := len(load.ids())
 
 	t.Logf("server stopped; 503 and /readyz failing after %v", time.Since(began).Round(time.Millisecond))
-	srv2 := natsServer(t, store, port)
+	srv2 := natstest.Server(t, natstest.Options{Dir: store, Port: port})
 	restarted := time.Now()
 	eventually(t, 60*time.Second, func() bool { return status(g.admin+"/readyz") == http.StatusOK }, "/readyz to recover")
 	t.Logf("/readyz 200 %v after the restart", time.Since(restarted).Round(time.Millisecond))
@@ -360,7 +362,7 @@ spec:
 		t.Errorf("/readyz while NATS is down: %d", code)
 	}
 
-	natsServer(t, store, port)
+	natstest.Server(t, natstest.Options{Dir: store, Port: port})
 	began := time.Now()
 	eventually(t, 60*time.Second, func() bool { return status(g.admin+"/readyz") == http.StatusOK }, "/readyz once NATS is up")
 	t.Logf("channel ready %v after the server started", time.Since(began).Round(time.Millisecond))
@@ -374,7 +376,7 @@ spec:
 // channel (they compete for each partition's events), both deliver, and a rolling restart of both
 // under load delivers every acknowledged event.
 func TestNATSTwoGatewaysAndRollingRestart(t *testing.T) {
-	srv := natsServer(t, t.TempDir(), -1)
+	srv := natstest.Server(t, natstest.Options{})
 	testTwoGatewaysAndRollingRestart(t, natsUnderTest(srv.ClientURL()), "shared")
 }
 
@@ -394,7 +396,7 @@ metadata: {name: %s, namespace: e2e}`,
 // its partitions once its leases expire, starting from what it had not acknowledged, and every
 // event arrives, still in order per key (an event delivered again may repeat, never overtake).
 func TestNATSTwoGatewaysOrdered(t *testing.T) {
-	srv := natsServer(t, t.TempDir(), -1)
+	srv := natstest.Server(t, natstest.Options{})
 	sub := newSubscriber(t)
 	sub.on("/o", func(w http.ResponseWriter, _ int) {
 		time.Sleep(time.Millisecond) // some latency, so that both gateways have work in flight

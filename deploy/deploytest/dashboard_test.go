@@ -20,8 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/internal/natstest"
+
 	"cloud.google.com/go/pubsub/v2/pstest"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/eventgate/eventgate/gateway/config"
@@ -326,7 +327,7 @@ func liveMetrics(t *testing.T) (map[string]bool, []series) {
 	cfg.Ingress.Address = "127.0.0.1:0"
 	cfg.Admin.Address = "127.0.0.1:0"
 	cfg.Shutdown.Grace = 5 * time.Second
-	cfg.NATS.Servers = []string{natsServer(t).ClientURL()}
+	cfg.NATS.Servers = []string{natstest.Server(t, natstest.Options{}).ClientURL()}
 	cfg.NATS.DefaultPartitions = 2
 	ps := pstest.NewServerWithAddress("127.0.0.1:0")
 	t.Cleanup(func() { _ = ps.Close() })
@@ -512,26 +513,6 @@ func status(ctx context.Context, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// natsServer runs an embedded NATS server with JetStream on a free loopback port, shut down at cleanup.
-func natsServer(t *testing.T) *natsserver.Server {
-	t.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(20 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats server not ready within 20s")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
 }
 
 // scrape GETs a Prometheus text exposition and returns its metric names and the raw body.

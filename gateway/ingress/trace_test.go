@@ -16,8 +16,8 @@ import (
 	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/metrics"
 	"github.com/eventgate/eventgate/gateway/tracing"
-	"github.com/eventgate/eventgate/provisioners/inmemory"
 	otlptest "github.com/eventgate/eventgate/internal/tracetest"
+	"github.com/eventgate/eventgate/provisioners/inmemory"
 )
 
 // keepPublisher records what it is asked to store.

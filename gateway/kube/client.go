@@ -22,7 +22,7 @@ type Client struct {
 // NewClient connects (lazily: no request is made) with kubeconfig when it is not "", else the
 // in-cluster configuration, else KUBECONFIG (or ~/.kube/config).
 func NewClient(kubeconfig string) (*Client, error) {
-	rc, err := restConfig(kubeconfig)
+	rc, err := RESTConfig(kubeconfig)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,9 @@ func NewClientFor(rc *rest.Config) (*Client, error) {
 	return &Client{Config: rc, Dynamic: dyn, Kube: kc, Discovery: kc.Discovery()}, nil
 }
 
-func restConfig(kubeconfig string) (*rest.Config, error) {
+// RESTConfig is how eventgate finds its cluster: the kubeconfig file when one is named, else the
+// in-cluster configuration, else the default kubeconfig (KUBECONFIG, else ~/.kube/config).
+func RESTConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig != "" {
 		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err != nil {

@@ -47,7 +47,7 @@ type Receiver struct {
 	mu      sync.Mutex
 	spans   []Span
 	count   int
-	exports int // HTTP exports a discarding Receiver did not decode
+	exports int           // HTTP exports a discarding Receiver did not decode
 	changed chan struct{} // closed and replaced when spans arrive
 }
 

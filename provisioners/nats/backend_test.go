@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/eventgate/eventgate/internal/natstest"
+
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/internal/conformance"
 )
@@ -14,12 +16,12 @@ import (
 // sets it) a missing server is a failure.
 func TestConformance(t *testing.T) {
 	t.Run("Embedded", func(t *testing.T) {
-		s := runServer(t, "", 0)
+		s := natstest.Server(t, natstest.Options{})
 		conformance.Run(t, func(t *testing.T) channel.Provisioner { return newBackend(t, testConfig(s.ClientURL())) })
 	})
 	// Ordered groups take another path to their claims (leases, lease.go): the suite holds there too.
 	t.Run("EmbeddedOrdered", func(t *testing.T) {
-		s := runServer(t, "", 0)
+		s := natstest.Server(t, natstest.Options{})
 		conformance.Run(t, func(t *testing.T) channel.Provisioner { return orderedGroups{newBackend(t, testConfig(s.ClientURL()))} })
 	})
 	url := os.Getenv("EVENTGATE_TEST_NATS")

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/internal/natstest"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -29,7 +31,7 @@ func benchName(prefix string) string { return prefix + strconv.FormatInt(benchRu
 // BenchmarkPublish publishes one event per call from 8 goroutines per CPU, as ingress does for
 // concurrent requests.
 func BenchmarkPublish(b *testing.B) {
-	s := runServer(b, "", 0)
+	s := natstest.Server(b, natstest.Options{})
 	ctx := context.Background()
 	b.Run("nats", func(b *testing.B) {
 		be := newBackend(b, testConfig(s.ClientURL()))
@@ -79,7 +81,7 @@ func BenchmarkPublish(b *testing.B) {
 // BenchmarkDrain drains b.N stored events through one subscription whose handler marks each done
 // (nats), against a pull-fetch-ack loop over one consumer (bare).
 func BenchmarkDrain(b *testing.B) {
-	s := runServer(b, "", 0)
+	s := natstest.Server(b, natstest.Options{})
 	ctx := context.Background()
 	b.Run("nats", func(b *testing.B) {
 		be := newBackend(b, testConfig(s.ClientURL()))

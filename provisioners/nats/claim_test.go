@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/internal/natstest"
+
 	"github.com/eventgate/eventgate/gateway/channel"
 )
 
@@ -15,7 +17,7 @@ import (
 // rest of the backlog stays on the server; none of it is acknowledged, since the handler marked
 // nothing done.
 func TestPullAheadIsBounded(t *testing.T) {
-	s := runServer(t, "", 0)
+	s := natstest.Server(t, natstest.Options{})
 	cfg := testConfig(s.ClientURL())
 	cfg.DefaultPartitions, cfg.FetchBatch = 1, 8
 	b := newBackend(t, cfg)

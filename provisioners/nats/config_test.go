@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/internal/natstest"
+
 	"github.com/eventgate/eventgate/gateway/channel"
 )
 
@@ -95,7 +97,7 @@ func TestUnreachableServerIsUnavailable(t *testing.T) {
 // TestConsumerSettingsFollowTheConfig: a subscription that exists keeps its position when the gateway
 // comes back with another ackWait, maxDeliver and maxAckPending, and its consumers take them.
 func TestConsumerSettingsFollowTheConfig(t *testing.T) {
-	s := runServer(t, "", 0)
+	s := natstest.Server(t, natstest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ref := channel.Ref{Namespace: "ns", Name: "settings"}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/internal/natstest"
+
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/internal/conformance"
@@ -150,7 +152,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // closes): the second takes every partition over once the dead one's leases expire, delivers again
 // what the dead one had not acknowledged, and everything arrives, in order per key.
 func TestOrderedGroupOnePartitionOwnerAcrossReplicas(t *testing.T) {
-	s := runServer(t, "", 0)
+	s := natstest.Server(t, natstest.Options{})
 	cfg := testConfig(s.ClientURL())
 	cfg.DefaultPartitions, cfg.FetchBatch, cfg.LeaseTTL = 6, 8, 3*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -216,7 +218,7 @@ func TestOrderedGroupOnePartitionOwnerAcrossReplicas(t *testing.T) {
 // TestOrderedGroupCleanLeaveHandsOver: when one of two replicas closes its subscription (a rolling
 // restart), the other takes its partitions at once, not after the leases expire.
 func TestOrderedGroupCleanLeaveHandsOver(t *testing.T) {
-	s := runServer(t, "", 0)
+	s := natstest.Server(t, natstest.Options{})
 	cfg := testConfig(s.ClientURL())
 	cfg.DefaultPartitions, cfg.LeaseTTL = 4, time.Minute
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/eventgate/eventgate/internal/natstest"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/eventgate/eventgate/gateway/channel"
@@ -19,7 +20,7 @@ import (
 // TestPublishLargeBatch: a batch far larger than what the client lets wait for acknowledgements at
 // once is stored whole, and publishing it again stores nothing new (Nats-Msg-Id).
 func TestPublishLargeBatch(t *testing.T) {
-	s := runServer(t, "", 0)
+	s := natstest.Server(t, natstest.Options{})
 	b := newBackend(t, testConfig(s.ClientURL()))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -46,16 +47,7 @@ func TestPublishLargeBatch(t *testing.T) {
 // TestPublishOverMaxPayload: an event the server cannot take is invalid input (the ingress answers
 // 400 naming it), not a failure worth retrying, and nothing of it is stored.
 func TestPublishOverMaxPayload(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		MaxPayload: 4096, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.Server(t, natstest.Options{MaxPayload: 4096})
 	b := newBackend(t, testConfig(srv.ClientURL()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -65,7 +57,7 @@ func TestPublishOverMaxPayload(t *testing.T) {
 	}
 	e := conformance.NewEvent("huge", "")
 	e.Data = []byte(strings.Repeat("x", 8192))
-	err = b.Publish(ctx, ref, []*event.Event{e})
+	err := b.Publish(ctx, ref, []*event.Event{e})
 	if !errors.Is(err, event.ErrInvalid) || errors.Is(err, channel.ErrUnavailable) {
 		t.Fatalf("Publish of an event over max_payload = %v, want an error wrapping event.ErrInvalid", err)
 	}
@@ -78,7 +70,7 @@ func TestPublishOverMaxPayload(t *testing.T) {
 // that are not events (no headers, garbage headers, a structured body that is not JSON) are counted
 // and skipped, never delivered or crashing the claim, and the events around them are delivered.
 func TestForeignMessagesAreSkipped(t *testing.T) {
-	s := runServer(t, "", 0)
+	s := natstest.Server(t, natstest.Options{})
 	b := newBackend(t, testConfig(s.ClientURL()))
 	f := conformance.NewFixture(t, b)
 	before := conformance.Events("before", 3, func(int) string { return "k" })
