@@ -111,7 +111,7 @@ func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event,
 		return attemptResult{err: fmt.Errorf("%w: %w", ErrInvalidDestination, err)}
 	}
 	event.WriteHTTPBinary(ev, req.Header)
-	req.Header.Set("Prefer", "reply")
+	req.Header["Prefer"] = preferReply
 
 	start := time.Now()
 	resp, err := d.client.Do(req)
@@ -147,6 +147,10 @@ func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event,
 	return res
 }
 
+// preferReply is every delivery's Prefer header (Knative's ask for a reply), shared: net/http only
+// reads a request's header values.
+var preferReply = []string{"reply"}
+
 // parsedURL is a destination URL parsed once, as http.NewRequest parses it.
 type parsedURL struct {
 	url  *url.URL
@@ -181,6 +185,9 @@ func (d *Dispatcher) newRequest(ctx context.Context, u string, body []byte) (*ht
 	}
 	pu := *p.url
 	req.URL, req.Host = &pu, p.host
+	// Room for the CloudEvents headers and Prefer up front: growing the map as they are added
+	// allocated again on every delivery.
+	req.Header = make(http.Header, 12)
 	return req, nil
 }
 
@@ -299,6 +306,9 @@ func readUpTo(r io.Reader, n int64) (b []byte, truncated bool, err error) {
 
 // drainClose discards a bounded rest of body, so the connection can be reused, and closes it.
 func drainClose(body io.ReadCloser) {
+	if body == http.NoBody { // an answer without a body (Content-Length: 0): nothing to drain
+		return
+	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
 	_ = body.Close()
 }
