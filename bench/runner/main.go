@@ -57,7 +57,7 @@ func main() {
 	flag.IntVar(&s.inFlight, "in-flight", 64, "in-flight deliveries of the consume-and-POST baseline (eventgate's dispatch.maxInFlight default)")
 	flag.DurationVar(&s.rssWindow, "rss-window", 0, "how long the RSS run watches the backlog drain (default 30s, quick 5s)")
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
-	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch")
+	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch")
 	flag.Parse()
 	s.defaults()
 	if s.bin == "" {
@@ -198,6 +198,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		{"ingress-kafka", kafka, r.ingressKafka},
 		{"batch-kafka", kafka, r.batchKafka},
 		{"dispatch", kafka, r.dispatch},
+		{"dispatch-memory", "", r.dispatchMemory},
 		{"ingress-nats", nats, r.ingressNATS},
 		{"batch-nats", nats, r.batchNATS},
 		{"dispatch-nats", nats, r.dispatchNATS},

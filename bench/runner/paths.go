@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 )
@@ -235,6 +236,73 @@ func (r *runner) dispatch(ctx context.Context) error {
 	r.addDrainRows("dispatch of a Kafka backlog vs consume-and-POST",
 		fmt.Sprintf("%d-event backlog, 3 partitions, no-op subscriber, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, r.s.inFlight),
 		egs, bases, egCPU, baseCPU)
+	return err
+}
+
+// dispatchMemory measures how fast a gateway delivers an in-memory backlog to a no-op subscriber,
+// beside how fast the in-memory ingress accepts events (closed loop, the ingress-memory path's load) on
+// the same machine, interleaved: the target is a dispatch that keeps up with the ingress (ratio ≥ 1).
+// An in-memory backlog lives only in its gateway, so each run fills a channel that has no subscription
+// yet, then adds the Subscription to the watched manifest directory (a reload) and times the sink from
+// its first arrival to its last. The gateway's CPU per event is counted from that reload to the last
+// arrival.
+func (r *runner) dispatchMemory(ctx context.Context) error {
+	ingressGW, err := r.gateway(ctx, inMemoryChannel("ingress"))
+	if err != nil {
+		return err
+	}
+	defer ingressGW.stop()
+	n := strconv.FormatInt(r.s.drainN, 10)
+	room := "inmemory.bytesPerChannel=" + strconv.FormatInt(2*r.s.drainN*int64(r.s.size+512), 10)
+	seq := 0
+	var egCPU []float64
+	eg := func(ctx context.Context) (float64, error) {
+		seq++
+		ch := fmt.Sprintf("drain-mem-%d", seq)
+		gw, err := r.gateway(ctx, inMemoryChannel(ch), "--set", room)
+		if err != nil {
+			return 0, err
+		}
+		defer gw.stop()
+		if _, err := r.load(ctx, gw.ingress+"/bench/"+ch, "--count", n, "--mode", "batch", "--batch-size", "100",
+			"--concurrency", "4", "--size", strconv.Itoa(r.s.size), "--timeout", "60s"); err != nil {
+			return 0, fmt.Errorf("filling %s: %w", ch, err)
+		}
+		sink, url, err := r.sink(ctx, "--count", n)
+		if err != nil {
+			return 0, err
+		}
+		defer sink.stop()
+		before, err := gw.cpuUsed()
+		if err != nil {
+			return 0, err
+		}
+		sub := subscription("drain", "InMemoryChannel", ch, url)
+		if err := os.WriteFile(filepath.Join(gw.dir, "subscription.yaml"), []byte(sub), 0o600); err != nil {
+			return 0, err
+		}
+		if err := sink.wait(ctx, 10*time.Minute); err != nil {
+			return 0, err
+		}
+		if after, err := gw.cpuUsed(); err == nil {
+			egCPU = append(egCPU, float64((after-before).Microseconds())/float64(r.s.drainN))
+		}
+		res, err := sinkOutput(sink)
+		return res.EventsPS, err
+	}
+	base := func(ctx context.Context) (float64, error) {
+		res, err := r.load(ctx, ingressGW.ingress+"/bench/ingress", "--duration", r.s.duration.String(),
+			"--size", strconv.Itoa(r.s.size), "--concurrency", strconv.Itoa(r.s.concurrency))
+		return res.EventsPS, err
+	}
+	egs, bases, err := r.pair(ctx, eg, base)
+	if len(egCPU) > len(egs) {
+		egCPU = egCPU[1:] // the warm-up's
+	}
+	r.addRatio("dispatch of an in-memory backlog vs in-memory ingress", "throughput", "events/s", "≥ 1.0", 1.0, egs, bases,
+		fmt.Sprintf("%d-event backlog, 4 partitions, no-op subscriber, first→last arrival at the sink; beside it the in-memory ingress, closed loop c=%d, %d B", r.s.drainN, r.s.concurrency, r.s.size))
+	r.addRatio("dispatch of an in-memory backlog, CPU per event", "cpu", "µs", "", 0, egCPU, nil,
+		"user+system CPU of the gateway from adding the subscription to the last arrival, per event; lower is better")
 	return err
 }
 

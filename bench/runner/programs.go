@@ -20,6 +20,7 @@ type gatewayProc struct {
 	*proc
 	ingress string // http://HOST:PORT
 	admin   string // http://HOST:PORT
+	dir     string // the manifest directory it watches: a file written there is applied (a reload)
 }
 
 // gateway starts `eventgate serve` with the given manifests on loopback ports and waits until /readyz.
@@ -48,7 +49,7 @@ func (r *runner) gateway(ctx context.Context, manifests string, extra ...string)
 		p.stop()
 		return nil, fmt.Errorf("eventgate: %w\n%s", err, tail(p.stderr.String(), 20))
 	}
-	return &gatewayProc{proc: p, ingress: "http://" + m[1], admin: "http://" + m[2]}, nil
+	return &gatewayProc{proc: p, ingress: "http://" + m[1], admin: "http://" + m[2], dir: dir}, nil
 }
 
 // server starts a baseline or sink that prints "listening on HOST:PORT" and returns its base URL.

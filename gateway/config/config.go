@@ -67,6 +67,10 @@ type Config struct {
 type Admin struct {
 	Address string    `koanf:"address"` // default ":9090"
 	Auth    AdminAuth `koanf:"auth"`
+	// Pprof serves Go's runtime profiles under /debug/pprof/ (net/http/pprof) when true; they need the
+	// admin token when one is configured. Default false: a profile shows the process's internals and a
+	// CPU profile costs CPU while it runs.
+	Pprof bool `koanf:"pprof"`
 }
 
 // AdminAuth guards the admin endpoints that show events or change state (/tail): with a secret

@@ -308,6 +308,21 @@ type Adaptive struct {
 	pausedUntil  time.Time
 	lastDecrease time.Time
 	minLatency   windowedMin
+	// smoothed is the accepted attempts' latency, smoothed (see smoothLatency); 0 before the first.
+	smoothed time.Duration
+}
+
+// smoothWeight is the weight of one accepted attempt in the smoothed latency: TCP's 1/8 for its
+// smoothed round-trip time.
+const smoothWeight = 1.0 / 8
+
+// smoothLatency folds one accepted attempt's latency d into the running average prev (0: none yet)
+// and returns it. Pure.
+func smoothLatency(prev, d time.Duration) time.Duration {
+	if prev <= 0 {
+		return d
+	}
+	return prev + time.Duration(float64(d-prev)*smoothWeight)
 }
 
 var (
@@ -412,14 +427,25 @@ func (a *Adaptive) Release(Outcome) {
 
 // ObserveAttempt updates the limit from one subscriber attempt (see NextLimit) and starts a pause when
 // the answer carries Retry-After. It never blocks on anything but the limiter's own lock.
+//
+// The latency it classifies is the smaller of the attempt's own and the smoothed latency of the
+// accepted attempts (a running average weighting each 1/8; the depth of a cut still follows the
+// attempt's own latency): a queue at the subscriber slows every
+// attempt and moves the average within a few of them, while one slow attempt among fast ones (a
+// scheduling delay on a busy machine, a GC pause, in the gateway or the subscriber) does not. Before
+// this, single spikes cut the limit again and again on a loaded machine: an in-memory subscription
+// offered 4,000 events/s sat at a limit of 1–5 with seconds of events queued behind it.
 func (a *Adaptive) ObserveAttempt(at Attempt) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.cfg.Now()
+	judged := at
 	if at.OK {
 		a.minLatency.add(now, at.Latency)
+		a.smoothed = smoothLatency(a.smoothed, at.Latency)
+		judged.Latency = min(at.Latency, a.smoothed)
 	}
-	sig := Classify(at, a.minLatency.get(now), a.cfg)
+	sig := Classify(judged, a.minLatency.get(now), a.cfg)
 	step := Step{Signal: sig, InFlight: a.inFlight, Fresh: at.Start.After(a.lastDecrease)}
 	if sig == ShrinkLatency {
 		step.Excess = float64(at.Latency) / float64(LatencyThreshold(a.minLatency.get(now), a.cfg))

@@ -663,3 +663,43 @@ func TestAdaptiveRecoversAfterOutage(t *testing.T) {
 		t.Errorf("peak limit after the outage = %d, want ≥ 12 (ramped back up)", after)
 	}
 }
+
+// One slow attempt among fast ones (a scheduling delay or a GC pause on a busy machine) is not a queue
+// at the subscriber: the limit holds. Every attempt slow is: the limit is cut.
+func TestAdaptiveIgnoresLatencySpikes(t *testing.T) {
+	clk := newFakeClock()
+	a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 32, Now: clk.now})
+	for range 20 {
+		round(t, a, clk, 5*time.Millisecond, 200)
+	}
+	if a.Limit() != 32 {
+		t.Fatalf("limit with a fast subscriber = %d, want max 32", a.Limit())
+	}
+	for r := range 50 {
+		n := a.Limit()
+		start := clk.now()
+		for range n {
+			if err := a.Acquire(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk.advance(5 * time.Millisecond)
+		for i := range n {
+			lat := 5 * time.Millisecond
+			if i == r%n { // one attempt in each round trip is 12× the others, far past the 15ms threshold
+				lat = 60 * time.Millisecond
+			}
+			a.ObserveAttempt(Attempt{Start: start, Latency: lat, Status: 200, OK: true})
+		}
+		for range n {
+			a.Release(Outcome{})
+		}
+	}
+	if got := a.Limit(); got != 32 {
+		t.Errorf("limit after 50 round trips with one spike each = %d, want 32 (spikes are not congestion)", got)
+	}
+	round(t, a, clk, 60*time.Millisecond, 200)
+	if got := a.Limit(); got != 16 {
+		t.Errorf("limit after a round trip of slow attempts = %d, want 16 (cut once, ×0.5)", got)
+	}
+}

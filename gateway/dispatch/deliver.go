@@ -121,7 +121,7 @@ func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event,
 		return attemptResult{err: fmt.Errorf("%w: %w", ErrInvalidDestination, err)}
 	}
 	event.WriteHTTPBinary(ev, req.Header)
-	req.Header.Set("Prefer", "reply")
+	req.Header["Prefer"] = preferReply
 	if d.tracer != nil {
 		d.tracer.Inject(ctx, req.Header)
 	}
@@ -160,6 +160,10 @@ func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event,
 	return res
 }
 
+// preferReply is every delivery's Prefer header (Knative's ask for a reply), shared: net/http only
+// reads a request's header values.
+var preferReply = []string{"reply"}
+
 // parsedURL is a destination URL parsed once, as http.NewRequest parses it.
 type parsedURL struct {
 	url  *url.URL
@@ -194,6 +198,9 @@ func (d *Dispatcher) newRequest(ctx context.Context, u string, body []byte) (*ht
 	}
 	pu := *p.url
 	req.URL, req.Host = &pu, p.host
+	// Room for the CloudEvents headers and Prefer up front: growing the map as they are added
+	// allocated again on every delivery.
+	req.Header = make(http.Header, 12)
 	return req, nil
 }
 
@@ -312,6 +319,9 @@ func readUpTo(r io.Reader, n int64) (b []byte, truncated bool, err error) {
 
 // drainClose discards a bounded rest of body, so the connection can be reused, and closes it.
 func drainClose(body io.ReadCloser) {
+	if body == http.NoBody { // an answer without a body (Content-Length: 0): nothing to drain
+		return
+	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
 	_ = body.Close()
 }

@@ -350,27 +350,30 @@ func WriteHTTPBinary(e *Event, h http.Header) {
 			delete(h, k)
 		}
 	}
+	// Every value is a one-element slice of one backing array: one allocation per event instead of
+	// one per header (a delivery writes these for every event it sends).
+	vals := make([]string, 0, 8+len(e.Extensions))
 	set := func(key, v string) {
 		if v != "" {
-			h[key] = []string{encodeHeaderValue(v)}
+			vals = append(vals, v)
+			h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
 		}
 	}
-	set("Ce-Specversion", e.SpecVersion)
-	set("Ce-Id", e.ID)
-	set("Ce-Source", e.Source)
-	set("Ce-Type", e.Type)
-	set("Ce-Dataschema", e.DataSchema)
-	set("Ce-Subject", e.Subject)
-	set("Ce-Time", e.Time)
+	set("Ce-Specversion", encodeHeaderValue(e.SpecVersion))
+	set("Ce-Id", encodeHeaderValue(e.ID))
+	set("Ce-Source", encodeHeaderValue(e.Source))
+	set("Ce-Type", encodeHeaderValue(e.Type))
+	set("Ce-Dataschema", encodeHeaderValue(e.DataSchema))
+	set("Ce-Subject", encodeHeaderValue(e.Subject))
+	set("Ce-Time", encodeHeaderValue(e.Time))
 	for name, v := range e.Extensions {
 		if name == "" {
 			continue
 		}
-		h[extensionHeader(name)] = []string{encodeHeaderValue(v)}
+		vals = append(vals, encodeHeaderValue(v)) // an empty value is written too, as before
+		h[extensionHeader(name)] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	if e.DataContentType != "" {
-		h["Content-Type"] = []string{e.DataContentType}
-	}
+	set("Content-Type", e.DataContentType)
 }
 
 // extensionHeader is the canonical (textproto) header key for extension name: "Ce-" and the name with

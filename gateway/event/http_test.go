@@ -3,6 +3,7 @@ package event
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -355,6 +356,27 @@ func TestPercentEncodingRoundTrip(t *testing.T) {
 		dec, reason := decodeHeaderValue(enc)
 		if reason != "" || dec != s {
 			t.Errorf("decode(encode(%q)) = %q, %q", s, dec, reason)
+		}
+	}
+}
+
+// The header values WriteHTTPBinary writes share one backing array; adding a value to one header
+// must not change another.
+func TestWriteHTTPBinaryValuesAreIndependent(t *testing.T) {
+	e := &Event{SpecVersion: "1.0", ID: "id-1", Source: "/src", Type: "t", Subject: "sub",
+		Extensions: map[string]string{"a": "x", "b": ""}, DataContentType: "application/json"}
+	h := http.Header{}
+	WriteHTTPBinary(e, h)
+	h.Add("Ce-Id", "second")
+	h["Ce-Source"] = append(h["Ce-Source"], "more")
+	want := map[string][]string{"Ce-Specversion": {"1.0"}, "Ce-Id": {"id-1", "second"}, "Ce-Source": {"/src", "more"},
+		"Ce-Type": {"t"}, "Ce-Subject": {"sub"}, "Ce-A": {"x"}, "Ce-B": {""}, "Content-Type": {"application/json"}}
+	if len(h) != len(want) {
+		t.Errorf("headers %v, want %v", h, want)
+	}
+	for k, v := range want {
+		if !slices.Equal(h[k], v) {
+			t.Errorf("%s = %q, want %q", k, h[k], v)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -389,6 +390,14 @@ func (a *App) adminMux() *http.ServeMux {
 	c := console.New(a.sampler)
 	mux.Handle("GET /{$}", c)
 	mux.Handle("GET /console/", c)
+	if a.cfg.Admin.Pprof {
+		// pprof.Index serves every named profile (heap, goroutine, allocs, block, mutex, ...) below it.
+		mux.HandleFunc("GET /debug/pprof/", a.requireAdmin(pprof.Index))
+		mux.HandleFunc("GET /debug/pprof/cmdline", a.requireAdmin(pprof.Cmdline))
+		mux.HandleFunc("GET /debug/pprof/profile", a.requireAdmin(pprof.Profile))
+		mux.HandleFunc("GET /debug/pprof/symbol", a.requireAdmin(pprof.Symbol))
+		mux.HandleFunc("GET /debug/pprof/trace", a.requireAdmin(pprof.Trace))
+	}
 	return mux
 }
 

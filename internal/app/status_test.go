@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -341,5 +342,23 @@ func TestStatusListsWhatDoesNotRunFromTheAppliedSet(t *testing.T) {
 	}
 	if st.Ready || len(st.NotReady) != 2 {
 		t.Errorf("ready %v, notReady %q; want both named", st.Ready, st.NotReady)
+	}
+}
+
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	a := readyApp(t)
+	if code, _ := adminGET(t, a.adminMux(), "/debug/pprof/goroutine?debug=1"); code != http.StatusNotFound {
+		t.Errorf("admin.pprof off: /debug/pprof/goroutine = %d, want 404", code)
+	}
+	a.cfg.Admin.Pprof = true
+	mux := a.adminMux()
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/heap?debug=1", "/debug/pprof/cmdline"} {
+		if code, body := adminGET(t, mux, path); code != http.StatusOK || body == "" {
+			t.Errorf("admin.pprof on: %s = %d (%d bytes), want 200 with a body", path, code, len(body))
+		}
+	}
+	a.adminTokens = adminTokens{sha256.Sum256([]byte("tok"))}
+	if code, _ := adminGET(t, mux, "/debug/pprof/heap"); code != http.StatusUnauthorized {
+		t.Errorf("admin.pprof with an admin secret and no token = %d, want 401", code)
 	}
 }
