@@ -87,6 +87,10 @@ type App struct {
 	// NAMESPACE/NAME. retry brings what waits up in the background; nil when none runs.
 	waiting map[channel.Ref]*resources.Channel
 	want    map[string]dispatch.Subscription
+	// unrouted are the channels started since the ingress table was last made: they count as
+	// Ready only once the ingress serves them (routeIngress), so /readyz never says ready while a
+	// POST to one would still be answered 503.
+	unrouted map[channel.Ref]bool
 	retry   *retrier // guarded by retryMu, not mu: it is stopped while an attempt holds mu
 
 	retryMu      sync.Mutex   // guards retry; taken after mu when both are
@@ -122,6 +126,7 @@ func New(o Options) (*App, error) {
 		channels:      map[channel.Ref]*resources.Channel{},
 		dispatchers:   map[string]*running{},
 		waiting:       map[channel.Ref]*resources.Channel{},
+		unrouted:      map[channel.Ref]bool{},
 		retryBackoff:  defaultRetryBackoff,
 		sources:       map[string]*runningSource{},
 		runContainers: o.RunContainerSources,

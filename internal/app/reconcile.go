@@ -169,12 +169,13 @@ func (a *App) ensureChannel(ctx context.Context, c *resources.Channel) error {
 	return err
 }
 
-// runChannel records c as running on backend b and routes dispatch to it.
+// runChannel records c as running on backend b and routes dispatch to it. It becomes Ready when the
+// ingress serves it too (routeIngress, after its subscriptions started).
 func (a *App) runChannel(c *resources.Channel, b channel.Provisioner) {
 	a.router.set(c.Ref(), b)
 	a.channels[c.Ref()] = c
 	delete(a.waiting, c.Ref())
-	a.conds.set(channelKey(c.Ref()), true, ReasonReady, "")
+	a.unrouted[c.Ref()] = true
 	a.log.Info("channel ready", "channel", c.Ref().String(), "provisioner", c.Provisioner)
 }
 
@@ -236,6 +237,12 @@ func (a *App) routeIngress(set *resources.Set) {
 		}
 	}
 	a.ingress.SetChannels(table)
+	for ref := range a.unrouted {
+		if _, served := table[ref]; served {
+			a.conds.set(channelKey(ref), true, ReasonReady, "")
+		}
+		delete(a.unrouted, ref)
+	}
 }
 
 // removeUndeclared removes the channels set no longer declares, running or waiting (everything that
