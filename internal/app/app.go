@@ -91,7 +91,7 @@ type App struct {
 	// Ready only once the ingress serves them (routeIngress), so /readyz never says ready while a
 	// POST to one would still be answered 503.
 	unrouted map[channel.Ref]bool
-	retry   *retrier // guarded by retryMu, not mu: it is stopped while an attempt holds mu
+	retry    *retrier // guarded by retryMu, not mu: it is stopped while an attempt holds mu
 
 	retryMu      sync.Mutex   // guards retry; taken after mu when both are
 	retryBackoff retryBackoff // the background retry's delays (a test seam)
