@@ -39,6 +39,7 @@ type settings struct {
 	rssWindow   time.Duration
 	slowDelay   time.Duration
 	only        string
+	profile     string // directory for the gateways' profiles; "" none
 }
 
 func main() {
@@ -58,6 +59,7 @@ func main() {
 	flag.DurationVar(&s.rssWindow, "rss-window", 0, "how long the RSS run watches the backlog drain (default 30s, quick 5s)")
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
 	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch")
+	flag.StringVar(&s.profile, "profile", "", "directory to save each gateway's CPU profile (its first --duration) and heap profile in, as PATH-N-cpu.pprof and PATH-N-heap.pprof")
 	flag.Parse()
 	s.defaults()
 	if s.bin == "" {
@@ -67,6 +69,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	r := &runner{s: s, id: strconv.FormatInt(time.Now().Unix(), 36)}
+	if s.profile != "" {
+		if err := os.MkdirAll(s.profile, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "runner: --profile:", err)
+			os.Exit(2)
+		}
+		r.prof = newProfiler(s.profile, s.duration)
+	}
 	rep, err := r.run(ctx)
 	if rep != nil {
 		printTable(os.Stdout, rep)
@@ -167,6 +176,7 @@ type runner struct {
 	memMax, kafkaMax, natsMax float64
 	topics                    []string
 	streams                   []string
+	prof                      *profiler // nil without --profile
 }
 
 func (r *runner) bin(name string) string { return filepath.Join(r.s.bin, name) }
@@ -213,6 +223,9 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "== %s\n", st.path)
+		if r.prof != nil {
+			r.prof.setPath(st.path)
+		}
 		if err := st.fn(ctx); err != nil {
 			if ctx.Err() != nil {
 				return r.rep, ctx.Err()

@@ -44,6 +44,8 @@ type proc struct {
 	stderr lockedBuffer
 	exited chan struct{}
 	err    error
+	// beforeStop, when set, runs once as stop begins (a gateway's profiles are saved then).
+	beforeStop func()
 }
 
 // start runs bin with args and extra environment, and waits until a line of its output matches ready
@@ -104,10 +106,15 @@ func start(ctx context.Context, name string, ready *regexp.Regexp, env []string,
 	}
 }
 
-// stop sends SIGTERM, waits up to 30s, then kills; it returns once the process has exited.
+// stop runs beforeStop, sends SIGTERM, waits up to 30s, then kills; it returns once the process has
+// exited.
 func (p *proc) stop() {
 	if p == nil {
 		return
+	}
+	if f := p.beforeStop; f != nil {
+		p.beforeStop = nil
+		f()
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	t := time.NewTimer(30 * time.Second)

@@ -34,6 +34,9 @@ func (r *runner) gateway(ctx context.Context, manifests string, extra ...string)
 	}
 	args := append([]string{"serve", "-f", dir, "--set", "ingress.address=127.0.0.1:0", "--set", "admin.address=127.0.0.1:0",
 		"--set", "log.level=warn", "--set", "log.format=json"}, extra...)
+	if r.prof != nil {
+		args = append(args, "--set", "admin.pprof=true")
+	}
 	var env []string
 	if r.kafka {
 		env = append(env, "EVENTGATE_KAFKA__BROKERS="+r.s.brokers)
@@ -49,7 +52,11 @@ func (r *runner) gateway(ctx context.Context, manifests string, extra ...string)
 		p.stop()
 		return nil, fmt.Errorf("eventgate: %w\n%s", err, tail(p.stderr.String(), 20))
 	}
-	return &gatewayProc{proc: p, ingress: "http://" + m[1], admin: "http://" + m[2], dir: dir}, nil
+	g := &gatewayProc{proc: p, ingress: "http://" + m[1], admin: "http://" + m[2], dir: dir}
+	if r.prof != nil {
+		p.beforeStop = r.prof.start(ctx, g.admin) // the heap profile, and the CPU one finished
+	}
+	return g, nil
 }
 
 // server starts a baseline or sink that prints "listening on HOST:PORT" and returns its base URL.
