@@ -44,7 +44,7 @@ type settings struct {
 
 func main() {
 	var s settings
-	flag.StringVar(&s.bin, "bin", "", "directory with the eventgate, noop, produce, consume, jspublish and jsconsume binaries (required)")
+	flag.StringVar(&s.bin, "bin", "", "directory with the eventgate, noop, relay, produce, consume, jspublish and jsconsume binaries (required)")
 	flag.StringVar(&s.out, "out", "bench/results/latest.json", "where to write the JSON results")
 	flag.StringVar(&s.brokers, "brokers", "127.0.0.1:9092", "Kafka broker; Kafka paths are skipped when it does not answer")
 	flag.StringVar(&s.nats, "nats", "nats://127.0.0.1:4222", "NATS server with JetStream; NATS paths are skipped when it does not answer")

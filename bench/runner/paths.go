@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // pair runs eg and base alternately, runs times each (order flipped every run to spread drift), after
@@ -364,7 +367,9 @@ func (r *runner) dispatchNATS(ctx context.Context) error {
 	return err
 }
 
-// latency measures end-to-end latency (event time → subscriber) at half the measured maximum rate.
+// latency measures end-to-end latency (event time → subscriber) at half and a tenth of the measured
+// maximum ingress rate, each run beside the same open loop through the bare pipeline of its backend
+// (latencyBaseline), interleaved: what the gateway adds to what the machine, the broker and HTTP cost.
 func (r *runner) latency(ctx context.Context) error {
 	type target struct {
 		name, kind, channel string
@@ -398,58 +403,202 @@ func (r *runner) latency(ctx context.Context) error {
 		t := pt.target
 		rate := t.max * pt.fraction
 		count := int64(rate * r.s.duration.Seconds())
-		var p50s, p99s []float64
-		for i := range runs {
-			sink, url, err := r.sink(ctx, "--count", strconv.FormatInt(count, 10))
-			if err != nil {
-				return err
+		loadArgs := []string{"--rate", strconv.FormatFloat(rate, 'f', 0, 64), "--count", strconv.FormatInt(count, 10),
+			"--size", strconv.Itoa(r.s.size)}
+		var p50s, p99s, cpus, base50s, base99s, baseCPUs []float64
+		// openLoop sends the run's open loop to url, waits until the sink has every event, stops the
+		// pipeline (stop), and returns the sink's latencies and the CPU the pipeline's processes used
+		// per event meanwhile (µs; their start-up is not counted).
+		openLoop := func(sink *proc, url string, procs []*proc, stop func()) (sinkResult, float64, error) {
+			defer sink.stop()
+			defer stop()
+			cpu := func() (time.Duration, error) {
+				var sum time.Duration
+				for _, p := range procs {
+					d, err := p.cpuUsed()
+					if err != nil {
+						return 0, err
+					}
+					sum += d
+				}
+				return sum, nil
 			}
-			// A fresh channel per run: the subscription starts at the earliest offset and must see only
-			// this run's events.
-			ch := fmt.Sprintf("%s-%d-%d", t.channel, pi, i)
-			chm := inMemoryChannel(ch)
-			switch t.kind {
-			case "KafkaChannel":
-				r.topic(ch)
-				chm = kafkaChannel(ch)
-			case "NatsJetStreamChannel":
-				r.stream(ch)
-				chm = natsChannel(ch)
-			}
-			// The in-memory channel gets room for the whole run: this path measures latency, and a full
-			// channel would turn a dispatch slower than the offered rate into 429s instead of into the
-			// queueing delay it really is.
-			gw, err := r.gateway(ctx, chm+subscription(fmt.Sprintf("e2e-%d", i), t.kind, ch, url),
-				"--set", "inmemory.bytesPerChannel="+strconv.FormatInt(2*count*int64(r.s.size+512), 10))
-			if err != nil {
-				sink.stop()
-				return err
-			}
-			_, lerr := r.load(ctx, gw.ingress+"/bench/"+ch, "--rate", strconv.FormatFloat(rate, 'f', 0, 64),
-				"--count", strconv.FormatInt(count, 10), "--size", strconv.Itoa(r.s.size))
+			before, cerr := cpu()
+			_, lerr := r.load(ctx, url, loadArgs...)
 			werr := sink.wait(ctx, 2*time.Minute)
-			gw.stop()
-			sink.stop()
-			if lerr != nil {
-				return lerr
-			}
-			if werr != nil {
-				return werr
+			after, cerr2 := cpu()
+			if err := errors.Join(lerr, werr, cerr, cerr2); err != nil {
+				return sinkResult{}, 0, err
 			}
 			res, err := sinkOutput(sink)
-			if err != nil {
-				return err
+			return res, float64((after - before).Microseconds()) / float64(count), err
+		}
+		for i := range runs {
+			base := r.latencyBaseline(ctx, t.kind, fmt.Sprintf("%s-%d-%d-base", t.channel, pi, i))
+			order := []bool{true} // eventgate first, then the baseline; flipped every other run
+			if base != nil {
+				order = append(order, false)
+				if i%2 == 1 {
+					order = []bool{false, true}
+				}
 			}
-			p50s, p99s = append(p50s, res.Latency.P50), append(p99s, res.Latency.P99)
-			fmt.Fprintf(os.Stderr, "   %s %.0f/s run %d: p50 %.2fms p99 %.2fms\n", t.name, rate, i+1, res.Latency.P50, res.Latency.P99)
+			for _, isEG := range order {
+				sink, sinkURL, err := r.sink(ctx, "--count", strconv.FormatInt(count, 10))
+				if err != nil {
+					return err
+				}
+				if !isEG {
+					url, procs, stop, err := base(sinkURL)
+					if err != nil {
+						sink.stop()
+						return fmt.Errorf("%s baseline: %w", t.name, err)
+					}
+					res, cpu, err := openLoop(sink, url, procs, stop)
+					if err != nil {
+						return fmt.Errorf("%s baseline: %w", t.name, err)
+					}
+					base50s, base99s, baseCPUs = append(base50s, res.Latency.P50), append(base99s, res.Latency.P99), append(baseCPUs, cpu)
+					fmt.Fprintf(os.Stderr, "   %s %.0f/s run %d baseline: p50 %.2fms p99 %.2fms, %.0f µs CPU/event\n", t.name, rate, i+1, res.Latency.P50, res.Latency.P99, cpu)
+					continue
+				}
+				// A fresh channel per run: the subscription starts at the earliest offset and must see
+				// only this run's events.
+				ch := fmt.Sprintf("%s-%d-%d", t.channel, pi, i)
+				chm := inMemoryChannel(ch)
+				switch t.kind {
+				case "KafkaChannel":
+					r.topic(ch)
+					chm = kafkaChannel(ch)
+				case "NatsJetStreamChannel":
+					r.stream(ch)
+					chm = natsChannel(ch)
+				}
+				// The in-memory channel gets room for the whole run: this path measures latency, and a
+				// full channel would turn a dispatch slower than the offered rate into 429s instead of
+				// into the queueing delay it really is.
+				gw, err := r.gateway(ctx, chm+subscription(fmt.Sprintf("e2e-%d", i), t.kind, ch, sinkURL),
+					"--set", "inmemory.bytesPerChannel="+strconv.FormatInt(2*count*int64(r.s.size+512), 10))
+				if err != nil {
+					sink.stop()
+					return err
+				}
+				res, cpu, err := openLoop(sink, gw.ingress+"/bench/"+ch, []*proc{gw.proc}, gw.stop)
+				if err != nil {
+					return err
+				}
+				p50s, p99s, cpus = append(p50s, res.Latency.P50), append(p99s, res.Latency.P99), append(cpus, cpu)
+				fmt.Fprintf(os.Stderr, "   %s %.0f/s run %d: p50 %.2fms p99 %.2fms, %.0f µs CPU/event\n", t.name, rate, i+1, res.Latency.P50, res.Latency.P99, cpu)
+			}
 		}
 		pct := int(pt.fraction * 100)
-		note := fmt.Sprintf("open loop at %.0f events/s (%d%% of the measured ingress maximum), %d B, POST → subscriber", rate, pct, r.s.size)
+		note := fmt.Sprintf("open loop at %.0f events/s (%d%% of the measured ingress maximum), %d B, POST → subscriber; %s",
+			rate, pct, r.s.size, latencyBaselineNote[t.kind])
 		name := fmt.Sprintf("end-to-end latency %s at %d%% load", t.name, pct)
-		r.addRatio(name+", p50", "latency", "ms", "", 0, p50s, nil, note)
-		r.addRatio(name+", p99", "latency", "ms", "", 0, p99s, nil, note)
+		r.addRatio(name+", p50", "latency", "ms", "", 0, p50s, base50s, note)
+		r.addRatio(name+", p99", "latency", "ms", "", 0, p99s, base99s, note)
+		r.addRatio(name+", CPU per event", "cpu", "µs", "", 0, cpus, baseCPUs,
+			"user+system CPU per event of the gateway, and of the baseline's processes together, from the open loop's start to the last arrival")
 	}
 	return nil
+}
+
+// latencyBaselineNote says, per channel kind, what the latency path's baseline is.
+var latencyBaselineNote = map[string]string{
+	"InMemoryChannel":      "baseline: bench/baseline/relay (net/http handler → Go channel → 64 http.Client workers)",
+	"KafkaChannel":         "baseline: bench/baseline/produce (net/http + ProduceSync) → the broker → bench/baseline/consume (64 in flight)",
+	"NatsJetStreamChannel": "no baseline",
+}
+
+// latencyBaseline returns what starts the bare pipeline of a channel kind towards a sink's URL, as a
+// function that returns the URL to send the open loop to, the pipeline's processes and what stops them; nil when the kind
+// has none. name makes the pipeline's topic and consumer group new for each run.
+func (r *runner) latencyBaseline(ctx context.Context, kind, name string) func(sinkURL string) (string, []*proc, func(), error) {
+	switch kind {
+	case "InMemoryChannel":
+		return func(sinkURL string) (string, []*proc, func(), error) {
+			relay, url, err := r.server(ctx, "relay", nil, "--addr", "127.0.0.1:0", "--target", sinkURL,
+				"--in-flight", strconv.Itoa(r.s.inFlight))
+			if err != nil {
+				return "", nil, nil, err
+			}
+			return url, []*proc{relay}, relay.stop, nil
+		}
+	case "KafkaChannel":
+		return func(sinkURL string) (string, []*proc, func(), error) {
+			topic := "bench.baseline." + name
+			r.topics = append(r.topics, topic)
+			prod, url, err := r.server(ctx, "produce", nil, "--addr", "127.0.0.1:0", "--brokers", r.s.brokers, "--topic", topic)
+			if err != nil {
+				return "", nil, nil, err
+			}
+			group := "bench.baseline." + name
+			cons, _, err := start(ctx, "consume", nil, nil, r.bin("consume"), "--brokers", r.s.brokers, "--topic", topic,
+				"--group", group, "--target", sinkURL, "--in-flight", strconv.Itoa(r.s.inFlight))
+			if err != nil {
+				prod.stop()
+				return "", nil, nil, err
+			}
+			stop := func() { cons.stop(); prod.stop() }
+			// As eventgate's /readyz waits for its subscription, the open loop waits until the
+			// baseline's consumer group owns every partition, so that neither side's join is timed.
+			if err := r.waitGroupAssigned(ctx, group, topic, time.Minute); err != nil {
+				stop()
+				return "", nil, nil, err
+			}
+			return url, []*proc{prod, cons}, stop, nil
+		}
+	}
+	return nil
+}
+
+// waitGroupAssigned polls until consumer group group is stable with every partition of topic assigned
+// to one of its members, or limit passes.
+func (r *runner) waitGroupAssigned(ctx context.Context, group, topic string, limit time.Duration) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.s.brokers))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		if assigned, total := groupAssignment(ctx, adm, group, topic); total > 0 && assigned == total {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consumer group %s: partitions of %s not all assigned within %v", group, topic, limit)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// groupAssignment returns how many of topic's partitions group's members hold, and how many it has.
+func groupAssignment(ctx context.Context, adm *kadm.Client, group, topic string) (assigned, total int) {
+	topics, err := adm.ListTopics(ctx, topic)
+	if err != nil || topics.Error() != nil {
+		return 0, 0
+	}
+	total = len(topics[topic].Partitions)
+	groups, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return 0, total
+	}
+	g, ok := groups[group]
+	if !ok || g.Err != nil || g.State != "Stable" {
+		return 0, total
+	}
+	for _, m := range g.Members {
+		if a, ok := m.Assigned.AsConsumer(); ok {
+			for _, t := range a.Topics {
+				if t.Topic == topic {
+					assigned += len(t.Partitions)
+				}
+			}
+		}
+	}
+	return assigned, total
 }
 
 // rss measures the gateway's peak RSS while a large Kafka backlog drains to a slow subscriber.
