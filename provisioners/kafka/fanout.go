@@ -348,7 +348,7 @@ func (f *fanout) loop(ctx context.Context) {
 			t.Stop()
 			continue
 		}
-		pollCtx, cancel := context.WithTimeout(ctx, commitInterval)
+		pollCtx, cancel := f.pollContext(ctx, lastCommit)
 		f.mu.Lock()
 		f.pollCancel = cancel
 		f.mu.Unlock()
@@ -383,6 +383,35 @@ func (f *fanout) loop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// pollContext is the context of the next poll, as for a subscription (see subscription.pollContext):
+// it ends at the next commit while an attached member has records to commit, else only with ctx or
+// wake.
+func (f *fanout) pollContext(ctx context.Context, lastCommit time.Time) (context.Context, context.CancelFunc) {
+	f.mu.Lock()
+	busy := false
+	for m := range f.members {
+		if !m.attached {
+			continue
+		}
+		for _, c := range m.claims {
+			c.mu.Lock()
+			busy = c.tracker.Pending() > 0 || c.tracker.Commit() > c.committed
+			c.mu.Unlock()
+			if busy {
+				break
+			}
+		}
+		if busy {
+			break
+		}
+	}
+	f.mu.Unlock()
+	if !busy {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, lastCommit.Add(commitInterval))
 }
 
 // pollSize is the least room among attached claims (the whole buffer when there are none). A claim

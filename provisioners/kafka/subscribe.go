@@ -22,9 +22,16 @@ const (
 	commitInterval = time.Second
 	// commitTimeout bounds one commit request.
 	commitTimeout = 10 * time.Second
-	// fetchMaxWait is how long a broker holds a fetch with no new data; short, so resumed partitions
-	// are fetched again promptly.
-	fetchMaxWait = 500 * time.Millisecond
+	// fetchMaxWait is how long a broker holds a fetch with no new data. A fetch returns as soon as any
+	// of its partitions has a record, so this costs new events nothing; it sets how often an idle
+	// client asks again (each ask is a request, a response and a wake-up of the client's loops: at
+	// 1,000 idle subscriptions, 500 ms here cost a third of a core). Its price is paid on resume:
+	// franz-go keeps one fetch in flight per broker and ResumeFetchPartitions does not end it, so a
+	// resumed partition is fetched only when the fetch in flight returns, which on an otherwise idle
+	// broker connection is up to fetchMaxWait later. A partition is resumed while its claim still has
+	// a quarter of its buffer to hand out (see pollSize), and only after being stuck, so the wait
+	// costs a slow subscriber little. 5s is franz-go's own default.
+	fetchMaxWait = 5 * time.Second
 	// stallTimeout is how long the poll loop waits for a claim's buffer to make room before it pauses
 	// fetching of that partition, so that one stuck partition does not hold up the others. Pausing
 	// throws away what the client has fetched for the partition, so it is kept for claims that are
@@ -210,7 +217,7 @@ func (s *subscription) loop(ctx context.Context) {
 			s.waitRoom(ctx, wait)
 			continue
 		}
-		pollCtx, cancel := context.WithTimeout(ctx, commitInterval)
+		pollCtx, cancel := s.pollContext(ctx, lastCommit)
 		s.mu.Lock()
 		s.pollCancel = cancel
 		s.mu.Unlock()
@@ -255,6 +262,33 @@ func (s *subscription) loop(ctx context.Context) {
 			t.Stop()
 		}
 	}
+}
+
+// pollContext is the context of the next poll: it ends at the next commit when a claim has records
+// handed out but not yet committed, and otherwise only with ctx or wake. An idle subscription's loop
+// thus sleeps in PollRecords until a record arrives, instead of waking every commitInterval to find
+// nothing to commit. Records are tracked only by route, which runs between polls, so a poll that
+// starts with nothing outstanding cannot miss a commit.
+func (s *subscription) pollContext(ctx context.Context, lastCommit time.Time) (context.Context, context.CancelFunc) {
+	if !s.outstanding() {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, lastCommit.Add(commitInterval))
+}
+
+// outstanding reports whether any claim has tracked records whose commit is still to be made.
+func (s *subscription) outstanding() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.claims {
+		c.mu.Lock()
+		busy := c.tracker.Pending() > 0 || c.tracker.Commit() > c.committed
+		c.mu.Unlock()
+		if busy {
+			return true
+		}
+	}
+	return false
 }
 
 // pollSize decides the next poll. Pausing a partition makes the client drop what it has already
