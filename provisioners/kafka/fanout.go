@@ -162,7 +162,7 @@ func (b *Backend) fanoutFor(ch channel.Ref, share, topic string) (*fanout, error
 		log:     b.log.With("channel", ch.String(), "share", share, "group", groupName),
 		clReady: make(chan struct{}), loopDone: make(chan struct{}),
 		members: map[*member]struct{}{}, next: map[int32]int64{}, room: make(chan struct{}, 1)}
-	cl, err := kgo.NewClient(b.groupOpts(groupName, topic, f)...)
+	cl, err := kgo.NewClient(b.groupOpts(groupName, topic, f, sharedFetchMaxWait)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: shared reader for %s: %w", groupName, err)
 	}

@@ -26,12 +26,20 @@ const (
 	// of its partitions has a record, so this costs new events nothing; it sets how often an idle
 	// client asks again (each ask is a request, a response and a wake-up of the client's loops: at
 	// 1,000 idle subscriptions, 500 ms here cost a third of a core). Its price is paid on resume:
-	// franz-go keeps one fetch in flight per broker and ResumeFetchPartitions does not end it, so a
-	// resumed partition is fetched only when the fetch in flight returns, which on an otherwise idle
-	// broker connection is up to fetchMaxWait later. A partition is resumed while its claim still has
+	// franz-go keeps one fetch in flight per broker and neither ResumeFetchPartitions nor a new
+	// assignment from the group ends it, so a resumed or newly assigned partition is fetched only when
+	// the fetch in flight returns, which on an otherwise idle broker connection is up to fetchMaxWait
+	// later. A partition is resumed while its claim still has
 	// a quarter of its buffer to hand out (see pollSize), and only after being stuck, so the wait
 	// costs a slow subscriber little. 5s is franz-go's own default.
 	fetchMaxWait = 5 * time.Second
+	// sharedFetchMaxWait is fetchMaxWait for a shared read (fanout.go), which never pauses a partition
+	// (a member that cannot keep up is moved to a read of its own instead), so it asks an idle broker
+	// less often still. What it does delay: partitions the reader gains in a rebalance (another
+	// gateway replica left or joined) are added to the next fetch, not the one in flight, so they
+	// start up to this much later; a replica's first assignment is fetched at once (no fetch is in
+	// flight then).
+	sharedFetchMaxWait = 10 * time.Second
 	// stallTimeout is how long the poll loop waits for a claim's buffer to make room before it pauses
 	// fetching of that partition, so that one stuck partition does not hold up the others. Pausing
 	// throws away what the client has fetched for the partition, so it is kept for claims that are
@@ -96,7 +104,7 @@ func (b *Backend) subscribeOwn(ctx context.Context, g channel.Group, h channel.C
 		clReady:   make(chan struct{}),
 		loopDone:  make(chan struct{}),
 	}
-	opts := append(b.groupOpts(groupName, topic, s), kgo.WithHooks(fetchCounter{&s.fetched}))
+	opts := append(b.groupOpts(groupName, topic, s, fetchMaxWait), kgo.WithHooks(fetchCounter{&s.fetched}))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: consumer for %s: %w", groupName, err)
@@ -128,8 +136,9 @@ type groupHandler interface {
 }
 
 // groupOpts are the options of a client that joins consumer group groupName on topic, with h's
-// callbacks: cooperative-sticky, commits only when the member says so, rebalances only between polls.
-func (b *Backend) groupOpts(groupName, topic string, h groupHandler) []kgo.Opt {
+// callbacks: cooperative-sticky, commits only when the member says so, rebalances only between polls,
+// fetches held by the broker up to maxWait.
+func (b *Backend) groupOpts(groupName, topic string, h groupHandler, maxWait time.Duration) []kgo.Opt {
 	return append(b.commonOpts(),
 		kgo.ConsumerGroup(groupName),
 		kgo.ConsumeTopics(topic),
@@ -142,7 +151,7 @@ func (b *Backend) groupOpts(groupName, topic string, h groupHandler) []kgo.Opt {
 		kgo.AdjustFetchOffsetsFn(h.onAssigned),
 		kgo.OnPartitionsRevoked(h.onRevoked),
 		kgo.OnPartitionsLost(h.onLost),
-		kgo.FetchMaxWait(fetchMaxWait),
+		kgo.FetchMaxWait(maxWait),
 		kgo.FetchMaxBytes(b.cfg.FetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(b.cfg.FetchMaxPartitionBytes),
 		kgo.SessionTimeout(b.cfg.SessionTimeout),
