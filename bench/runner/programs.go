@@ -25,6 +25,11 @@ type gatewayProc struct {
 
 // gateway starts `eventgate serve` with the given manifests on loopback ports and waits until /readyz.
 func (r *runner) gateway(ctx context.Context, manifests string, extra ...string) (*gatewayProc, error) {
+	return r.gatewayWithin(ctx, 60*time.Second, manifests, extra...)
+}
+
+// gatewayWithin is gateway waiting up to limit for /readyz.
+func (r *runner) gatewayWithin(ctx context.Context, limit time.Duration, manifests string, extra ...string) (*gatewayProc, error) {
 	dir, err := os.MkdirTemp("", "eventgate-bench-")
 	if err != nil {
 		return nil, err
@@ -48,7 +53,7 @@ func (r *runner) gateway(ctx context.Context, manifests string, extra ...string)
 	if err != nil {
 		return nil, err
 	}
-	if err := waitHTTP(ctx, "http://"+m[2]+"/readyz", 60*time.Second); err != nil {
+	if err := waitHTTP(ctx, "http://"+m[2]+"/readyz", limit); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("eventgate: %w\n%s", err, tail(p.stderr.String(), 20))
 	}
