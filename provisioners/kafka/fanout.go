@@ -39,9 +39,12 @@ type fanout struct {
 	groupName string
 	log       *slog.Logger
 	cl        *kgo.Client
-	clReady   chan struct{}
-	stop      context.CancelFunc
-	loopDone  chan struct{}
+	// adm is cl as an admin client: members commit through it, so that the commits of different
+	// fanouts travel on their own connections instead of queueing on the backend's one.
+	adm      *kadm.Client
+	clReady  chan struct{}
+	stop     context.CancelFunc
+	loopDone chan struct{}
 
 	mu         sync.Mutex
 	members    map[*member]struct{}
@@ -166,7 +169,7 @@ func (b *Backend) fanoutFor(ch channel.Ref, share, topic string) (*fanout, error
 	if err != nil {
 		return nil, fmt.Errorf("kafka: shared reader for %s: %w", groupName, err)
 	}
-	f.cl = cl
+	f.cl, f.adm = cl, kadm.NewClient(cl)
 	close(f.clReady)
 	b.mu.Lock()
 	if other := b.fanouts[key]; other != nil || b.closed { // started meanwhile, or closing
@@ -536,15 +539,26 @@ func (f *fanout) commitAll(ctx context.Context) {
 		}
 	}
 	f.mu.Unlock()
+	// Concurrently: one after the other, 1,000 members' commits held the read for a second.
+	sem := make(chan struct{}, commitParallel)
+	var wg sync.WaitGroup
 	for m, claims := range work {
-		if err := m.commit(ctx, claims); errors.Is(err, errGroupHasMembers) {
-			f.mu.Lock()
-			m.attached = false
-			f.mu.Unlock()
-			go f.detach(m, "its group has members on another replica")
-		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := m.commit(ctx, claims); errors.Is(err, errGroupHasMembers) {
+				f.mu.Lock()
+				m.attached = false
+				f.mu.Unlock()
+				go f.detach(m, "its group has members on another replica")
+			}
+		})
 	}
+	wg.Wait()
 }
+
+// commitParallel bounds the member commits commitAll has in flight at once.
+const commitParallel = 32
 
 // errGroupHasMembers marks a plain commit refused because the group has active members.
 var errGroupHasMembers = errors.New("the group has active members")
@@ -565,7 +579,7 @@ func (m *member) commit(ctx context.Context, claims []*claim) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
-	resp, err := m.f.b.admin.CommitOffsets(ctx, m.groupName, offsets)
+	resp, err := m.f.adm.CommitOffsets(ctx, m.groupName, offsets)
 	if err == nil {
 		err = resp.Error()
 	}
