@@ -49,7 +49,7 @@ func (r *runner) gatewayWithin(ctx context.Context, limit time.Duration, manifes
 	if r.nats {
 		env = append(env, "EVENTGATE_NATS__SERVERS="+r.s.nats)
 	}
-	p, m, err := start(ctx, "eventgate", readyGateway, env, r.bin("eventgate"), args...)
+	p, m, err := startWithin(ctx, limit, "eventgate", readyGateway, env, r.bin("eventgate"), args...)
 	if err != nil {
 		return nil, err
 	}
