@@ -29,9 +29,10 @@ const (
 	// franz-go keeps one fetch in flight per broker and neither ResumeFetchPartitions nor a new
 	// assignment from the group ends it, so a resumed or newly assigned partition is fetched only when
 	// the fetch in flight returns, which on an otherwise idle broker connection is up to fetchMaxWait
-	// later. A partition is resumed while its claim still has
-	// a quarter of its buffer to hand out (see pollSize), and only after being stuck, so the wait
-	// costs a slow subscriber little. 5s is franz-go's own default.
+	// later. A partition is resumed while its claim still has a quarter of its buffer to hand out
+	// (see pollSize), and only after being stuck, so the wait costs a slow subscriber little; a
+	// partition taken over from a gateway that died starts up to fetchMaxWait after the session
+	// timeout. 5s is franz-go's own default.
 	fetchMaxWait = 5 * time.Second
 	// sharedFetchMaxWait is fetchMaxWait for a shared read (fanout.go), which never pauses a partition
 	// (a member that cannot keep up is moved to a read of its own instead), so it asks an idle broker
