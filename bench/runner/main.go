@@ -39,7 +39,11 @@ type settings struct {
 	rssWindow   time.Duration
 	slowDelay   time.Duration
 	only        string
-	profile     string // directory for the gateways' profiles; "" none
+	profile     string        // directory for the gateways' profiles; "" none
+	subs        int           // subscriptions on the gateway of the subs paths
+	subsRate    int           // deliveries/s the subs paths spread over them
+	idleSettle  time.Duration // how long the subs paths let a ready gateway settle before measuring it idle
+	idleWindow  time.Duration // how long they measure its idle CPU
 }
 
 func main() {
@@ -58,7 +62,9 @@ func main() {
 	flag.IntVar(&s.inFlight, "in-flight", 64, "in-flight deliveries of the consume-and-POST baseline (eventgate's dispatch.maxInFlight default)")
 	flag.DurationVar(&s.rssWindow, "rss-window", 0, "how long the RSS run watches the backlog drain (default 30s, quick 5s)")
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
-	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch")
+	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,subs-kafka,subs-memory")
+	flag.IntVar(&s.subs, "subs", 0, "subscriptions on the gateway of the subs-kafka and subs-memory paths (default 1000, quick 100)")
+	flag.IntVar(&s.subsRate, "subs-rate", 1000, "deliveries/s the subs paths spread over the subscriptions")
 	flag.StringVar(&s.profile, "profile", "", "directory to save each gateway's CPU profile (its first --duration) and heap profile in, as PATH-N-cpu.pprof and PATH-N-heap.pprof")
 	flag.Parse()
 	s.defaults()
@@ -110,6 +116,9 @@ func (s *settings) defaults() {
 	if s.rssWindow == 0 {
 		s.rssWindow = map[bool]time.Duration{false: 30 * time.Second, true: 5 * time.Second}[s.quick]
 	}
+	def(&s.subs, 1000, 100)
+	s.idleSettle = map[bool]time.Duration{false: 10 * time.Second, true: 5 * time.Second}[s.quick]
+	s.idleWindow = map[bool]time.Duration{false: 20 * time.Second, true: 10 * time.Second}[s.quick]
 	s.backlog = map[bool]int64{false: 1000000, true: 50000}[s.quick]
 	if v := os.Getenv("EVENTGATE_BENCH_BACKLOG"); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
@@ -186,7 +195,8 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		"quick": r.s.quick, "runs": r.s.runs, "duration_s": r.s.duration.Seconds(), "concurrency": r.s.concurrency,
 		"size": r.s.size, "batch_concurrency": r.s.batchConc, "batch_size": 100, "drain_events": r.s.drainN,
 		"in_flight": r.s.inFlight, "backlog_events": r.s.backlog, "rss_window_s": r.s.rssWindow.Seconds(),
-		"slow_delay_ms": r.s.slowDelay.Milliseconds(),
+		"slow_delay_ms": r.s.slowDelay.Milliseconds(), "subs": r.s.subs, "subs_rate": r.s.subsRate,
+		"idle_settle_s": r.s.idleSettle.Seconds(), "idle_window_s": r.s.idleWindow.Seconds(),
 	}}
 	r.kafka = reachable(r.s.brokers)
 	if !r.kafka && r.wantsKafka() {
@@ -217,6 +227,8 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		{"triggers", kafka, r.triggers},
 		{"tracing-ingress", "", r.tracingIngress},
 		{"tracing-dispatch", kafka, r.tracingDispatch},
+		{"subs-memory", "", r.subsMemory},
+		{"subs-kafka", kafka, r.subsKafka},
 	}
 	for _, st := range steps {
 		if !r.s.want(st.path) || (st.needs == kafka && !r.kafka) || (st.needs == nats && !r.nats) {
@@ -239,7 +251,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 
 // wantsKafka and wantsNATS say whether the selected paths include any on that server.
 func (r *runner) wantsKafka() bool {
-	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "rss", "triggers", "tracing-dispatch"}, r.s.want)
+	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "rss", "triggers", "tracing-dispatch", "subs-kafka"}, r.s.want)
 }
 
 func (r *runner) wantsNATS() bool {

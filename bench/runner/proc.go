@@ -49,8 +49,13 @@ type proc struct {
 }
 
 // start runs bin with args and extra environment, and waits until a line of its output matches ready
-// (nil: do not wait). It returns the submatches of that line.
+// (nil: do not wait), at most 60s. It returns the submatches of that line.
 func start(ctx context.Context, name string, ready *regexp.Regexp, env []string, bin string, args ...string) (*proc, []string, error) {
+	return startWithin(ctx, 60*time.Second, name, ready, env, bin, args...)
+}
+
+// startWithin is start waiting at most limit for the ready line.
+func startWithin(ctx context.Context, limit time.Duration, name string, ready *regexp.Regexp, env []string, bin string, args ...string) (*proc, []string, error) {
 	p := &proc{name: name, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	outR, outW := io.Pipe()
@@ -90,7 +95,7 @@ func start(ctx context.Context, name string, ready *regexp.Regexp, env []string,
 	if ready == nil {
 		return p, nil, nil
 	}
-	t := time.NewTimer(60 * time.Second)
+	t := time.NewTimer(limit)
 	defer t.Stop()
 	select {
 	case m := <-lines:
@@ -99,7 +104,7 @@ func start(ctx context.Context, name string, ready *regexp.Regexp, env []string,
 		return nil, nil, fmt.Errorf("%s exited before it was ready: %v\n%s", name, p.err, tail(p.stderr.String(), 20))
 	case <-t.C:
 		p.stop()
-		return nil, nil, fmt.Errorf("%s not ready within 60s\n%s", name, tail(p.stderr.String(), 20))
+		return nil, nil, fmt.Errorf("%s not ready within %v\n%s", name, limit, tail(p.stderr.String(), 20))
 	case <-ctx.Done():
 		p.stop()
 		return nil, nil, ctx.Err()

@@ -25,6 +25,11 @@ type gatewayProc struct {
 
 // gateway starts `eventgate serve` with the given manifests on loopback ports and waits until /readyz.
 func (r *runner) gateway(ctx context.Context, manifests string, extra ...string) (*gatewayProc, error) {
+	return r.gatewayWithin(ctx, 60*time.Second, manifests, extra...)
+}
+
+// gatewayWithin is gateway waiting up to limit for /readyz.
+func (r *runner) gatewayWithin(ctx context.Context, limit time.Duration, manifests string, extra ...string) (*gatewayProc, error) {
 	dir, err := os.MkdirTemp("", "eventgate-bench-")
 	if err != nil {
 		return nil, err
@@ -44,11 +49,11 @@ func (r *runner) gateway(ctx context.Context, manifests string, extra ...string)
 	if r.nats {
 		env = append(env, "EVENTGATE_NATS__SERVERS="+r.s.nats)
 	}
-	p, m, err := start(ctx, "eventgate", readyGateway, env, r.bin("eventgate"), args...)
+	p, m, err := startWithin(ctx, limit, "eventgate", readyGateway, env, r.bin("eventgate"), args...)
 	if err != nil {
 		return nil, err
 	}
-	if err := waitHTTP(ctx, "http://"+m[2]+"/readyz", 60*time.Second); err != nil {
+	if err := waitHTTP(ctx, "http://"+m[2]+"/readyz", limit); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("eventgate: %w\n%s", err, tail(p.stderr.String(), 20))
 	}

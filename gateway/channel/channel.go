@@ -56,9 +56,9 @@ type Group struct {
 	// It is called from the provisioner's goroutines and must be safe for concurrent use.
 	Filter EventFilter
 	// Share, when set, lets the provisioner serve the groups of one channel that have the same Share
-	// (the triggers of one broker) from one read of the channel in this process. Each group keeps its
-	// own position, and one that cannot keep up is served on its own, so it never holds back the
-	// others.
+	// (the triggers of one broker; the subscriptions of one channel) from one read of the channel in
+	// this process. Each group keeps its own position, and one that cannot keep up is served on its
+	// own, so it never holds back the others.
 	Share string
 	// Ordered says the group's handler keeps events in order per partition (per partitionkey), so
 	// each partition must have one owner at a time across every process, as a Kafka consumer group
@@ -132,8 +132,10 @@ type Provisioner interface {
 	Publisher
 	Subscriber
 	// Ensure creates the channel, or updates it to spec, and returns once the channel can take and
-	// serve events. Safe to call repeatedly. A provisioner whose channels cannot gain partitions
-	// returns an error wrapping errors.ErrUnsupported when spec asks for more than the channel has.
+	// serve events. Safe to call repeatedly, and concurrently for different channels (the gateway
+	// ensures many at once, and calls Subscribe concurrently too). A provisioner whose channels
+	// cannot gain partitions returns an error wrapping errors.ErrUnsupported when spec asks for more
+	// than the channel has.
 	Ensure(ctx context.Context, spec Spec) error
 	// Remove forgets the channel. Whether stored events are deleted is the provisioner's choice
 	// (Kafka keeps its topic unless configured otherwise).

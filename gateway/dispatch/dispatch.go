@@ -137,6 +137,11 @@ type Trigger struct {
 // triggers all share one read of it.
 const triggerShare = "triggers"
 
+// subscriptionShare is the Share key of every other subscription: the subscriptions of one channel
+// share one read of it where the backend can (Kafka: one client, not one per subscription; each
+// still commits to its own consumer group).
+const subscriptionShare = "subscriptions"
+
 // triggerFilter is a trigger's filter as its channel.Group gives it to the backend: what it rejects
 // is counted as filtered, once (the dispatcher never sees those events).
 type triggerFilter struct{ d *Dispatcher }
@@ -337,7 +342,8 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if l, ok := d.lim.(interface{ Limit() int }); ok {
 		d.m.ConcurrencyLimit.WithLabelValues(d.sub.Namespace, d.sub.Name).Set(float64(l.Limit()))
 	}
-	g := channel.Group{Channel: d.sub.Channel, Name: d.sub.Name, Start: d.sub.Start, Ordered: d.sub.Ordered}
+	g := channel.Group{Channel: d.sub.Channel, Name: d.sub.Name, Start: d.sub.Start, Ordered: d.sub.Ordered,
+		Share: subscriptionShare}
 	if t := d.sub.Trigger; t != nil {
 		// A broker's triggers share one read of its channel where the backend can, and the backend
 		// drops what the filter rejects before it reaches the claim (counted as filtered here).

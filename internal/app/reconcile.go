@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/dispatch"
@@ -118,20 +120,64 @@ func inResource(m *resources.Meta, err error) error {
 // applyChannels creates or updates every declared channel and routes dispatch to it; Apply routes
 // the ingress once the subscriptions have started.
 func (a *App) applyChannels(ctx context.Context, set *resources.Set) []error {
-	var errs []error
-	for _, c := range set.Channels {
-		if err := a.ensureChannel(ctx, c); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errs
+	return a.ensureChannels(ctx, set.Channels)
 }
 
-// ensureChannel brings one channel to its declared spec and routes dispatch to it; an unchanged
-// running channel is left alone. When its backend cannot be reached the channel waits for it
+// reconcileParallel bounds the backend calls the reconciler makes at once: Ensure of different
+// channels, Start of different subscriptions. Each waits on the backend's round trips (a Kafka topic
+// takes a create and a few metadata polls, a new consumer group four admin requests), so one at a
+// time made a gateway with 1,000 Kafka channels take a minute to start; a few dozen at once keep a
+// broker busy without flooding it.
+const reconcileParallel = 32
+
+// parallel runs fn(0) … fn(n-1), at most reconcileParallel at once, and returns when all have.
+func parallel(n int, fn func(i int)) {
+	sem := make(chan struct{}, reconcileParallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fn(i)
+		})
+	}
+	wg.Wait()
+}
+
+// ensureChannels brings each of cs to its declared spec and routes dispatch to it; an unchanged
+// running channel is left alone. When its backend cannot be reached a channel waits for it
 // (waitForBackend) and that is not an error. On any other failure a channel already running keeps
-// running (recorded with its new spec); a new one does not start.
-func (a *App) ensureChannel(ctx context.Context, c *resources.Channel) error {
+// running (recorded with its new spec); a new one does not start. The backends' Ensure calls run in
+// parallel; the rest, under a.mu, in the order of cs, which is also the order of the errors.
+func (a *App) ensureChannels(ctx context.Context, cs []*resources.Channel) []error {
+	type job struct {
+		c   *resources.Channel
+		b   channel.Provisioner
+		err error
+	}
+	var jobs []*job
+	errs := make([]error, len(cs))
+	at := make([]int, 0, len(cs)) // index in cs of each job
+	for i, c := range cs {
+		b, err := a.prepareChannel(c)
+		switch {
+		case err != nil:
+			errs[i] = err
+		case b != nil:
+			jobs = append(jobs, &job{c: c, b: b})
+			at = append(at, i)
+		}
+	}
+	parallel(len(jobs), func(i int) { jobs[i].err = jobs[i].b.Ensure(ctx, jobs[i].c.Spec()) })
+	for i, j := range jobs {
+		errs[at[i]] = a.ensured(ctx, j.c, j.b, j.err)
+	}
+	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })
+}
+
+// prepareChannel is the part of ensureChannels before the backend call: it returns the backend to
+// call Ensure on, or nil when there is nothing to do, or the error that keeps c from changing.
+func (a *App) prepareChannel(c *resources.Channel) (channel.Provisioner, error) {
 	ref, key := c.Ref(), channelKey(c.Ref())
 	old := a.channels[ref]
 	if old != nil && old.Provisioner == c.Provisioner && old.Spec() == c.Spec() {
@@ -139,15 +185,20 @@ func (a *App) ensureChannel(ctx context.Context, c *resources.Channel) error {
 			delete(a.waiting, ref)
 			a.conds.set(key, true, ReasonReady, "")
 		}
-		return nil
+		return nil, nil
 	}
 	if old != nil && old.Provisioner != c.Provisioner {
 		cause := fmt.Sprintf("changing the provisioner from %s to %s needs a restart", old.Provisioner, c.Provisioner)
 		a.conds.set(key, false, ReasonRestartRequired, cause)
-		return fmt.Errorf("%s: %s", ref.Describe(), cause)
+		return nil, fmt.Errorf("%s: %s", ref.Describe(), cause)
 	}
-	b := a.backendFor(c.Provisioner)
-	err := b.Ensure(ctx, c.Spec())
+	return a.backendFor(c.Provisioner), nil
+}
+
+// ensured is the part of ensureChannels after backend b's Ensure of c returned err.
+func (a *App) ensured(ctx context.Context, c *resources.Channel, b channel.Provisioner, err error) error {
+	ref, key := c.Ref(), channelKey(c.Ref())
+	old := a.channels[ref]
 	switch {
 	case err == nil:
 		a.runChannel(c, b)

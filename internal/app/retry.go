@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -92,10 +94,8 @@ func (a *App) retryOnce(ctx context.Context, r *retrier) bool {
 // is accepted before their subscriptions' start offsets are committed. What changes is recorded in
 // the conditions (and logged once per change) by the steps themselves. Called with a.mu held.
 func (a *App) converge(ctx context.Context) {
-	for _, c := range a.waiting {
-		_ = a.ensureChannel(ctx, c) // a failure is in the channel's condition
-	}
-	_ = a.startSubscriptions(ctx) // so are these
+	_ = a.ensureChannels(ctx, slices.Collect(maps.Values(a.waiting))) // a failure is in the channel's condition
+	_ = a.startSubscriptions(ctx)                                     // so are these
 	a.routeIngress(a.applied)
 }
 

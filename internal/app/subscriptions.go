@@ -7,7 +7,6 @@ import (
 	"maps"
 	"reflect"
 	"slices"
-	"strings"
 
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/dispatch"
@@ -43,30 +42,45 @@ func sameSubscription(a, b dispatch.Subscription) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// startSubscriptions starts every wanted subscription that is not running.
+// startSubscriptions starts every wanted subscription that is not running (see newDispatcher).
 func (a *App) startSubscriptions(ctx context.Context) []error {
 	var errs []error
 	// Those that start at the earliest offset first: in memory, a channel keeps events only as long
 	// as some group needs them, and a latest group started first would let go of what an earliest
-	// one declared beside it is there to read. Then by name, so starts are repeatable.
-	keys := slices.Collect(maps.Keys(a.want))
-	slices.SortFunc(keys, func(x, y string) int {
-		ex, ey := a.want[x].Start == channel.Earliest, a.want[y].Start == channel.Earliest
-		if ex != ey {
-			if ex {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(x, y)
-	})
-	for _, key := range keys {
-		ds := a.want[key]
+	// one declared beside it is there to read. Within each of the two waves, starts run in parallel
+	// (see reconcileParallel) and are recorded by name, so the outcome is repeatable.
+	var earliest, rest []string
+	for _, key := range slices.Sorted(maps.Keys(a.want)) {
 		if _, ok := a.dispatchers[key]; ok {
 			continue
 		}
-		if err := a.startSubscription(ctx, key, ds); err != nil {
-			errs = append(errs, err)
+		if a.want[key].Start == channel.Earliest {
+			earliest = append(earliest, key)
+		} else {
+			rest = append(rest, key)
+		}
+	}
+	for _, group := range [][]string{earliest, rest} {
+		type job struct {
+			key string
+			d   *dispatch.Dispatcher
+			err error
+		}
+		var jobs []*job
+		for _, key := range group {
+			d, err := a.newDispatcher(key, a.want[key])
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case d != nil:
+				jobs = append(jobs, &job{key: key, d: d})
+			}
+		}
+		parallel(len(jobs), func(i int) { jobs[i].err = jobs[i].d.Start(ctx) })
+		for _, j := range jobs {
+			if err := a.started(ctx, j.key, a.want[j.key], j.d, j.err); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errs
@@ -91,18 +105,25 @@ func (a *App) stopSubscription(ctx context.Context, key string, r *running, gone
 	a.log.Info("subscription stopped", "subscription", key)
 }
 
-// startSubscription starts the dispatcher of ds once its channel runs. It is Ready when Start
-// returned: its consumer group has joined and its start offsets are committed. A subscription whose
-// channel waits for its backend, or whose backend cannot be reached, waits too (not an error); the
-// background retry starts it.
-func (a *App) startSubscription(ctx context.Context, key string, ds dispatch.Subscription) error {
-	k := subscriptionKey(key)
+// A subscription's dispatcher starts once its channel runs (newDispatcher, d.Start, started). It is
+// Ready when Start returned: its consumer group has joined and its start offsets are committed. A
+// subscription whose channel waits for its backend, or whose backend cannot be reached, waits too
+// (not an error); the background retry starts it.
+
+// newDispatcher is the part before Start: the dispatcher to start, or nil (with the error, if it is
+// one) when its channel does not run.
+func (a *App) newDispatcher(key string, ds dispatch.Subscription) (*dispatch.Dispatcher, error) {
 	if _, ok := a.channels[ds.Channel]; !ok {
-		return a.channelNotReady(key, ds.Channel)
+		return nil, a.channelNotReady(key, ds.Channel)
 	}
-	d := dispatch.New(ds, dispatch.Deps{Channels: a.router, Client: a.client, Metrics: a.metrics, Log: a.log,
-		Tracer: a.tracer})
-	if err := d.Start(ctx); err != nil {
+	return dispatch.New(ds, dispatch.Deps{Channels: a.router, Client: a.client, Metrics: a.metrics, Log: a.log,
+		Tracer: a.tracer}), nil
+}
+
+// started records the outcome of d.Start (err) for subscription key.
+func (a *App) started(ctx context.Context, key string, ds dispatch.Subscription, d *dispatch.Dispatcher, err error) error {
+	k := subscriptionKey(key)
+	if err != nil {
 		if ctx.Err() != nil { // stopped: neither ready nor failed
 			return fmt.Errorf("subscription %s: %w", key, ctx.Err())
 		}

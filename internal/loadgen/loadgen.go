@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,9 +68,15 @@ type Config struct {
 	// Types, when above 1, spreads the events over that many types, TYPE.0 … TYPE.(Types-1), in turn
 	// (for trigger filters: each type is 1/Types of the events).
 	Types int
+	// Targets, when above 1, spreads the requests over that many URLs, in turn: URL with every
+	// TargetPlaceholder replaced by 0 … Targets-1 (one channel each, to load many channels at once).
+	Targets int
 	// Client sends the requests; default: a client with keep-alive connections sized to the load.
 	Client *http.Client
 }
+
+// TargetPlaceholder is what Targets replaces in URL with each target's number.
+const TargetPlaceholder = "{n}"
 
 // Defaults applied by Run to zero fields.
 const (
@@ -122,6 +129,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Size < 0 {
 		errs = append(errs, errors.New("size: must not be negative"))
+	}
+	if c.Targets > 1 && !strings.Contains(c.URL, TargetPlaceholder) {
+		errs = append(errs, fmt.Errorf("targets: %d targets need %s in the url", c.Targets, TargetPlaceholder))
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
@@ -352,11 +362,13 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (Result, erro
 // generator builds requests. The data is built once; ids and times change per event.
 type generator struct {
 	url    string
+	urls   []string // the URLs requests go to in turn (Targets); nil: url
 	client *http.Client
 	data   []byte
 	ct     string
 	prefix string
 	seq    atomic.Int64
+	next   atomic.Int64 // requests sent, to pick the next of urls
 	typ    string
 	types  []string // the types events take in turn; nil: typ
 	source string
@@ -371,6 +383,11 @@ func newGenerator(cfg Config) (*generator, error) {
 	for i := range max(cfg.Types, 0) {
 		if cfg.Types > 1 {
 			g.types = append(g.types, cfg.Type+"."+strconv.Itoa(i))
+		}
+	}
+	if cfg.Targets > 1 {
+		for i := range cfg.Targets {
+			g.urls = append(g.urls, strings.ReplaceAll(cfg.URL, TargetPlaceholder, strconv.Itoa(i)))
 		}
 	}
 	if _, err := http.NewRequest(http.MethodPost, cfg.URL, nil); err != nil {
@@ -434,7 +451,11 @@ func (g *generator) send(ctx context.Context, cfg Config) (int, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, g.url, bytes.NewReader(body))
+	url := g.url
+	if len(g.urls) > 0 {
+		url = g.urls[g.next.Add(1)%int64(len(g.urls))]
+	}
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}

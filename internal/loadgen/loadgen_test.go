@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -231,6 +232,34 @@ func TestSinkDelayAnswersLate(t *testing.T) {
 	}
 	if res.Latency.Min < 50 || res.Events != 3 {
 		t.Fatalf("latency %+v events %d: want every answer ≥ 50ms", res.Latency, res.Events)
+	}
+}
+
+func TestTargetsSpreadRequestsOverURLs(t *testing.T) {
+	var mu sync.Mutex
+	paths := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths[r.URL.Path]++
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{URL: srv.URL + "/ns/ch-{n}", Concurrency: 2, Count: 30, Targets: 3}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Events != 30 {
+		t.Fatalf("events %d, want 30", res.Events)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string]int{"/ns/ch-0": 10, "/ns/ch-1": 10, "/ns/ch-2": 10}
+	if len(paths) != 3 || paths["/ns/ch-0"] != 10 || paths["/ns/ch-1"] != 10 || paths["/ns/ch-2"] != 10 {
+		t.Errorf("requests per path %v, want %v", paths, want)
+	}
+	if _, err := Run(context.Background(), Config{URL: srv.URL + "/ns/ch", Concurrency: 1, Count: 1, Targets: 3}, nil); !errors.Is(err, ErrConfig) {
+		t.Errorf("targets without %s in the url: err %v, want ErrConfig", TargetPlaceholder, err)
 	}
 }
 

@@ -74,6 +74,8 @@ type Backend struct {
 	members map[*member]struct{} // groups served by a fanout (or detached from one)
 	closed  bool
 
+	creator topicCreator // batches the topic creations of concurrent Ensure calls
+
 	undecodable atomic.Int64
 	// clientLog is where the Kafka clients log: warnings and errors, each message at most once per
 	// clientLogRepeat (a broker that is down would otherwise log every connection attempt).
@@ -198,10 +200,7 @@ func (b *Backend) Ensure(ctx context.Context, spec channel.Spec) error {
 		configs = map[string]*string{"retention.ms": &ms}
 	}
 
-	resp, err := b.admin.CreateTopic(ctx, partitions, rf, configs, topic)
-	if err == nil {
-		err = resp.Err
-	}
+	err = b.createTopic(ctx, topic, partitions, rf, configs)
 	switch {
 	case err == nil:
 		b.log.Info("kafka topic created", "channel", spec.Ref.String(), "topic", topic,

@@ -506,10 +506,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 func TestHeartbeatInterval(t *testing.T) {
 	for _, tt := range []struct{ session, want time.Duration }{
-		{15 * time.Second, 3 * time.Second},
-		{6 * time.Second, 1200 * time.Millisecond},
-		{time.Second, 200 * time.Millisecond},
-		{time.Minute, 3 * time.Second},
+		{15 * time.Second, 5 * time.Second},
+		{6 * time.Second, 2 * time.Second},
+		{time.Second, time.Second / 3},
+		{time.Minute, 5 * time.Second},
 	} {
 		if got := heartbeatInterval(tt.session); got != tt.want {
 			t.Errorf("heartbeatInterval(%v) = %v, want %v", tt.session, got, tt.want)

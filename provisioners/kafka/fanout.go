@@ -39,9 +39,12 @@ type fanout struct {
 	groupName string
 	log       *slog.Logger
 	cl        *kgo.Client
-	clReady   chan struct{}
-	stop      context.CancelFunc
-	loopDone  chan struct{}
+	// adm is cl as an admin client: members commit through it, so that the commits of different
+	// fanouts travel on their own connections instead of queueing on the backend's one.
+	adm      *kadm.Client
+	clReady  chan struct{}
+	stop     context.CancelFunc
+	loopDone chan struct{}
 
 	mu         sync.Mutex
 	members    map[*member]struct{}
@@ -162,11 +165,11 @@ func (b *Backend) fanoutFor(ch channel.Ref, share, topic string) (*fanout, error
 		log:     b.log.With("channel", ch.String(), "share", share, "group", groupName),
 		clReady: make(chan struct{}), loopDone: make(chan struct{}),
 		members: map[*member]struct{}{}, next: map[int32]int64{}, room: make(chan struct{}, 1)}
-	cl, err := kgo.NewClient(b.groupOpts(groupName, topic, f)...)
+	cl, err := kgo.NewClient(b.groupOpts(groupName, topic, f, sharedFetchMaxWait)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: shared reader for %s: %w", groupName, err)
 	}
-	f.cl = cl
+	f.cl, f.adm = cl, kadm.NewClient(cl)
 	close(f.clReady)
 	b.mu.Lock()
 	if other := b.fanouts[key]; other != nil || b.closed { // started meanwhile, or closing
@@ -348,7 +351,7 @@ func (f *fanout) loop(ctx context.Context) {
 			t.Stop()
 			continue
 		}
-		pollCtx, cancel := context.WithTimeout(ctx, commitInterval)
+		pollCtx, cancel := f.pollContext(ctx, lastCommit)
 		f.mu.Lock()
 		f.pollCancel = cancel
 		f.mu.Unlock()
@@ -383,6 +386,35 @@ func (f *fanout) loop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// pollContext is the context of the next poll, as for a subscription (see subscription.pollContext):
+// it ends at the next commit while an attached member has records to commit, else only with ctx or
+// wake.
+func (f *fanout) pollContext(ctx context.Context, lastCommit time.Time) (context.Context, context.CancelFunc) {
+	f.mu.Lock()
+	busy := false
+	for m := range f.members {
+		if !m.attached {
+			continue
+		}
+		for _, c := range m.claims {
+			c.mu.Lock()
+			busy = c.tracker.Pending() > 0 || c.tracker.Commit() > c.committed
+			c.mu.Unlock()
+			if busy {
+				break
+			}
+		}
+		if busy {
+			break
+		}
+	}
+	f.mu.Unlock()
+	if !busy {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, lastCommit.Add(commitInterval))
 }
 
 // pollSize is the least room among attached claims (the whole buffer when there are none). A claim
@@ -507,15 +539,26 @@ func (f *fanout) commitAll(ctx context.Context) {
 		}
 	}
 	f.mu.Unlock()
+	// Concurrently: one after the other, 1,000 members' commits held the read for a second.
+	sem := make(chan struct{}, commitParallel)
+	var wg sync.WaitGroup
 	for m, claims := range work {
-		if err := m.commit(ctx, claims); errors.Is(err, errGroupHasMembers) {
-			f.mu.Lock()
-			m.attached = false
-			f.mu.Unlock()
-			go f.detach(m, "its group has members on another replica")
-		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := m.commit(ctx, claims); errors.Is(err, errGroupHasMembers) {
+				f.mu.Lock()
+				m.attached = false
+				f.mu.Unlock()
+				go f.detach(m, "its group has members on another replica")
+			}
+		})
 	}
+	wg.Wait()
 }
+
+// commitParallel bounds the member commits commitAll has in flight at once.
+const commitParallel = 32
 
 // errGroupHasMembers marks a plain commit refused because the group has active members.
 var errGroupHasMembers = errors.New("the group has active members")
@@ -536,7 +579,7 @@ func (m *member) commit(ctx context.Context, claims []*claim) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
-	resp, err := m.f.b.admin.CommitOffsets(ctx, m.groupName, offsets)
+	resp, err := m.f.adm.CommitOffsets(ctx, m.groupName, offsets)
 	if err == nil {
 		err = resp.Error()
 	}

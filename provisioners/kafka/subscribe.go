@@ -22,9 +22,25 @@ const (
 	commitInterval = time.Second
 	// commitTimeout bounds one commit request.
 	commitTimeout = 10 * time.Second
-	// fetchMaxWait is how long a broker holds a fetch with no new data; short, so resumed partitions
-	// are fetched again promptly.
-	fetchMaxWait = 500 * time.Millisecond
+	// fetchMaxWait is how long a broker holds a fetch with no new data. A fetch returns as soon as any
+	// of its partitions has a record, so this costs new events nothing; it sets how often an idle
+	// client asks again (each ask is a request, a response and a wake-up of the client's loops: at
+	// 1,000 idle subscriptions, 500 ms here cost a third of a core). Its price is paid on resume:
+	// franz-go keeps one fetch in flight per broker and neither ResumeFetchPartitions nor a new
+	// assignment from the group ends it, so a resumed or newly assigned partition is fetched only when
+	// the fetch in flight returns, which on an otherwise idle broker connection is up to fetchMaxWait
+	// later. A partition is resumed while its claim still has a quarter of its buffer to hand out
+	// (see pollSize), and only after being stuck, so the wait costs a slow subscriber little; a
+	// partition taken over from a gateway that died starts up to fetchMaxWait after the session
+	// timeout. 5s is franz-go's own default.
+	fetchMaxWait = 5 * time.Second
+	// sharedFetchMaxWait is fetchMaxWait for a shared read (fanout.go), which never pauses a partition
+	// (a member that cannot keep up is moved to a read of its own instead), so it asks an idle broker
+	// less often still. What it does delay: partitions the reader gains in a rebalance (another
+	// gateway replica left or joined) are added to the next fetch, not the one in flight, so they
+	// start up to this much later; a replica's first assignment is fetched at once (no fetch is in
+	// flight then).
+	sharedFetchMaxWait = 10 * time.Second
 	// stallTimeout is how long the poll loop waits for a claim's buffer to make room before it pauses
 	// fetching of that partition, so that one stuck partition does not hold up the others. Pausing
 	// throws away what the client has fetched for the partition, so it is kept for claims that are
@@ -89,7 +105,7 @@ func (b *Backend) subscribeOwn(ctx context.Context, g channel.Group, h channel.C
 		clReady:   make(chan struct{}),
 		loopDone:  make(chan struct{}),
 	}
-	opts := append(b.groupOpts(groupName, topic, s), kgo.WithHooks(fetchCounter{&s.fetched}))
+	opts := append(b.groupOpts(groupName, topic, s, fetchMaxWait), kgo.WithHooks(fetchCounter{&s.fetched}))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: consumer for %s: %w", groupName, err)
@@ -121,8 +137,9 @@ type groupHandler interface {
 }
 
 // groupOpts are the options of a client that joins consumer group groupName on topic, with h's
-// callbacks: cooperative-sticky, commits only when the member says so, rebalances only between polls.
-func (b *Backend) groupOpts(groupName, topic string, h groupHandler) []kgo.Opt {
+// callbacks: cooperative-sticky, commits only when the member says so, rebalances only between polls,
+// fetches held by the broker up to maxWait.
+func (b *Backend) groupOpts(groupName, topic string, h groupHandler, maxWait time.Duration) []kgo.Opt {
 	return append(b.commonOpts(),
 		kgo.ConsumerGroup(groupName),
 		kgo.ConsumeTopics(topic),
@@ -135,7 +152,7 @@ func (b *Backend) groupOpts(groupName, topic string, h groupHandler) []kgo.Opt {
 		kgo.AdjustFetchOffsetsFn(h.onAssigned),
 		kgo.OnPartitionsRevoked(h.onRevoked),
 		kgo.OnPartitionsLost(h.onLost),
-		kgo.FetchMaxWait(fetchMaxWait),
+		kgo.FetchMaxWait(maxWait),
 		kgo.FetchMaxBytes(b.cfg.FetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(b.cfg.FetchMaxPartitionBytes),
 		kgo.SessionTimeout(b.cfg.SessionTimeout),
@@ -210,7 +227,7 @@ func (s *subscription) loop(ctx context.Context) {
 			s.waitRoom(ctx, wait)
 			continue
 		}
-		pollCtx, cancel := context.WithTimeout(ctx, commitInterval)
+		pollCtx, cancel := s.pollContext(ctx, lastCommit)
 		s.mu.Lock()
 		s.pollCancel = cancel
 		s.mu.Unlock()
@@ -255,6 +272,33 @@ func (s *subscription) loop(ctx context.Context) {
 			t.Stop()
 		}
 	}
+}
+
+// pollContext is the context of the next poll: it ends at the next commit when a claim has records
+// handed out but not yet committed, and otherwise only with ctx or wake. An idle subscription's loop
+// thus sleeps in PollRecords until a record arrives, instead of waking every commitInterval to find
+// nothing to commit. Records are tracked only by route, which runs between polls, so a poll that
+// starts with nothing outstanding cannot miss a commit.
+func (s *subscription) pollContext(ctx context.Context, lastCommit time.Time) (context.Context, context.CancelFunc) {
+	if !s.outstanding() {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, lastCommit.Add(commitInterval))
+}
+
+// outstanding reports whether any claim has tracked records whose commit is still to be made.
+func (s *subscription) outstanding() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.claims {
+		c.mu.Lock()
+		busy := c.tracker.Pending() > 0 || c.tracker.Commit() > c.committed
+		c.mu.Unlock()
+		if busy {
+			return true
+		}
+	}
+	return false
 }
 
 // pollSize decides the next poll. Pausing a partition makes the client drop what it has already
