@@ -267,15 +267,15 @@ func TestSinkOptionsValidate(t *testing.T) {
 		o    SinkOptions
 		want string // "" valid
 	}{
-		"none":                {SinkOptions{}, ""},
-		"delay":               {SinkOptions{Delay: time.Millisecond}, ""},
-		"knee":                {SinkOptions{Knee: 4, Service: time.Millisecond}, ""},
-		"knee without time":   {SinkOptions{Knee: 4}, "knee and service go together"},
-		"time without knee":   {SinkOptions{Service: time.Millisecond}, "knee and service go together"},
-		"knee and delay":      {SinkOptions{Knee: 4, Service: time.Millisecond, Delay: time.Millisecond}, "exclude each other"},
-		"negative knee":       {SinkOptions{Knee: -1, Service: time.Millisecond}, "knee must not be negative"},
-		"negative delay":      {SinkOptions{Delay: -time.Second}, "delay must not be negative"},
-		"negative service":    {SinkOptions{Knee: 1, Service: -time.Second}, "service must not be negative"},
+		"none":              {SinkOptions{}, ""},
+		"delay":             {SinkOptions{Delay: time.Millisecond}, ""},
+		"knee":              {SinkOptions{Knee: 4, Service: time.Millisecond}, ""},
+		"knee without time": {SinkOptions{Knee: 4}, "knee and service go together"},
+		"time without knee": {SinkOptions{Service: time.Millisecond}, "knee and service go together"},
+		"knee and delay":    {SinkOptions{Knee: 4, Service: time.Millisecond, Delay: time.Millisecond}, "exclude each other"},
+		"negative knee":     {SinkOptions{Knee: -1, Service: time.Millisecond}, "knee must not be negative"},
+		"negative delay":    {SinkOptions{Delay: -time.Second}, "delay must not be negative"},
+		"negative service":  {SinkOptions{Knee: 1, Service: -time.Second}, "service must not be negative"},
 	} {
 		err := tc.o.Validate()
 		switch {

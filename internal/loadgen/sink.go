@@ -40,10 +40,10 @@ type SinkOptions struct {
 //
 // A Sink is an http.Handler and is safe for concurrent use. Create it with NewSink.
 type Sink struct {
-	opts  SinkOptions
-	done  chan struct{}
-	slots chan struct{} // Knee servers: a request holds one while it is served; nil without a knee
-	queued atomic.Int64 // requests waiting for one of the Knee servers
+	opts   SinkOptions
+	done   chan struct{}
+	slots  chan struct{} // Knee servers: a request holds one while it is served; nil without a knee
+	queued atomic.Int64  // requests waiting for one of the Knee servers
 
 	mu       sync.Mutex
 	hist     Histogram
@@ -112,8 +112,8 @@ type SinkResult struct {
 	// and the service time with a knee, the delay with Delay, about 0 otherwise. Requests answered
 	// 400, 413 or 503 are not counted.
 	Response Summary `json:"response"`
-	FirstAt    string  `json:"first_at,omitempty"`
-	LastAt     string  `json:"last_at,omitempty"`
+	FirstAt  string  `json:"first_at,omitempty"`
+	LastAt   string  `json:"last_at,omitempty"`
 }
 
 // Result returns the figures so far. It does not block beyond a short lock.
