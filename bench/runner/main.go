@@ -23,23 +23,24 @@ import (
 )
 
 type settings struct {
-	bin         string // directory holding eventgate, noop, produce, consume
-	out         string
-	brokers     string
-	nats        string
-	quick       bool
-	runs        int
-	duration    time.Duration
-	concurrency int
-	size        int
-	batchConc   int
-	drainN      int64
-	inFlight    int
-	backlog     int64
-	rssWindow   time.Duration
-	slowDelay   time.Duration
-	only        string
-	profile     string // directory for the gateways' profiles; "" none
+	bin          string // directory holding eventgate, noop, produce, consume
+	out          string
+	brokers      string
+	nats         string
+	quick        bool
+	runs         int
+	duration     time.Duration
+	concurrency  int
+	size         int
+	batchConc    int
+	drainN       int64
+	inFlight     int
+	backlog      int64
+	rssWindow    time.Duration
+	slowDelay    time.Duration
+	adaptiveSecs time.Duration // how long each drain of the adaptive path lasts at the subscriber's capacity
+	only         string
+	profile      string // directory for the gateways' profiles; "" none
 }
 
 func main() {
@@ -58,7 +59,8 @@ func main() {
 	flag.IntVar(&s.inFlight, "in-flight", 64, "in-flight deliveries of the consume-and-POST baseline (eventgate's dispatch.maxInFlight default)")
 	flag.DurationVar(&s.rssWindow, "rss-window", 0, "how long the RSS run watches the backlog drain (default 30s, quick 5s)")
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
-	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch")
+	flag.DurationVar(&s.adaptiveSecs, "adaptive-duration", 0, "the adaptive path's drains hold this long's worth of events at the subscriber's capacity (default 2s, quick 1s)")
+	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,adaptive")
 	flag.StringVar(&s.profile, "profile", "", "directory to save each gateway's CPU profile (its first --duration) and heap profile in, as PATH-N-cpu.pprof and PATH-N-heap.pprof")
 	flag.Parse()
 	s.defaults()
@@ -106,6 +108,9 @@ func (s *settings) defaults() {
 	}
 	if s.drainN == 0 {
 		s.drainN = map[bool]int64{false: 100000, true: 20000}[s.quick]
+	}
+	if s.adaptiveSecs == 0 {
+		s.adaptiveSecs = map[bool]time.Duration{false: 2 * time.Second, true: time.Second}[s.quick]
 	}
 	if s.rssWindow == 0 {
 		s.rssWindow = map[bool]time.Duration{false: 30 * time.Second, true: 5 * time.Second}[s.quick]
@@ -174,6 +179,7 @@ type runner struct {
 	nats  bool
 	// measured maxima that later paths derive their rate from
 	memMax, kafkaMax, natsMax float64
+	memSeq                    int // numbers memoryDrain's channels
 	topics                    []string
 	streams                   []string
 	prof                      *profiler // nil without --profile
@@ -186,7 +192,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		"quick": r.s.quick, "runs": r.s.runs, "duration_s": r.s.duration.Seconds(), "concurrency": r.s.concurrency,
 		"size": r.s.size, "batch_concurrency": r.s.batchConc, "batch_size": 100, "drain_events": r.s.drainN,
 		"in_flight": r.s.inFlight, "backlog_events": r.s.backlog, "rss_window_s": r.s.rssWindow.Seconds(),
-		"slow_delay_ms": r.s.slowDelay.Milliseconds(),
+		"slow_delay_ms": r.s.slowDelay.Milliseconds(), "adaptive_duration_s": r.s.adaptiveSecs.Seconds(),
 	}}
 	r.kafka = reachable(r.s.brokers)
 	if !r.kafka && r.wantsKafka() {
@@ -217,6 +223,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		{"triggers", kafka, r.triggers},
 		{"tracing-ingress", "", r.tracingIngress},
 		{"tracing-dispatch", kafka, r.tracingDispatch},
+		{"adaptive", "", r.adaptive},
 	}
 	for _, st := range steps {
 		if !r.s.want(st.path) || (st.needs == kafka && !r.kafka) || (st.needs == nats && !r.nats) {

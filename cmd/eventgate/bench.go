@@ -339,7 +339,7 @@ wait:
 		return writeJSON(out, r)
 	}
 	fmt.Fprintf(out, "events     %d in %d requests (%d invalid, %d without time)\n", r.Events, r.Requests, r.Invalid, r.Untimed)
-	fmt.Fprintf(out, "elapsed    %.2fs first to last arrival (%.1f events/s)\n", r.Elapsed, r.EventsPerS)
+	fmt.Fprintf(out, "elapsed    %.2fs first to last arrival (%.1f events/s; %.1f/s to the last answer)\n", r.Elapsed, r.EventsPerS, r.AnsweredPerS)
 	printLatency(out, "end-to-end", r.Latency)
 	printLatency(out, "response", r.Response)
 	return nil

@@ -379,6 +379,10 @@ func TestSinkKneeCapsThroughput(t *testing.T) {
 	if floor := float64(n-3*knee) / knee * ms / 1000; r.Elapsed < floor {
 		t.Errorf("%d requests in %.3fs, faster than %d servers of %v allow (%.3fs)", n, r.Elapsed, knee, service, floor)
 	}
+	// Answers come no faster than knee per service time: the answered rate is at most knee/service.
+	if ceiling := knee / service.Seconds(); r.AnsweredPerS > ceiling || r.AnsweredPerS <= 0 {
+		t.Errorf("answered %.1f/s, want in (0, %.0f/s]", r.AnsweredPerS, ceiling)
+	}
 	t.Logf("response p50 %.1fms p99 %.1fms with %d in flight on %d servers of %v; %.0f/s", r.Response.P50,
 		r.Response.P99, 3*knee, knee, service, r.EventsPerS)
 }

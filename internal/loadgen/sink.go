@@ -54,6 +54,7 @@ type Sink struct {
 	untimed  int64
 	first    time.Time
 	last     time.Time
+	answered time.Time // the last 202 answer
 	closed   bool
 }
 
@@ -107,7 +108,10 @@ type SinkResult struct {
 	Untimed    int64   `json:"untimed"` // events without a readable time attribute
 	Elapsed    float64 `json:"elapsed_s"`
 	EventsPerS float64 `json:"events_per_s"`
-	Latency    Summary `json:"latency"` // end to end, from each event's time attribute
+	// AnsweredPerS is events over the time from the first arrival to the last answer: with a knee or a
+	// delay, a subscriber's real rate (requests may arrive long before they are served).
+	AnsweredPerS float64 `json:"answered_per_s"`
+	Latency      Summary `json:"latency"` // end to end, from each event's time attribute
 	// Response is the time from each answered request's arrival to its answer: the wait for a server
 	// and the service time with a knee, the delay with Delay, about 0 otherwise. Requests answered
 	// 400, 413 or 503 are not counted.
@@ -128,6 +132,9 @@ func (s *Sink) Result() SinkResult {
 		r.Elapsed = s.last.Sub(s.first).Seconds()
 		if r.Elapsed > 0 {
 			r.EventsPerS = float64(s.events) / r.Elapsed
+		}
+		if d := s.answered.Sub(s.first).Seconds(); d > 0 {
+			r.AnsweredPerS = float64(s.events) / d
 		}
 	}
 	return r
@@ -173,9 +180,12 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	d := s.opts.Now().Sub(now)
+	end := s.opts.Now()
 	s.mu.Lock()
-	s.response.Record(d)
+	s.response.Record(end.Sub(now))
+	if end.After(s.answered) {
+		s.answered = end
+	}
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusAccepted)
 }
