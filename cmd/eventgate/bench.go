@@ -327,7 +327,7 @@ wait:
 		}
 	}
 	// Answer what is in progress, then stop; the summary covers everything that arrived.
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute) // a queue past a knee drains
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
 	<-served
