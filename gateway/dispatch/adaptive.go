@@ -73,13 +73,15 @@ type AdaptiveConfig struct {
 	// Initial is the starting limit; 0 means Min (slow start then finds the level quickly).
 	Initial int
 	// Tolerance and Slack set the queueing check: a round whose median latency is above
-	// Tolerance×minimum + Slack means requests wait at the subscriber. Defaults 1.1 and 3ms.
+	// Tolerance×minimum + Slack means requests wait at the subscriber. Defaults 1.1 and 3ms (the
+	// default Slack at most half the minimum; see LatencyThreshold); a negative Slack means none.
 	// Tolerance is relative, so the check scales with the subscriber's own latency (one request
 	// queued behind a knee of 8 adds an eighth); Slack keeps the jitter of sub-millisecond
 	// subscribers, and the scheduling delays of a busy machine, from reading as queueing. Tolerance
 	// below 1 means the default.
-	Tolerance float64
-	Slack     time.Duration
+	Tolerance   float64
+	Slack       time.Duration
+	slackCapped bool // Slack is the default, capped by LatencyThreshold
 	// OverloadBackoff multiplies the limit on a timeout, 429 or 503 (an explicit refusal, like a TCP
 	// loss), and is the deepest cut a queueing round makes; default 0.5. Must be in (0, 1).
 	OverloadBackoff float64
@@ -136,7 +138,7 @@ func (c AdaptiveConfig) withDefaults() AdaptiveConfig {
 	if c.Slack < 0 {
 		c.Slack = 0
 	} else if c.Slack == 0 {
-		c.Slack = DefaultSlack
+		c.Slack, c.slackCapped = DefaultSlack, true
 	}
 	if !(c.OverloadBackoff > 0 && c.OverloadBackoff < 1) {
 		c.OverloadBackoff = DefaultOverloadBackoff
@@ -177,10 +179,16 @@ func Classify(a Attempt) Signal {
 }
 
 // LatencyThreshold is the latency above which a round's median counts as queueing:
-// Tolerance×minLatency + Slack, saturating instead of overflowing. c must have its defaults applied.
+// Tolerance×minLatency + Slack, saturating instead of overflowing. The default Slack is no more than
+// half of minLatency (a subscriber that answers in a millisecond is not allowed a queue three times
+// its latency); one that was set is used as it is. c must have its defaults applied.
 // Pure.
 func LatencyThreshold(minLatency time.Duration, c AdaptiveConfig) time.Duration {
-	f := float64(minLatency)*c.Tolerance + float64(c.Slack)
+	slack := c.Slack
+	if c.slackCapped {
+		slack = min(slack, minLatency/2)
+	}
+	f := float64(minLatency)*c.Tolerance + float64(slack)
 	if f >= math.MaxInt64 {
 		return math.MaxInt64
 	}
@@ -202,12 +210,16 @@ type LimitState struct {
 	// Since counts the rounds since the last cut; Wait is how many rounds the limit waits at Knee
 	// before probing past it.
 	Since, Wait int
+	// Suspect is true after a round whose median was past the threshold, but by less than twice it,
+	// with no cut yet: a second such round in a row cuts.
+	Suspect bool
 }
 
 // Round is what one round of accepted attempts (about one round trip: as many attempts as the limit,
 // all started after the last cut) says, as RoundLimit sees it.
 type Round struct {
-	// Median is the round's median latency; Min is the windowed minimum latency.
+	// Median is the round's median latency; Min is the lowest round median of the last one to two
+	// windows (this one included).
 	Median, Min time.Duration
 	// PeakInFlight is the most deliveries in flight during the round.
 	PeakInFlight int
@@ -220,14 +232,19 @@ type Round struct {
 //
 //   - A minimum that rose past the threshold of the one Knee was measured against forgets Knee and
 //     restarts slow start: the subscriber changed, and what was learned is in the old units.
-//   - Queueing (Median > LatencyThreshold(Min)): Limit×Min/Median, no deeper than ×OverloadBackoff,
+//   - Queueing (Median > LatencyThreshold(Min)), in two rounds in a row or by more than twice the
+//     threshold in one (one marginal round alone holds the limit and sets Suspect: a busy machine's
+//     scheduling stalls slow a whole round now and then, a queue slows every round): Limit×Min/Median, no deeper than ×OverloadBackoff,
 //     never below c.Min; that is the new Knee and SlowStartEnd. When the limit was past the previous
 //     Knee (a probe that found the same knee), Wait doubles, up to ProbeWaitMax; otherwise it is at
 //     least ProbeWait.
 //   - No queueing, and the limit in use (PeakInFlight×2 ≥ Limit: an idle subscription learns nothing):
 //     ×SlowStartGrowth (at least +1, at most SlowStartEnd) below SlowStartEnd; else +1, except at or
-//     past Knee, where it holds until Wait rounds have passed since the cut. A limit more than one
-//     past Knee with no queueing means the knee moved: Knee is forgotten and slow start resumes.
+//     past Knee, where it holds until Wait rounds have passed since the cut. A limit past
+//     Knee×LatencyThreshold(KneeMin)/KneeMin + 1 (where the latency of a queue would have crossed the
+//     threshold) with no queueing means the knee moved: Knee is forgotten, and the limit climbs on
+//     by one per round (a subscriber whose capacity is not a queue, e.g. one that only slows past
+//     some load, is not overshot by a slow start each time).
 //   - Never above c.Max.
 //
 // decreased reports a cut. c must have its defaults applied. Pure; safe for concurrent use.
@@ -239,7 +256,10 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 	}
 	s.Since++
 	switch {
+	case r.Min > 0 && r.Median > LatencyThreshold(r.Min, c) && !s.Suspect && r.Median <= 2*LatencyThreshold(r.Min, c):
+		s.Suspect = true // a stall of a busy machine, or a queue: the next round tells
 	case r.Min > 0 && r.Median > LatencyThreshold(r.Min, c):
+		s.Suspect = false
 		f := max(c.OverloadBackoff, math.Min(1, float64(r.Min)/float64(r.Median)))
 		if s.Knee > 0 && s.Limit > s.Knee {
 			s.Wait = min(max(2*s.Wait, c.ProbeWait), c.ProbeWaitMax)
@@ -250,15 +270,19 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 		s.Knee, s.KneeMin, s.SlowStartEnd, s.Since = s.Limit, r.Min, s.Limit, 0
 		return s, true
 	case float64(r.PeakInFlight)*2 < s.Limit:
-		// not in use
+		s.Suspect = false // not in use
 	case s.Limit < s.SlowStartEnd:
+		s.Suspect = false
 		s.Limit = math.Min(math.Max(s.Limit*c.SlowStartGrowth, s.Limit+1), s.SlowStartEnd)
 	case s.Knee > 0 && s.Limit >= s.Knee && s.Since < s.Wait:
-		// at the knee: wait before probing past it
+		s.Suspect = false // at the knee: wait before probing past it
 	default:
+		s.Suspect = false
 		s.Limit++
-		if s.Knee > 0 && s.Limit > s.Knee+1.5 {
-			forget()
+		// Past the knee, latency rises by Limit/Knee; once that would have crossed the threshold and
+		// did not, the knee moved.
+		if s.Knee > 0 && s.Limit > s.Knee*float64(LatencyThreshold(s.KneeMin, c))/float64(s.KneeMin)+1 {
+			s.Knee, s.KneeMin, s.Wait = 0, 0, 0 // climbing on by one per round
 		}
 	}
 	s.Limit = math.Min(math.Max(s.Limit, lo), hi)
@@ -345,11 +369,7 @@ type Adaptive struct {
 	changed      chan struct{} // closed (and replaced) when a waiter may proceed
 	pausedUntil  time.Time
 	lastDecrease time.Time
-	// measureFrom is when the first delivery after the last cut started: only then were no more in
-	// flight than the new limit, so only attempts started since describe it. draining is true until then.
-	measureFrom time.Time
-	draining    bool
-	minLatency  windowedMin
+	minLatency   windowedMin
 	// The current round: latencies of accepted attempts started after the last cut, until there are
 	// target of them (the limit when the round began); peak is the most in flight meanwhile.
 	round  []time.Duration
@@ -419,10 +439,6 @@ func (a *Adaptive) Acquire(ctx context.Context) error {
 		a.mu.Lock()
 		pause := a.pausedUntil.Sub(a.cfg.Now())
 		if pause <= 0 && a.inFlight < int(a.state.Limit) {
-			if a.draining {
-				a.draining = false
-				a.measureFrom = a.cfg.Now()
-			}
 			a.inFlight++
 			a.mu.Unlock()
 			return nil
@@ -466,10 +482,13 @@ func (a *Adaptive) Release(Outcome) {
 // carries Retry-After. It never blocks on anything but the limiter's own lock.
 //
 // Accepted attempts are judged by round, not one by one: a round is as many accepted attempts as
-// the limit was when it began, all started once the deliveries in flight were within the limit set
-// by the last cut (answers to requests sent before describe the load before it, and until the
-// excess has drained, so does the latency of requests sent beside it), and RoundLimit judges its
-// median latency. A queue at the subscriber
+// the limit was when it began (at least minRound), all started after the last cut (answers to
+// requests sent before it describe the load before it; and as Acquire lets none start until fewer
+// than the new limit are in flight, those sent after it never share the subscriber with more), and
+// RoundLimit judges their median latency against the lowest round median of the last one to two
+// Windows. (A round's median, not a single attempt's latency, is the base: on a busy machine the
+// luckiest attempt is much faster than a typical one, and a queue is judged against what is typical
+// when there is none.) A queue at the subscriber
 // slows every attempt of a round; one slow attempt among fast ones (a scheduling delay on a busy
 // machine, a GC pause) does not move the median. A timeout, 429 or 503 from an attempt started after
 // the last cut cuts at once (OverloadLimit).
@@ -483,8 +502,7 @@ func (a *Adaptive) ObserveAttempt(at Attempt) {
 		a.state = OverloadLimit(a.state, a.cfg)
 		a.cut(now)
 	case sig == Grow:
-		a.minLatency.add(now, at.Latency)
-		if a.draining || at.Start.Before(a.measureFrom) {
+		if at.Start.Before(a.lastDecrease) {
 			break
 		}
 		a.round = append(a.round, at.Latency)
@@ -492,7 +510,9 @@ func (a *Adaptive) ObserveAttempt(at Attempt) {
 		if len(a.round) < a.target {
 			break
 		}
-		r := Round{Median: medianLatency(a.round), Min: a.minLatency.get(now), PeakInFlight: a.peak}
+		median := medianLatency(a.round)
+		a.minLatency.add(now, median)
+		r := Round{Median: median, Min: a.minLatency.get(now), PeakInFlight: a.peak}
 		next, decreased := RoundLimit(a.state, r, a.cfg)
 		a.state = next
 		if decreased {
@@ -523,11 +543,9 @@ func (a *Adaptive) ObserveAttempt(at Attempt) {
 	}
 }
 
-// cut records a decrease at now: attempts started before the first delivery it lets start no
-// longer count. a.mu must be held.
+// cut records a decrease at now: attempts started before it no longer count. a.mu must be held.
 func (a *Adaptive) cut(now time.Time) {
 	a.lastDecrease = now
-	a.draining = true
 	a.newRound()
 }
 

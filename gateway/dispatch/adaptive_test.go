@@ -29,8 +29,9 @@ func TestLatencyThreshold(t *testing.T) {
 		c    AdaptiveConfig
 		want time.Duration
 	}{
-		{50 * time.Millisecond, c, 58 * time.Millisecond}, // 1.1×50ms + 3ms
-		{100 * time.Microsecond, c, 3110 * time.Microsecond},
+		{50 * time.Millisecond, c, 58 * time.Millisecond},   // 1.1×50ms + 3ms
+		{100 * time.Microsecond, c, 160 * time.Microsecond}, // the slack is at most half the minimum
+		{4 * time.Millisecond, c, 6400 * time.Microsecond},
 		{time.Second, AdaptiveConfig{Tolerance: 1.5, Slack: -1}.withDefaults(), 1500 * time.Millisecond},
 		{1 << 62, AdaptiveConfig{Tolerance: 2}.withDefaults(), 1<<63 - 1}, // saturates
 	} {
@@ -83,11 +84,15 @@ func TestRoundLimit(t *testing.T) {
 		{"capped at max", LimitState{Limit: 39.5, SlowStartEnd: 12}, fast(39), LimitState{Limit: 40, SlowStartEnd: 12, Since: 1}, false},
 		{"no growth when the limit is not in use", LimitState{Limit: 10, SlowStartEnd: 40}, fast(4), LimitState{Limit: 10, SlowStartEnd: 40, Since: 1}, false},
 		{"within the tolerance is no queue", LimitState{Limit: 12, SlowStartEnd: 12}, slow(12*ms, 12), LimitState{Limit: 13, SlowStartEnd: 12, Since: 1}, false},
-		{"a queue: the limit goes to the knee, limit×min/median", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5},
+		{"a marginal queue once: hold, suspect", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5},
+			slow(20*ms, 16), LimitState{Limit: 16, SlowStartEnd: 40, Since: 6, Suspect: true}, false},
+		{"a round without queueing clears the suspicion", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5, Suspect: true},
+			fast(16), LimitState{Limit: 24, SlowStartEnd: 40, Since: 6}, false},
+		{"a queue twice: the limit goes to the knee, limit×min/median", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5, Suspect: true},
 			slow(20*ms, 16), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}, true},
-		{"the cut follows the excess", LimitState{Limit: 16, SlowStartEnd: 12, Since: 3},
+		{"the cut follows the excess", LimitState{Limit: 16, SlowStartEnd: 12, Since: 3, Suspect: true},
 			slow(15*ms, 16), LimitState{Limit: 32.0 / 3, SlowStartEnd: 32.0 / 3, Knee: 32.0 / 3, KneeMin: 10 * ms, Wait: 8}, true},
-		{"no deeper than an overload cut", LimitState{Limit: 16, SlowStartEnd: 40},
+		{"more than twice the threshold cuts at once, no deeper than an overload cut", LimitState{Limit: 16, SlowStartEnd: 40},
 			slow(time.Second, 16), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}, true},
 		{"floored at min", LimitState{Limit: 3, SlowStartEnd: 40},
 			slow(time.Second, 3), LimitState{Limit: 2, SlowStartEnd: 2, Knee: 2, KneeMin: 10 * ms, Wait: 8}, true},
@@ -97,18 +102,21 @@ func TestRoundLimit(t *testing.T) {
 			fast(6), LimitState{Limit: 7, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 2, Wait: 8}, false},
 		{"waited long enough: probe one more", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 7, Wait: 8},
 			fast(8), LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8}, false},
-		{"a probe that finds the same knee doubles the wait", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8},
+		{"a probe that finds the same knee doubles the wait", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8, Suspect: true},
 			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 16}, true},
-		{"the wait is capped", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 100, Wait: 100},
+		{"the wait is capped", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 100, Wait: 100, Suspect: true},
 			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 128}, true},
-		{"a probe that finds room forgets the knee", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8},
-			fast(9), LimitState{Limit: 10, SlowStartEnd: 40, Since: 10}, false},
+		{"a probe grows one per round", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8},
+			fast(9), LimitState{Limit: 10, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 10, Wait: 8}, false},
+		// Knee 8 at 10ms: a queue would have crossed the 14ms threshold at 8×1.4 = 11.2 in flight.
+		{"a probe that finds room past where a queue shows forgets the knee", LimitState{Limit: 12, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 20, Wait: 8},
+			fast(12), LimitState{Limit: 13, SlowStartEnd: 8, Since: 21}, false},
 		{"a minimum past the knee's threshold forgets the knee", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 5 * ms, Since: 1, Wait: 8},
 			fast(8), LimitState{Limit: 12, SlowStartEnd: 40, Since: 2}, false},
 	} {
 		got, dec := RoundLimit(tc.s, tc.r, c)
 		if dec != tc.decreased || !near(got.Limit, tc.want.Limit) || !near(got.SlowStartEnd, tc.want.SlowStartEnd) ||
-			!near(got.Knee, tc.want.Knee) || got.KneeMin != tc.want.KneeMin || got.Since != tc.want.Since || got.Wait != tc.want.Wait {
+			!near(got.Knee, tc.want.Knee) || got.KneeMin != tc.want.KneeMin || got.Since != tc.want.Since || got.Wait != tc.want.Wait || got.Suspect != tc.want.Suspect {
 			t.Errorf("%s: RoundLimit(%+v, %+v) = %+v, %v; want %+v, %v", tc.name, tc.s, tc.r, got, dec, tc.want, tc.decreased)
 		}
 	}
@@ -730,5 +738,51 @@ func TestAdaptiveIgnoresLatencySpikes(t *testing.T) {
 	round(t, a, clk, 60*time.Millisecond, 200)
 	if got := a.Limit(); got != 16 {
 		t.Errorf("limit after a round trip of slow attempts = %d, want 16 (cut once, ×0.5)", got)
+	}
+}
+
+// A subscriber with a knee (requests past it queue, so latency grows with the excess): the first
+// queueing round puts the limit at the knee, and from then on it stays there, probing one more
+// only rarely (each probe that finds the same knee doubles the wait), in virtual time.
+func TestAdaptiveSettlesAtTheKnee(t *testing.T) {
+	for _, knee := range []int{2, 8, 32} {
+		clk := newFakeClock()
+		a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 64, Now: clk.now})
+		const service = 20 * time.Millisecond
+		var limits []int
+		for range 400 {
+			n := a.Limit()
+			// n in flight on knee servers: every request takes n/knee service times once n > knee.
+			lat := service * time.Duration(max(n, knee)) / time.Duration(knee)
+			round(t, a, clk, lat, 200)
+			limits = append(limits, a.Limit())
+		}
+		settled := limits[20:]
+		below, above, probes, peak := 0, 0, 0, 0
+		for i, l := range settled {
+			switch {
+			case l < knee:
+				below++
+			case l > knee:
+				above++
+				if limits[20+i-1] == knee {
+					probes++
+				}
+			}
+			peak = max(peak, l)
+		}
+		t.Logf("knee %d: limits over the first 20 rounds %v; after them %d below the knee, %d above in %d probes (peak %d), of %d",
+			knee, limits[:20], below, above, probes, peak, len(settled))
+		if below > 0 {
+			t.Errorf("knee %d: %d rounds below the knee once settled, want none", knee, below)
+		}
+		// Waits of 8, 16, 32, 64, 128, 128 rounds: at most 6 probes in 380 rounds.
+		if probes > 6 {
+			t.Errorf("knee %d: %d probes past the knee once settled, want ≤ 6", knee, probes)
+		}
+		// A probe goes no further than where the queue's latency crosses 1.1×minimum + 3ms (1.25× here).
+		if limit := int(float64(knee)*1.25) + 1; peak > limit {
+			t.Errorf("knee %d: the limit reached %d once settled, want ≤ %d", knee, peak, limit)
+		}
 	}
 }
