@@ -57,7 +57,7 @@ type kneeRun struct {
 // answer (arrivals run ahead of a queueing subscriber's answers). Each drain holds enough events for about --adaptive-seconds at the
 // subscriber's capacity (K/S), at least 300.
 func (r *runner) adaptive(ctx context.Context) error {
-	runs := max(1, min(r.s.runs, 3))
+	runs := r.s.adaptiveRuns
 	for _, c := range r.adaptiveGrid() {
 		capacity := float64(c.Knee) / c.Service.Seconds()
 		n := max(int64(300), int64(capacity*r.s.adaptiveSecs.Seconds()))

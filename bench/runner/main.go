@@ -39,6 +39,7 @@ type settings struct {
 	rssWindow    time.Duration
 	slowDelay    time.Duration
 	adaptiveSecs time.Duration // how long each drain of the adaptive path lasts at the subscriber's capacity
+	adaptiveRuns int           // repetitions of each drain of the adaptive path
 	only         string
 	profile      string // directory for the gateways' profiles; "" none
 }
@@ -60,6 +61,7 @@ func main() {
 	flag.DurationVar(&s.rssWindow, "rss-window", 0, "how long the RSS run watches the backlog drain (default 30s, quick 5s)")
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
 	flag.DurationVar(&s.adaptiveSecs, "adaptive-duration", 0, "the adaptive path's drains hold this long's worth of events at the subscriber's capacity (default 2s, quick 1s)")
+	flag.IntVar(&s.adaptiveRuns, "adaptive-runs", 1, "repetitions of each drain of the adaptive path (12 cells × 5 limits: one repetition is ~7 minutes)")
 	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,adaptive")
 	flag.StringVar(&s.profile, "profile", "", "directory to save each gateway's CPU profile (its first --duration) and heap profile in, as PATH-N-cpu.pprof and PATH-N-heap.pprof")
 	flag.Parse()
@@ -103,6 +105,7 @@ func (s *settings) defaults() {
 		}
 	}
 	def(&s.runs, 5, 3)
+	s.adaptiveRuns = max(1, s.adaptiveRuns)
 	if s.duration == 0 {
 		s.duration = map[bool]time.Duration{false: 10 * time.Second, true: 3 * time.Second}[s.quick]
 	}
@@ -192,7 +195,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		"quick": r.s.quick, "runs": r.s.runs, "duration_s": r.s.duration.Seconds(), "concurrency": r.s.concurrency,
 		"size": r.s.size, "batch_concurrency": r.s.batchConc, "batch_size": 100, "drain_events": r.s.drainN,
 		"in_flight": r.s.inFlight, "backlog_events": r.s.backlog, "rss_window_s": r.s.rssWindow.Seconds(),
-		"slow_delay_ms": r.s.slowDelay.Milliseconds(), "adaptive_duration_s": r.s.adaptiveSecs.Seconds(),
+		"slow_delay_ms": r.s.slowDelay.Milliseconds(), "adaptive_duration_s": r.s.adaptiveSecs.Seconds(), "adaptive_runs": r.s.adaptiveRuns,
 	}}
 	r.kafka = reachable(r.s.brokers)
 	if !r.kafka && r.wantsKafka() {
