@@ -74,7 +74,8 @@ type AdaptiveConfig struct {
 	Initial int
 	// Tolerance and Slack set the queueing check: a round whose median latency is above
 	// Tolerance×minimum + Slack means requests wait at the subscriber. Defaults 1.1 and 3ms (the
-	// default Slack at most half the minimum; see LatencyThreshold); a negative Slack means none.
+	// default Slack at most half the minimum, at least 1ms; see LatencyThreshold); a negative Slack
+	// means none.
 	// Tolerance is relative, so the check scales with the subscriber's own latency (one request
 	// queued behind a knee of 8 adds an eighth); Slack keeps the jitter of sub-millisecond
 	// subscribers, and the scheduling delays of a busy machine, from reading as queueing. Tolerance
@@ -180,13 +181,14 @@ func Classify(a Attempt) Signal {
 
 // LatencyThreshold is the latency above which a round's median counts as queueing:
 // Tolerance×minLatency + Slack, saturating instead of overflowing. The default Slack is no more than
-// half of minLatency (a subscriber that answers in a millisecond is not allowed a queue three times
-// its latency); one that was set is used as it is. c must have its defaults applied.
+// half of minLatency, nor less than 1ms (a subscriber that answers in a millisecond is not allowed a
+// queue three times its latency, and a sub-millisecond one still some jitter); one that was set is
+// used as it is. c must have its defaults applied.
 // Pure.
 func LatencyThreshold(minLatency time.Duration, c AdaptiveConfig) time.Duration {
 	slack := c.Slack
 	if c.slackCapped {
-		slack = min(slack, minLatency/2)
+		slack = min(slack, max(minLatency/2, time.Millisecond))
 	}
 	f := float64(minLatency)*c.Tolerance + float64(slack)
 	if f >= math.MaxInt64 {
