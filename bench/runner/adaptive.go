@@ -55,12 +55,13 @@ type kneeRun struct {
 // those within 5% of it, the one with the lowest p99 (the knee itself, usually: above it a fixed limit
 // only queues at the subscriber). Throughput is counted from the first arrival at the sink to its last
 // answer (arrivals run ahead of a queueing subscriber's answers). Each drain holds enough events for about --adaptive-seconds at the
-// subscriber's capacity (K/S), at least 300.
+// subscriber's capacity (K/S), at least 300 and at most 30,000 (a gateway on 2 cores delivers a few
+// thousand events/s, well below the capacity of a knee of 32 or 64 at 1 ms).
 func (r *runner) adaptive(ctx context.Context) error {
 	runs := r.s.adaptiveRuns
 	for _, c := range r.adaptiveGrid() {
 		capacity := float64(c.Knee) / c.Service.Seconds()
-		n := max(int64(300), int64(capacity*r.s.adaptiveSecs.Seconds()))
+		n := min(max(int64(300), int64(capacity*r.s.adaptiveSecs.Seconds())), 30000)
 		sinkArgs := []string{"--knee", strconv.Itoa(c.Knee), "--service", c.Service.String()}
 		limits := fixedLimits(c.Knee)
 		configs := append([]int{0}, limits...) // 0: adaptive
