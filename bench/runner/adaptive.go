@@ -84,7 +84,7 @@ func (r *runner) adaptive(ctx context.Context) error {
 					return fmt.Errorf("knee %d, service %v, %s: %w", c.Knee, c.Service, name, err)
 				}
 				got[l] = append(got[l], kneeRun{res.AnsweredPS, res.Response.P99})
-				fmt.Fprintf(os.Stderr, "   run %d %-9s %7.0f events/s, response p99 %.1fms\n", i+1, name, res.EventsPS, res.Response.P99)
+				fmt.Fprintf(os.Stderr, "   run %d %-9s %7.0f events/s, response p99 %.1fms\n", i+1, name, res.AnsweredPS, res.Response.P99)
 			}
 		}
 		r.addKneeRows(c, n, limits, got)
