@@ -215,6 +215,8 @@ type LimitState struct {
 	// Suspect is true after a round whose median was past the threshold, but by less than twice it,
 	// with no cut yet: a second such round in a row cuts.
 	Suspect bool
+	// Cut is the limit before the last queueing round's cut (0: none yet).
+	Cut float64
 }
 
 // Round is what one round of accepted attempts (about one round trip: as many attempts as the limit,
@@ -238,15 +240,16 @@ type Round struct {
 //     threshold in one (one marginal round alone holds the limit and sets Suspect: a busy machine's
 //     scheduling stalls slow a whole round now and then, a queue slows every round): Limit×Min/Median, no deeper than ×OverloadBackoff,
 //     never below c.Min; that is the new Knee and SlowStartEnd. When the limit was past the previous
-//     Knee (a probe that found the same knee), Wait doubles, up to ProbeWaitMax; otherwise it is at
-//     least ProbeWait.
+//     Knee (a probe that found the same knee), Wait doubles, up to ProbeWaitMax; otherwise it is
+//     ProbeWait.
 //   - No queueing, and the limit in use (PeakInFlight×2 ≥ Limit: an idle subscription learns nothing):
 //     ×SlowStartGrowth (at least +1, at most SlowStartEnd) below SlowStartEnd; else +1, except at or
 //     past Knee, where it holds until Wait rounds have passed since the cut. A limit past
 //     Knee×LatencyThreshold(KneeMin)/KneeMin + 1 (where the latency of a queue would have crossed the
-//     threshold) with no queueing means the knee moved: Knee is forgotten, and the limit climbs on
-//     by one per round (a subscriber whose capacity is not a queue, e.g. one that only slows past
-//     some load, is not overshot by a slow start each time).
+//     threshold) with no queueing means the knee moved (or a stall caused the cut): Knee is
+//     forgotten, slow start resumes up to Cut (the limit before that cut; not to the maximum, so a
+//     subscriber whose capacity is not a queue, e.g. one that only slows past some load, is not
+//     overshot each time), and past it the limit climbs by one per round.
 //   - Never above c.Max.
 //
 // decreased reports a cut. c must have its defaults applied. Pure; safe for concurrent use.
@@ -266,8 +269,9 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 		if s.Knee > 0 && s.Limit > s.Knee {
 			s.Wait = min(max(2*s.Wait, c.ProbeWait), c.ProbeWaitMax)
 		} else {
-			s.Wait = max(s.Wait, c.ProbeWait)
+			s.Wait = c.ProbeWait // a new knee (or a stall): probe again soon
 		}
+		s.Cut = s.Limit
 		s.Limit = math.Min(math.Max(s.Limit*f, lo), hi)
 		s.Knee, s.KneeMin, s.SlowStartEnd, s.Since = s.Limit, r.Min, s.Limit, 0
 		return s, true
@@ -284,7 +288,9 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 		// Past the knee, latency rises by Limit/Knee; once that would have crossed the threshold and
 		// did not, the knee moved.
 		if s.Knee > 0 && s.Limit > s.Knee*float64(LatencyThreshold(s.KneeMin, c))/float64(s.KneeMin)+1 {
-			s.Knee, s.KneeMin, s.Wait = 0, 0, 0 // climbing on by one per round
+			// Back to where the cut came from in slow start (a cut a stall caused costs a few rounds,
+			// not one per lost step), then on by one per round.
+			s.Knee, s.KneeMin, s.Wait, s.SlowStartEnd = 0, 0, 0, math.Max(s.SlowStartEnd, s.Cut)
 		}
 	}
 	s.Limit = math.Min(math.Max(s.Limit, lo), hi)
@@ -298,7 +304,7 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 func OverloadLimit(s LimitState, c AdaptiveConfig) LimitState {
 	s.Limit = math.Min(math.Max(s.Limit*c.OverloadBackoff, float64(c.Min)), float64(c.Max))
 	s.SlowStartEnd = s.Limit
-	s.Knee, s.KneeMin, s.Wait, s.Since = 0, 0, 0, 0
+	s.Knee, s.KneeMin, s.Wait, s.Since, s.Cut = 0, 0, 0, 0, 0
 	return s
 }
 

@@ -90,13 +90,13 @@ func TestRoundLimit(t *testing.T) {
 		{"a round without queueing clears the suspicion", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5, Suspect: true},
 			fast(16), LimitState{Limit: 24, SlowStartEnd: 40, Since: 6}, false},
 		{"a queue twice: the limit goes to the knee, limit×min/median", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5, Suspect: true},
-			slow(20*ms, 16), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}, true},
+			slow(20*ms, 16), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
 		{"the cut follows the excess", LimitState{Limit: 16, SlowStartEnd: 12, Since: 3, Suspect: true},
-			slow(15*ms, 16), LimitState{Limit: 32.0 / 3, SlowStartEnd: 32.0 / 3, Knee: 32.0 / 3, KneeMin: 10 * ms, Wait: 8}, true},
+			slow(15*ms, 16), LimitState{Limit: 32.0 / 3, SlowStartEnd: 32.0 / 3, Knee: 32.0 / 3, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
 		{"more than twice the threshold cuts at once, no deeper than an overload cut", LimitState{Limit: 16, SlowStartEnd: 40},
-			slow(time.Second, 16), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}, true},
+			slow(time.Second, 16), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
 		{"floored at min", LimitState{Limit: 3, SlowStartEnd: 40},
-			slow(time.Second, 3), LimitState{Limit: 2, SlowStartEnd: 2, Knee: 2, KneeMin: 10 * ms, Wait: 8}, true},
+			slow(time.Second, 3), LimitState{Limit: 2, SlowStartEnd: 2, Knee: 2, KneeMin: 10 * ms, Wait: 8, Cut: 3}, true},
 		{"at the knee: wait", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 3, Wait: 8},
 			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 4, Wait: 8}, false},
 		{"below the knee: +1 at once", LimitState{Limit: 6, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 1, Wait: 8},
@@ -104,20 +104,20 @@ func TestRoundLimit(t *testing.T) {
 		{"waited long enough: probe one more", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 7, Wait: 8},
 			fast(8), LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8}, false},
 		{"a probe that finds the same knee doubles the wait", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8, Suspect: true},
-			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 16}, true},
+			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 16, Cut: 9}, true},
 		{"the wait is capped", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 100, Wait: 100, Suspect: true},
-			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 128}, true},
+			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 128, Cut: 9}, true},
 		{"a probe grows one per round", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8},
 			fast(9), LimitState{Limit: 10, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 10, Wait: 8}, false},
 		// Knee 8 at 10ms: a queue would have crossed the 14ms threshold at 8×1.4 = 11.2 in flight.
-		{"a probe that finds room past where a queue shows forgets the knee", LimitState{Limit: 12, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 20, Wait: 8},
-			fast(12), LimitState{Limit: 13, SlowStartEnd: 8, Since: 21}, false},
+		{"a probe that finds room past where a queue shows forgets the knee, slow start up to the last cut", LimitState{Limit: 12, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 20, Wait: 8, Cut: 30},
+			fast(12), LimitState{Limit: 13, SlowStartEnd: 30, Since: 21, Cut: 30}, false},
 		{"a minimum past the knee's threshold forgets the knee", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 5 * ms, Since: 1, Wait: 8},
 			fast(8), LimitState{Limit: 12, SlowStartEnd: 40, Since: 2}, false},
 	} {
 		got, dec := RoundLimit(tc.s, tc.r, c)
 		if dec != tc.decreased || !near(got.Limit, tc.want.Limit) || !near(got.SlowStartEnd, tc.want.SlowStartEnd) ||
-			!near(got.Knee, tc.want.Knee) || got.KneeMin != tc.want.KneeMin || got.Since != tc.want.Since || got.Wait != tc.want.Wait || got.Suspect != tc.want.Suspect {
+			!near(got.Knee, tc.want.Knee) || got.KneeMin != tc.want.KneeMin || got.Since != tc.want.Since || got.Wait != tc.want.Wait || got.Suspect != tc.want.Suspect || !near(got.Cut, tc.want.Cut) {
 			t.Errorf("%s: RoundLimit(%+v, %+v) = %+v, %v; want %+v, %v", tc.name, tc.s, tc.r, got, dec, tc.want, tc.decreased)
 		}
 	}
@@ -125,7 +125,7 @@ func TestRoundLimit(t *testing.T) {
 
 func TestOverloadLimit(t *testing.T) {
 	c := AdaptiveConfig{Min: 2, Max: 20}.withDefaults()
-	got := OverloadLimit(LimitState{Limit: 10, SlowStartEnd: 20, Knee: 8, KneeMin: time.Millisecond, Since: 4, Wait: 16}, c)
+	got := OverloadLimit(LimitState{Limit: 10, SlowStartEnd: 20, Knee: 8, KneeMin: time.Millisecond, Since: 4, Wait: 16, Cut: 12}, c)
 	if want := (LimitState{Limit: 5, SlowStartEnd: 5}); got != want {
 		t.Errorf("overload at 10 = %+v, want %+v (halved, knee forgotten)", got, want)
 	}
@@ -786,4 +786,34 @@ func TestAdaptiveSettlesAtTheKnee(t *testing.T) {
 			t.Errorf("knee %d: the limit reached %d once settled, want ≤ %d", knee, peak, limit)
 		}
 	}
+}
+
+// One stalled round (a busy machine, every attempt 3× slower) at a settled knee cuts the limit; it is
+// back at the knee within a few dozen rounds, not after the long wait its probes had built up.
+func TestAdaptiveRecoversFromAStall(t *testing.T) {
+	const knee, service = 32, 20 * time.Millisecond
+	clk := newFakeClock()
+	a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 64, Now: clk.now})
+	queue := func() time.Duration {
+		return service * time.Duration(max(a.Limit(), knee)) / time.Duration(knee)
+	}
+	for range 300 { // settled, with the probe wait grown
+		round(t, a, clk, queue(), 200)
+	}
+	if got := a.Limit(); got < knee || got > knee+knee/4+1 {
+		t.Fatalf("limit after 300 rounds = %d, want about the knee %d", got, knee)
+	}
+	round(t, a, clk, 3*queue(), 200)
+	cut := a.Limit()
+	if cut >= knee {
+		t.Fatalf("limit after a stalled round = %d, want a cut below %d", cut, knee)
+	}
+	rounds := 0
+	for a.Limit() < knee {
+		round(t, a, clk, queue(), 200)
+		if rounds++; rounds > 40 {
+			t.Fatalf("limit still %d after 40 rounds since a stall cut it to %d", a.Limit(), cut)
+		}
+	}
+	t.Logf("a stall cut the limit to %d; back at the knee %d after %d rounds", cut, knee, rounds)
 }
