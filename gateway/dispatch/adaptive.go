@@ -73,16 +73,14 @@ type AdaptiveConfig struct {
 	// Initial is the starting limit; 0 means Min (slow start then finds the level quickly).
 	Initial int
 	// Tolerance and Slack set the queueing check: a round whose median latency is above
-	// Tolerance×minimum + Slack means requests wait at the subscriber. Defaults 1.1 and 3ms (the
-	// default Slack at most half the minimum, at least 1ms; see LatencyThreshold); a negative Slack
-	// means none.
+	// Tolerance×minimum + Slack means requests wait at the subscriber. Defaults 1.1 and 3ms; a
+	// negative Slack means none.
 	// Tolerance is relative, so the check scales with the subscriber's own latency (one request
 	// queued behind a knee of 8 adds an eighth); Slack keeps the jitter of sub-millisecond
 	// subscribers, and the scheduling delays of a busy machine, from reading as queueing. Tolerance
 	// below 1 means the default.
-	Tolerance   float64
-	Slack       time.Duration
-	slackCapped bool // Slack is the default, capped by LatencyThreshold
+	Tolerance float64
+	Slack     time.Duration
 	// OverloadBackoff multiplies the limit on a timeout, 429 or 503 (an explicit refusal, like a TCP
 	// loss), and is the deepest cut a queueing round makes; default 0.5. Must be in (0, 1).
 	OverloadBackoff float64
@@ -139,7 +137,7 @@ func (c AdaptiveConfig) withDefaults() AdaptiveConfig {
 	if c.Slack < 0 {
 		c.Slack = 0
 	} else if c.Slack == 0 {
-		c.Slack, c.slackCapped = DefaultSlack, true
+		c.Slack = DefaultSlack
 	}
 	if !(c.OverloadBackoff > 0 && c.OverloadBackoff < 1) {
 		c.OverloadBackoff = DefaultOverloadBackoff
@@ -180,17 +178,10 @@ func Classify(a Attempt) Signal {
 }
 
 // LatencyThreshold is the latency above which a round's median counts as queueing:
-// Tolerance×minLatency + Slack, saturating instead of overflowing. The default Slack is no more than
-// half of minLatency, nor less than 1ms (a subscriber that answers in a millisecond is not allowed a
-// queue three times its latency, and a sub-millisecond one still some jitter); one that was set is
-// used as it is. c must have its defaults applied.
+// Tolerance×minLatency + Slack, saturating instead of overflowing. c must have its defaults applied.
 // Pure.
 func LatencyThreshold(minLatency time.Duration, c AdaptiveConfig) time.Duration {
-	slack := c.Slack
-	if c.slackCapped {
-		slack = min(slack, max(minLatency/2, time.Millisecond))
-	}
-	f := float64(minLatency)*c.Tolerance + float64(slack)
+	f := float64(minLatency)*c.Tolerance + float64(c.Slack)
 	if f >= math.MaxInt64 {
 		return math.MaxInt64
 	}
