@@ -23,27 +23,29 @@ import (
 )
 
 type settings struct {
-	bin         string // directory holding eventgate, noop, produce, consume
-	out         string
-	brokers     string
-	nats        string
-	quick       bool
-	runs        int
-	duration    time.Duration
-	concurrency int
-	size        int
-	batchConc   int
-	drainN      int64
-	inFlight    int
-	backlog     int64
-	rssWindow   time.Duration
-	slowDelay   time.Duration
-	only        string
-	profile     string        // directory for the gateways' profiles; "" none
-	subs        int           // subscriptions on the gateway of the subs paths
-	subsRate    int           // deliveries/s the subs paths spread over them
-	idleSettle  time.Duration // how long the subs paths let a ready gateway settle before measuring it idle
-	idleWindow  time.Duration // how long they measure its idle CPU
+	bin          string // directory holding eventgate, noop, produce, consume
+	out          string
+	brokers      string
+	nats         string
+	quick        bool
+	runs         int
+	duration     time.Duration
+	concurrency  int
+	size         int
+	batchConc    int
+	drainN       int64
+	inFlight     int
+	backlog      int64
+	rssWindow    time.Duration
+	slowDelay    time.Duration
+	adaptiveSecs time.Duration // how long each drain of the adaptive path lasts at the subscriber's capacity
+	adaptiveRuns int           // repetitions of each drain of the adaptive path
+	only         string
+	profile      string        // directory for the gateways' profiles; "" none
+	subs         int           // subscriptions on the gateway of the subs paths
+	subsRate     int           // deliveries/s the subs paths spread over them
+	idleSettle   time.Duration // how long the subs paths let a ready gateway settle before measuring it idle
+	idleWindow   time.Duration // how long they measure its idle CPU
 }
 
 func main() {
@@ -62,7 +64,9 @@ func main() {
 	flag.IntVar(&s.inFlight, "in-flight", 64, "in-flight deliveries of the consume-and-POST baseline (eventgate's dispatch.maxInFlight default)")
 	flag.DurationVar(&s.rssWindow, "rss-window", 0, "how long the RSS run watches the backlog drain (default 30s, quick 5s)")
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
-	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,subs-kafka,subs-memory")
+	flag.DurationVar(&s.adaptiveSecs, "adaptive-duration", 0, "the adaptive path's drains hold this long's worth of events at the subscriber's capacity (default 2s, quick 1s)")
+	flag.IntVar(&s.adaptiveRuns, "adaptive-runs", 1, "repetitions of each drain of the adaptive path (12 cells × 5 limits: one repetition is ~7 minutes)")
+	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,subs-kafka,subs-memory,adaptive")
 	flag.IntVar(&s.subs, "subs", 0, "subscriptions on the gateway of the subs-kafka and subs-memory paths (default 1000, quick 100)")
 	flag.IntVar(&s.subsRate, "subs-rate", 1000, "deliveries/s the subs paths spread over the subscriptions")
 	flag.StringVar(&s.profile, "profile", "", "directory to save each gateway's CPU profile (its first --duration) and heap profile in, as PATH-N-cpu.pprof and PATH-N-heap.pprof")
@@ -107,11 +111,15 @@ func (s *settings) defaults() {
 		}
 	}
 	def(&s.runs, 5, 3)
+	s.adaptiveRuns = max(1, s.adaptiveRuns)
 	if s.duration == 0 {
 		s.duration = map[bool]time.Duration{false: 10 * time.Second, true: 3 * time.Second}[s.quick]
 	}
 	if s.drainN == 0 {
 		s.drainN = map[bool]int64{false: 100000, true: 20000}[s.quick]
+	}
+	if s.adaptiveSecs == 0 {
+		s.adaptiveSecs = map[bool]time.Duration{false: 2 * time.Second, true: time.Second}[s.quick]
 	}
 	if s.rssWindow == 0 {
 		s.rssWindow = map[bool]time.Duration{false: 30 * time.Second, true: 5 * time.Second}[s.quick]
@@ -183,6 +191,7 @@ type runner struct {
 	nats  bool
 	// measured maxima that later paths derive their rate from
 	memMax, kafkaMax, natsMax float64
+	memSeq                    int // numbers memoryDrain's channels
 	topics                    []string
 	streams                   []string
 	prof                      *profiler // nil without --profile
@@ -197,6 +206,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		"in_flight": r.s.inFlight, "backlog_events": r.s.backlog, "rss_window_s": r.s.rssWindow.Seconds(),
 		"slow_delay_ms": r.s.slowDelay.Milliseconds(), "subs": r.s.subs, "subs_rate": r.s.subsRate,
 		"idle_settle_s": r.s.idleSettle.Seconds(), "idle_window_s": r.s.idleWindow.Seconds(),
+		"adaptive_duration_s": r.s.adaptiveSecs.Seconds(), "adaptive_runs": r.s.adaptiveRuns,
 	}}
 	r.kafka = reachable(r.s.brokers)
 	if !r.kafka && r.wantsKafka() {
@@ -229,6 +239,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		{"tracing-dispatch", kafka, r.tracingDispatch},
 		{"subs-memory", "", r.subsMemory},
 		{"subs-kafka", kafka, r.subsKafka},
+		{"adaptive", "", r.adaptive},
 	}
 	for _, st := range steps {
 		if !r.s.want(st.path) || (st.needs == kafka && !r.kafka) || (st.needs == nats && !r.nats) {

@@ -255,43 +255,14 @@ func (r *runner) dispatchMemory(ctx context.Context) error {
 		return err
 	}
 	defer ingressGW.stop()
-	n := strconv.FormatInt(r.s.drainN, 10)
-	room := "inmemory.bytesPerChannel=" + strconv.FormatInt(2*r.s.drainN*int64(r.s.size+512), 10)
-	seq := 0
 	var egCPU []float64
 	eg := func(ctx context.Context) (float64, error) {
-		seq++
-		ch := fmt.Sprintf("drain-mem-%d", seq)
-		gw, err := r.gateway(ctx, inMemoryChannel(ch), "--set", room)
+		res, cpu, err := r.memoryDrain(ctx, r.s.drainN, nil)
 		if err != nil {
 			return 0, err
 		}
-		defer gw.stop()
-		if _, err := r.load(ctx, gw.ingress+"/bench/"+ch, "--count", n, "--mode", "batch", "--batch-size", "100",
-			"--concurrency", "4", "--size", strconv.Itoa(r.s.size), "--timeout", "60s"); err != nil {
-			return 0, fmt.Errorf("filling %s: %w", ch, err)
-		}
-		sink, url, err := r.sink(ctx, "--count", n)
-		if err != nil {
-			return 0, err
-		}
-		defer sink.stop()
-		before, err := gw.cpuUsed()
-		if err != nil {
-			return 0, err
-		}
-		sub := subscription("drain", "InMemoryChannel", ch, url)
-		if err := os.WriteFile(filepath.Join(gw.dir, "subscription.yaml"), []byte(sub), 0o600); err != nil {
-			return 0, err
-		}
-		if err := sink.wait(ctx, 10*time.Minute); err != nil {
-			return 0, err
-		}
-		if after, err := gw.cpuUsed(); err == nil {
-			egCPU = append(egCPU, float64((after-before).Microseconds())/float64(r.s.drainN))
-		}
-		res, err := sinkOutput(sink)
-		return res.EventsPS, err
+		egCPU = append(egCPU, float64(cpu.Microseconds())/float64(r.s.drainN))
+		return res.EventsPS, nil
 	}
 	base := func(ctx context.Context) (float64, error) {
 		res, err := r.load(ctx, ingressGW.ingress+"/bench/ingress", "--duration", r.s.duration.String(),
@@ -307,6 +278,49 @@ func (r *runner) dispatchMemory(ctx context.Context) error {
 	r.addRatio("dispatch of an in-memory backlog, CPU per event", "cpu", "µs", "", 0, egCPU, nil,
 		"user+system CPU of the gateway from adding the subscription to the last arrival, per event; lower is better")
 	return err
+}
+
+// memoryDrain starts a gateway (with extra serve flags gwArgs), fills a new in-memory channel on it
+// with n events that no subscription reads yet, starts `eventgate bench sink --count n` (with
+// sinkArgs), then adds a Subscription to the sink to the gateway's watched manifest directory (a
+// reload) and waits until every event arrived. It returns the sink's figures and the gateway's CPU
+// time from the reload to the last arrival, and stops the gateway and the sink.
+func (r *runner) memoryDrain(ctx context.Context, n int64, sinkArgs []string, gwArgs ...string) (sinkResult, time.Duration, error) {
+	r.memSeq++
+	ch := fmt.Sprintf("drain-mem-%d", r.memSeq)
+	room := "inmemory.bytesPerChannel=" + strconv.FormatInt(2*n*int64(r.s.size+512), 10)
+	gw, err := r.gateway(ctx, inMemoryChannel(ch), append([]string{"--set", room}, gwArgs...)...)
+	if err != nil {
+		return sinkResult{}, 0, err
+	}
+	defer gw.stop()
+	count := strconv.FormatInt(n, 10)
+	if _, err := r.load(ctx, gw.ingress+"/bench/"+ch, "--count", count, "--mode", "batch", "--batch-size", "100",
+		"--concurrency", "4", "--size", strconv.Itoa(r.s.size), "--timeout", "60s"); err != nil {
+		return sinkResult{}, 0, fmt.Errorf("filling %s: %w", ch, err)
+	}
+	sink, url, err := r.sink(ctx, append([]string{"--count", count}, sinkArgs...)...)
+	if err != nil {
+		return sinkResult{}, 0, err
+	}
+	defer sink.stop()
+	before, err := gw.cpuUsed()
+	if err != nil {
+		return sinkResult{}, 0, err
+	}
+	sub := subscription("drain", "InMemoryChannel", ch, url)
+	if err := os.WriteFile(filepath.Join(gw.dir, "subscription.yaml"), []byte(sub), 0o600); err != nil {
+		return sinkResult{}, 0, err
+	}
+	if err := sink.wait(ctx, 10*time.Minute); err != nil {
+		return sinkResult{}, 0, err
+	}
+	after, err := gw.cpuUsed()
+	if err != nil {
+		return sinkResult{}, 0, err
+	}
+	res, err := sinkOutput(sink)
+	return res, after - before, err
 }
 
 // natsIngress starts a gateway with the NATS channel ch and, beside it, the jspublish baseline on a

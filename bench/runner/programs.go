@@ -111,10 +111,17 @@ type sinkResult struct {
 	Events   int64   `json:"events"`
 	EventsPS float64 `json:"events_per_s"`
 	Elapsed  float64 `json:"elapsed_s"`
-	Latency  struct {
+	// AnsweredPS is events/s from the first arrival to the last answer.
+	AnsweredPS float64 `json:"answered_per_s"`
+	Latency    struct {
 		P50 float64 `json:"p50_ms"`
 		P99 float64 `json:"p99_ms"`
 	} `json:"latency"`
+	// Response is each request's time from arrival to answer at the sink (queue and service time).
+	Response struct {
+		P50 float64 `json:"p50_ms"`
+		P99 float64 `json:"p99_ms"`
+	} `json:"response"`
 }
 
 func (r *runner) sink(ctx context.Context, args ...string) (*proc, string, error) {

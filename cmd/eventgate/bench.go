@@ -239,6 +239,8 @@ type sinkFlags struct {
 	port     int
 	count    int64
 	delay    time.Duration
+	knee     int
+	service  time.Duration
 	jsonOut  bool
 	progress bool
 }
@@ -252,10 +254,15 @@ func newBenchSinkCmd() *cobra.Command {
 error as "listening on HOST:PORT"), answers every CloudEvent 202 and measures end-to-end latency from
 each event's time attribute to its arrival. It prints the summary (events, events/s from first to last
 arrival, latency p50/p90/p99/max) on SIGTERM or SIGINT, or once --count events have arrived.
---delay makes it a slow subscriber.`,
+It also reports the response time, from each request's arrival to its answer.
+--delay makes it a slow subscriber. --knee K --service S make one with a knee: it serves up to K
+requests at once, each for S, and requests beyond K wait their turn, so latency rises with each
+request in flight past K and throughput is capped at K/S (a subscriber whose queue builds up, to
+measure a sender's concurrency limit against).`,
 		Example: `  eventgate bench sink --port 8081
   eventgate bench sink --port 0 --count 100000 --json
-  eventgate bench sink --port 8081 --delay 50ms`,
+  eventgate bench sink --port 8081 --delay 50ms
+  eventgate bench sink --port 8081 --knee 8 --service 10ms`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(contextOf(cmd), syscall.SIGTERM, os.Interrupt)
@@ -268,6 +275,8 @@ arrival, latency p50/p90/p99/max) on SIGTERM or SIGINT, or once --count events h
 	fl.IntVarP(&f.port, "port", "p", 8081, "port to listen on (0: any free port)")
 	fl.Int64VarP(&f.count, "count", "n", 0, "exit after this many events (0: run until SIGTERM)")
 	fl.DurationVar(&f.delay, "delay", 0, "hold each answer this long (a slow subscriber)")
+	fl.IntVar(&f.knee, "knee", 0, "serve at most this many requests at once (with --service); the rest wait in arrival order")
+	fl.DurationVar(&f.service, "service", 0, "with --knee: how long each request is served")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
 	fl.BoolVar(&f.progress, "progress", false, "print a progress line even when standard error is not a terminal")
 	return cmd
@@ -276,7 +285,10 @@ arrival, latency p50/p90/p99/max) on SIGTERM or SIGINT, or once --count events h
 // runSink serves a loadgen.Sink until ctx ends or f.count events have arrived, then prints the summary.
 // It blocks, and it waits for the server to stop before returning.
 func runSink(ctx context.Context, f sinkFlags, out, errOut io.Writer) error {
-	sink := loadgen.NewSink(loadgen.SinkOptions{Expect: f.count, Delay: f.delay})
+	sink, err := loadgen.NewSink(loadgen.SinkOptions{Expect: f.count, Delay: f.delay, Knee: f.knee, Service: f.service})
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("bench sink: %w (--delay, --knee, --service)", err)}
+	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort(f.address, strconv.Itoa(f.port)))
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("bench sink: %w", err)}
@@ -317,7 +329,7 @@ wait:
 		}
 	}
 	// Answer what is in progress, then stop; the summary covers everything that arrived.
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute) // a queue past a knee drains
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
 	<-served
@@ -329,7 +341,8 @@ wait:
 		return writeJSON(out, r)
 	}
 	fmt.Fprintf(out, "events     %d in %d requests (%d invalid, %d without time)\n", r.Events, r.Requests, r.Invalid, r.Untimed)
-	fmt.Fprintf(out, "elapsed    %.2fs first to last arrival (%.1f events/s)\n", r.Elapsed, r.EventsPerS)
+	fmt.Fprintf(out, "elapsed    %.2fs first to last arrival (%.1f events/s; %.1f/s to the last answer)\n", r.Elapsed, r.EventsPerS, r.AnsweredPerS)
 	printLatency(out, "end-to-end", r.Latency)
+	printLatency(out, "response", r.Response)
 	return nil
 }

@@ -152,3 +152,53 @@ func TestBenchTextSummaryAndFailureExit(t *testing.T) {
 		t.Fatal("--rate fast accepted")
 	}
 }
+
+// `bench sink --knee K --service S`: the flags reach the sink (its response times are at least S),
+// and a knee without its service time is refused with exit code 2.
+func TestBenchSinkKneeFlags(t *testing.T) {
+	var out bytes.Buffer
+	errOut := &syncBuffer{}
+	ctx, cancel := context.WithCancel(t.Context())
+	exited := make(chan error, 1)
+	go func() {
+		exited <- runSink(ctx, sinkFlags{address: "127.0.0.1", port: 0, count: 20, knee: 2, service: 5 * time.Millisecond,
+			jsonOut: true}, &out, errOut)
+	}()
+	t.Cleanup(cancel)
+	var url string
+	deadline := time.Now().Add(10 * time.Second)
+	for url == "" {
+		if addr, ok := strings.CutPrefix(strings.TrimSpace(errOut.String()), "listening on "); ok {
+			url = "http://" + addr
+		} else if time.Now().After(deadline) {
+			t.Fatal("sink did not say where it listens")
+		} else {
+			time.Sleep(5 * time.Millisecond) // polling with a deadline
+		}
+	}
+	if o, err := runBenchCmd(t, url, "--count", "20", "--concurrency", "4", "--json"); err != nil {
+		t.Fatalf("bench: %v\n%s", err, o)
+	}
+	if err := <-exited; err != nil {
+		t.Fatalf("sink: %v", err)
+	}
+	var got struct {
+		Events   int64 `json:"events"`
+		Response struct {
+			Count uint64  `json:"count"`
+			Min   float64 `json:"min_ms"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("sink summary is not JSON: %v\n%s", err, out.String())
+	}
+	if got.Events != 20 || got.Response.Count != 20 || got.Response.Min < 5 {
+		t.Fatalf("sink summary %+v: want 20 events, 20 responses, each ≥ 5ms", got)
+	}
+
+	err := runSink(t.Context(), sinkFlags{address: "127.0.0.1", port: 0, knee: 4}, &out, errOut)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "knee and service go together") {
+		t.Fatalf("--knee without --service: %v, want exit code 2 naming the flags", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -35,15 +36,16 @@ type AttemptObserver interface {
 	ObserveAttempt(a Attempt)
 }
 
-// Signal is what one attempt says about the subscriber's spare capacity.
+// Signal is what one attempt, or one round of them, says about the subscriber's spare capacity.
 type Signal int
 
 const (
 	// Hold: the attempt says nothing about capacity (e.g. a 400 or a 500); the limit stays.
 	Hold Signal = iota
-	// Grow: accepted, with latency near the observed minimum; the limit may grow.
+	// Grow: accepted; its latency counts towards its round (see RoundLimit).
 	Grow
-	// ShrinkLatency: accepted, but latency rose well past the observed minimum (requests are queueing).
+	// ShrinkLatency: a round of accepted attempts whose median latency rose past the threshold
+	// (requests queue at the subscriber). Only a round says this; Classify never returns it.
 	ShrinkLatency
 	// ShrinkOverload: the subscriber timed out or pushed back with 429 or 503.
 	ShrinkOverload
@@ -70,16 +72,27 @@ type AdaptiveConfig struct {
 	Min, Max int
 	// Initial is the starting limit; 0 means Min (slow start then finds the level quickly).
 	Initial int
-	// Tolerance and Slack set the latency check: an accepted attempt slower than
-	// Tolerance×minimum + Slack counts as congestion. Defaults 2 and 5ms. Slack keeps the jitter of
-	// sub-millisecond subscribers from reading as congestion.
+	// Tolerance and Slack set the queueing check: a round whose median latency is above
+	// Tolerance×minimum + Slack means requests wait at the subscriber. Defaults 1.1 and 3ms; a
+	// negative Slack means none.
+	// Tolerance is relative, so the check scales with the subscriber's own latency (one request
+	// queued behind a knee of 8 adds an eighth); Slack keeps the jitter of sub-millisecond
+	// subscribers, and the scheduling delays of a busy machine, from reading as queueing. Tolerance
+	// below 1 means the default.
 	Tolerance float64
 	Slack     time.Duration
 	// OverloadBackoff multiplies the limit on a timeout, 429 or 503 (an explicit refusal, like a TCP
-	// loss); default 0.5. LatencyBackoff is the gentlest cut on a latency signal (default 0.9): the cut
-	// deepens with the excess, to threshold/latency, but never below OverloadBackoff. Each must be in
-	// (0, 1).
-	LatencyBackoff, OverloadBackoff float64
+	// loss), and is the deepest cut a queueing round makes; default 0.5. Must be in (0, 1).
+	OverloadBackoff float64
+	// SlowStartGrowth multiplies the limit after each round without queueing in slow start (at least
+	// +1); default 1.5, above 1. Smaller overshoots the knee less on the way up; larger reaches a
+	// high knee in fewer round trips.
+	SlowStartGrowth float64
+	// ProbeWait is how many rounds the limit waits at a known knee before trying one more (default 8);
+	// each try that finds the same knee doubles the wait, up to ProbeWaitMax rounds (default 128). A
+	// try that finds room forgets the knee and resumes slow start. The wait makes the queue a probe
+	// costs rare once the knee is known; its cap bounds how late new capacity is noticed.
+	ProbeWait, ProbeWaitMax int
 	// Window is how long a minimum-latency observation is remembered: the estimate is the minimum over
 	// the current and the previous window, so a subscriber that becomes permanently slower is
 	// re-measured after one to two windows. Default 10s.
@@ -95,10 +108,12 @@ type AdaptiveConfig struct {
 
 // Adaptive limiter defaults; see AdaptiveConfig.
 const (
-	DefaultTolerance       = 2.0
-	DefaultSlack           = 5 * time.Millisecond
-	DefaultLatencyBackoff  = 0.9
+	DefaultTolerance       = 1.1
+	DefaultSlack           = 3 * time.Millisecond
 	DefaultOverloadBackoff = 0.5
+	DefaultSlowStartGrowth = 1.5
+	DefaultProbeWait       = 8
+	DefaultProbeWaitMax    = 128
 	DefaultLatencyWindow   = 10 * time.Second
 )
 
@@ -124,12 +139,19 @@ func (c AdaptiveConfig) withDefaults() AdaptiveConfig {
 	} else if c.Slack == 0 {
 		c.Slack = DefaultSlack
 	}
-	if !(c.LatencyBackoff > 0 && c.LatencyBackoff < 1) {
-		c.LatencyBackoff = DefaultLatencyBackoff
-	}
 	if !(c.OverloadBackoff > 0 && c.OverloadBackoff < 1) {
 		c.OverloadBackoff = DefaultOverloadBackoff
 	}
+	if !(c.SlowStartGrowth > 1) || math.IsInf(c.SlowStartGrowth, 0) {
+		c.SlowStartGrowth = DefaultSlowStartGrowth
+	}
+	if c.ProbeWait < 1 {
+		c.ProbeWait = DefaultProbeWait
+	}
+	if c.ProbeWaitMax < 1 {
+		c.ProbeWaitMax = DefaultProbeWaitMax
+	}
+	c.ProbeWaitMax = max(c.ProbeWaitMax, c.ProbeWait)
 	if c.Window <= 0 {
 		c.Window = DefaultLatencyWindow
 	}
@@ -142,24 +164,22 @@ func (c AdaptiveConfig) withDefaults() AdaptiveConfig {
 	return c
 }
 
-// Classify turns one attempt into a Signal, given the current minimum-latency estimate (0: none yet).
-// An overloaded attempt shrinks; any other failure holds; an accepted one grows unless its latency is
-// above Tolerance×minLatency + Slack. c must have its defaults applied. Pure; safe for concurrent use.
-func Classify(a Attempt, minLatency time.Duration, c AdaptiveConfig) Signal {
+// Classify turns one attempt into a Signal: an overloaded attempt shrinks, any other failure holds,
+// an accepted one grows (its latency is judged with its round's, by RoundLimit). Pure.
+func Classify(a Attempt) Signal {
 	switch {
 	case a.Overloaded:
 		return ShrinkOverload
 	case !a.OK:
 		return Hold
-	case minLatency > 0 && a.Latency > LatencyThreshold(minLatency, c):
-		return ShrinkLatency
 	default:
 		return Grow
 	}
 }
 
-// LatencyThreshold is the latency above which an accepted attempt counts as congestion:
-// Tolerance×minLatency + Slack, saturating instead of overflowing. Pure.
+// LatencyThreshold is the latency above which a round's median counts as queueing:
+// Tolerance×minLatency + Slack, saturating instead of overflowing. c must have its defaults applied.
+// Pure.
 func LatencyThreshold(minLatency time.Duration, c AdaptiveConfig) time.Duration {
 	f := float64(minLatency)*c.Tolerance + float64(c.Slack)
 	if f >= math.MaxInt64 {
@@ -172,70 +192,111 @@ func LatencyThreshold(minLatency time.Duration, c AdaptiveConfig) time.Duration 
 type LimitState struct {
 	// Limit is the concurrency limit; deliveries may start while fewer than ⌊Limit⌋ are in flight.
 	Limit float64
-	// SlowStartEnd (TCP's ssthresh): below it the limit grows by one per good attempt (doubling per
-	// round trip); at or above it, by 1/Limit (one per round trip). Every decrease sets it to the new limit.
+	// SlowStartEnd (TCP's ssthresh): below it the limit grows by SlowStartGrowth per round; at or
+	// above it, by one per round. Every decrease sets it to the new limit.
 	SlowStartEnd float64
+	// Knee is where the last queueing round put the limit (the subscriber's capacity as then
+	// measured); 0 when unknown (at the start, after an overload cut, after a probe found room, or
+	// once the minimum latency it was measured against is forgotten). KneeMin is that minimum.
+	Knee    float64
+	KneeMin time.Duration
+	// Since counts the rounds since the last cut; Wait is how many rounds the limit waits at Knee
+	// before probing past it.
+	Since, Wait int
+	// Suspect is true after a round whose median was past the threshold, but by less than twice it,
+	// with no cut yet: a second such round in a row cuts.
+	Suspect bool
+	// Cut is the limit before the last queueing round's cut (0: none yet).
+	Cut float64
 }
 
-// Step is one observation as NextLimit sees it.
-type Step struct {
-	Signal Signal
-	// InFlight is how many deliveries hold a slot (the observed one included) when the attempt ended.
-	InFlight int
-	// Fresh is true when the attempt started after the last decrease. Only fresh attempts may shrink
-	// the limit: the answers to requests sent before a cut describe the load before it, and counting
-	// them too would cut once per request instead of once per round trip (TCP cuts once per loss event).
-	Fresh bool
-	// Excess is latency / LatencyThreshold for a ShrinkLatency step (> 1); 0 otherwise.
-	Excess float64
+// Round is what one round of accepted attempts (about one round trip: as many attempts as the limit,
+// all started after the last cut) says, as RoundLimit sees it.
+type Round struct {
+	// Median is the round's median latency; Min is the lowest round median of the last one to two
+	// windows (this one included).
+	Median, Min time.Duration
+	// PeakInFlight is the most deliveries in flight during the round.
+	PeakInFlight int
 }
 
-// NextLimit is the limit update rule: additive increase, multiplicative decrease (AIMD, as in TCP
-// Reno and Netflix's concurrency-limits AIMDLimit), driven by both explicit overload and a delay signal
-// (as TCP Vegas and concurrency-limits' Gradient compare latency with its minimum).
+// RoundLimit is the rule applied at the end of each round: a delay-based limit in the manner of TCP
+// Vegas and Netflix's concurrency-limits Gradient. A subscriber's latency stays at its minimum while
+// fewer requests than its capacity (its knee) are in flight and rises in proportion to the excess
+// past it (they queue), so Limit×Min/Median is the knee.
 //
-//   - Grow: only when the limit is in use (InFlight×2 ≥ Limit: an idle subscription learns nothing
-//     about its subscriber); +1 below SlowStartEnd, else +1/Limit; never above c.Max.
-//   - ShrinkOverload: when Fresh, Limit×OverloadBackoff.
-//   - ShrinkLatency: when Fresh, Limit×f with f = 1/Excess (threshold/latency, the gradient of
-//     concurrency-limits' Gradient limiter) clamped to [OverloadBackoff, LatencyBackoff]: a little
-//     queueing cuts a little, a latency many times the minimum cuts as hard as a refusal.
-//   - After a cut the limit is never below c.Min, and SlowStartEnd becomes the new limit.
-//   - Hold, or a shrink that is not Fresh: unchanged.
+//   - A minimum that rose past the threshold of the one Knee was measured against forgets Knee and
+//     restarts slow start: the subscriber changed, and what was learned is in the old units.
+//   - Queueing (Median > LatencyThreshold(Min)), in two rounds in a row or by more than twice the
+//     threshold in one (one marginal round alone holds the limit and sets Suspect: a busy machine's
+//     scheduling stalls slow a whole round now and then, a queue slows every round): Limit×Min/Median, no deeper than ×OverloadBackoff,
+//     never below c.Min; that is the new Knee and SlowStartEnd. When the limit was past the previous
+//     Knee (a probe that found the same knee), Wait doubles, up to ProbeWaitMax; otherwise it is
+//     ProbeWait.
+//   - No queueing, and the limit in use (PeakInFlight×2 ≥ Limit: an idle subscription learns nothing):
+//     ×SlowStartGrowth (at least +1, at most SlowStartEnd) below SlowStartEnd; else +1, except at or
+//     past Knee, where it holds until Wait rounds have passed since the cut. A limit past
+//     Knee×LatencyThreshold(KneeMin)/KneeMin + 1 (where the latency of a queue would have crossed the
+//     threshold) with no queueing means the knee moved (or a stall caused the cut): Knee is
+//     forgotten, slow start resumes up to Cut (the limit before that cut; not to the maximum, so a
+//     subscriber whose capacity is not a queue, e.g. one that only slows past some load, is not
+//     overshot each time), and past it the limit climbs by one per round.
+//   - Never above c.Max.
 //
 // decreased reports a cut. c must have its defaults applied. Pure; safe for concurrent use.
-func NextLimit(s LimitState, st Step, c AdaptiveConfig) (next LimitState, decreased bool) {
+func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decreased bool) {
 	lo, hi := float64(c.Min), float64(c.Max)
-	switch st.Signal {
-	case Grow:
-		if float64(st.InFlight)*2 < s.Limit {
-			return s, false
-		}
-		if s.Limit < s.SlowStartEnd {
-			s.Limit++
+	forget := func() { s.Knee, s.KneeMin, s.Wait, s.SlowStartEnd = 0, 0, 0, hi }
+	if s.Knee > 0 && r.Min > LatencyThreshold(s.KneeMin, c) {
+		forget()
+	}
+	s.Since++
+	switch {
+	case r.Min > 0 && r.Median > LatencyThreshold(r.Min, c) && !s.Suspect && r.Median <= 2*LatencyThreshold(r.Min, c):
+		s.Suspect = true // a stall of a busy machine, or a queue: the next round tells
+	case r.Min > 0 && r.Median > LatencyThreshold(r.Min, c):
+		s.Suspect = false
+		f := max(c.OverloadBackoff, math.Min(1, float64(r.Min)/float64(r.Median)))
+		if s.Knee > 0 && s.Limit > s.Knee {
+			s.Wait = min(max(2*s.Wait, c.ProbeWait), c.ProbeWaitMax)
 		} else {
-			s.Limit += 1 / math.Max(s.Limit, 1)
+			s.Wait = c.ProbeWait // a new knee (or a stall): probe again soon
 		}
-	case ShrinkLatency, ShrinkOverload:
-		if !st.Fresh {
-			return s, false
-		}
-		f := c.LatencyBackoff
-		if st.Signal == ShrinkOverload {
-			f = c.OverloadBackoff
-		} else if st.Excess > 1 {
-			f = math.Max(c.OverloadBackoff, math.Min(f, 1/st.Excess))
-		}
-		s.Limit *= f
-		decreased = true
+		s.Cut = s.Limit
+		s.Limit = math.Min(math.Max(s.Limit*f, lo), hi)
+		s.Knee, s.KneeMin, s.SlowStartEnd, s.Since = s.Limit, r.Min, s.Limit, 0
+		return s, true
+	case float64(r.PeakInFlight)*2 < s.Limit:
+		s.Suspect = false // not in use
+	case s.Limit < s.SlowStartEnd:
+		s.Suspect = false
+		s.Limit = math.Min(math.Max(s.Limit*c.SlowStartGrowth, s.Limit+1), s.SlowStartEnd)
+	case s.Knee > 0 && s.Limit >= s.Knee && s.Since < s.Wait:
+		s.Suspect = false // at the knee: wait before probing past it
 	default:
-		return s, false
+		s.Suspect = false
+		s.Limit++
+		// Past the knee, latency rises by Limit/Knee; once that would have crossed the threshold and
+		// did not, the knee moved.
+		if s.Knee > 0 && s.Limit > s.Knee*float64(LatencyThreshold(s.KneeMin, c))/float64(s.KneeMin)+1 {
+			// Back to where the cut came from in slow start (a cut a stall caused costs a few rounds,
+			// not one per lost step), then on by one per round.
+			s.Knee, s.KneeMin, s.Wait, s.SlowStartEnd = 0, 0, 0, math.Max(s.SlowStartEnd, s.Cut)
+		}
 	}
 	s.Limit = math.Min(math.Max(s.Limit, lo), hi)
-	if decreased {
-		s.SlowStartEnd = s.Limit
-	}
-	return s, decreased
+	return s, false
+}
+
+// OverloadLimit is the rule for a timeout, 429 or 503 from an attempt started after the last cut
+// (one cut per round trip, as TCP cuts once per loss event): Limit×OverloadBackoff, never below
+// c.Min. An overload says the limit was too high, not where the knee is: Knee is forgotten, and the
+// limit climbs back by one per round (SlowStartEnd is the new limit). Pure.
+func OverloadLimit(s LimitState, c AdaptiveConfig) LimitState {
+	s.Limit = math.Min(math.Max(s.Limit*c.OverloadBackoff, float64(c.Min)), float64(c.Max))
+	s.SlowStartEnd = s.Limit
+	s.Knee, s.KneeMin, s.Wait, s.Since, s.Cut = 0, 0, 0, 0, 0
+	return s
 }
 
 // windowedMin estimates the minimum latency over the recent past: the minimum of the current window
@@ -287,9 +348,9 @@ func (w *windowedMin) get(now time.Time) time.Duration {
 	}
 }
 
-// Adaptive is a Limiter whose limit follows the subscriber's measured capacity, with the rule of
-// NextLimit: AIMD on overload signals (timeouts, 429, 503) combined with a Vegas-style latency check
-// against a windowed minimum latency. It bounds the limit to [Min, Max].
+// Adaptive is a Limiter whose limit follows the subscriber's measured capacity: per round of
+// accepted attempts, the delay-based rule of RoundLimit against a windowed minimum latency; on a
+// timeout, 429 or 503, the cut of OverloadLimit. It bounds the limit to [Min, Max].
 //
 // A failed answer carrying Retry-After (Attempt.RetryAfter > 0) pauses the limiter: until then no
 // Acquire succeeds, so the whole subscription stops sending new events (deliveries already in
@@ -308,21 +369,11 @@ type Adaptive struct {
 	pausedUntil  time.Time
 	lastDecrease time.Time
 	minLatency   windowedMin
-	// smoothed is the accepted attempts' latency, smoothed (see smoothLatency); 0 before the first.
-	smoothed time.Duration
-}
-
-// smoothWeight is the weight of one accepted attempt in the smoothed latency: TCP's 1/8 for its
-// smoothed round-trip time.
-const smoothWeight = 1.0 / 8
-
-// smoothLatency folds one accepted attempt's latency d into the running average prev (0: none yet)
-// and returns it. Pure.
-func smoothLatency(prev, d time.Duration) time.Duration {
-	if prev <= 0 {
-		return d
-	}
-	return prev + time.Duration(float64(d-prev)*smoothWeight)
+	// The current round: latencies of accepted attempts started after the last cut, until there are
+	// target of them (the limit when the round began); peak is the most in flight meanwhile.
+	round  []time.Duration
+	target int
+	peak   int
 }
 
 var (
@@ -337,6 +388,7 @@ func NewAdaptive(c AdaptiveConfig) *Adaptive {
 		cfg:        c,
 		state:      LimitState{Limit: float64(c.Initial), SlowStartEnd: float64(c.Max)},
 		shown:      c.Initial,
+		target:     max(minRound, c.Initial),
 		changed:    make(chan struct{}),
 		minLatency: windowedMin{window: c.Window},
 	}
@@ -425,39 +477,53 @@ func (a *Adaptive) Release(Outcome) {
 	a.wakeLocked()
 }
 
-// ObserveAttempt updates the limit from one subscriber attempt (see NextLimit) and starts a pause when
-// the answer carries Retry-After. It never blocks on anything but the limiter's own lock.
+// ObserveAttempt updates the limit from one subscriber attempt and starts a pause when the answer
+// carries Retry-After. It never blocks on anything but the limiter's own lock.
 //
-// The latency it classifies is the smaller of the attempt's own and the smoothed latency of the
-// accepted attempts (a running average weighting each 1/8; the depth of a cut still follows the
-// attempt's own latency): a queue at the subscriber slows every
-// attempt and moves the average within a few of them, while one slow attempt among fast ones (a
-// scheduling delay on a busy machine, a GC pause, in the gateway or the subscriber) does not. Before
-// this, single spikes cut the limit again and again on a loaded machine: an in-memory subscription
-// offered 4,000 events/s sat at a limit of 1–5 with seconds of events queued behind it.
+// Accepted attempts are judged by round, not one by one: a round is as many accepted attempts as
+// the limit was when it began (at least minRound), all started after the last cut (answers to
+// requests sent before it describe the load before it; and as Acquire lets none start until fewer
+// than the new limit are in flight, those sent after it never share the subscriber with more), and
+// RoundLimit judges their median latency against the lowest round median of the last one to two
+// Windows. (A round's median, not a single attempt's latency, is the base: on a busy machine the
+// luckiest attempt is much faster than a typical one, and a queue is judged against what is typical
+// when there is none.) A queue at the subscriber
+// slows every attempt of a round; one slow attempt among fast ones (a scheduling delay on a busy
+// machine, a GC pause) does not move the median. A timeout, 429 or 503 from an attempt started after
+// the last cut cuts at once (OverloadLimit).
 func (a *Adaptive) ObserveAttempt(at Attempt) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.cfg.Now()
-	judged := at
-	if at.OK {
-		a.minLatency.add(now, at.Latency)
-		a.smoothed = smoothLatency(a.smoothed, at.Latency)
-		judged.Latency = min(at.Latency, a.smoothed)
+	sig := Classify(at)
+	switch {
+	case sig == ShrinkOverload && at.Start.After(a.lastDecrease):
+		a.state = OverloadLimit(a.state, a.cfg)
+		a.cut(now)
+	case sig == Grow:
+		if at.Start.Before(a.lastDecrease) {
+			break
+		}
+		a.round = append(a.round, at.Latency)
+		a.peak = max(a.peak, a.inFlight)
+		if len(a.round) < a.target {
+			break
+		}
+		median := medianLatency(a.round)
+		a.minLatency.add(now, median)
+		r := Round{Median: median, Min: a.minLatency.get(now), PeakInFlight: a.peak}
+		next, decreased := RoundLimit(a.state, r, a.cfg)
+		a.state = next
+		if decreased {
+			sig = ShrinkLatency
+			a.cut(now)
+		} else {
+			a.newRound()
+		}
 	}
-	sig := Classify(judged, a.minLatency.get(now), a.cfg)
-	step := Step{Signal: sig, InFlight: a.inFlight, Fresh: at.Start.After(a.lastDecrease)}
-	if sig == ShrinkLatency {
-		step.Excess = float64(at.Latency) / float64(LatencyThreshold(a.minLatency.get(now), a.cfg))
-	}
-	next, decreased := NextLimit(a.state, step, a.cfg)
-	a.state = next
-	if decreased {
-		a.lastDecrease = now
-	}
-	if n := int(next.Limit); n != a.shown {
+	if n := int(a.state.Limit); n != a.shown {
 		a.cfg.Log.Debug("concurrency limit changed", "limit", n, "previous", a.shown, "signal", sig.String(),
-			"latency", at.Latency, "min_latency", a.minLatency.get(now), "status", at.Status)
+			"latency", at.Latency, "min_latency", a.minLatency.get(now), "knee", a.state.Knee, "status", at.Status)
 		a.shown = n
 		if a.cfg.Gauge != nil {
 			a.cfg.Gauge.Set(float64(n))
@@ -474,6 +540,28 @@ func (a *Adaptive) ObserveAttempt(at Attempt) {
 			a.wakeLocked() // waiters recompute how long to wait
 		}
 	}
+}
+
+// cut records a decrease at now: attempts started before it no longer count. a.mu must be held.
+func (a *Adaptive) cut(now time.Time) {
+	a.lastDecrease = now
+	a.newRound()
+}
+
+// minRound is the fewest attempts a round judges: the median of one or two says too little.
+const minRound = 3
+
+// newRound starts a round of as many attempts as the limit, at least minRound. a.mu must be held.
+func (a *Adaptive) newRound() {
+	a.round = a.round[:0]
+	a.target = max(minRound, int(a.state.Limit))
+	a.peak = a.inFlight
+}
+
+// medianLatency is the median of ds (the upper one of an even count); it sorts ds.
+func medianLatency(ds []time.Duration) time.Duration {
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
 
 // wakeLocked wakes every goroutine blocked in Acquire, to re-check. a.mu must be held.

@@ -29,10 +29,11 @@ func TestLatencyThreshold(t *testing.T) {
 		c    AdaptiveConfig
 		want time.Duration
 	}{
-		{5 * time.Millisecond, c, 15 * time.Millisecond}, // 2×5ms + 5ms
-		{100 * time.Microsecond, c, 5200 * time.Microsecond},
+		{50 * time.Millisecond, c, 58 * time.Millisecond}, // 1.1×50ms + 3ms
+		{100 * time.Microsecond, c, 3110 * time.Microsecond},
+		{time.Second, AdaptiveConfig{Slack: 10 * time.Second}.withDefaults(), 11100 * time.Millisecond}, // a slack set is used as set
 		{time.Second, AdaptiveConfig{Tolerance: 1.5, Slack: -1}.withDefaults(), 1500 * time.Millisecond},
-		{1 << 62, c, 1<<63 - 1}, // saturates
+		{1 << 62, AdaptiveConfig{Tolerance: 2}.withDefaults(), 1<<63 - 1}, // saturates
 	} {
 		if got := LatencyThreshold(tc.min, tc.c); got != tc.want {
 			t.Errorf("LatencyThreshold(%v, tol %v slack %v) = %v, want %v", tc.min, tc.c.Tolerance, tc.c.Slack, got, tc.want)
@@ -41,71 +42,107 @@ func TestLatencyThreshold(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
-	c := AdaptiveConfig{}.withDefaults() // threshold at min 5ms: 15ms
 	const ms = time.Millisecond
 	for _, tc := range []struct {
 		name string
 		a    Attempt
-		min  time.Duration
 		want Signal
 	}{
-		{"fast 2xx", Attempt{OK: true, Status: 202, Latency: 6 * ms}, 5 * ms, Grow},
-		{"2xx at the threshold", Attempt{OK: true, Status: 200, Latency: 15 * ms}, 5 * ms, Grow},
-		{"slow 2xx", Attempt{OK: true, Status: 200, Latency: 16 * ms}, 5 * ms, ShrinkLatency},
-		{"first sample has no minimum", Attempt{OK: true, Latency: time.Hour}, 0, Grow},
-		{"429", Attempt{Status: 429, Overloaded: true, Latency: ms}, 5 * ms, ShrinkOverload},
-		{"503 with Retry-After", Attempt{Status: 503, Overloaded: true, RetryAfter: time.Second}, 5 * ms, ShrinkOverload},
-		{"timeout", Attempt{Err: context.DeadlineExceeded, Overloaded: true, Latency: time.Second}, 5 * ms, ShrinkOverload},
-		{"500 says nothing about capacity", Attempt{Status: 500, Latency: ms}, 5 * ms, Hold},
-		{"400", Attempt{Status: 400, Latency: time.Hour}, 5 * ms, Hold},
-		{"connection refused", Attempt{Err: errors.New("refused")}, 5 * ms, Hold},
-		{"channel publish ok", Attempt{OK: true, Latency: ms}, ms, Grow},
+		{"2xx, however slow (its round judges latency)", Attempt{OK: true, Status: 202, Latency: time.Hour}, Grow},
+		{"429", Attempt{Status: 429, Overloaded: true, Latency: ms}, ShrinkOverload},
+		{"503 with Retry-After", Attempt{Status: 503, Overloaded: true, RetryAfter: time.Second}, ShrinkOverload},
+		{"timeout", Attempt{Err: context.DeadlineExceeded, Overloaded: true, Latency: time.Second}, ShrinkOverload},
+		{"500 says nothing about capacity", Attempt{Status: 500, Latency: ms}, Hold},
+		{"400", Attempt{Status: 400, Latency: time.Hour}, Hold},
+		{"connection refused", Attempt{Err: errors.New("refused")}, Hold},
+		{"channel publish ok", Attempt{OK: true, Latency: ms}, Grow},
 	} {
-		if got := Classify(tc.a, tc.min, c); got != tc.want {
+		if got := Classify(tc.a); got != tc.want {
 			t.Errorf("%s: Classify = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
 
-func TestNextLimit(t *testing.T) {
-	c := AdaptiveConfig{Min: 2, Max: 20}.withDefaults()
+func TestRoundLimit(t *testing.T) {
+	c := AdaptiveConfig{Min: 2, Max: 40}.withDefaults() // threshold at min 10ms: 14ms
+	const ms = time.Millisecond
+	fast := func(peak int) Round { return Round{Median: 10 * ms, Min: 10 * ms, PeakInFlight: peak} }
+	slow := func(median time.Duration, peak int) Round {
+		return Round{Median: median, Min: 10 * ms, PeakInFlight: peak}
+	}
 	for _, tc := range []struct {
 		name      string
 		s         LimitState
-		st        Step
+		r         Round
 		want      LimitState
 		decreased bool
 	}{
-		{"slow start adds one", LimitState{4, 20}, Step{Grow, 4, true, 0}, LimitState{5, 20}, false},
-		{"congestion avoidance adds 1/limit", LimitState{10, 8}, Step{Grow, 10, true, 0}, LimitState{10.1, 8}, false},
-		{"growth capped at max", LimitState{19.5, 30}, Step{Grow, 19, true, 0}, LimitState{20, 30}, false},
-		{"no growth when the limit is not in use", LimitState{10, 20}, Step{Grow, 4, true, 0}, LimitState{10, 20}, false},
-		{"half in use is in use", LimitState{10, 20}, Step{Grow, 5, true, 0}, LimitState{11, 20}, false},
-		{"latency cut", LimitState{10, 20}, Step{ShrinkLatency, 10, true, 0}, LimitState{9, 9}, true},
-		{"latency just past the threshold cuts gently", LimitState{10, 20}, Step{ShrinkLatency, 10, true, 1.05}, LimitState{9, 9}, true},
-		{"latency cut deepens with the excess", LimitState{10, 20}, Step{ShrinkLatency, 10, true, 1.6}, LimitState{6.25, 6.25}, true},
-		{"latency cut no deeper than an overload cut", LimitState{10, 20}, Step{ShrinkLatency, 10, true, 40}, LimitState{5, 5}, true},
-		{"overload cut", LimitState{10, 20}, Step{ShrinkOverload, 10, true, 0}, LimitState{5, 5}, true},
-		{"cut floored at min", LimitState{3, 20}, Step{ShrinkOverload, 3, true, 0}, LimitState{2, 2}, true},
-		{"one cut per round trip", LimitState{10, 20}, Step{ShrinkOverload, 10, false, 0}, LimitState{10, 20}, false},
-		{"hold", LimitState{7, 20}, Step{Hold, 7, true, 0}, LimitState{7, 20}, false},
+		{"slow start grows ×1.5", LimitState{Limit: 4, SlowStartEnd: 40}, fast(4), LimitState{Limit: 6, SlowStartEnd: 40, Since: 1}, false},
+		{"slow start grows at least 1", LimitState{Limit: 1, SlowStartEnd: 40}, fast(1), LimitState{Limit: 2, SlowStartEnd: 40, Since: 1}, false},
+		{"slow start stops at its end", LimitState{Limit: 10, SlowStartEnd: 12}, fast(10), LimitState{Limit: 12, SlowStartEnd: 12, Since: 1}, false},
+		{"then one per round", LimitState{Limit: 12, SlowStartEnd: 12}, fast(12), LimitState{Limit: 13, SlowStartEnd: 12, Since: 1}, false},
+		{"capped at max", LimitState{Limit: 39.5, SlowStartEnd: 12}, fast(39), LimitState{Limit: 40, SlowStartEnd: 12, Since: 1}, false},
+		{"no growth when the limit is not in use", LimitState{Limit: 10, SlowStartEnd: 40}, fast(4), LimitState{Limit: 10, SlowStartEnd: 40, Since: 1}, false},
+		{"within the tolerance is no queue", LimitState{Limit: 12, SlowStartEnd: 12}, slow(12*ms, 12), LimitState{Limit: 13, SlowStartEnd: 12, Since: 1}, false},
+		{"a marginal queue once: hold, suspect", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5},
+			slow(20*ms, 16), LimitState{Limit: 16, SlowStartEnd: 40, Since: 6, Suspect: true}, false},
+		{"a round without queueing clears the suspicion", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5, Suspect: true},
+			fast(16), LimitState{Limit: 24, SlowStartEnd: 40, Since: 6}, false},
+		{"a queue twice: the limit goes to the knee, limit×min/median", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5, Suspect: true},
+			slow(20*ms, 16), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
+		{"the cut follows the excess", LimitState{Limit: 16, SlowStartEnd: 12, Since: 3, Suspect: true},
+			slow(15*ms, 16), LimitState{Limit: 32.0 / 3, SlowStartEnd: 32.0 / 3, Knee: 32.0 / 3, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
+		{"more than twice the threshold cuts at once, no deeper than an overload cut", LimitState{Limit: 16, SlowStartEnd: 40},
+			slow(time.Second, 16), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
+		{"floored at min", LimitState{Limit: 3, SlowStartEnd: 40},
+			slow(time.Second, 3), LimitState{Limit: 2, SlowStartEnd: 2, Knee: 2, KneeMin: 10 * ms, Wait: 8, Cut: 3}, true},
+		{"at the knee: wait", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 3, Wait: 8},
+			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 4, Wait: 8}, false},
+		{"below the knee: +1 at once", LimitState{Limit: 6, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 1, Wait: 8},
+			fast(6), LimitState{Limit: 7, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 2, Wait: 8}, false},
+		{"waited long enough: probe one more", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 7, Wait: 8},
+			fast(8), LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8}, false},
+		{"a probe that finds the same knee doubles the wait", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8, Suspect: true},
+			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 16, Cut: 9}, true},
+		{"the wait is capped", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 100, Wait: 100, Suspect: true},
+			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 128, Cut: 9}, true},
+		{"a probe grows one per round", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8},
+			fast(9), LimitState{Limit: 10, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 10, Wait: 8}, false},
+		// Knee 8 at 10ms: a queue would have crossed the 14ms threshold at 8×1.4 = 11.2 in flight.
+		{"a probe that finds room past where a queue shows forgets the knee, slow start up to the last cut", LimitState{Limit: 12, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 20, Wait: 8, Cut: 30},
+			fast(12), LimitState{Limit: 13, SlowStartEnd: 30, Since: 21, Cut: 30}, false},
+		{"a minimum past the knee's threshold forgets the knee", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 5 * ms, Since: 1, Wait: 8},
+			fast(8), LimitState{Limit: 12, SlowStartEnd: 40, Since: 2}, false},
 	} {
-		got, dec := NextLimit(tc.s, tc.st, c)
-		if dec != tc.decreased || !near(got.Limit, tc.want.Limit) || !near(got.SlowStartEnd, tc.want.SlowStartEnd) {
-			t.Errorf("%s: NextLimit(%+v, %+v) = %+v, %v; want %+v, %v", tc.name, tc.s, tc.st, got, dec, tc.want, tc.decreased)
+		got, dec := RoundLimit(tc.s, tc.r, c)
+		if dec != tc.decreased || !near(got.Limit, tc.want.Limit) || !near(got.SlowStartEnd, tc.want.SlowStartEnd) ||
+			!near(got.Knee, tc.want.Knee) || got.KneeMin != tc.want.KneeMin || got.Since != tc.want.Since || got.Wait != tc.want.Wait || got.Suspect != tc.want.Suspect || !near(got.Cut, tc.want.Cut) {
+			t.Errorf("%s: RoundLimit(%+v, %+v) = %+v, %v; want %+v, %v", tc.name, tc.s, tc.r, got, dec, tc.want, tc.decreased)
 		}
+	}
+}
+
+func TestOverloadLimit(t *testing.T) {
+	c := AdaptiveConfig{Min: 2, Max: 20}.withDefaults()
+	got := OverloadLimit(LimitState{Limit: 10, SlowStartEnd: 20, Knee: 8, KneeMin: time.Millisecond, Since: 4, Wait: 16, Cut: 12}, c)
+	if want := (LimitState{Limit: 5, SlowStartEnd: 5}); got != want {
+		t.Errorf("overload at 10 = %+v, want %+v (halved, knee forgotten)", got, want)
+	}
+	if got := OverloadLimit(LimitState{Limit: 3, SlowStartEnd: 20}, c); got.Limit != 2 {
+		t.Errorf("overload at 3 = %v, want the floor 2", got.Limit)
 	}
 }
 
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
 
 func TestAdaptiveConfigDefaults(t *testing.T) {
-	c := AdaptiveConfig{Min: 0, Max: -3, Tolerance: 0.5, LatencyBackoff: 1, OverloadBackoff: -2}.withDefaults()
+	c := AdaptiveConfig{Min: 0, Max: -3, Tolerance: 0.5, OverloadBackoff: -2, SlowStartGrowth: 1, ProbeWait: -1}.withDefaults()
 	if c.Min != 1 || c.Max != 1 || c.Initial != 1 {
 		t.Errorf("bounds = [%d, %d] initial %d, want [1, 1] initial 1", c.Min, c.Max, c.Initial)
 	}
-	if c.Tolerance != DefaultTolerance || c.Slack != DefaultSlack || c.LatencyBackoff != DefaultLatencyBackoff ||
-		c.OverloadBackoff != DefaultOverloadBackoff || c.Window != DefaultLatencyWindow {
+	if c.Tolerance != DefaultTolerance || c.Slack != DefaultSlack || c.SlowStartGrowth != DefaultSlowStartGrowth ||
+		c.OverloadBackoff != DefaultOverloadBackoff || c.Window != DefaultLatencyWindow ||
+		c.ProbeWait != DefaultProbeWait || c.ProbeWaitMax != DefaultProbeWaitMax {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	c = AdaptiveConfig{Min: 4, Max: 8, Initial: 100}.withDefaults()
@@ -702,4 +739,80 @@ func TestAdaptiveIgnoresLatencySpikes(t *testing.T) {
 	if got := a.Limit(); got != 16 {
 		t.Errorf("limit after a round trip of slow attempts = %d, want 16 (cut once, ×0.5)", got)
 	}
+}
+
+// A subscriber with a knee (requests past it queue, so latency grows with the excess): the first
+// queueing round puts the limit at the knee, and from then on it stays there, probing one more
+// only rarely (each probe that finds the same knee doubles the wait), in virtual time.
+func TestAdaptiveSettlesAtTheKnee(t *testing.T) {
+	for _, knee := range []int{2, 8, 32} {
+		clk := newFakeClock()
+		a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 64, Now: clk.now})
+		const service = 20 * time.Millisecond
+		var limits []int
+		for range 400 {
+			n := a.Limit()
+			// n in flight on knee servers: every request takes n/knee service times once n > knee.
+			lat := service * time.Duration(max(n, knee)) / time.Duration(knee)
+			round(t, a, clk, lat, 200)
+			limits = append(limits, a.Limit())
+		}
+		settled := limits[20:]
+		below, above, probes, peak := 0, 0, 0, 0
+		for i, l := range settled {
+			switch {
+			case l < knee:
+				below++
+			case l > knee:
+				above++
+				if limits[20+i-1] == knee {
+					probes++
+				}
+			}
+			peak = max(peak, l)
+		}
+		t.Logf("knee %d: limits over the first 20 rounds %v; after them %d below the knee, %d above in %d probes (peak %d), of %d",
+			knee, limits[:20], below, above, probes, peak, len(settled))
+		if below > 0 {
+			t.Errorf("knee %d: %d rounds below the knee once settled, want none", knee, below)
+		}
+		// Waits of 8, 16, 32, 64, 128, 128 rounds: at most 6 probes in 380 rounds.
+		if probes > 6 {
+			t.Errorf("knee %d: %d probes past the knee once settled, want ≤ 6", knee, probes)
+		}
+		// A probe goes no further than where the queue's latency crosses 1.1×minimum + 3ms (1.25× here).
+		if limit := int(float64(knee)*1.25) + 1; peak > limit {
+			t.Errorf("knee %d: the limit reached %d once settled, want ≤ %d", knee, peak, limit)
+		}
+	}
+}
+
+// One stalled round (a busy machine, every attempt 3× slower) at a settled knee cuts the limit; it is
+// back at the knee within a few dozen rounds, not after the long wait its probes had built up.
+func TestAdaptiveRecoversFromAStall(t *testing.T) {
+	const knee, service = 32, 20 * time.Millisecond
+	clk := newFakeClock()
+	a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 64, Now: clk.now})
+	queue := func() time.Duration {
+		return service * time.Duration(max(a.Limit(), knee)) / time.Duration(knee)
+	}
+	for range 300 { // settled, with the probe wait grown
+		round(t, a, clk, queue(), 200)
+	}
+	if got := a.Limit(); got < knee || got > knee+knee/4+1 {
+		t.Fatalf("limit after 300 rounds = %d, want about the knee %d", got, knee)
+	}
+	round(t, a, clk, 3*queue(), 200)
+	cut := a.Limit()
+	if cut >= knee {
+		t.Fatalf("limit after a stalled round = %d, want a cut below %d", cut, knee)
+	}
+	rounds := 0
+	for a.Limit() < knee {
+		round(t, a, clk, queue(), 200)
+		if rounds++; rounds > 40 {
+			t.Fatalf("limit still %d after 40 rounds since a stall cut it to %d", a.Limit(), cut)
+		}
+	}
+	t.Logf("a stall cut the limit to %d; back at the knee %d after %d rounds", cut, knee, rounds)
 }

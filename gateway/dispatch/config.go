@@ -15,7 +15,7 @@ type Config struct {
 	// MinInFlight is the adaptive limit's floor. Default 1.
 	MinInFlight int `koanf:"minInFlight"`
 	// Adaptive lets each subscription's limit follow its subscriber's latency and overload answers
-	// between MinInFlight and MaxInFlight (AIMD with a latency gradient, see Adaptive); false fixes it
+	// between MinInFlight and MaxInFlight (a latency gradient that finds the knee, see Adaptive); false fixes it
 	// at MaxInFlight. Default true.
 	Adaptive bool `koanf:"adaptive"`
 	// Retry is how many times a failed attempt is repeated. Default 3.

@@ -20,7 +20,7 @@ func FuzzSink(f *testing.F) {
 	f.Add("application/cloudevents-batch+json", "", `[`)
 	f.Add("text/plain", "not a time", "")
 	f.Fuzz(func(t *testing.T, contentType, ceTime, body string) {
-		s := NewSink(SinkOptions{Now: func() time.Time { return time.Unix(1e9, 0) }})
+		s := mustSink(t, SinkOptions{Now: func() time.Time { return time.Unix(1e9, 0) }})
 		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
 		if contentType != "" {
 			req.Header["Content-Type"] = []string{contentType}

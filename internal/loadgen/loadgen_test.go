@@ -82,7 +82,7 @@ func TestHistogramEdges(t *testing.T) {
 func TestRunClosedLoopAgainstSink(t *testing.T) {
 	for _, mode := range []Mode{Binary, Structured, Batch} {
 		t.Run(string(mode), func(t *testing.T) {
-			sink := NewSink(SinkOptions{Expect: 250})
+			sink := mustSink(t, SinkOptions{Expect: 250})
 			srv := httptest.NewServer(sink)
 			t.Cleanup(srv.Close)
 			res, err := Run(t.Context(), Config{URL: srv.URL, Concurrency: 4, Count: 250, Size: 64, Mode: mode, BatchSize: 10}, nil)
@@ -135,7 +135,7 @@ func TestRunCountsFailuresByCode(t *testing.T) {
 }
 
 func TestRunOpenLoopHoldsRateAndReportsProgress(t *testing.T) {
-	sink := NewSink(SinkOptions{})
+	sink := mustSink(t, SinkOptions{})
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
 	var ticks atomic.Int64
@@ -188,7 +188,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 
 func TestSinkLatencyFromTimeAttribute(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	sink := NewSink(SinkOptions{Expect: 2, Now: func() time.Time { return now }})
+	sink := mustSink(t, SinkOptions{Expect: 2, Now: func() time.Time { return now }})
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
 	post := func(h map[string]string, body string) int {
@@ -223,7 +223,7 @@ func TestSinkLatencyFromTimeAttribute(t *testing.T) {
 }
 
 func TestSinkDelayAnswersLate(t *testing.T) {
-	sink := NewSink(SinkOptions{Delay: 50 * time.Millisecond})
+	sink := mustSink(t, SinkOptions{Delay: 50 * time.Millisecond})
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
 	res, err := Run(t.Context(), Config{URL: srv.URL, Concurrency: 1, Count: 3}, nil)
@@ -279,4 +279,139 @@ func TestTypesCycle(t *testing.T) {
 	if typ := g.event().Type; typ != "t" {
 		t.Errorf("one type: %q, want t", typ)
 	}
+}
+
+// mustSink is NewSink for options known to be valid.
+func mustSink(t testing.TB, o SinkOptions) *Sink {
+	t.Helper()
+	s, err := NewSink(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestSinkOptionsValidate(t *testing.T) {
+	for name, tc := range map[string]struct {
+		o    SinkOptions
+		want string // "" valid
+	}{
+		"none":              {SinkOptions{}, ""},
+		"delay":             {SinkOptions{Delay: time.Millisecond}, ""},
+		"knee":              {SinkOptions{Knee: 4, Service: time.Millisecond}, ""},
+		"knee without time": {SinkOptions{Knee: 4}, "knee and service go together"},
+		"time without knee": {SinkOptions{Service: time.Millisecond}, "knee and service go together"},
+		"knee and delay":    {SinkOptions{Knee: 4, Service: time.Millisecond, Delay: time.Millisecond}, "exclude each other"},
+		"negative knee":     {SinkOptions{Knee: -1, Service: time.Millisecond}, "knee must not be negative"},
+		"negative delay":    {SinkOptions{Delay: -time.Second}, "delay must not be negative"},
+		"negative service":  {SinkOptions{Knee: 1, Service: -time.Second}, "service must not be negative"},
+	} {
+		err := tc.o.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want valid", name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error containing %q", name, err, tc.want)
+		}
+		if _, nerr := NewSink(tc.o); (nerr == nil) != (err == nil) {
+			t.Errorf("%s: NewSink error %v, Validate %v", name, nerr, err)
+		}
+	}
+}
+
+// waitOccupancy polls the sink until serving and waiting are as wanted.
+func waitOccupancy(t *testing.T, s *Sink, serving, waiting int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sv, wt := s.occupancy()
+		if sv == serving && wt == waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sink serving %d, waiting %d; want %d, %d", sv, wt, serving, waiting)
+		}
+		time.Sleep(time.Millisecond) // polling with a deadline
+	}
+}
+
+// A sink with a knee serves at most Knee requests at once; the rest wait, in arrival order, and a
+// waiting request whose sender gives up is answered 503 without taking a server.
+func TestSinkKneeQueuesPastTheKnee(t *testing.T) {
+	const knee = 2
+	sink := mustSink(t, SinkOptions{Knee: knee, Service: time.Hour}) // nobody finishes on their own
+	srv := httptest.NewServer(sink)
+	t.Cleanup(srv.Close)
+	type answer struct {
+		n      int
+		status int
+	}
+	answers := make(chan answer, 8)
+	cancels := make([]context.CancelFunc, 5)
+	for i := range cancels {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancels[i] = cancel
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader("x"))
+			req.Header.Set("Ce-Specversion", "1.0")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				answers <- answer{i, 0}
+				return
+			}
+			resp.Body.Close()
+			answers <- answer{i, resp.StatusCode}
+		}()
+		// One at a time, so the arrival order is known.
+		waitOccupancy(t, sink, min(i+1, knee), max(0, i+1-knee))
+	}
+	// Request 3 waits behind 0 and 1; when it gives up, 2 and 4 still wait, and nothing was served.
+	cancels[3]()
+	if a := <-answers; a.n != 3 {
+		t.Fatalf("request %d ended first, want 3", a.n)
+	}
+	waitOccupancy(t, sink, knee, 2)
+	if got := sink.Result().Response.Count; got != 0 {
+		t.Fatalf("%d responses counted, want 0 (none was served)", got)
+	}
+	for _, c := range []int{0, 1, 2, 4} {
+		cancels[c]()
+	}
+	for range 4 {
+		<-answers
+	}
+	waitOccupancy(t, sink, 0, 0)
+}
+
+// Past the knee, throughput is capped at Knee/Service and the response time grows with the queue.
+func TestSinkKneeCapsThroughput(t *testing.T) {
+	const knee, service, n = 2, 20 * time.Millisecond, 30
+	sink := mustSink(t, SinkOptions{Knee: knee, Service: service, Expect: n})
+	srv := httptest.NewServer(sink)
+	t.Cleanup(srv.Close)
+	res, err := Run(t.Context(), Config{URL: srv.URL, Concurrency: 3 * knee, Count: n}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-sink.Done()
+	r := sink.Result()
+	if res.Events != n || r.Events != n || r.Response.Count != n {
+		t.Fatalf("%d sent, %d arrived, %d responses; want %d", res.Events, r.Events, r.Response.Count, n)
+	}
+	ms := float64(service) / float64(time.Millisecond)
+	// Lower bounds only, which a slow machine cannot break: every answer took at least the service
+	// time, and the last request is sent only after n − 3×knee answers, which knee servers give no
+	// faster than knee per service time.
+	if r.Response.Min < ms {
+		t.Errorf("fastest response %.1fms, want ≥ the %.0fms service time", r.Response.Min, ms)
+	}
+	if floor := float64(n-3*knee) / knee * ms / 1000; r.Elapsed < floor {
+		t.Errorf("%d requests in %.3fs, faster than %d servers of %v allow (%.3fs)", n, r.Elapsed, knee, service, floor)
+	}
+	// Answers come no faster than knee per service time: the answered rate is at most knee/service.
+	if ceiling := knee / service.Seconds(); r.AnsweredPerS > ceiling || r.AnsweredPerS <= 0 {
+		t.Errorf("answered %.1f/s, want in (0, %.0f/s]", r.AnsweredPerS, ceiling)
+	}
+	t.Logf("response p50 %.1fms p99 %.1fms with %d in flight on %d servers of %v; %.0f/s", r.Response.P50,
+		r.Response.P99, 3*knee, knee, service, r.EventsPerS)
 }

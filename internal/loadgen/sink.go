@@ -1,9 +1,13 @@
 package loadgen
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventgate/eventgate/gateway/event"
@@ -16,6 +20,13 @@ type SinkOptions struct {
 	// Delay holds every answer this long (a slow subscriber); 0: answer at once. A request whose
 	// context ends first is answered 503.
 	Delay time.Duration
+	// Knee and Service make a subscriber with a knee: at most Knee requests are served at once, each
+	// for Service (a sleep, so a benchmark measures the sender, not the CPU); requests beyond Knee wait
+	// in arrival order, so latency rises with every request in flight past Knee and throughput is
+	// capped at Knee/Service. Both set or neither; they exclude Delay (see Validate). A request whose
+	// context ends while it waits or is served is answered 503.
+	Knee    int
+	Service time.Duration
 	// MaxBodyBytes bounds a request body; default 4 MiB. Larger requests are answered 413.
 	MaxBodyBytes int64
 	// Now is the clock; default time.Now.
@@ -29,29 +40,61 @@ type SinkOptions struct {
 //
 // A Sink is an http.Handler and is safe for concurrent use. Create it with NewSink.
 type Sink struct {
-	opts SinkOptions
-	done chan struct{}
+	opts   SinkOptions
+	done   chan struct{}
+	slots  chan struct{} // Knee servers: a request holds one while it is served; nil without a knee
+	queued atomic.Int64  // requests waiting for one of the Knee servers
 
 	mu       sync.Mutex
 	hist     Histogram
+	response Histogram
 	events   int64
 	requests int64
 	invalid  int64
 	untimed  int64
 	first    time.Time
 	last     time.Time
+	answered time.Time // the last 202 answer
 	closed   bool
 }
 
-// NewSink returns a Sink that has seen nothing yet.
-func NewSink(o SinkOptions) *Sink {
+// Validate reports options that contradict each other or are out of range.
+func (o SinkOptions) Validate() error {
+	var errs []error
+	if o.Delay < 0 {
+		errs = append(errs, errors.New("delay must not be negative"))
+	}
+	if o.Knee < 0 {
+		errs = append(errs, errors.New("knee must not be negative"))
+	}
+	if o.Service < 0 {
+		errs = append(errs, errors.New("service must not be negative"))
+	}
+	if (o.Knee > 0) != (o.Service > 0) {
+		errs = append(errs, errors.New("knee and service go together: give both or neither"))
+	}
+	if o.Knee > 0 && o.Delay > 0 {
+		errs = append(errs, errors.New("delay and knee exclude each other: a knee's service time is the delay"))
+	}
+	return errors.Join(errs...)
+}
+
+// NewSink returns a Sink that has seen nothing yet. Options that fail Validate are an error.
+func NewSink(o SinkOptions) (*Sink, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("sink options: %w", err)
+	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 4 << 20
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Sink{opts: o, done: make(chan struct{})}
+	s := &Sink{opts: o, done: make(chan struct{})}
+	if o.Knee > 0 {
+		s.slots = make(chan struct{}, o.Knee)
+	}
+	return s, nil
 }
 
 // Done is closed once Expect events have arrived (never when Expect is 0).
@@ -65,9 +108,16 @@ type SinkResult struct {
 	Untimed    int64   `json:"untimed"` // events without a readable time attribute
 	Elapsed    float64 `json:"elapsed_s"`
 	EventsPerS float64 `json:"events_per_s"`
-	Latency    Summary `json:"latency"` // end to end, from each event's time attribute
-	FirstAt    string  `json:"first_at,omitempty"`
-	LastAt     string  `json:"last_at,omitempty"`
+	// AnsweredPerS is events over the time from the first arrival to the last answer: with a knee or a
+	// delay, a subscriber's real rate (requests may arrive long before they are served).
+	AnsweredPerS float64 `json:"answered_per_s"`
+	Latency      Summary `json:"latency"` // end to end, from each event's time attribute
+	// Response is the time from each answered request's arrival to its answer: the wait for a server
+	// and the service time with a knee, the delay with Delay, about 0 otherwise. Requests answered
+	// 400, 413 or 503 are not counted.
+	Response Summary `json:"response"`
+	FirstAt  string  `json:"first_at,omitempty"`
+	LastAt   string  `json:"last_at,omitempty"`
 }
 
 // Result returns the figures so far. It does not block beyond a short lock.
@@ -75,13 +125,16 @@ func (s *Sink) Result() SinkResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := SinkResult{Events: s.events, Requests: s.requests, Invalid: s.invalid, Untimed: s.untimed,
-		Latency: s.hist.Summarize()}
+		Latency: s.hist.Summarize(), Response: s.response.Summarize()}
 	if s.events > 0 {
 		r.FirstAt = s.first.UTC().Format(time.RFC3339Nano)
 		r.LastAt = s.last.UTC().Format(time.RFC3339Nano)
 		r.Elapsed = s.last.Sub(s.first).Seconds()
 		if r.Elapsed > 0 {
 			r.EventsPerS = float64(s.events) / r.Elapsed
+		}
+		if d := s.answered.Sub(s.first).Seconds(); d > 0 {
+			r.AnsweredPerS = float64(s.events) / d
 		}
 	}
 	return r
@@ -123,17 +176,52 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.opts.Now()
 	s.record(now, times)
-	if s.opts.Delay > 0 {
-		t := time.NewTimer(s.opts.Delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
+	if !s.serve(r.Context()) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
 	}
+	end := s.opts.Now()
+	s.mu.Lock()
+	s.response.Record(end.Sub(now))
+	if end.After(s.answered) {
+		s.answered = end
+	}
+	s.mu.Unlock()
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// serve holds the request as the options say: Delay, or a wait for one of the Knee servers and
+// Service on it. It returns false when ctx ended first.
+func (s *Sink) serve(ctx context.Context) bool {
+	hold := s.opts.Delay
+	if s.slots != nil {
+		s.queued.Add(1)
+		select {
+		case s.slots <- struct{}{}: // waiting senders are let in in arrival order
+			s.queued.Add(-1)
+		case <-ctx.Done():
+			s.queued.Add(-1)
+			return false
+		}
+		defer func() { <-s.slots }()
+		hold = s.opts.Service
+	}
+	if hold <= 0 {
+		return true
+	}
+	t := time.NewTimer(hold)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// occupancy returns how many requests hold one of the Knee servers and how many wait for one.
+func (s *Sink) occupancy() (serving, waiting int) {
+	return len(s.slots), int(s.queued.Load())
 }
 
 // record counts one request's events arriving at now.
