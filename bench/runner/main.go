@@ -55,10 +55,10 @@ func main() {
 	flag.IntVar(&s.size, "size", 512, "bytes of data per event")
 	flag.IntVar(&s.batchConc, "batch-concurrency", 8, "closed-loop concurrency of the batched ingress runs")
 	flag.Int64Var(&s.drainN, "drain", 0, "backlog size of each dispatch drain run (default 100000, quick 20000)")
-	flag.IntVar(&s.inFlight, "in-flight", 64, "in-flight deliveries of the consume-and-POST baseline (eventgate's dispatch.maxInFlight default)")
+	flag.IntVar(&s.inFlight, "in-flight", 64, "in-flight deliveries of the (unordered) consume-and-POST baseline (eventgate's dispatch.maxInFlight default)")
 	flag.DurationVar(&s.rssWindow, "rss-window", 0, "how long the RSS run watches the backlog drain (default 30s, quick 5s)")
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
-	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch")
+	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-ordered,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch")
 	flag.StringVar(&s.profile, "profile", "", "directory to save each gateway's CPU profile (its first --duration) and heap profile in, as PATH-N-cpu.pprof and PATH-N-heap.pprof")
 	flag.Parse()
 	s.defaults()
@@ -208,6 +208,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		{"ingress-kafka", kafka, r.ingressKafka},
 		{"batch-kafka", kafka, r.batchKafka},
 		{"dispatch", kafka, r.dispatch},
+		{"dispatch-ordered", kafka, r.dispatchOrdered},
 		{"dispatch-memory", "", r.dispatchMemory},
 		{"ingress-nats", nats, r.ingressNATS},
 		{"batch-nats", nats, r.batchNATS},
@@ -239,7 +240,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 
 // wantsKafka and wantsNATS say whether the selected paths include any on that server.
 func (r *runner) wantsKafka() bool {
-	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "rss", "triggers", "tracing-dispatch"}, r.s.want)
+	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "dispatch-ordered", "rss", "triggers", "tracing-dispatch"}, r.s.want)
 }
 
 func (r *runner) wantsNATS() bool {
