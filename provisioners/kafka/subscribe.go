@@ -580,13 +580,13 @@ type claim struct {
 	cancel    context.CancelFunc
 	notify    chan struct{} // the queue has grown
 
-	mu         sync.Mutex
-	queue      []channel.Record // fetched, not yet handed out; at most maxBuf
+	mu    sync.Mutex
+	queue []channel.Record // fetched, not yet handed out; at most maxBuf
 	// pending holds, in offset order after queue, what a poll returned for the partition beyond the
 	// buffer's room; it moves into queue as records are taken (see pollSize). Always empty in a fanout.
-	pending []channel.Record
-	paused     bool             // fetching is paused; owned by the poll loop
-	shortSince time.Time        // when the buffer last fell short of room for a poll; owned by the poll loop
+	pending    []channel.Record
+	paused     bool      // fetching is paused; owned by the poll loop
+	shortSince time.Time // when the buffer last fell short of room for a poll; owned by the poll loop
 	tracker    *channel.OffsetTracker
 	committed  int64 // last committed offset; -1 when none is known
 
@@ -633,15 +633,16 @@ func newClaim(s claimOwner, partition int32, start, committed int64) *claim {
 	}
 }
 
-func (c *claim) Channel() channel.Ref           { return c.s.channelRef() }
-func (c *claim) Partition() int32               { return c.partition }
-func (c *claim) Context() context.Context       { return c.ctx }
+func (c *claim) Channel() channel.Ref     { return c.s.channelRef() }
+func (c *claim) Partition() int32         { return c.partition }
+func (c *claim) Context() context.Context { return c.ctx }
 
 // Records starts the feeder (see feed) on its first call and returns the channel it feeds.
 func (c *claim) Records() <-chan channel.Record {
 	c.feeding.Do(func() { go c.feed() })
 	return c.records
 }
+
 // MarkDone marks the record at offset done. Safe for concurrent use; unknown or repeated offsets are
 // ignored.
 func (c *claim) MarkDone(offset int64) {
