@@ -30,6 +30,9 @@ const (
 	// throws away what the client has fetched for the partition, so it is kept for claims that are
 	// stuck rather than merely busy.
 	stallTimeout = 250 * time.Millisecond
+	// stallLimit is the longest a claim's pending records hold polling back while it still takes
+	// records (see pollSize): a slow partition is paused then, so that it does not hold up the others.
+	stallLimit = 4 * stallTimeout
 	// errorBackoff is the pause after a poll that returned only errors.
 	errorBackoff = 250 * time.Millisecond
 	// consumerMetadataMaxAge bounds how long a consumer takes to notice partitions added to its topic.
@@ -274,8 +277,11 @@ const pollAll = 1 << 30
 //   - A paused claim is resumed once its buffer and pending list together have drained to a quarter.
 //   - An unpaused claim with records pending holds polling back (n == 0; wait says how long until
 //     the first such claim's stall deadline).
-//   - A claim that has held polling back for stallTimeout is paused, so one stuck partition (an
-//     ordered subscription retrying an event) does not hold up the others; its pending records stay.
+//   - A claim that has held polling back and taken no record for stallTimeout, or held it back for
+//     stallLimit, is paused, so that one stuck or slow partition (an ordered subscription retrying
+//     an event) does not hold up the others; its pending records stay. A claim that keeps taking
+//     records is not paused sooner: a fetch's share of a partition can be thousands of small
+//     records, and pausing makes the client fetch again what it already holds for the partition.
 //
 // Otherwise the poll is made once some claim (or, before any is assigned, the subscription) has at
 // least a quarter of its buffer free; a full claim without pending records holds nothing back.
@@ -301,15 +307,24 @@ func (s *subscription) pollSize(now time.Time) (n int, wait time.Duration) {
 			claims++
 			c.shortSince = time.Time{}
 			room = room || free >= low
-		case !c.shortSince.IsZero() && now.Sub(c.shortSince) >= stallTimeout:
-			c.paused = true
-			c.shortSince = time.Time{}
-			pause = append(pause, p)
 		default:
-			if c.shortSince.IsZero() {
-				c.shortSince = now
+			// Records pending. A claim still taking records is busy, not stuck: it is paused only once
+			// it has taken none for stallTimeout, or has held polling back for stallLimit.
+			progressed := c.taken != c.takenSeen
+			c.takenSeen = c.taken
+			switch {
+			case c.shortSince.IsZero():
+				c.shortSince, c.progressAt = now, now
+			case progressed:
+				c.progressAt = now
 			}
-			left := stallTimeout - now.Sub(c.shortSince)
+			left := min(stallTimeout-now.Sub(c.progressAt), stallLimit-now.Sub(c.shortSince))
+			if left <= 0 {
+				c.paused = true
+				c.shortSince = time.Time{}
+				pause = append(pause, p)
+				break
+			}
 			if !held || left < wait {
 				wait = left
 			}
@@ -586,7 +601,10 @@ type claim struct {
 	// buffer's room; it moves into queue as records are taken (see pollSize). Always empty in a fanout.
 	pending    []channel.Record
 	paused     bool      // fetching is paused; owned by the poll loop
-	shortSince time.Time // when the buffer last fell short of room for a poll; owned by the poll loop
+	shortSince time.Time // since when records pending have held polling back; owned by the poll loop
+	progressAt time.Time // when the poll loop last saw records taken while some were pending; owned by it
+	takenSeen  uint64    // taken as the poll loop last saw it; owned by the poll loop
+	taken      uint64    // records handed out
 	tracker    *channel.OffsetTracker
 	committed  int64 // last committed offset; -1 when none is known
 
@@ -676,7 +694,7 @@ func stopAll(claims []*claim) {
 }
 
 // Next takes the next queued record, waiting for the poll loop to queue one when there is none (see
-// channel.Puller). It tells the poll loop about room as the feeder does (see taken).
+// channel.Puller). It tells the poll loop about room as the feeder does (see took).
 func (c *claim) Next(ctx context.Context) (channel.Record, bool) {
 	for {
 		c.mu.Lock()
@@ -686,7 +704,7 @@ func (c *claim) Next(ctx context.Context) (channel.Record, bool) {
 		}
 		if len(c.queue) > 0 {
 			r := c.queue[0]
-			c.taken()
+			c.took()
 			return r, true
 		}
 		c.mu.Unlock()
@@ -700,11 +718,12 @@ func (c *claim) Next(ctx context.Context) (channel.Record, bool) {
 	}
 }
 
-// taken removes the first queued record, which has been handed out, and unlocks c.mu (held on entry).
+// took removes the first queued record, which has been handed out, and unlocks c.mu (held on entry).
 // Whenever the buffer has room for a poll again it tells the poll loop (which may be waiting for
 // that); when it drains to a quarter while fetching is paused, it also ends the poll in progress, so
 // that fetching resumes.
-func (c *claim) taken() {
+func (c *claim) took() {
+	c.taken++
 	c.queue[0] = channel.Record{}
 	c.queue = c.queue[1:]
 	drained := false // the last pending record moved into the queue
@@ -751,7 +770,7 @@ func (c *claim) feed() {
 			return
 		}
 		c.mu.Lock()
-		c.taken()
+		c.took()
 	}
 }
 
