@@ -61,12 +61,12 @@ func main() {
 	flag.IntVar(&s.size, "size", 512, "bytes of data per event")
 	flag.IntVar(&s.batchConc, "batch-concurrency", 8, "closed-loop concurrency of the batched ingress runs")
 	flag.Int64Var(&s.drainN, "drain", 0, "backlog size of each dispatch drain run (default 100000, quick 20000)")
-	flag.IntVar(&s.inFlight, "in-flight", 64, "in-flight deliveries of the consume-and-POST baseline (eventgate's dispatch.maxInFlight default)")
+	flag.IntVar(&s.inFlight, "in-flight", 64, "in-flight deliveries of the (unordered) consume-and-POST baseline (eventgate's dispatch.maxInFlight default)")
 	flag.DurationVar(&s.rssWindow, "rss-window", 0, "how long the RSS run watches the backlog drain (default 30s, quick 5s)")
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
 	flag.DurationVar(&s.adaptiveSecs, "adaptive-duration", 0, "the adaptive path's drains hold this long's worth of events at the subscriber's capacity (default 2s, quick 1s)")
 	flag.IntVar(&s.adaptiveRuns, "adaptive-runs", 1, "repetitions of each drain of the adaptive path (12 cells × 5 limits: one repetition is ~7 minutes)")
-	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,subs-kafka,subs-memory,adaptive")
+	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-ordered,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,subs-kafka,subs-memory,adaptive")
 	flag.IntVar(&s.subs, "subs", 0, "subscriptions on the gateway of the subs-kafka and subs-memory paths (default 1000, quick 100)")
 	flag.IntVar(&s.subsRate, "subs-rate", 1000, "deliveries/s the subs paths spread over the subscriptions")
 	flag.StringVar(&s.profile, "profile", "", "directory to save each gateway's CPU profile (its first --duration) and heap profile in, as PATH-N-cpu.pprof and PATH-N-heap.pprof")
@@ -228,6 +228,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		{"ingress-kafka", kafka, r.ingressKafka},
 		{"batch-kafka", kafka, r.batchKafka},
 		{"dispatch", kafka, r.dispatch},
+		{"dispatch-ordered", kafka, r.dispatchOrdered},
 		{"dispatch-memory", "", r.dispatchMemory},
 		{"ingress-nats", nats, r.ingressNATS},
 		{"batch-nats", nats, r.batchNATS},
@@ -262,7 +263,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 
 // wantsKafka and wantsNATS say whether the selected paths include any on that server.
 func (r *runner) wantsKafka() bool {
-	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "rss", "triggers", "tracing-dispatch", "subs-kafka"}, r.s.want)
+	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "dispatch-ordered", "rss", "triggers", "tracing-dispatch", "subs-kafka"}, r.s.want)
 }
 
 func (r *runner) wantsNATS() bool {

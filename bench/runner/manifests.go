@@ -49,13 +49,19 @@ metadata:
 `, name)
 }
 
-func subscription(name, kind, channel, uri string) string {
+// subscription is a Subscription of channel (of kind) to uri that starts at the earliest offset, with
+// further annotations ("key: value" each).
+func subscription(name, kind, channel, uri string, annotations ...string) string {
 	api := "messaging.knative.dev/v1"
 	switch kind {
 	case "KafkaChannel":
 		api = "messaging.knative.dev/v1beta1"
 	case "NatsJetStreamChannel":
 		api = "messaging.knative.dev/v1alpha1"
+	}
+	extra := ""
+	for _, a := range annotations {
+		extra += "    " + a + "\n"
 	}
 	return fmt.Sprintf(`apiVersion: messaging.knative.dev/v1
 kind: Subscription
@@ -64,7 +70,7 @@ metadata:
   namespace: bench
   annotations:
     eventgate.dev/initial-offset: earliest
-spec:
+%sspec:
   channel:
     apiVersion: %s
     kind: %s
@@ -72,7 +78,7 @@ spec:
   subscriber:
     uri: %s
 ---
-`, name, api, kind, channel, uri)
+`, name, extra, api, kind, channel, uri)
 }
 
 func (r *runner) topic(channel string) string {

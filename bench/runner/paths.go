@@ -14,53 +14,66 @@ import (
 )
 
 // pair runs eg and base alternately, runs times each (order flipped every run to spread drift), after
-// one unmeasured warm-up of each.
+// one unmeasured warm-up of each. base may be nil: eg alone is measured.
 func (r *runner) pair(ctx context.Context, eg, base func(context.Context) (float64, error)) ([]float64, []float64, error) {
-	if _, err := eg(ctx); err != nil {
-		return nil, nil, fmt.Errorf("eventgate warm-up: %w", err)
+	if base == nil {
+		v, err := r.interleave(ctx, []string{"eventgate"}, eg)
+		return v[0], nil, err
 	}
-	if base != nil {
-		if _, err := base(ctx); err != nil {
-			return nil, nil, fmt.Errorf("baseline warm-up: %w", err)
-		}
-	}
-	var egs, bases []float64
-	for i := range r.s.runs {
-		order := []bool{true, false}
-		if i%2 == 1 {
-			order = []bool{false, true}
-		}
-		for _, isEG := range order {
-			switch {
-			case isEG:
-				v, err := eg(ctx)
-				if err != nil {
-					return egs, bases, fmt.Errorf("eventgate: %w", err)
-				}
-				egs = append(egs, v)
-				fmt.Fprintf(os.Stderr, "   run %d eventgate %.1f\n", i+1, v)
-			case base != nil:
-				v, err := base(ctx)
-				if err != nil {
-					return egs, bases, fmt.Errorf("baseline: %w", err)
-				}
-				bases = append(bases, v)
-				fmt.Fprintf(os.Stderr, "   run %d baseline  %.1f\n", i+1, v)
-			}
-		}
-	}
-	return egs, bases, nil
+	v, err := r.interleave(ctx, []string{"eventgate", "baseline"}, eg, base)
+	return v[0], v[1], err
 }
 
+// interleave runs each of fns runs times, interleaved (run i starts with fns[i mod len], so each takes
+// every place in the order), after one unmeasured warm-up of each. It returns each one's figures, in
+// the order of fns; names label the progress lines and errors.
+func (r *runner) interleave(ctx context.Context, names []string, fns ...func(context.Context) (float64, error)) ([][]float64, error) {
+	out := make([][]float64, len(fns))
+	for i, fn := range fns {
+		if _, err := fn(ctx); err != nil {
+			return out, fmt.Errorf("%s warm-up: %w", names[i], err)
+		}
+	}
+	for run := range r.s.runs {
+		for k := range fns {
+			i := (run + k) % len(fns)
+			v, err := fns[i](ctx)
+			if err != nil {
+				return out, fmt.Errorf("%s: %w", names[i], err)
+			}
+			out[i] = append(out[i], v)
+			fmt.Fprintf(os.Stderr, "   run %d %-9s %.1f\n", run+1, names[i], v)
+		}
+	}
+	return out, nil
+}
+
+// addRatio adds a row of egs beside bases with the ratio of their medians; min > 0 is the least ratio
+// that meets the target.
 func (r *runner) addRatio(path, metric, unit, target string, min float64, egs, bases []float64, note string) {
+	var pass func(float64) bool
+	if min > 0 {
+		pass = func(ratio float64) bool { return ratio >= min }
+	}
+	r.addRow(path, metric, unit, target, pass, egs, bases, note)
+}
+
+// addRatioAtMost is addRatio for a figure where lower is better: max is the greatest ratio that meets
+// the target.
+func (r *runner) addRatioAtMost(path, metric, unit, target string, max float64, egs, bases []float64, note string) {
+	r.addRow(path, metric, unit, target, func(ratio float64) bool { return ratio <= max }, egs, bases, note)
+}
+
+// addRow adds a row; pass (nil: no target to meet) judges the ratio of the medians.
+func (r *runner) addRow(path, metric, unit, target string, pass func(float64) bool, egs, bases []float64, note string) {
 	row := Row{Path: path, Metric: metric, Unit: unit, Eventgate: newSeries(egs), Baseline: newSeries(bases),
 		Target: target, Note: note}
 	if row.Eventgate != nil && row.Baseline != nil && row.Baseline.Median > 0 {
 		ratio := row.Eventgate.Median / row.Baseline.Median
 		row.Ratio = &ratio
-		if min > 0 {
-			pass := ratio >= min
-			row.Pass = &pass
+		if pass != nil {
+			ok := pass(ratio)
+			row.Pass = &ok
 		}
 	}
 	r.rep.Rows = append(r.rep.Rows, row)
@@ -157,17 +170,53 @@ func (r *runner) fill(ctx context.Context, manifest, ch string, n int64) error {
 	return nil
 }
 
+// deliverer starts what delivers a drain run's backlog to the sink at url; seq numbers the drain runs
+// (a new consumer group, or subscription, for each).
+type deliverer func(ctx context.Context, url string, seq int) (*proc, error)
+
+// subscriber is the deliverer of a gateway on manifest with a new earliest Subscription of channel ch
+// (of kind) to the sink, named NAME-SEQ and carrying annotations ("key: value" each); extra goes to
+// `eventgate serve`.
+func (r *runner) subscriber(manifest, kind, ch, name string, annotations []string, extra ...string) deliverer {
+	return func(ctx context.Context, url string, seq int) (*proc, error) {
+		gw, err := r.gateway(ctx, manifest+subscription(fmt.Sprintf("%s-%d", name, seq), kind, ch, url, annotations...), extra...)
+		if err != nil {
+			return nil, err
+		}
+		return gw.proc, nil
+	}
+}
+
+// consumer is the deliverer of the consume baseline reading topic with a new group, with args added
+// (--in-flight N, or --ordered).
+func (r *runner) consumer(topic string, args ...string) deliverer {
+	return func(ctx context.Context, url string, seq int) (*proc, error) {
+		cons, _, err := start(ctx, "consume", nil, nil, r.bin("consume"), append([]string{"--brokers", r.s.brokers,
+			"--topic", topic, "--group", fmt.Sprintf("bench.baseline.%s.%d", r.id, seq), "--target", url,
+			"--count", strconv.FormatInt(r.s.drainN, 10)}, args...)...)
+		return cons, err
+	}
+}
+
 // drain fills channel ch (of kind, declared by manifest) with the drain backlog once, then measures,
 // interleaved, how fast a gateway with a new earliest Subscription on it delivers the backlog to a
-// sink, and how fast what baseline starts does (baseline gets the sink's URL and a run number, for a
-// new consumer group each run). The figure is the sink's events/s from the first arrival to the
-// last, so neither side's group join is counted. Beside it, it returns the CPU time each delivering
+// sink, and how fast what baseline starts does. See drainAll for the figures.
+func (r *runner) drain(ctx context.Context, manifest, kind, ch string, baseline deliverer) (egs, bases, egCPU, baseCPU []float64, err error) {
+	rates, cpu, err := r.drainAll(ctx, manifest, ch, []string{"eventgate", "baseline"},
+		r.subscriber(manifest, kind, ch, "drain", nil), baseline)
+	return rates[0], rates[1], cpu[0], cpu[1], err
+}
+
+// drainAll fills channel ch (declared by manifest) with the drain backlog once, then measures,
+// interleaved (see interleave), how fast each of ds delivers the whole backlog to a sink of its own
+// (each run reads it anew: a new group). The figure is the sink's events/s from the first arrival to
+// the last, so no side's group join is counted. Beside it, it returns the CPU time each delivering
 // process used per event (µs, from /proc, start-up included), a figure the other work on a shared
-// machine disturbs less than the rate.
-func (r *runner) drain(ctx context.Context, manifest, kind, ch string,
-	baseline func(ctx context.Context, url string, seq int) (*proc, error)) (egs, bases, egCPU, baseCPU []float64, err error) {
+// machine disturbs less than the rate. names label the deliverers in progress lines and errors.
+func (r *runner) drainAll(ctx context.Context, manifest, ch string, names []string, ds ...deliverer) (rates, cpu [][]float64, err error) {
+	rates, cpu = make([][]float64, len(ds)), make([][]float64, len(ds))
 	if err := r.fill(ctx, manifest, ch, r.s.drainN); err != nil {
-		return nil, nil, nil, nil, err
+		return rates, cpu, err
 	}
 	n := strconv.FormatInt(r.s.drainN, 10)
 	limit := 10 * time.Minute
@@ -175,14 +224,14 @@ func (r *runner) drain(ctx context.Context, manifest, kind, ch string,
 	// drainOnce starts a sink expecting the whole backlog, then what deliver starts towards the sink's
 	// URL, and returns the sink's events/s once every event arrived, and the deliverer's CPU µs per
 	// event into cpu; it stops both before returning.
-	drainOnce := func(ctx context.Context, cpu *[]float64, deliver func(url string) (*proc, error)) (float64, error) {
+	drainOnce := func(ctx context.Context, cpu *[]float64, deliver deliverer) (float64, error) {
 		seq++
 		sink, url, err := r.sink(ctx, "--count", n)
 		if err != nil {
 			return 0, err
 		}
 		defer sink.stop()
-		p, err := deliver(url)
+		p, err := deliver(ctx, url, seq)
 		if err != nil {
 			return 0, err
 		}
@@ -196,49 +245,69 @@ func (r *runner) drain(ctx context.Context, manifest, kind, ch string,
 		res, err := sinkOutput(sink)
 		return res.EventsPS, err
 	}
-	// The warm-up runs of pair are not measured: their CPU figures are dropped below.
-	eg := func(ctx context.Context) (float64, error) {
-		return drainOnce(ctx, &egCPU, func(url string) (*proc, error) {
-			gw, err := r.gateway(ctx, manifest+subscription(fmt.Sprintf("drain-%d", seq), kind, ch, url))
-			if err != nil {
-				return nil, err
-			}
-			return gw.proc, nil
-		})
+	fns := make([]func(context.Context) (float64, error), len(ds))
+	for i, d := range ds {
+		fns[i] = func(ctx context.Context) (float64, error) { return drainOnce(ctx, &cpu[i], d) }
 	}
-	base := func(ctx context.Context) (float64, error) {
-		return drainOnce(ctx, &baseCPU, func(url string) (*proc, error) { return baseline(ctx, url, seq) })
+	got, err := r.interleave(ctx, names, fns...)
+	for i := range ds {
+		rates[i] = got[i]
+		// The warm-up runs are not measured: their CPU figures are dropped.
+		if len(cpu[i]) > len(rates[i]) {
+			cpu[i] = cpu[i][1:]
+		}
 	}
-	egs, bases, err = r.pair(ctx, eg, base)
-	if len(egCPU) > len(egs) {
-		egCPU = egCPU[1:]
-	}
-	if len(baseCPU) > len(bases) {
-		baseCPU = baseCPU[1:]
-	}
-	return egs, bases, egCPU, baseCPU, err
+	return rates, cpu, err
 }
 
-// addDrainRows adds a drain path's rate row (target ≥ 0.8) and its CPU-per-event row.
-func (r *runner) addDrainRows(path, note string, egs, bases, egCPU, baseCPU []float64) {
+// addDrainRows adds a drain path's rate row (target ≥ 0.8) and its CPU-per-event row (target: at most
+// cpuMax times the baseline's, when cpuMax > 0).
+func (r *runner) addDrainRows(path, note string, cpuMax float64, egs, bases, egCPU, baseCPU []float64) {
 	r.addRatio(path, "throughput", "events/s", "≥ 0.8", 0.8, egs, bases, note)
-	r.addRatio(path+", CPU per event", "cpu", "µs", "", 0, egCPU, baseCPU,
-		"user+system CPU of the delivering process (gateway or baseline) per event, start-up included; lower is better")
+	cpuPath, cpuNote := path+", CPU per event", "user+system CPU of the delivering process (gateway or baseline) per event, start-up included; lower is better"
+	if cpuMax > 0 {
+		r.addRatioAtMost(cpuPath, "cpu", "µs", fmt.Sprintf("≤ %.1f", cpuMax), cpuMax, egCPU, baseCPU, cpuNote)
+		return
+	}
+	r.addRatio(cpuPath, "cpu", "µs", "", 0, egCPU, baseCPU, cpuNote)
 }
 
 func (r *runner) dispatch(ctx context.Context) error {
 	ch := "drain-" + r.id
 	topic := r.topic(ch)
-	n := strconv.FormatInt(r.s.drainN, 10)
-	egs, bases, egCPU, baseCPU, err := r.drain(ctx, kafkaChannel(ch), "KafkaChannel", ch, func(ctx context.Context, url string, seq int) (*proc, error) {
-		cons, _, err := start(ctx, "consume", nil, nil, r.bin("consume"), "--brokers", r.s.brokers, "--topic", topic,
-			"--group", fmt.Sprintf("bench.baseline.%s.%d", r.id, seq), "--target", url,
-			"--in-flight", strconv.Itoa(r.s.inFlight), "--count", n)
-		return cons, err
-	})
+	egs, bases, egCPU, baseCPU, err := r.drain(ctx, kafkaChannel(ch), "KafkaChannel", ch,
+		r.consumer(topic, "--in-flight", strconv.Itoa(r.s.inFlight)))
 	r.addDrainRows("dispatch of a Kafka backlog vs consume-and-POST",
 		fmt.Sprintf("%d-event backlog, 3 partitions, no-op subscriber, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, r.s.inFlight),
-		egs, bases, egCPU, baseCPU)
+		1.1, egs, bases, egCPU, baseCPU)
+	return err
+}
+
+// orderedAnnotation is Knative's annotation that makes a subscription ordered.
+const orderedAnnotation = "kafka.eventing.knative.dev/delivery.order: ordered"
+
+// dispatchOrdered drains one Kafka backlog three ways, interleaved: a gateway with an ordered
+// subscription, the consume baseline with one POST in flight per partition (--ordered), and a gateway
+// with an unordered subscription. Its rows: ordered eventgate against the ordered baseline (rate,
+// target ≥ 1.0; CPU per event), and ordered eventgate's CPU per event against unordered eventgate's
+// (target ≤ 1.2).
+func (r *runner) dispatchOrdered(ctx context.Context) error {
+	ch := "drain-ordered-" + r.id
+	topic := r.topic(ch)
+	m := kafkaChannel(ch)
+	rates, cpu, err := r.drainAll(ctx, m, ch, []string{"ordered", "baseline", "unordered"},
+		r.subscriber(m, "KafkaChannel", ch, "ordered", []string{orderedAnnotation}),
+		r.consumer(topic, "--ordered"),
+		r.subscriber(m, "KafkaChannel", ch, "unordered", nil))
+	path := "ordered dispatch of a Kafka backlog vs ordered consume-and-POST"
+	r.addRatio(path, "throughput", "events/s", "≥ 1.0", 1.0, rates[0], rates[1],
+		fmt.Sprintf("%d-event backlog, 3 partitions, keyless events, no-op subscriber; both one POST in flight per partition, in offset order; first→last arrival at the sink", r.s.drainN))
+	r.addRatio(path+", CPU per event", "cpu", "µs", "", 0, cpu[0], cpu[1],
+		"user+system CPU of the delivering process (gateway or baseline) per event, start-up included; lower is better")
+	r.addRatioAtMost("ordered vs unordered dispatch (eventgate both), CPU per event", "cpu", "µs", "≤ 1.2", 1.2, cpu[0], cpu[2],
+		"the same backlog drained by an unordered subscription in the same run; the baseline column is unordered eventgate")
+	r.addRatio("unordered vs ordered dispatch (eventgate both), throughput", "throughput", "events/s", "", 0, rates[2], rates[0],
+		"for scale: the eventgate column is unordered, the baseline column ordered")
 	return err
 }
 
@@ -377,7 +446,7 @@ func (r *runner) dispatchNATS(ctx context.Context) error {
 	})
 	r.addDrainRows("dispatch of a NATS JetStream backlog vs consume-and-POST",
 		fmt.Sprintf("%d-event backlog, 3 partitions (eventgate: a pull consumer each; baseline: one consumer, nats.go's Messages iterator), no-op subscriber, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, r.s.inFlight),
-		egs, bases, egCPU, baseCPU)
+		0, egs, bases, egCPU, baseCPU)
 	return err
 }
 

@@ -85,13 +85,8 @@ func (r *runner) tracingDispatch(ctx context.Context) error {
 	defer otlp.stop()
 	ch := "traced-drain-" + r.id
 	r.topic(ch)
-	off, on, offCPU, onCPU, err := r.drain(ctx, kafkaChannel(ch), "KafkaChannel", ch, func(ctx context.Context, url string, seq int) (*proc, error) {
-		gw, err := r.gateway(ctx, kafkaChannel(ch)+subscription(fmt.Sprintf("traced-%d", seq), "KafkaChannel", ch, url), otlp.tracingArgs()...)
-		if err != nil {
-			return nil, err
-		}
-		return gw.proc, nil
-	})
+	off, on, offCPU, onCPU, err := r.drain(ctx, kafkaChannel(ch), "KafkaChannel", ch,
+		r.subscriber(kafkaChannel(ch), "KafkaChannel", ch, "traced", nil, otlp.tracingArgs()...))
 	path := "dispatch of a Kafka backlog, tracing on vs off"
 	r.addRatio(path, "throughput", "events/s", "", 0, on, off,
 		fmt.Sprintf("%d-event backlog, 3 partitions, no-op subscriber; on: every event sampled, exported over OTLP/HTTP to a discarding receiver", r.s.drainN))

@@ -96,6 +96,17 @@ type Claim interface {
 	Context() context.Context
 }
 
+// Puller is a Claim whose records can be taken by a call as well as received from Records. Next
+// returns the next record in offset order, blocking until there is one; ok is false once the claim
+// is revoked (as when Records closes: no record is handed out after that) or when ctx is done (the
+// claim goes on; Next may be called again). A handler uses either Next or Records, never both, from
+// one goroutine. Next saves the goroutine hand-off that a channel costs per record, which a handler
+// delivering one record at a time pays in full; the dispatcher uses it where a backend offers it.
+type Puller interface {
+	Claim
+	Next(ctx context.Context) (r Record, ok bool)
+}
+
 // ClaimHandler processes one claim. The provisioner calls it in a goroutine of its own for each
 // assigned partition and waits for it to return before it commits and gives the partition up, so a
 // handler must return once Records is closed and its in-flight records are finished or abandoned.

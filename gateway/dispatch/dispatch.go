@@ -435,19 +435,32 @@ func (d *Dispatcher) handleClaim(c channel.Claim) {
 	var wg sync.WaitGroup
 	work := make(chan channel.Record) // unordered: records for idle workers
 	keyed := newKeyedRunner()         // ordered: one at a time per partition key
-	records := c.Records()
-intake:
-	for {
-		var rec channel.Record
-		var ok bool
+	// next takes the next record: from the claim itself where it is a channel.Puller (no goroutine
+	// hand-off per record), else from Records. ok is false when intake ends.
+	puller, pulls := c.(channel.Puller)
+	var records <-chan channel.Record
+	if !pulls {
+		records = c.Records()
+	}
+	next := func() (channel.Record, bool) {
+		if pulls {
+			return puller.Next(ictx)
+		}
 		select {
 		case <-ictx.Done():
-			break intake
-		case rec, ok = <-records:
+			return channel.Record{}, false
+		case rec, ok := <-records:
 			if !ok {
 				records = nil
-				break intake
 			}
+			return rec, ok
+		}
+	}
+intake:
+	for {
+		rec, ok := next()
+		if !ok {
+			break intake
 		}
 		if d.sub.Trigger != nil && !d.sub.Trigger.Filter.Pass(rec.Event) {
 			c.MarkDone(rec.Offset) // filtered out: done, with no delivery
@@ -481,7 +494,10 @@ intake:
 	keyed.wait()
 	wg.Wait()
 	// Records taken from here on are not delivered (not marked done): wait for the provisioner to
-	// close Records, as the ClaimHandler contract requires.
+	// close Records (or, pulling, to revoke the claim), as the ClaimHandler contract requires.
+	if pulls {
+		<-c.Context().Done()
+	}
 	if records != nil {
 		for range records {
 		}

@@ -346,11 +346,12 @@ func TestRecordsCarryBindingForIndependentClient(t *testing.T) {
 }
 
 // TestBacklogStaysWithinBufferBound checks both memory bounds behind a stalled handler: a claim
-// buffers at most MaxBufferedPerPartition records, and the client fetches about one fetch response
-// (FetchMaxPartitionBytes) ahead rather than the whole backlog.
+// buffers at most MaxBufferedPerPartition records, and the subscription fetches about two fetch
+// responses (FetchMaxPartitionBytes) ahead, the one whose surplus is pending for the claim and the
+// client's next, rather than the whole backlog.
 func TestBacklogStaysWithinBufferBound(t *testing.T) {
 	brokers := testBrokers(t)
-	const bound, backlog, chunk = 8, 3000, 100
+	const bound, backlog, chunk = 8, 6000, 100
 	b := newBackend(t, brokers, func(c *Config) {
 		c.MaxBufferedPerPartition = bound
 		c.FetchMaxBytes = 16 << 10
@@ -387,14 +388,15 @@ func TestBacklogStaysWithinBufferBound(t *testing.T) {
 	}
 	s := subscribe(t, b, channel.Group{Channel: ref, Name: conformance.UniqueName(t, "g-"), Start: channel.Earliest}, h)
 
-	// With the handler stalled, the claim's buffer fills and, after stallTimeout, fetching pauses.
+	// With the handler stalled, the claim's buffer fills, the rest of the first poll waits pending,
+	// and, after stallTimeout, fetching pauses.
 	eventually(t, 30*time.Second, "the buffer to fill and fetching to pause", func() bool {
 		return s.maxQueued.Load() >= bound/2 && s.pauses.Load() > 0
 	})
 	if q := s.maxQueued.Load(); q > bound {
 		t.Fatalf("a stalled claim buffered %d records, bound is %d", q, bound)
 	}
-	// While it stays stalled the client does not fetch on: a fetch response or two (FetchMaxBytes
+	// While it stays stalled the client does not fetch on: two fetch responses or three (FetchMaxBytes
 	// counts compressed bytes, so one holds several of these small batches), never the whole backlog,
 	// as with the default 1 MiB per partition (watched for a second).
 	const fetchBound = backlog / 2

@@ -59,10 +59,12 @@ type Config struct {
 	// max.partition.fetch.bytes). Default 256 KiB: enough to keep a drain at full speed, small enough
 	// that many subscriptions do not add up to much memory (docs/performance.md).
 	FetchMaxPartitionBytes int32 `koanf:"fetchMaxPartitionBytes"`
-	// MaxBufferedPerPartition bounds the records fetched for one claim but not yet taken by its
-	// handler. While a claim's buffer is nearly full, polling waits for it (the client keeps what it
-	// fetched, up to FetchMaxBytes); if it stays full for a while, that partition's fetching pauses
-	// until the handler drains a quarter of it. Default 256.
+	// MaxBufferedPerPartition bounds the records fetched for one claim and queued for its handler.
+	// A poll takes everything the client has fetched; what a claim's buffer has no room for (at most
+	// one fetch's share of its partition, FetchMaxPartitionBytes) waits pending and holds the next
+	// poll back until the handler has taken it (the client meanwhile keeps at most one fetch, up to
+	// FetchMaxBytes); if it stays pending for a while, that partition's fetching pauses until the
+	// handler drains its buffer and pending records to a quarter of the buffer. Default 256.
 	MaxBufferedPerPartition int `koanf:"maxBufferedPerPartition"`
 }
 

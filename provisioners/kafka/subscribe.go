@@ -46,6 +46,9 @@ const (
 	// throws away what the client has fetched for the partition, so it is kept for claims that are
 	// stuck rather than merely busy.
 	stallTimeout = 250 * time.Millisecond
+	// stallLimit is the longest a claim's pending records hold polling back while it still takes
+	// records (see pollSize): a slow partition is paused then, so that it does not hold up the others.
+	stallLimit = 4 * stallTimeout
 	// errorBackoff is the pause after a poll that returned only errors.
 	errorBackoff = 250 * time.Millisecond
 	// consumerMetadataMaxAge bounds how long a consumer takes to notice partitions added to its topic.
@@ -301,51 +304,75 @@ func (s *subscription) outstanding() bool {
 	return false
 }
 
-// pollSize decides the next poll. Pausing a partition makes the client drop what it has already
-// fetched for it (to fetch it again after the resume), so pausing is kept for a claim that is stuck:
+// pollAll is the poll size that takes every record the client has fetched.
+const pollAll = 1 << 30
+
+// pollSize decides the next poll: n is 0 to wait (at most wait, or until a claim signals room), else
+// pollAll. A poll takes everything the client has fetched, for every partition, because the client
+// returns records partition by partition: a poll sized by the least room among the claims took only
+// the first partition's records and starved the others until they were all taken (an ordered
+// subscription, one delivery at a time per partition, drained at about two thirds of a bare loop's
+// rate). What a claim's buffer has no room for waits in its pending list (see route); no poll is
+// made while an unpaused claim has records pending, so the records fetched and not yet taken stay
+// bounded by each claim's buffer plus one fetch. Pausing a partition makes the client drop what it
+// has fetched for it and not yet returned (to fetch it again after the resume), so pausing is kept
+// for a claim that is stuck:
 //
-//   - A paused claim is resumed once its buffer has drained to a quarter.
-//   - An unpaused claim with less than a quarter of its buffer free holds polling back (n == 0; wait
-//     says how long until the first such claim's stall deadline); the client keeps its fetched
-//     records meanwhile.
-//   - A claim that has stayed that short of room for stallTimeout is paused, so one stuck partition
-//     (an ordered subscription retrying an event) does not hold up the others.
+//   - A paused claim is resumed once its buffer and pending list together have drained to a quarter.
+//   - An unpaused claim with records pending holds polling back (n == 0; wait says how long until
+//     the first such claim's stall deadline).
+//   - A claim that has held polling back and taken no record for stallTimeout, or held it back for
+//     stallLimit, is paused, so that one stuck or slow partition (an ordered subscription retrying
+//     an event) does not hold up the others; its pending records stay. A claim that keeps taking
+//     records is not paused sooner: a fetch's share of a partition can be thousands of small
+//     records, and pausing makes the client fetch again what it already holds for the partition.
 //
-// Otherwise n is the least free space among unpaused claims (the whole buffer when none is
-// unpaused), so routing a poll never overfills a buffer.
+// Otherwise the poll is made once some claim (or, before any is assigned, the subscription) has at
+// least a quarter of its buffer free; a full claim without pending records holds nothing back.
 func (s *subscription) pollSize(now time.Time) (n int, wait time.Duration) {
 	low := s.lowWater()
-	n = s.maxBuf
 	var pause, resume []int32
+	claims, held, room := 0, false, false
 	s.mu.Lock()
 	for p, c := range s.claims {
 		c.mu.Lock()
-		queued := len(c.queue)
-		free := s.maxBuf - queued
+		buffered := len(c.queue) + len(c.pending)
+		free := s.maxBuf - len(c.queue)
 		switch {
 		case c.paused:
-			if queued <= low {
+			if buffered <= low {
 				c.paused = false
 				c.shortSince = time.Time{}
 				resume = append(resume, p)
-				n = min(n, free)
+				claims++
+				room = room || free >= low
 			}
-		case free >= low:
+		case len(c.pending) == 0:
+			claims++
 			c.shortSince = time.Time{}
-			n = min(n, free)
-		case !c.shortSince.IsZero() && now.Sub(c.shortSince) >= stallTimeout:
-			c.paused = true
-			c.shortSince = time.Time{}
-			pause = append(pause, p)
+			room = room || free >= low
 		default:
-			if c.shortSince.IsZero() {
-				c.shortSince = now
+			// Records pending. A claim still taking records is busy, not stuck: it is paused only once
+			// it has taken none for stallTimeout, or has held polling back for stallLimit.
+			progressed := c.taken != c.takenSeen
+			c.takenSeen = c.taken
+			switch {
+			case c.shortSince.IsZero():
+				c.shortSince, c.progressAt = now, now
+			case progressed:
+				c.progressAt = now
 			}
-			left := stallTimeout - now.Sub(c.shortSince)
-			if n >= 0 || left < wait {
+			left := min(stallTimeout-now.Sub(c.progressAt), stallLimit-now.Sub(c.shortSince))
+			if left <= 0 {
+				c.paused = true
+				c.shortSince = time.Time{}
+				pause = append(pause, p)
+				break
+			}
+			if !held || left < wait {
 				wait = left
 			}
-			n = -1
+			held = true
 		}
 		c.mu.Unlock()
 	}
@@ -357,10 +384,13 @@ func (s *subscription) pollSize(now time.Time) (n int, wait time.Duration) {
 	if len(resume) > 0 {
 		s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: resume})
 	}
-	if n < 0 {
+	switch {
+	case held:
 		return 0, wait
+	case claims > 0 && !room:
+		return 0, stallTimeout // woken sooner by signalRoom when a claim has room again
 	}
-	return max(n, 1), 0
+	return pollAll, 0
 }
 
 // lowWater is a quarter of the buffer (at least 1): a paused claim resumes at or below it, and a poll
@@ -436,7 +466,11 @@ func (s *subscription) route(p kgo.FetchTopicPartition) {
 			c.tracker.Done(r.Offset)
 			continue
 		}
-		c.queue = append(c.queue, r)
+		if len(c.pending) == 0 && len(c.queue) < s.maxBuf {
+			c.queue = append(c.queue, r)
+		} else {
+			c.pending = append(c.pending, r) // beyond the buffer: moved in as the handler takes records
+		}
 	}
 	queued := int64(len(c.queue))
 	c.mu.Unlock()
@@ -594,9 +628,9 @@ func (s *subscription) commit(ctx context.Context, claims []*claim) error {
 	return failed
 }
 
-// claim is one assigned partition. The poll loop appends to queue; a feeder goroutine hands queued
-// records to the handler through the unbuffered records channel, so a revoked claim stops handing out
-// at once.
+// claim is one assigned partition. The poll loop appends to queue; the handler takes queued records
+// with Next (channel.Puller), or, once it asks for Records, a feeder goroutine hands them to it through
+// the unbuffered records channel. Either way a revoked claim stops handing out at once.
 type claim struct {
 	s         claimOwner
 	partition int32
@@ -605,18 +639,27 @@ type claim struct {
 	cancel    context.CancelFunc
 	notify    chan struct{} // the queue has grown
 
-	mu         sync.Mutex
-	queue      []channel.Record // fetched, not yet handed out; at most maxBuf
-	paused     bool             // fetching is paused; owned by the poll loop
-	shortSince time.Time        // when the buffer last fell short of room for a poll; owned by the poll loop
+	mu    sync.Mutex
+	queue []channel.Record // fetched, not yet handed out; at most maxBuf
+	// pending holds, in offset order after queue, what a poll returned for the partition beyond the
+	// buffer's room; it moves into queue as records are taken (see pollSize). Always empty in a fanout.
+	pending    []channel.Record
+	paused     bool      // fetching is paused; owned by the poll loop
+	shortSince time.Time // since when records pending have held polling back; owned by the poll loop
+	progressAt time.Time // when the poll loop last saw records taken while some were pending; owned by it
+	takenSeen  uint64    // taken as the poll loop last saw it; owned by the poll loop
+	taken      uint64    // records handed out
 	tracker    *channel.OffsetTracker
 	committed  int64 // last committed offset; -1 when none is known
 
+	// feeding starts the feeder when the handler asks for Records, or, when the handler returns
+	// without having asked, closes records and feederDone in its place.
+	feeding     sync.Once
 	feederDone  chan struct{}
 	handlerDone chan struct{}
 }
 
-var _ channel.Claim = (*claim)(nil)
+var _ channel.Puller = (*claim)(nil)
 
 // claimOwner is what a claim needs of whoever feeds it: a subscription, or a member of a fanout.
 type claimOwner interface {
@@ -652,10 +695,15 @@ func newClaim(s claimOwner, partition int32, start, committed int64) *claim {
 	}
 }
 
-func (c *claim) Channel() channel.Ref           { return c.s.channelRef() }
-func (c *claim) Partition() int32               { return c.partition }
-func (c *claim) Records() <-chan channel.Record { return c.records }
-func (c *claim) Context() context.Context       { return c.ctx }
+func (c *claim) Channel() channel.Ref     { return c.s.channelRef() }
+func (c *claim) Partition() int32         { return c.partition }
+func (c *claim) Context() context.Context { return c.ctx }
+
+// Records starts the feeder (see feed) on its first call and returns the channel it feeds.
+func (c *claim) Records() <-chan channel.Record {
+	c.feeding.Do(func() { go c.feed() })
+	return c.records
+}
 
 // MarkDone marks the record at offset done. Safe for concurrent use; unknown or repeated offsets are
 // ignored.
@@ -665,12 +713,15 @@ func (c *claim) MarkDone(offset int64) {
 	c.mu.Unlock()
 }
 
-// start runs the feeder and the handler.
+// start runs the handler (which starts the feeder if it asks for Records).
 func (c *claim) start() {
-	go c.feed()
 	go func() {
 		defer close(c.handlerDone)
 		c.s.handle(c)
+		c.feeding.Do(func() {
+			close(c.records)
+			close(c.feederDone)
+		})
 	}()
 }
 
@@ -686,15 +737,64 @@ func stopAll(claims []*claim) {
 	}
 }
 
-// feed hands queued records to the handler in offset order until the claim is cancelled, then closes
-// Records. Whenever the buffer has room for a poll again it tells the poll loop (which may be waiting
-// for that); when it drains to a quarter while fetching is paused, it also ends the poll in progress,
-// so that fetching resumes.
+// Next takes the next queued record, waiting for the poll loop to queue one when there is none (see
+// channel.Puller). It tells the poll loop about room as the feeder does (see took).
+func (c *claim) Next(ctx context.Context) (channel.Record, bool) {
+	for {
+		c.mu.Lock()
+		if c.ctx.Err() != nil {
+			c.mu.Unlock()
+			return channel.Record{}, false
+		}
+		if len(c.queue) > 0 {
+			r := c.queue[0]
+			c.took()
+			return r, true
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.notify:
+		case <-c.ctx.Done():
+			return channel.Record{}, false
+		case <-ctx.Done():
+			return channel.Record{}, false
+		}
+	}
+}
+
+// took removes the first queued record, which has been handed out, and unlocks c.mu (held on entry).
+// Whenever the buffer has room for a poll again it tells the poll loop (which may be waiting for
+// that); when it drains to a quarter while fetching is paused, it also ends the poll in progress, so
+// that fetching resumes.
+func (c *claim) took() {
+	c.taken++
+	c.queue[0] = channel.Record{}
+	c.queue = c.queue[1:]
+	drained := false // the last pending record moved into the queue
+	if len(c.pending) > 0 {
+		c.queue = append(c.queue, c.pending[0])
+		c.pending[0] = channel.Record{}
+		c.pending = c.pending[1:]
+		if drained = len(c.pending) == 0; drained {
+			c.pending = nil
+		}
+	}
+	buffered, paused := len(c.queue)+len(c.pending), c.paused
+	c.mu.Unlock()
+	low := lowWater(c.s.bufSize())
+	switch {
+	case paused && buffered <= low:
+		c.s.wake()
+	case !paused && (drained || buffered == c.s.bufSize()-low):
+		c.s.signalRoom()
+	}
+}
+
+// feed hands queued records to the handler in offset order through Records until the claim is
+// cancelled, then closes Records.
 func (c *claim) feed() {
 	defer close(c.feederDone)
 	defer close(c.records)
-	low := lowWater(c.s.bufSize())
-	roomAt := c.s.bufSize() - low
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 {
@@ -714,16 +814,7 @@ func (c *claim) feed() {
 			return
 		}
 		c.mu.Lock()
-		c.queue[0] = channel.Record{}
-		c.queue = c.queue[1:]
-		queued, paused := len(c.queue), c.paused
-		c.mu.Unlock()
-		switch {
-		case paused && queued <= low:
-			c.s.wake()
-		case !paused && queued == roomAt:
-			c.s.signalRoom()
-		}
+		c.took()
 	}
 }
 

@@ -3,6 +3,12 @@
 // flight. It imports nothing from eventgate but the baselines' start/stop code.
 //
 //	consume --brokers 127.0.0.1:9092 --topic T --group G --target http://127.0.0.1:8081 --in-flight 64
+//	consume --brokers 127.0.0.1:9092 --topic T --group G --target http://127.0.0.1:8081 --ordered
+//
+// With --ordered it is the ordered dispatch baseline instead: one POST in flight per partition, in
+// offset order (--in-flight is ignored). Each fetched partition's records go, as one slice, to a
+// goroutine of that partition's own, which POSTs and marks them one after another: one hand-off per
+// fetch, not per record.
 //
 // Records with ce_* headers are sent as binary mode (ce_x → Ce-X, content-type → Content-Type, value as
 // the body). There are no retries: a failed POST is counted and the record is still marked. Offsets of
@@ -34,6 +40,7 @@ type options struct {
 	group    string
 	target   string
 	inFlight int
+	ordered  bool
 	count    int64
 }
 
@@ -44,6 +51,7 @@ func main() {
 	flag.StringVar(&o.group, "group", "bench.baseline.consume", "consumer group (starts at the earliest offset when new)")
 	flag.StringVar(&o.target, "target", "http://127.0.0.1:8081", "URL to POST every record to")
 	flag.IntVar(&o.inFlight, "in-flight", 64, "POSTs in flight")
+	flag.BoolVar(&o.ordered, "ordered", false, "one POST in flight per partition, in offset order (ignores --in-flight)")
 	flag.Int64Var(&o.count, "count", 0, "stop after this many records (0: run until SIGTERM)")
 	flag.Parse()
 	o.brokers = strings.Split(*brokers, ",")
@@ -69,24 +77,42 @@ func run(ctx context.Context, o options) (int64, int64, error) {
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 
 	var delivered, failed atomic.Int64
-	work := make(chan *kgo.Record, o.inFlight)
+	// deliver POSTs one record, counts it and marks it for commit; it ends the run after --count records.
+	deliver := func(rec *kgo.Record) {
+		if post(ctx, client, o.target, rec) {
+			delivered.Add(1)
+		} else {
+			failed.Add(1)
+		}
+		cl.MarkCommitRecords(rec)
+		if o.count > 0 && delivered.Load()+failed.Load() >= o.count {
+			cancel()
+		}
+	}
 	var wg sync.WaitGroup
-	for range o.inFlight {
+	if o.ordered {
+		consumeOrdered(ctx, cl, deliver, &wg)
+	} else {
+		consumeConcurrent(ctx, cl, o.inFlight, deliver, &wg)
+	}
+	wg.Wait()
+	commitCtx, cancelCommit := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelCommit()
+	err = cl.CommitMarkedOffsets(commitCtx)
+	return delivered.Load(), failed.Load(), err
+}
+
+// consumeConcurrent polls until ctx is done, handing each record to one of inFlight workers that run
+// deliver. It returns once the workers have been told to stop (wg counts them).
+func consumeConcurrent(ctx context.Context, cl *kgo.Client, inFlight int, deliver func(*kgo.Record), wg *sync.WaitGroup) {
+	work := make(chan *kgo.Record, inFlight)
+	for range inFlight {
 		wg.Go(func() {
 			for rec := range work {
-				if post(ctx, client, o.target, rec) {
-					delivered.Add(1)
-				} else {
-					failed.Add(1)
-				}
-				cl.MarkCommitRecords(rec)
-				if o.count > 0 && delivered.Load()+failed.Load() >= o.count {
-					cancel()
-				}
+				deliver(rec)
 			}
 		})
 	}
-poll:
 	for ctx.Err() == nil {
 		fetches := cl.PollFetches(ctx)
 		fetches.EachRecord(func(r *kgo.Record) {
@@ -96,16 +122,49 @@ poll:
 			}
 		})
 		cl.AllowRebalance()
-		if ctx.Err() != nil {
-			break poll
-		}
 	}
 	close(work)
-	wg.Wait()
-	commitCtx, cancelCommit := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancelCommit()
-	err = cl.CommitMarkedOffsets(commitCtx)
-	return delivered.Load(), failed.Load(), err
+}
+
+// consumeOrdered polls until ctx is done, handing each fetched partition's records, as one slice, to a
+// goroutine of that partition that runs deliver on them one at a time in offset order. A partition's
+// goroutine holds at most orderedBacklog fetches before the poll loop waits for it. It returns once the
+// goroutines have been told to stop (wg counts them). The baseline runs as the group's only member, so
+// it ignores revocation (a bare loop; eventgate's dispatcher handles it).
+func consumeOrdered(ctx context.Context, cl *kgo.Client, deliver func(*kgo.Record), wg *sync.WaitGroup) {
+	const orderedBacklog = 4
+	parts := map[int32]chan []*kgo.Record{}
+	for ctx.Err() == nil {
+		fetches := cl.PollFetches(ctx)
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			ch := parts[p.Partition]
+			if ch == nil {
+				ch = make(chan []*kgo.Record, orderedBacklog)
+				parts[p.Partition] = ch
+				wg.Go(func() {
+					for recs := range ch {
+						for _, rec := range recs {
+							if ctx.Err() != nil {
+								break
+							}
+							deliver(rec)
+						}
+					}
+				})
+			}
+			select {
+			case ch <- p.Records:
+			case <-ctx.Done():
+			}
+		})
+		cl.AllowRebalance()
+	}
+	for _, ch := range parts {
+		close(ch)
+	}
 }
 
 // post sends one record as a binary-mode CloudEvent and reports whether it was answered 2xx.
