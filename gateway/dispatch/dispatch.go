@@ -137,9 +137,12 @@ type Trigger struct {
 // triggers all share one read of it.
 const triggerShare = "triggers"
 
-// subscriptionShare is the Share key of every other subscription: the subscriptions of one channel
-// share one read of it where the backend can (Kafka: one client, not one per subscription; each
-// still commits to its own consumer group).
+// subscriptionShare is the Share key of every other unordered subscription: the unordered
+// subscriptions of one channel share one read of it where the backend can (Kafka: one client, not one
+// per subscription; each still commits to its own consumer group). An ordered subscription reads on
+// its own: one delivery at a time per partition is fed best by a read that holds each partition's
+// fetched records for it alone (see provisioners/kafka's pollSize), where a shared read sizes its
+// polls by the fullest member.
 const subscriptionShare = "subscriptions"
 
 // triggerFilter is a trigger's filter as its channel.Group gives it to the backend: what it rejects
@@ -342,8 +345,10 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if l, ok := d.lim.(interface{ Limit() int }); ok {
 		d.m.ConcurrencyLimit.WithLabelValues(d.sub.Namespace, d.sub.Name).Set(float64(l.Limit()))
 	}
-	g := channel.Group{Channel: d.sub.Channel, Name: d.sub.Name, Start: d.sub.Start, Ordered: d.sub.Ordered,
-		Share: subscriptionShare}
+	g := channel.Group{Channel: d.sub.Channel, Name: d.sub.Name, Start: d.sub.Start, Ordered: d.sub.Ordered}
+	if !d.sub.Ordered {
+		g.Share = subscriptionShare
+	}
 	if t := d.sub.Trigger; t != nil {
 		// A broker's triggers share one read of its channel where the backend can, and the backend
 		// drops what the filter rejects before it reaches the claim (counted as filtered here).

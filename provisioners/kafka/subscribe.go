@@ -22,18 +22,17 @@ const (
 	commitInterval = time.Second
 	// commitTimeout bounds one commit request.
 	commitTimeout = 10 * time.Second
-	// fetchMaxWait is how long a broker holds a fetch with no new data. A fetch returns as soon as any
-	// of its partitions has a record, so this costs new events nothing; it sets how often an idle
-	// client asks again (each ask is a request, a response and a wake-up of the client's loops: at
-	// 1,000 idle subscriptions, 500 ms here cost a third of a core). Its price is paid on resume:
+	// fetchMaxWait is how long a broker holds a fetch with no new data, for a subscription read by a
+	// client of its own (an ordered subscription, and a member moved off a shared read because it fell
+	// behind). A fetch returns as soon as any of its partitions has a record, so this costs new events
+	// nothing; it sets how often an idle client asks again, and what a resumed partition waits:
 	// franz-go keeps one fetch in flight per broker and neither ResumeFetchPartitions nor a new
 	// assignment from the group ends it, so a resumed or newly assigned partition is fetched only when
-	// the fetch in flight returns, which on an otherwise idle broker connection is up to fetchMaxWait
-	// later. A partition is resumed while its claim still has a quarter of its buffer to hand out
-	// (see pollSize), and only after being stuck, so the wait costs a slow subscriber little; a
-	// partition taken over from a gateway that died starts up to fetchMaxWait after the session
-	// timeout. 5s is franz-go's own default.
-	fetchMaxWait = 5 * time.Second
+	// the fetch in flight returns. Such a client pauses partitions (a stuck claim, an ordered claim
+	// whose fetched records would hold polling back), so the wait is kept short: at 5 s an ordered
+	// drain of three partitions fell to a quarter of its rate, every pause costing seconds. What
+	// makes many idle subscriptions cheap is the shared read (sharedFetchMaxWait), not this.
+	fetchMaxWait = 500 * time.Millisecond
 	// sharedFetchMaxWait is fetchMaxWait for a shared read (fanout.go), which never pauses a partition
 	// (a member that cannot keep up is moved to a read of its own instead), so it asks an idle broker
 	// less often still. What it does delay: partitions the reader gains in a rebalance (another
