@@ -86,6 +86,7 @@ const (
 	RoleReply      = "reply"
 	RoleDeadLetter = "dead-letter"
 	RoleSink       = "sink"
+	RoleRedrive    = "redrive" // a dead letter sent back to its knativeerrordest
 )
 
 // Span kinds as start options, built once (an option built per span is an allocation).

@@ -1,13 +1,12 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/eventgate/eventgate/gateway/channel"
@@ -15,6 +14,7 @@ import (
 	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/redrive"
 	"github.com/eventgate/eventgate/gateway/resources"
+	"github.com/eventgate/eventgate/gateway/tracing"
 )
 
 // newRedrives builds the redrive jobs' manager: it reads through the router, sends with
@@ -57,7 +57,8 @@ func (a *App) durable(ref channel.Ref) bool {
 // sendRedrive sends a redriven event: to subscription to as it delivers (its subscriber, its
 // retries, its reply, its dead letter when it fails again), else to dest, the knativeerrordest it
 // was dead-lettered from: a channel ("channel:NAMESPACE/NAME") is published to, a URL gets one
-// binary-mode POST (dispatch.timeout) that must answer 2xx.
+// binary-mode POST (dispatch.timeout) that must answer 2xx; either is a PRODUCER span with role
+// redrive when tracing is on (see send).
 func (a *App) sendRedrive(ctx context.Context, to *channel.Ref, dest string, ev *event.Event) error {
 	if to != nil {
 		a.mu.Lock()
@@ -77,36 +78,27 @@ func (a *App) sendRedrive(ctx context.Context, to *channel.Ref, dest string, ev 
 			return fmt.Errorf("%s's subscriber failed again and the subscription has no dead-letter sink", to)
 		}
 	}
+	if dest == "" {
+		return errors.New("the dead letter has no knativeerrordest; redrive it with --to")
+	}
+	var target resources.Target
 	if name, ok := strings.CutPrefix(dest, "channel:"); ok {
 		ref, err := redrive.ParseRef(name)
 		if err != nil {
 			return fmt.Errorf("knativeerrordest %q: %w", dest, err)
 		}
-		return a.router.Publish(ctx, ref, []*event.Event{ev})
+		target.Channel = &ref
+	} else {
+		u, err := url.Parse(dest)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("knativeerrordest %q is not an http(s) URL", dest)
+		}
+		target.URL = dest
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.cfg.Dispatch.Timeout)
+		defer cancel()
 	}
-	if dest == "" {
-		return errors.New("the dead letter has no knativeerrordest; redrive it with --to")
-	}
-	actx, cancel := context.WithTimeout(ctx, a.cfg.Dispatch.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, dest, bytes.NewReader(ev.Data))
-	if err != nil {
-		return fmt.Errorf("knativeerrordest %q: %w", dest, err)
-	}
-	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-		return fmt.Errorf("knativeerrordest %q is not an http(s) URL", dest)
-	}
-	event.WriteHTTPBinary(ev, req.Header)
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("%s answered %d", dest, resp.StatusCode)
-	}
-	return nil
+	return a.send(ctx, target, tracing.RoleRedrive, ev)
 }
 
 // maxRedriveRequest bounds a POST /redrives body.

@@ -1,11 +1,9 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	_ "github.com/eventgate/eventgate/adapters/all" // every source adapter registers itself
 	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/resources"
+	"github.com/eventgate/eventgate/gateway/tracing"
 )
 
 // runningSource is one started source adapter.
@@ -44,33 +43,11 @@ func (s sink) Send(ctx context.Context, e *event.Event) error {
 }
 
 func (s sink) send(ctx context.Context, e *event.Event) error {
-	if s.a.tracer != nil {
-		return s.tracedSend(ctx, e)
+	err := s.a.send(ctx, s.target, tracing.RoleSink, e)
+	if err != nil && s.target.Channel == nil {
+		return fmt.Errorf("sink: %w", err)
 	}
-	return s.deliver(ctx, e)
-}
-
-// deliver sends e to the sink's channel or URL.
-func (s sink) deliver(ctx context.Context, e *event.Event) error {
-	if s.target.Channel != nil {
-		return s.a.router.Publish(ctx, *s.target.Channel, []*event.Event{e})
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.target.URL, bytes.NewReader(e.Data))
-	if err != nil {
-		return err
-	}
-	event.WriteHTTPBinary(e, req.Header)
-	s.a.tracer.Inject(ctx, req.Header) // nil-safe: nothing with tracing off
-	resp, err := s.a.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("sink %s: %w", s.target.URL, err)
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("sink %s answered %s", s.target.URL, resp.Status)
-	}
-	return nil
+	return err
 }
 
 // applySources stops the sources gone or changed, starts those new or changed, then routes the

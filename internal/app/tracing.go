@@ -6,10 +6,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventgate/eventgate/gateway/channel"
-	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/tracing"
 )
 
@@ -56,18 +54,4 @@ func (a *App) messagingSystem(ref channel.Ref) string {
 		return "gcp_pubsub"
 	}
 	return tracing.SystemEventgate
-}
-
-// tracedSend is a source's sink sending e with tracing on: a PRODUCER span per event (a child of
-// the event's own traceparent extension, if the source brought one), whose context e then carries.
-func (s sink) tracedSend(ctx context.Context, e *event.Event) error {
-	var span trace.Span
-	if s.target.Channel != nil {
-		ctx, span = s.a.tracer.StartSend(ctx, *s.target.Channel, tracing.RoleSink, e)
-	} else {
-		ctx, span = s.a.tracer.StartSendTo(ctx, s.target.URL, tracing.RoleSink, e)
-	}
-	err := s.deliver(ctx, e)
-	tracing.End(span, err)
-	return err
 }

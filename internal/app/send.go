@@ -1,0 +1,61 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventgate/eventgate/gateway/event"
+	"github.com/eventgate/eventgate/gateway/resources"
+	"github.com/eventgate/eventgate/gateway/tracing"
+)
+
+// maxAnswerDrained bounds how much of an answer's body is read (and discarded) so that its
+// connection can be reused.
+const maxAnswerDrained = 64 << 10
+
+// send delivers e to target, outside any subscription: a channel of ours is published to (no HTTP
+// hop), a URL gets one binary-mode POST that must answer 2xx (ctx bounds it). It is how a source's
+// sink and a redrive to a knativeerrordest send. With tracing on, the send is one PRODUCER span with
+// role as its eventgate.destination.role (see tracing.Tracer.StartSend and StartSendTo), whose
+// context e then carries, and the POST its traceparent header: e must be the caller's to change.
+func (a *App) send(ctx context.Context, target resources.Target, role string, e *event.Event) error {
+	if a.tracer == nil {
+		return a.deliverTo(ctx, target, e)
+	}
+	var span trace.Span
+	if target.Channel != nil {
+		ctx, span = a.tracer.StartSend(ctx, *target.Channel, role, e)
+	} else {
+		ctx, span = a.tracer.StartSendTo(ctx, target.URL, role, e)
+	}
+	err := a.deliverTo(ctx, target, e)
+	tracing.End(span, err)
+	return err
+}
+
+func (a *App) deliverTo(ctx context.Context, target resources.Target, e *event.Event) error {
+	if target.Channel != nil {
+		return a.router.Publish(ctx, *target.Channel, []*event.Event{e})
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.URL, bytes.NewReader(e.Data))
+	if err != nil {
+		return err
+	}
+	event.WriteHTTPBinary(e, req.Header)
+	a.tracer.Inject(ctx, req.Header) // nil-safe: nothing with tracing off
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerDrained))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s answered %s", target.URL, resp.Status)
+	}
+	return nil
+}
