@@ -70,7 +70,7 @@ type Backend struct {
 	// brokers died still finds the cluster.
 	known   []string
 	subs    map[*subscription]struct{}
-	fanouts map[string]*fanout   // shared reads, by topic and Share key
+	fanouts map[string]*fanout   // shared reads, by Share key
 	members map[*member]struct{} // groups served by a fanout (or detached from one)
 	closed  bool
 
@@ -296,7 +296,7 @@ func (b *Backend) refreshMetadata(topic string) {
 		}
 	}
 	for _, f := range b.fanouts {
-		if f.topic == topic {
+		if f.reads(topic) {
 			f.cl.ForceMetadataRefresh()
 		}
 	}
