@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -55,6 +56,9 @@ type fanout struct {
 	// was last told to read. Never taken under mu.
 	topicsMu sync.Mutex
 	consumed map[string]bool
+	// leaving is the pending syncTopics of topics that lost their last member (see leave); guarded by
+	// mu.
+	leaving *time.Timer
 
 	mu         sync.Mutex
 	members    map[*member]struct{}
@@ -66,12 +70,17 @@ type fanout struct {
 	headers []event.Header // scratch of route, owned by the loop
 }
 
-// readTopic is one topic a fanout reads: its members and, per assigned partition, the offset the
-// reader routes next (-1 from the partition's start).
+// readTopic is one topic a fanout reads: its members (none while the purge of a topic that lost its
+// last member is pending) and, per assigned partition, the offset the reader routes next (-1 from the
+// partition's start, nextUnknown from its end).
 type readTopic struct {
 	members map[*member]struct{}
 	next    map[int32]int64
 }
+
+// nextUnknown is readTopic.next for a partition read from its end before its first record: past any
+// member's start, so that a member attaching then reads on its own.
+const nextUnknown = math.MaxInt64
 
 // member is one group served by a fanout. It is the channel.Subscription its Subscribe returned.
 type member struct {
@@ -230,39 +239,59 @@ func (f *fanout) reads(topic string) bool {
 	return ok
 }
 
+// topicLeaveDelay is how long a topic that lost its last member stays in a shared read before it is
+// purged. Leaves that come together (a reload removing channels, a gateway shutting down) then make
+// one purge and one rebalance, or none when the read stops meanwhile with its last member; and a
+// topic whose subscription is replaced (one removed, the next added) never leaves.
+const topicLeaveDelay = time.Second
+
+// leave schedules the purge of topics that lost their last member (see topicLeaveDelay).
+func (f *fanout) leave() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.leaving == nil && !f.closing {
+		f.leaving = time.AfterFunc(topicLeaveDelay, f.syncTopics)
+	}
+}
+
 // syncTopics brings the client's topics to those that have members: a topic's first member adds it
 // (the client asks for metadata at once and rejoins the group with it), its last one's leaving
 // purges it (the client forgets it and rejoins without it; cooperative-sticky revokes only its
 // partitions). Calls are ordered, and each applies the state as it is when it runs, so concurrent
-// attaches and leaves end with the client reading exactly the topics with members.
+// attaches and leaves end with the client reading exactly the topics with members. A fanout with no
+// member left is about to stop: its topics stay until it does.
 func (f *fanout) syncTopics() {
 	f.topicsMu.Lock()
 	defer f.topicsMu.Unlock()
 	f.mu.Lock()
+	if f.leaving != nil {
+		f.leaving.Stop()
+		f.leaving = nil
+	}
+	closing := f.closing || len(f.members) == 0
 	var add, drop []string
-	for t := range f.topics {
-		if !f.consumed[t] {
+	for t, rt := range f.topics {
+		switch {
+		case len(rt.members) > 0 && !f.consumed[t]:
 			add = append(add, t)
-		}
-	}
-	for t := range f.consumed {
-		if _, ok := f.topics[t]; !ok {
+		case len(rt.members) == 0 && !closing:
 			drop = append(drop, t)
+			delete(f.topics, t) // routed no more; its partitions go with the purge's rebalance
 		}
 	}
-	closing := f.closing
 	f.mu.Unlock()
-	f.b.mu.Lock()
-	closing = closing || f.b.closed // the fanout stops with its last member: no rebalance per topic
-	f.b.mu.Unlock()
 	if closing {
 		return
 	}
 	if len(drop) > 0 {
-		f.cl.PurgeTopicsFromConsuming(drop...)
+		var purge []string
 		for _, t := range drop {
-			delete(f.consumed, t)
+			if f.consumed[t] {
+				purge = append(purge, t)
+				delete(f.consumed, t)
+			}
 		}
+		f.cl.PurgeTopicsFromConsuming(purge...)
 		f.log.Info("kafka shared read: topics left", "topics", drop)
 	}
 	if len(add) > 0 {
@@ -331,10 +360,7 @@ func (f *fanout) remove(m *member) (claims []*claim, topicLeft bool) {
 	delete(f.members, m)
 	if rt := f.topics[m.topic]; rt != nil {
 		delete(rt.members, m)
-		if len(rt.members) == 0 {
-			delete(f.topics, m.topic)
-			topicLeft = true
-		}
+		topicLeft = len(rt.members) == 0
 	}
 	return claims, topicLeft
 }
@@ -411,6 +437,16 @@ func (f *fanout) onAssigned(ctx context.Context, offsets map[string]map[int32]kg
 			continue
 		}
 		at := make(map[int32]kgo.Offset, len(parts))
+		if len(rt.members) == 0 {
+			// Its last member left and the purge is pending: read from the end, and let a member
+			// that attaches meanwhile read on its own (the reader's position is not known yet).
+			for p := range parts {
+				at[p] = kgo.NewOffset().AtEnd()
+				rt.next[p] = nextUnknown
+			}
+			out[t] = at
+			continue
+		}
 		for p := range parts {
 			low := int64(-1)
 			first := true
@@ -776,7 +812,7 @@ func (f *fanout) detach(m *member, why string) {
 	claims, topicLeft := f.remove(m)
 	f.mu.Unlock()
 	if topicLeft {
-		f.syncTopics()
+		f.leave()
 	}
 	stopAll(claims)
 	_ = m.commit(context.Background(), claims) // what is not committed is delivered again
@@ -815,7 +851,7 @@ func (m *member) Close() error {
 		stopAll(claims)
 		errs := []error{m.commit(context.Background(), claims)}
 		if topicLeft {
-			f.syncTopics()
+			f.leave()
 		}
 		m.ownMu.Lock()
 		m.closed = true
@@ -841,7 +877,13 @@ func (f *fanout) closeIfIdle() {
 		return
 	}
 	f.closing = true
+	if f.leaving != nil {
+		f.leaving.Stop()
+		f.leaving = nil
+	}
 	f.mu.Unlock()
+	f.topicsMu.Lock() // a syncTopics under way finishes before the client closes
+	f.topicsMu.Unlock()
 	f.b.mu.Lock()
 	if f.b.fanouts[f.share] == f {
 		delete(f.b.fanouts, f.share)
