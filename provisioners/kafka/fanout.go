@@ -113,17 +113,26 @@ func (m *member) bufSize() int            { return m.f.b.cfg.MaxBufferedPerParti
 func (m *member) wake()                   { m.f.wake() }
 func (m *member) signalRoom()             { m.f.signalRoom() }
 
-// Reader groups are named by the group template as if for a group named "_SHARE" in the namespace
-// "_shared" (eventgate._shared._subscriptions, eventgate._shared._triggers by default): one per Share
-// key for every channel and namespace, and, since Kubernetes names and namespaces cannot hold an
-// underscore, never a subscription's or a trigger's group.
+// Without Config.SharedReadGroup, reader groups are named by the group template as if for a group
+// named "_SHARE" in the namespace "_shared" (eventgate._shared._subscriptions,
+// eventgate._shared._triggers by default): one per Share key for every channel and namespace, and,
+// since Kubernetes names and namespaces cannot hold an underscore, never a subscription's or a
+// trigger's group.
 const (
 	readerNamespace  = "_shared"
 	readerNamePrefix = "_"
 )
 
-// shareGroupName is the reader's consumer group for Share key share (see readerNamespace).
+// shareGroupName is the reader's consumer group for Share key share: SHAREDREADGROUP.SHARE, else
+// see readerNamespace.
 func (b *Backend) shareGroupName(share string) (string, error) {
+	if g := b.cfg.SharedReadGroup; g != "" {
+		name := g + "." + share
+		if err := validName(name); err != nil {
+			return "", fmt.Errorf("kafka: shared read group for %s: %w", share, err)
+		}
+		return name, nil
+	}
 	return b.GroupName(channel.Group{Channel: channel.Ref{Namespace: readerNamespace, Name: readerNamespace},
 		Name: readerNamePrefix + share})
 }
