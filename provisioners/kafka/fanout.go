@@ -25,9 +25,9 @@ import (
 //
 //   - The reader is a consumer group of its own (the Share key's group, see shareGroupName) that only
 //     splits the partitions of its topics among the gateway replicas; it never commits. A topic joins
-//     the read with its first member (AddConsumeTopics) and leaves it with its last (a channel
-//     deleted, its last subscription removed: PurgeTopicsFromConsuming); with cooperative-sticky
-//     balancing neither takes the other topics' partitions away from the reader.
+//     the read with its first member (AddConsumeTopics) and leaves it topicLeaveDelay after its last
+//     (a channel deleted, its last subscription removed: PurgeTopicsFromConsuming); with
+//     cooperative-sticky balancing neither takes the other topics' partitions away from the reader.
 //   - Each group attached to it (a member) keeps its own position: a claim per assigned partition
 //     of its channel's topic, with its own OffsetTracker, committed to the member's own consumer
 //     group every second with a plain offset commit (the group has no members of its own while
@@ -62,7 +62,7 @@ type fanout struct {
 
 	mu         sync.Mutex
 	members    map[*member]struct{}
-	topics     map[string]*readTopic // the topics with members, each with its own
+	topics     map[string]*readTopic // the topics read: with members, or with none until purged
 	closing    bool
 	pollCancel context.CancelFunc
 
@@ -384,6 +384,9 @@ func (m *member) startClaim(p int32, start int64) {
 // onAssigned starts, for each assigned partition, a claim per attached member of its topic at the
 // member's commit, and reads the partition from the lowest of them. The members' commits are fetched
 // in one request per coordinator (FetchManyOffsets), again for any member that attached meanwhile.
+// When ctx ends first (the session is revoked by the next rebalance, as each topic joining the read
+// begins one) it starts nothing and returns ctx's error: the client then fetches these partitions'
+// offsets again in its next session and calls onAssigned for them there.
 func (f *fanout) onAssigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	<-f.clReady
 	// Fetch the commits of every attached member of an assigned topic until none is missing; f.mu is
@@ -412,6 +415,11 @@ func (f *fanout) onAssigned(ctx context.Context, offsets map[string]map[int32]kg
 			groups = append(groups, m.groupName)
 		}
 		fetched := f.b.admin.FetchManyOffsets(ctx, groups...)
+		if err := ctx.Err(); err != nil {
+			// The session ends (another rebalance began: a topic joined or left): the client fetches
+			// these partitions' offsets again in the next session and calls back then.
+			return nil, err
+		}
 		for _, m := range need {
 			r, ok := fetched[m.groupName]
 			if !ok || r.Err != nil {

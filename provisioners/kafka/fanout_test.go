@@ -2,8 +2,10 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -405,4 +407,55 @@ func TestNewChannelJoinsARunningSharedRead(t *testing.T) {
 	})
 	t.Logf("a new channel's first events arrived %v after its subscription was made (fetch wait %v, metadata max age %v)",
 		time.Since(start).Round(time.Millisecond), sharedFetchMaxWait, consumerMetadataMaxAge)
+}
+
+// Regression: channels joining the shared read together each begin a rebalance that cut the
+// assignment session in progress, and its members were sent to reads of their own ("commits could
+// not be read: context canceled"): 1,000 channels ended with 1,000 clients. Every subscription of
+// many channels subscribed at once stays on the one read and gets its channel's events.
+func TestManyChannelsJoiningAtOnceStayOnTheSharedRead(t *testing.T) {
+	brokers := testBrokers(t)
+	b := newBackend(t, brokers, nil)
+	const n = 120
+	refs, topics := make([]channel.Ref, n), make([]string, n)
+	for i := range n {
+		refs[i], topics[i] = ensureChannel(t, b, channel.Spec{Partitions: 3})
+	}
+	cols, members := make([]*collect, n), make([]*member, n)
+	for i := range n {
+		cols[i] = &collect{}
+	}
+	// Four at a time, one after the other, as the gateway starts subscriptions: topics keep joining
+	// while the reader is being assigned the earlier ones.
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				members[i], _ = sharedSub(t, b, refs[i], "subscriptions", cols[i].handle)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i := range n {
+		produceTo(t, brokers, topics[i], conformance.Events(fmt.Sprintf("c%d-", i), 3, nil), 0, 1, 2)
+	}
+	eventually(t, 60*time.Second, "every channel's 3 events", func() bool {
+		for _, c := range cols {
+			if len(c.ids()) < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	for i, m := range members {
+		m.ownMu.Lock()
+		own := m.own
+		m.ownMu.Unlock()
+		if own != nil {
+			t.Errorf("channel %d's subscription reads on its own", i)
+		}
+	}
 }
