@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,6 +69,22 @@ type gateway struct {
 
 var readyLine = regexp.MustCompile(`ingress on (\S+) .*admin on (\S+) `)
 
+// testRun tells this test process's shared read groups from those of earlier runs.
+var testRun = strconv.FormatInt(time.Now().UnixNano()%1_000_000_000, 36)
+
+// testSharedReadGroup is the kafka.sharedReadGroup of the gateways a test starts: the same for all
+// of one test (its gateways are replicas of each other), another for every test and run. With one
+// group for all, a gateway a test kills held up the next tests' new channels for a session timeout.
+func testSharedReadGroup(t *testing.T) string {
+	name := []byte(t.Name())
+	for i, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			name[i] = '-'
+		}
+	}
+	return "e2e._" + string(name[:min(len(name), 180)]) + "." + testRun
+}
+
 // startGateway runs `eventgate serve` with args (plus loopback ports chosen by the kernel) and waits
 // until it prints where it listens. The process is killed at cleanup if the test has not stopped it.
 func startGateway(t *testing.T, args ...string) *gateway {
@@ -92,7 +109,7 @@ func startGatewayMayFail(t *testing.T, args ...string) *gateway {
 func launch(t *testing.T, env []string, mayFail bool, args ...string) *gateway {
 	t.Helper()
 	full := append([]string{"serve", "--set", "ingress.address=127.0.0.1:0", "--set", "admin.address=127.0.0.1:0",
-		"--set", "log.format=json", "--set", "log.level=debug"}, args...)
+		"--set", "log.format=json", "--set", "log.level=debug", "--set", "kafka.sharedReadGroup=" + testSharedReadGroup(t)}, args...)
 	cmd := exec.Command(binPath, full...)
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()

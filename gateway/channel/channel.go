@@ -55,10 +55,11 @@ type Group struct {
 	// applies the same filter; an event is rejected by the provisioner or by the handler, never both.
 	// It is called from the provisioner's goroutines and must be safe for concurrent use.
 	Filter EventFilter
-	// Share, when set, lets the provisioner serve the groups of one channel that have the same Share
-	// (the triggers of one broker; the subscriptions of one channel) from one read of the channel in
-	// this process. Each group keeps its own position, and one that cannot keep up is served on its
-	// own, so it never holds back the others.
+	// Share, when set, lets the provisioner serve the groups that have the same Share (the triggers
+	// of the brokers; the unordered subscriptions of the channels) from one read in this process, of
+	// their channel or of many channels at once (Kafka: one client for every topic of the Share key).
+	// Each group keeps its own position, and one that cannot keep up is served on its own, so it
+	// never holds back the others.
 	Share string
 	// Ordered says the group's handler keeps events in order per partition (per partitionkey), so
 	// each partition must have one owner at a time across every process, as a Kafka consumer group

@@ -133,13 +133,13 @@ type Trigger struct {
 	Source string
 }
 
-// triggerShare is the channel.Group Share key of every trigger: a broker's channel is its own, so its
-// triggers all share one read of it.
+// triggerShare is the channel.Group Share key of every trigger: the triggers of every broker share
+// one read of the brokers' channels where the backend can.
 const triggerShare = "triggers"
 
 // subscriptionShare is the Share key of every other unordered subscription: the unordered
-// subscriptions of one channel share one read of it where the backend can (Kafka: one client, not one
-// per subscription; each still commits to its own consumer group). An ordered subscription reads on
+// subscriptions of every channel share one read where the backend can (Kafka: one client for all
+// their topics, not one per subscription or channel; each still commits to its own consumer group). An ordered subscription reads on
 // its own: one delivery at a time per partition is fed best by a read that holds each partition's
 // fetched records for it alone (see provisioners/kafka's pollSize), where a shared read sizes its
 // polls by the fullest member.

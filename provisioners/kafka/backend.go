@@ -1,8 +1,10 @@
 // Package kafka is the Kafka channel provisioner: one topic per channel, one consumer group per
 // subscription, records in the CloudEvents Kafka binding (binary mode). It is built on franz-go.
 //
-// A Backend holds one shared client for producing and administration; every subscription gets a
-// consumer client of its own. Publish is acknowledged with acks=all by an idempotent producer.
+// A Backend holds one shared client for producing and administration. Groups with a Share key (the
+// unordered subscriptions, the triggers) are read by one consumer client per Share key for every
+// topic (fanout.go); an ordered subscription, and one that could not keep up with a shared read,
+// gets a consumer client of its own. Publish is acknowledged with acks=all by an idempotent producer.
 // Consumption runs one goroutine per assigned partition (the claim handler), offsets are committed
 // manually from each claim's contiguous done prefix. Memory stays bounded under any backlog: the poll
 // loop takes only what the claims' buffers have room for, leaving the rest of a (size-bounded) fetch in
@@ -70,7 +72,7 @@ type Backend struct {
 	// brokers died still finds the cluster.
 	known   []string
 	subs    map[*subscription]struct{}
-	fanouts map[string]*fanout   // shared reads, by topic and Share key
+	fanouts map[string]*fanout   // shared reads, by Share key
 	members map[*member]struct{} // groups served by a fanout (or detached from one)
 	closed  bool
 
@@ -296,7 +298,7 @@ func (b *Backend) refreshMetadata(topic string) {
 		}
 	}
 	for _, f := range b.fanouts {
-		if f.topic == topic {
+		if f.reads(topic) {
 			f.cl.ForceMetadataRefresh()
 		}
 	}

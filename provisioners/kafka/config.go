@@ -27,6 +27,15 @@ type Config struct {
 	// {{.Name}} (the subscription) and {{.Channel}} (the channel name).
 	// Default "eventgate.{{.Namespace}}.{{.Name}}".
 	GroupTemplate string `koanf:"groupTemplate"`
+	// SharedReadGroup names the consumer groups of the shared reads: SHAREDREADGROUP.subscriptions
+	// reads every channel that has unordered subscriptions, SHAREDREADGROUP.triggers every broker
+	// that has triggers, and only splits their partitions among the gateway's replicas. Replicas of
+	// one gateway must have the same; gateways that are not replicas of each other on one Kafka
+	// cluster should not (they would share rebalances, and a killed one would hold up the others'
+	// new channels for a session timeout). Default empty: GroupTemplate's name for the subscription
+	// "_SHARE" in the namespace "_shared" (eventgate._shared._subscriptions), which no subscription's
+	// group can have, Kubernetes names holding no underscore.
+	SharedReadGroup string `koanf:"sharedReadGroup"`
 	// ProduceTimeout bounds one Publish call: after it, Publish returns an error wrapping
 	// channel.ErrUnavailable. Default 10s.
 	ProduceTimeout time.Duration `koanf:"produceTimeout"`
@@ -138,6 +147,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseNameTemplate("groupTemplate", c.GroupTemplate); err != nil {
 		p.Add("groupTemplate", "%v", err)
+	}
+	if c.SharedReadGroup != "" {
+		if err := validName(c.SharedReadGroup + ".subscriptions"); err != nil {
+			p.Add("sharedReadGroup", "%v", err)
+		}
 	}
 	p.PositiveDuration("produceTimeout", c.ProduceTimeout)
 	p.Positive("defaultPartitions", int64(c.DefaultPartitions))

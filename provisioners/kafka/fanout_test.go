@@ -2,7 +2,10 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -197,4 +200,262 @@ func uniq(ids []string) []string {
 		}
 	}
 	return out
+}
+
+// sharedSub subscribes a group with Share key share on ref, closed at cleanup (a second Close is a
+// no-op), and returns it as the fanout member it must be.
+func sharedSub(t *testing.T, b *Backend, ref channel.Ref, share string, h channel.ClaimHandler) (*member, string) {
+	t.Helper()
+	g := channel.Group{Channel: ref, Name: conformance.UniqueName(t, "g-"), Start: channel.Latest, Share: share}
+	name, err := b.GroupName(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.Subscribe(testCtx(t, 30*time.Second), g, h)
+	if err != nil {
+		t.Fatalf("Subscribe %s: %v", g.Name, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	m, ok := s.(*member)
+	if !ok {
+		t.Fatalf("Subscribe with a Share key returned %T, want a shared read's member", s)
+	}
+	return m, name
+}
+
+// readerTopics returns the topics share's reader client consumes now (nil with no reader).
+func readerTopics(b *Backend, share string) []string {
+	b.mu.Lock()
+	f := b.fanouts[share]
+	b.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f.cl.GetConsumeTopics()
+}
+
+// Two channels, a subscription each, one Share key: one reader (one client) reads both topics; each
+// subscription gets exactly its channel's events, and each group's commits are on its own channel's
+// topic, at its end, and on no other topic.
+func TestOneSharedReadForManyChannels(t *testing.T) {
+	brokers := testBrokers(t)
+	b := newBackend(t, brokers, nil)
+	refA, topicA := ensureChannel(t, b, channel.Spec{Partitions: 3})
+	refB, topicB := ensureChannel(t, b, channel.Spec{Partitions: 2})
+	colA, colB := &collect{}, &collect{}
+	mA, groupA := sharedSub(t, b, refA, "subscriptions", colA.handle)
+	mB, groupB := sharedSub(t, b, refB, "subscriptions", colB.handle)
+	if mA.f != mB.f {
+		t.Fatal("the two channels' subscriptions got two shared reads, want one")
+	}
+	b.mu.Lock()
+	fanouts := len(b.fanouts)
+	b.mu.Unlock()
+	if fanouts != 1 {
+		t.Fatalf("%d shared reads, want 1", fanouts)
+	}
+	evA, evB := conformance.Events("a", 90, nil), conformance.Events("b", 60, nil)
+	produceTo(t, brokers, topicA, evA, 0, 1, 2)
+	produceTo(t, brokers, topicB, evB, 0, 1)
+	eventually(t, 30*time.Second, "both channels' events", func() bool {
+		return len(colA.ids()) >= len(evA) && len(colB.ids()) >= len(evB)
+	})
+	if got := uniq(colA.ids()); !sameSet(got, conformance.IDs(evA)) {
+		t.Errorf("channel A's subscription got %d events, want exactly A's %d", len(got), len(evA))
+	}
+	if got := uniq(colB.ids()); !sameSet(got, conformance.IDs(evB)) {
+		t.Errorf("channel B's subscription got %d events, want exactly B's %d", len(got), len(evB))
+	}
+	endA, endB := listedOffsets(t, brokers, topicA, false), listedOffsets(t, brokers, topicB, false)
+	eventually(t, 30*time.Second, "each group to commit its own topic to the end", func() bool {
+		return maps.Equal(committedOffsets(t, brokers, groupA, topicA), endA) &&
+			maps.Equal(committedOffsets(t, brokers, groupB, topicB), endB)
+	})
+	if c := committedOffsets(t, brokers, groupA, topicB); len(c) != 0 {
+		t.Errorf("group A has commits on B's topic: %v", c)
+	}
+	if c := committedOffsets(t, brokers, groupB, topicA); len(c) != 0 {
+		t.Errorf("group B has commits on A's topic: %v", c)
+	}
+}
+
+// A channel whose last subscription closes leaves the shared read (its topic is purged from the
+// reader's client), while another channel on the same read keeps delivering, before and after.
+func TestChannelLeavesSharedReadOthersGoOn(t *testing.T) {
+	brokers := testBrokers(t)
+	b := newBackend(t, brokers, nil)
+	refA, topicA := ensureChannel(t, b, channel.Spec{Partitions: 2})
+	refB, topicB := ensureChannel(t, b, channel.Spec{Partitions: 2})
+	colA, colB := &collect{}, &collect{}
+	mA, _ := sharedSub(t, b, refA, "subscriptions", colA.handle)
+	sharedSub(t, b, refB, "subscriptions", colB.handle)
+	first := conformance.Events("first", 20, nil)
+	produceTo(t, brokers, topicA, first, 0, 1)
+	produceTo(t, brokers, topicB, first, 0, 1)
+	eventually(t, 30*time.Second, "both channels' first events", func() bool {
+		return len(colA.ids()) >= len(first) && len(colB.ids()) >= len(first)
+	})
+
+	if err := mA.Close(); err != nil {
+		t.Fatalf("Close A's subscription: %v", err)
+	}
+	eventually(t, 10*time.Second, "A's topic to leave the shared read", func() bool {
+		return !slices.Contains(readerTopics(b, "subscriptions"), topicA)
+	})
+	if topics := readerTopics(b, "subscriptions"); !slices.Contains(topics, topicB) {
+		t.Errorf("the reader consumes %v after A's last subscription closed, want B's topic %s still", topics, topicB)
+	}
+	// The channel itself goes too (its topic deleted: the test backend deletes topics on Remove).
+	if err := b.Remove(testCtx(t, 30*time.Second), refA); err != nil {
+		t.Fatalf("Remove A: %v", err)
+	}
+	then := conformance.Events("then", 30, nil)
+	produceTo(t, brokers, topicB, then, 0, 1)
+	eventually(t, 30*time.Second, "B's events after A left the read", func() bool {
+		return len(colB.ids()) >= len(first)+len(then)
+	})
+	if got := uniq(colB.ids()); !sameSet(got, append(conformance.IDs(first), conformance.IDs(then)...)) {
+		t.Errorf("B got %d distinct events, want its %d", len(got), len(first)+len(then))
+	}
+	if n := len(uniq(colA.ids())); n != len(first) {
+		t.Errorf("A's closed subscription got %d events, want only the first %d", n, len(first))
+	}
+}
+
+// A subscription added to a channel whose topic the shared read already reads attaches to it (no
+// client of its own) and gets every event published after Subscribe returned; the one already there
+// misses nothing meanwhile.
+func TestSubscriptionJoinsATopicAlreadyRead(t *testing.T) {
+	brokers := testBrokers(t)
+	b := newBackend(t, brokers, nil)
+	ref, topic := ensureChannel(t, b, channel.Spec{Partitions: 3})
+	first := &collect{}
+	sharedSub(t, b, ref, "subscriptions", first.handle)
+	before := conformance.Events("before", 30, nil)
+	produceTo(t, brokers, topic, before, 0, 1, 2)
+	eventually(t, 30*time.Second, "the first subscription's events", func() bool { return len(first.ids()) >= len(before) })
+
+	second := &collect{}
+	m2, _ := sharedSub(t, b, ref, "subscriptions", second.handle)
+	if m2.own != nil {
+		t.Fatal("a Latest subscription on a topic already read got a read of its own")
+	}
+	after := conformance.Events("after", 45, nil)
+	produceTo(t, brokers, topic, after, 0, 1, 2)
+	eventually(t, 30*time.Second, "both subscriptions' later events", func() bool {
+		return len(second.ids()) >= len(after) && len(first.ids()) >= len(before)+len(after)
+	})
+	if got := uniq(second.ids()); !sameSet(got, conformance.IDs(after)) {
+		t.Errorf("the added subscription got %d distinct events, want the %d published after it", len(got), len(after))
+	}
+	if got := uniq(first.ids()); !sameSet(got, append(conformance.IDs(before), conformance.IDs(after)...)) {
+		t.Errorf("the first subscription got %d distinct events, want all %d", len(got), len(before)+len(after))
+	}
+}
+
+// A channel's only subscription replaced at once (one closed, the next subscribed right after, as a
+// reload renaming it does): its topic leaves the read and comes back, and the new subscription gets
+// every event published after it subscribed. Another channel on the read keeps it running.
+func TestTopicLeavesAndRejoinsTheSharedRead(t *testing.T) {
+	brokers := testBrokers(t)
+	b := newBackend(t, brokers, nil)
+	ref, topic := ensureChannel(t, b, channel.Spec{Partitions: 2})
+	other, _ := ensureChannel(t, b, channel.Spec{Partitions: 1})
+	sharedSub(t, b, other, "subscriptions", (&collect{}).handle)
+	old := &collect{}
+	mOld, _ := sharedSub(t, b, ref, "subscriptions", old.handle)
+	evs := conformance.Events("old", 10, nil)
+	produceTo(t, brokers, topic, evs, 0, 1)
+	eventually(t, 30*time.Second, "the old subscription's events", func() bool { return len(old.ids()) >= len(evs) })
+
+	if err := mOld.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := &collect{}
+	start := time.Now()
+	sharedSub(t, b, ref, "subscriptions", next.handle)
+	after := conformance.Events("new", 20, nil)
+	produceTo(t, brokers, topic, after, 0, 1)
+	eventually(t, 45*time.Second, "the new subscription's events", func() bool { return len(next.ids()) >= len(after) })
+	t.Logf("the replacing subscription had its events %v after it subscribed", time.Since(start).Round(time.Millisecond))
+	if got := uniq(next.ids()); !sameSet(got, conformance.IDs(after)) {
+		t.Errorf("the new subscription got %d distinct events, want the %d published after it", len(got), len(after))
+	}
+}
+
+// A new channel's subscription on a reader that is already reading (and idle, its fetch in flight
+// held by the broker) gets its first event without waiting for a metadata refresh: AddConsumeTopics
+// asks for the topic's metadata at once. The time it took is logged (no timed assertion).
+func TestNewChannelJoinsARunningSharedRead(t *testing.T) {
+	brokers := testBrokers(t)
+	b := newBackend(t, brokers, nil)
+	busy, busyTopic := ensureChannel(t, b, channel.Spec{Partitions: 1})
+	col := &collect{}
+	sharedSub(t, b, busy, "subscriptions", col.handle)
+	warm := conformance.Events("warm", 5, nil)
+	produceTo(t, brokers, busyTopic, warm, 0)
+	eventually(t, 30*time.Second, "the running read's events", func() bool { return len(col.ids()) >= len(warm) })
+
+	ref, topic := ensureChannel(t, b, channel.Spec{Partitions: 3})
+	fresh := &collect{}
+	start := time.Now()
+	sharedSub(t, b, ref, "subscriptions", fresh.handle)
+	evs := conformance.Events("fresh", 3, nil)
+	produceTo(t, brokers, topic, evs, 0, 1, 2)
+	eventually(t, consumerMetadataMaxAge, "the new channel's events, within one metadata max age", func() bool {
+		return len(fresh.ids()) >= len(evs)
+	})
+	t.Logf("a new channel's first events arrived %v after its subscription was made (fetch wait %v, metadata max age %v)",
+		time.Since(start).Round(time.Millisecond), sharedFetchMaxWait, consumerMetadataMaxAge)
+}
+
+// Regression: channels joining the shared read together each begin a rebalance that cut the
+// assignment session in progress, and its members were sent to reads of their own ("commits could
+// not be read: context canceled"): 1,000 channels ended with 1,000 clients. Every subscription of
+// many channels subscribed at once stays on the one read and gets its channel's events.
+func TestManyChannelsJoiningAtOnceStayOnTheSharedRead(t *testing.T) {
+	brokers := testBrokers(t)
+	b := newBackend(t, brokers, nil)
+	const n = 120
+	refs, topics := make([]channel.Ref, n), make([]string, n)
+	for i := range n {
+		refs[i], topics[i] = ensureChannel(t, b, channel.Spec{Partitions: 3})
+	}
+	cols, members := make([]*collect, n), make([]*member, n)
+	for i := range n {
+		cols[i] = &collect{}
+	}
+	// Four at a time, one after the other, as the gateway starts subscriptions: topics keep joining
+	// while the reader is being assigned the earlier ones.
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				members[i], _ = sharedSub(t, b, refs[i], "subscriptions", cols[i].handle)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i := range n {
+		produceTo(t, brokers, topics[i], conformance.Events(fmt.Sprintf("c%d-", i), 3, nil), 0, 1, 2)
+	}
+	eventually(t, 60*time.Second, "every channel's 3 events", func() bool {
+		for _, c := range cols {
+			if len(c.ids()) < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	for i, m := range members {
+		m.ownMu.Lock()
+		own := m.own
+		m.ownMu.Unlock()
+		if own != nil {
+			t.Errorf("channel %d's subscription reads on its own", i)
+		}
+	}
 }

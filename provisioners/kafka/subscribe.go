@@ -33,13 +33,13 @@ const (
 	// drain of three partitions fell to a quarter of its rate, every pause costing seconds. What
 	// makes many idle subscriptions cheap is the shared read (sharedFetchMaxWait), not this.
 	fetchMaxWait = 500 * time.Millisecond
-	// sharedFetchMaxWait is fetchMaxWait for a shared read (fanout.go), which never pauses a partition
-	// (a member that cannot keep up is moved to a read of its own instead), so it asks an idle broker
-	// less often still. What it does delay: partitions the reader gains in a rebalance (another
-	// gateway replica left or joined) are added to the next fetch, not the one in flight, so they
-	// start up to this much later; a replica's first assignment is fetched at once (no fetch is in
-	// flight then).
-	sharedFetchMaxWait = 10 * time.Second
+	// sharedFetchMaxWait is fetchMaxWait for a shared read (fanout.go). One shared read serves every
+	// channel of its Share key, so its idle fetches cost next to nothing (one per broker per wait,
+	// whatever the number of channels); what the wait delays is a topic joining the read (a new
+	// channel's first subscription) and partitions gained in a rebalance: they are added to the
+	// next fetch, not the one in flight, so they start up to this much later. At 10 s a new channel's
+	// first events waited 10 s on an idle gateway.
+	sharedFetchMaxWait = time.Second
 	// stallTimeout is how long the poll loop waits for a claim's buffer to make room before it pauses
 	// fetching of that partition, so that one stuck partition does not hold up the others. Pausing
 	// throws away what the client has fetched for the partition, so it is kept for claims that are
@@ -107,7 +107,7 @@ func (b *Backend) subscribeOwn(ctx context.Context, g channel.Group, h channel.C
 		clReady:   make(chan struct{}),
 		loopDone:  make(chan struct{}),
 	}
-	opts := append(b.groupOpts(groupName, topic, s, fetchMaxWait), kgo.WithHooks(fetchCounter{&s.fetched}))
+	opts := append(b.groupOpts(groupName, s, fetchMaxWait, topic), kgo.WithHooks(fetchCounter{&s.fetched}))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: consumer for %s: %w", groupName, err)
@@ -138,13 +138,13 @@ type groupHandler interface {
 	onLost(context.Context, *kgo.Client, map[string][]int32)
 }
 
-// groupOpts are the options of a client that joins consumer group groupName on topic, with h's
-// callbacks: cooperative-sticky, commits only when the member says so, rebalances only between polls,
-// fetches held by the broker up to maxWait.
-func (b *Backend) groupOpts(groupName, topic string, h groupHandler, maxWait time.Duration) []kgo.Opt {
+// groupOpts are the options of a client that joins consumer group groupName on topics (none: it
+// joins once AddConsumeTopics gives it one), with h's callbacks: cooperative-sticky, commits only
+// when the member says so, rebalances only between polls, fetches held by the broker up to maxWait.
+func (b *Backend) groupOpts(groupName string, h groupHandler, maxWait time.Duration, topics ...string) []kgo.Opt {
 	return append(b.commonOpts(),
 		kgo.ConsumerGroup(groupName),
-		kgo.ConsumeTopics(topic),
+		kgo.ConsumeTopics(topics...),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
