@@ -133,8 +133,9 @@ type Trigger struct {
 	Source string
 }
 
-// triggerShare is the channel.Group Share key of every trigger: a broker's channel is its own, so its
-// triggers all share one read of it.
+// triggerShare is the channel.Group Share key of every unordered trigger: a broker's channel is its
+// own, so its unordered triggers all share one read of it. An ordered trigger reads on its own, for
+// the reason an ordered subscription does (subscriptionShare).
 const triggerShare = "triggers"
 
 // subscriptionShare is the Share key of every other unordered subscription: the unordered
@@ -350,9 +351,13 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		g.Share = subscriptionShare
 	}
 	if t := d.sub.Trigger; t != nil {
-		// A broker's triggers share one read of its channel where the backend can, and the backend
-		// drops what the filter rejects before it reaches the claim (counted as filtered here).
-		g.Share, g.Filter = triggerShare, triggerFilter{d}
+		// A broker's unordered triggers share one read of its channel where the backend can; an
+		// ordered one reads on its own, as an ordered subscription does. Either way the backend drops
+		// what the filter rejects before it reaches the claim (counted as filtered here).
+		g.Filter = triggerFilter{d}
+		if !d.sub.Ordered {
+			g.Share = triggerShare
+		}
 	}
 	sub, err := d.channels.Subscribe(ctx, g, d.handleClaim)
 	if err != nil {
