@@ -133,16 +133,17 @@ type Trigger struct {
 	Source string
 }
 
-// triggerShare is the channel.Group Share key of every trigger: the triggers of every broker share
-// one read of the brokers' channels where the backend can.
+// triggerShare is the channel.Group Share key of every unordered trigger: the unordered triggers of
+// every broker share one read of the brokers' channels where the backend can. An ordered trigger
+// reads on its own, for the reason an ordered subscription does (subscriptionShare).
 const triggerShare = "triggers"
 
 // subscriptionShare is the Share key of every other unordered subscription: the unordered
 // subscriptions of every channel share one read where the backend can (Kafka: one client for all
-// their topics, not one per subscription or channel; each still commits to its own consumer group). An ordered subscription reads on
-// its own: one delivery at a time per partition is fed best by a read that holds each partition's
-// fetched records for it alone (see provisioners/kafka's pollSize), where a shared read sizes its
-// polls by the fullest member.
+// their topics, not one per subscription or channel; each still commits to its own consumer
+// group). An ordered subscription reads on its own: one delivery at a time per partition is fed
+// best by a read that holds each partition's fetched records for it alone (see
+// provisioners/kafka's pollSize), where a shared read sizes its polls by the fullest member.
 const subscriptionShare = "subscriptions"
 
 // triggerFilter is a trigger's filter as its channel.Group gives it to the backend: what it rejects
@@ -350,9 +351,13 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		g.Share = subscriptionShare
 	}
 	if t := d.sub.Trigger; t != nil {
-		// A broker's triggers share one read of its channel where the backend can, and the backend
-		// drops what the filter rejects before it reaches the claim (counted as filtered here).
-		g.Share, g.Filter = triggerShare, triggerFilter{d}
+		// A broker's unordered triggers share one read of its channel where the backend can; an
+		// ordered one reads on its own, as an ordered subscription does. Either way the backend drops
+		// what the filter rejects before it reaches the claim (counted as filtered here).
+		g.Filter = triggerFilter{d}
+		if !d.sub.Ordered {
+			g.Share = triggerShare
+		}
 	}
 	sub, err := d.channels.Subscribe(ctx, g, d.handleClaim)
 	if err != nil {

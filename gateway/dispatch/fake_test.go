@@ -64,6 +64,7 @@ type fakeProvisioner struct {
 
 	broadcast
 	claims     []*fakeClaim
+	groups     []channel.Group // every Subscribe's group, in order
 	published  map[channel.Ref][]*event.Event
 	publishErr func(ch channel.Ref) error
 	closed     bool
@@ -98,6 +99,7 @@ func (p *fakeProvisioner) Subscribe(ctx context.Context, g channel.Group, h chan
 	}
 	s := &fakeSubscription{p: p}
 	p.mu.Lock()
+	p.groups = append(p.groups, g)
 	for i := int32(0); i < p.partitions; i++ {
 		cctx, cancel := context.WithCancel(context.Background())
 		c := &fakeClaim{p: p, ref: g.Channel, partition: i, records: make(chan channel.Record, 256),

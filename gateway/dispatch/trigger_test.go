@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -87,5 +88,44 @@ func TestOrderedTriggerFilters(t *testing.T) {
 	reqs := srv.requests()
 	if len(reqs) != 2 || reqs[0].header.Get("Ce-Id") != "a" || reqs[1].header.Get("Ce-Id") != "d" {
 		t.Fatalf("ordered trigger delivered %d requests, want a then d", len(reqs))
+	}
+}
+
+// TestGroupShare checks which reads a dispatcher asks the backend to share: unordered subscriptions
+// one per channel, unordered triggers one per broker; ordered subscriptions and ordered triggers read
+// on their own (a shared read sizes its polls by its fullest member, which starves one delivery at a
+// time per partition). A trigger's filter goes to the backend either way.
+func TestGroupShare(t *testing.T) {
+	srv := newRecorder(t, status(http.StatusAccepted))
+	trig := func() *Trigger {
+		return &Trigger{Name: "trig", Filter: compileFilter(t, filter.Spec{Exact: map[string]string{"type": "test.event"}})}
+	}
+	for _, tc := range []struct {
+		name      string
+		sub       Subscription
+		share     string
+		filtering bool
+	}{
+		{"unordered subscription", Subscription{}, subscriptionShare, false},
+		{"ordered subscription", Subscription{Ordered: true}, "", false},
+		{"unordered trigger", Subscription{Trigger: trig()}, triggerShare, true},
+		{"ordered trigger", Subscription{Ordered: true, Trigger: trig()}, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.sub.Subscriber = Destination{URL: srv.url()}
+			h := newHarness(t, 1, tc.sub, nil)
+			h.p.claim(t, 0)
+			h.p.mu.Lock()
+			groups := slices.Clone(h.p.groups)
+			h.p.mu.Unlock()
+			if len(groups) != 1 {
+				t.Fatalf("%d Subscribe calls, want 1", len(groups))
+			}
+			g := groups[0]
+			if g.Share != tc.share || g.Ordered != tc.sub.Ordered || (g.Filter != nil) != tc.filtering {
+				t.Errorf("group Share %q, Ordered %v, filter %v; want %q, %v, %v",
+					g.Share, g.Ordered, g.Filter != nil, tc.share, tc.sub.Ordered, tc.filtering)
+			}
+		})
 	}
 }

@@ -69,11 +69,12 @@ type Config struct {
 	// that many subscriptions do not add up to much memory (docs/performance.md).
 	FetchMaxPartitionBytes int32 `koanf:"fetchMaxPartitionBytes"`
 	// MaxBufferedPerPartition bounds the records fetched for one claim and queued for its handler.
-	// A poll takes everything the client has fetched; what a claim's buffer has no room for (at most
-	// one fetch's share of its partition, FetchMaxPartitionBytes) waits pending and holds the next
-	// poll back until the handler has taken it (the client meanwhile keeps at most one fetch, up to
-	// FetchMaxBytes); if it stays pending for a while, that partition's fetching pauses until the
-	// handler drains its buffer and pending records to a quarter of the buffer. Default 256.
+	// A poll takes everything the client has fetched; what a claim's buffer has no room for waits
+	// pending, at most two fetches' shares of its partition (FetchMaxPartitionBytes each): more than
+	// one holds the next poll back until the handler has taken it down to one (the client meanwhile
+	// keeps at most one fetch, up to FetchMaxBytes). If a partition so holds the others back for a
+	// while, its fetching pauses until the handler drains its buffer and pending records to a quarter
+	// of the buffer. Default 256.
 	MaxBufferedPerPartition int `koanf:"maxBufferedPerPartition"`
 }
 

@@ -186,6 +186,8 @@ type subscription struct {
 	pollCancel context.CancelFunc // cancels the poll in progress (to resume a drained partition)
 
 	room chan struct{} // a claim has room again (buffered 1; see signalRoom)
+	// Scratch space of pollSize, owned by the poll loop.
+	behind []*claim
 	// Scratch space of route, owned by the poll loop.
 	headers []event.Header
 	batch   []channel.Record
@@ -311,63 +313,85 @@ const pollAll = 1 << 30
 // returns records partition by partition: a poll sized by the least room among the claims took only
 // the first partition's records and starved the others until they were all taken (an ordered
 // subscription, one delivery at a time per partition, drained at about two thirds of a bare loop's
-// rate). What a claim's buffer has no room for waits in its pending list (see route); no poll is
-// made while an unpaused claim has records pending, so the records fetched and not yet taken stay
-// bounded by each claim's buffer plus one fetch. Pausing a partition makes the client drop what it
-// has fetched for it and not yet returned (to fetch it again after the resume), so pausing is kept
-// for a claim that is stuck:
+// rate). What a claim's buffer has no room for waits in its pending list (see route).
+//
+// A poll is wanted once some unpaused claim without records pending has at least a quarter of its
+// buffer free (or, before any claim is assigned, at once). It is made unless an unpaused claim has
+// more records pending than the last poll gave it (lastFetch: its share of one fetch): a claim
+// within one fetch of its pending list's end does not hold the others back, so a partition that
+// drains its list first is fed while the others finish theirs. Memory stays bounded per partition:
+// the buffer (maxBuffered) plus at most two fetches' shares pending (what was left of one when the
+// next was polled), plus what the client holds fetched and not yet polled (one fetch response per
+// broker, FetchMaxBytes).
+//
+// Pausing a partition makes the client drop what it has fetched for it and not yet returned (to
+// fetch it again after the resume), so pausing is kept for a claim that is stuck or far behind:
 //
 //   - A paused claim is resumed once its buffer and pending list together have drained to a quarter.
-//   - An unpaused claim with records pending holds polling back (n == 0; wait says how long until
-//     the first such claim's stall deadline).
-//   - A claim that has held polling back and taken no record for stallTimeout, or held it back for
-//     stallLimit, is paused, so that one stuck or slow partition (an ordered subscription retrying
-//     an event) does not hold up the others; its pending records stay. A claim that keeps taking
-//     records is not paused sooner: a fetch's share of a partition can be thousands of small
-//     records, and pausing makes the client fetch again what it already holds for the partition.
+//   - An unpaused claim with more than one fetch pending holds a wanted poll back (n == 0; wait says
+//     how long until the first such claim's stall deadline).
+//   - A claim that has held a wanted poll back and taken no record for stallTimeout, or held it
+//     back for stallLimit, is paused, so that one stuck or slow partition (an ordered subscription
+//     retrying an event) does not hold up the others; its pending records stay. A claim holds
+//     nothing back while no poll is wanted, however long its list: a fetch's share of a partition
+//     can be thousands of small records, and pausing a claim that is merely busy with them made the
+//     client fetch again what it already held.
 //
-// Otherwise the poll is made once some claim (or, before any is assigned, the subscription) has at
-// least a quarter of its buffer free; a full claim without pending records holds nothing back.
+// A full claim without pending records holds nothing back.
 func (s *subscription) pollSize(now time.Time) (n int, wait time.Duration) {
 	low := s.lowWater()
 	var pause, resume []int32
 	claims, held, room := 0, false, false
 	s.mu.Lock()
+	// First pass: resume drained paused claims, and find whether a poll is wanted (room).
+	behind := s.behind[:0] // claims with more than one fetch pending
 	for p, c := range s.claims {
 		c.mu.Lock()
-		buffered := len(c.queue) + len(c.pending)
 		free := s.maxBuf - len(c.queue)
 		switch {
 		case c.paused:
-			if buffered <= low {
+			if len(c.queue)+len(c.pending) <= low {
 				c.paused = false
 				c.shortSince = time.Time{}
 				resume = append(resume, p)
 				claims++
-				room = room || free >= low
+				room = room || (len(c.pending) == 0 && free >= low)
 			}
 		case len(c.pending) == 0:
 			claims++
 			c.shortSince = time.Time{}
 			room = room || free >= low
+		case len(c.pending) <= c.lastFetch:
+			claims++ // within one fetch of the end of its list: holds nothing back
+			c.shortSince = time.Time{}
 		default:
-			// Records pending. A claim still taking records is busy, not stuck: it is paused only once
-			// it has taken none for stallTimeout, or has held polling back for stallLimit.
-			progressed := c.taken != c.takenSeen
-			c.takenSeen = c.taken
-			switch {
-			case c.shortSince.IsZero():
-				c.shortSince, c.progressAt = now, now
-			case progressed:
-				c.progressAt = now
-			}
-			left := min(stallTimeout-now.Sub(c.progressAt), stallLimit-now.Sub(c.shortSince))
-			if left <= 0 {
-				c.paused = true
-				c.shortSince = time.Time{}
-				pause = append(pause, p)
-				break
-			}
+			claims++
+			behind = append(behind, c)
+		}
+		c.mu.Unlock()
+	}
+	// Second pass: a claim far behind holds a wanted poll back; one that does so too long is paused.
+	for _, c := range behind {
+		c.mu.Lock()
+		progressed := c.taken != c.takenSeen
+		c.takenSeen = c.taken
+		if !room {
+			c.shortSince = time.Time{} // no poll wanted: holds nothing back
+			c.mu.Unlock()
+			continue
+		}
+		switch {
+		case c.shortSince.IsZero():
+			c.shortSince, c.progressAt = now, now
+		case progressed:
+			c.progressAt = now
+		}
+		left := min(stallTimeout-now.Sub(c.progressAt), stallLimit-now.Sub(c.shortSince))
+		if left <= 0 {
+			c.paused = true
+			c.shortSince = time.Time{}
+			pause = append(pause, c.partition)
+		} else {
 			if !held || left < wait {
 				wait = left
 			}
@@ -375,6 +399,8 @@ func (s *subscription) pollSize(now time.Time) (n int, wait time.Duration) {
 		}
 		c.mu.Unlock()
 	}
+	clear(behind)
+	s.behind = behind[:0]
 	s.mu.Unlock()
 	if len(pause) > 0 {
 		s.pauses.Add(int64(len(pause)))
@@ -459,6 +485,7 @@ func (s *subscription) route(p kgo.FetchTopicPartition) {
 		batch = append(batch, channel.Record{Partition: r.Partition, Offset: r.Offset, Event: e})
 	}
 	c.mu.Lock()
+	c.lastFetch = len(batch)
 	for _, r := range batch {
 		c.tracker.Track(r.Offset)
 		if r.Event == nil {
@@ -647,6 +674,7 @@ type claim struct {
 	shortSince time.Time // since when records pending have held polling back; owned by the poll loop
 	progressAt time.Time // when the poll loop last saw records taken while some were pending; owned by it
 	takenSeen  uint64    // taken as the poll loop last saw it; owned by the poll loop
+	lastFetch  int       // records the last poll that had any for the partition routed here; set by route
 	taken      uint64    // records handed out
 	tracker    *channel.OffsetTracker
 	committed  int64 // last committed offset; -1 when none is known
@@ -762,20 +790,23 @@ func (c *claim) Next(ctx context.Context) (channel.Record, bool) {
 }
 
 // took removes the first queued record, which has been handed out, and unlocks c.mu (held on entry).
-// Whenever the buffer has room for a poll again it tells the poll loop (which may be waiting for
-// that); when it drains to a quarter while fetching is paused, it also ends the poll in progress, so
+// Whenever the buffer has room for a poll again, or its pending list stops holding polls back, it
+// tells the poll loop (which may be waiting for that); when it drains to a quarter while fetching is paused, it also ends the poll in progress, so
 // that fetching resumes.
 func (c *claim) took() {
 	c.taken++
 	c.queue[0] = channel.Record{}
 	c.queue = c.queue[1:]
-	drained := false // the last pending record moved into the queue
+	// drained: the last pending record moved into the queue, or the pending list has just come
+	// within one fetch (see pollSize); either may let a held poll go.
+	drained := false
 	if len(c.pending) > 0 {
 		c.queue = append(c.queue, c.pending[0])
 		c.pending[0] = channel.Record{}
 		c.pending = c.pending[1:]
-		if drained = len(c.pending) == 0; drained {
-			c.pending = nil
+		drained = len(c.pending) == c.lastFetch
+		if len(c.pending) == 0 {
+			drained, c.pending = true, nil
 		}
 	}
 	buffered, paused := len(c.queue)+len(c.pending), c.paused
