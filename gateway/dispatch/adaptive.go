@@ -234,18 +234,17 @@ type Round struct {
 //   - A minimum that rose past the threshold of the one Knee was measured against forgets Knee and
 //     restarts slow start: the subscriber changed, and what was learned is in the old units.
 //   - Queueing (Latency > LatencyThreshold(Min)), in two rounds in a row or by more than twice the
-//     threshold in one, or in one round of a probe past a known Knee (elsewhere one marginal round
-//     alone holds the limit and sets Suspect: a busy machine's scheduling stalls slow a whole round
-//     now and then, a queue slows every round; past a known knee a queue is what is expected, and
-//     waiting a second round for it doubles the queue a probe costs): Limit×Min/Latency, no deeper than ×OverloadBackoff,
+//     threshold in one (one marginal round alone holds the limit and sets Suspect: a busy machine's
+//     scheduling stalls slow a whole round now and then, a queue slows every round): Limit×Min/Latency, no deeper than ×OverloadBackoff,
 //     never below c.Min; that is the new Knee and SlowStartEnd. When the limit was past the previous
 //     Knee and the round was marginal (a probe that found the same knee; past twice the threshold it
 //     found a stall or a new knee), Wait doubles, up to ProbeWaitMax; otherwise it is
 //     ProbeWait.
 //   - No queueing, and the limit in use (PeakInFlight×2 ≥ Limit: an idle subscription learns nothing):
 //     ×SlowStartGrowth (at least +1, at most SlowStartEnd) below SlowStartEnd, but only +1 when the
-//     round's latency is past halfway from Min to the threshold (the queue is starting: approach the
-//     knee gently, so slow start's last step puts few requests into the queue); else +1, except at or
+//     round's latency is past a quarter of the way from Min to the threshold (the queue is starting:
+//     approach the knee gently, so slow start's last step puts a few requests into the queue, not
+//     up to half the knee, each waiting a whole service time); else +1, except at or
 //     past Knee, where it holds until Wait rounds have passed since the cut. A limit past
 //     Knee×LatencyThreshold(KneeMin)/KneeMin + 1 (where the latency of a queue would have crossed the
 //     threshold) with no queueing means the knee moved (or a stall caused the cut): Knee is
@@ -263,8 +262,7 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 	}
 	s.Since++
 	switch {
-	case r.Min > 0 && r.Latency > LatencyThreshold(r.Min, c) && !s.Suspect && r.Latency <= 2*LatencyThreshold(r.Min, c) &&
-		!(s.Knee > 0 && s.Limit > s.Knee):
+	case r.Min > 0 && r.Latency > LatencyThreshold(r.Min, c) && !s.Suspect && r.Latency <= 2*LatencyThreshold(r.Min, c):
 		s.Suspect = true // a stall of a busy machine, or a queue: the next round tells
 	case r.Min > 0 && r.Latency > LatencyThreshold(r.Min, c):
 		s.Suspect = false
@@ -284,7 +282,7 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 	case s.Limit < s.SlowStartEnd:
 		s.Suspect = false
 		grow := math.Max(s.Limit*c.SlowStartGrowth, s.Limit+1)
-		if th := LatencyThreshold(r.Min, c); r.Min > 0 && r.Latency > r.Min+(th-r.Min)/2 {
+		if th := LatencyThreshold(r.Min, c); r.Min > 0 && r.Latency > r.Min+(th-r.Min)/4 {
 			grow = s.Limit + 1 // latency is rising: the knee is near
 		}
 		s.Limit = math.Min(grow, s.SlowStartEnd)
