@@ -214,7 +214,7 @@ type LimitState struct {
 // all started after the last cut) says, as RoundLimit sees it.
 type Round struct {
 	// Latency is the round's latency: the mean of its attempts' latencies without the slowest eighth
-	// (roundLatency). Min is the lowest round latency of the last one to two windows (this one
+	// (at least the slowest one; roundLatency). Min is the lowest round latency of the last one to two windows (this one
 	// included).
 	//
 	// The mean, not the median: when a limit first passes the knee, only the excess requests wait, so
@@ -573,11 +573,12 @@ func (a *Adaptive) newRound() {
 	a.peak = a.inFlight
 }
 
-// roundLatency is a round's latency (see Round): the mean of ds without its slowest eighth (rounded
-// down: none of fewer than 8). It sorts ds; ds must not be empty.
+// roundLatency is a round's latency (see Round): the mean of ds without its slowest eighth, and
+// without its slowest one at least (a round of 3 in slow start with one stalled attempt must not read
+// as a queue). It sorts ds; ds must not be empty.
 func roundLatency(ds []time.Duration) time.Duration {
 	slices.Sort(ds)
-	keep := ds[:len(ds)-len(ds)/8]
+	keep := ds[:max(1, len(ds)-max(1, len(ds)/8))]
 	var sum time.Duration
 	for _, d := range keep {
 		sum += d

@@ -875,3 +875,22 @@ func TestAdaptiveSeesTheFirstQueuedRequests(t *testing.T) {
 		}
 	}
 }
+
+// A round's latency leaves out its slowest eighth, and its slowest one at least, and averages the rest.
+func TestRoundLatency(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		name string
+		ds   []time.Duration
+		want time.Duration
+	}{
+		{"one attempt", []time.Duration{7 * ms}, 7 * ms},
+		{"a stalled attempt in a round of 3", []time.Duration{50 * ms, 400 * ms, 50 * ms}, 50 * ms},
+		{"2 queued in 10 (one left out)", []time.Duration{50 * ms, 50 * ms, 50 * ms, 50 * ms, 100 * ms, 50 * ms, 50 * ms, 50 * ms, 100 * ms, 50 * ms}, (8*50*ms + 100*ms) / 9},
+		{"2 stalled in 16", append(slices.Repeat([]time.Duration{10 * ms}, 14), time.Second, time.Second), 10 * ms},
+	} {
+		if got := roundLatency(slices.Clone(c.ds)); got != c.want {
+			t.Errorf("%s: roundLatency(%v) = %v, want %v", c.name, c.ds, got, c.want)
+		}
+	}
+}
