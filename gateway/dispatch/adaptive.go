@@ -214,8 +214,8 @@ type LimitState struct {
 // all started after the last cut) says, as RoundLimit sees it.
 type Round struct {
 	// Latency is the round's latency: the mean of its attempts' latencies without the slowest eighth
-	// (at least the slowest one; roundLatency). Min is the lowest round latency of the last one to two windows (this one
-	// included).
+	// (at least the slowest one; roundLatency). Min is the lowest round latency of the last one to
+	// two windows (this one included).
 	//
 	// The mean, not the median: when a limit first passes the knee, only the excess requests wait, so
 	// the median stays at the minimum until more than half of a round queues (a limit of twice the
@@ -499,13 +499,13 @@ func (a *Adaptive) Release(Outcome) {
 // the limit was when it began (at least minRound), all started after the last cut (answers to
 // requests sent before it describe the load before it; and as Acquire lets none start until fewer
 // than the new limit are in flight, those sent after it never share the subscriber with more), and
-// RoundLimit judges their latency (Round.Latency) against the lowest round latency of the last one to two
-// Windows. (A round's latency, not a single attempt's, is the base: on a busy machine the
+// RoundLimit judges their latency (Round.Latency) against the lowest round latency of the last one
+// to two Windows. (A round's latency, not a single attempt's, is the base: on a busy machine the
 // luckiest attempt is much faster than a typical one, and a queue is judged against what is typical
 // when there is none.) A queue at the subscriber
 // slows every attempt past the knee, in every round; one slow attempt among fast ones (a scheduling
-// delay on a busy machine, a GC pause) is left out of the round's latency. A timeout, 429 or 503 from an attempt started after
-// the last cut cuts at once (OverloadLimit).
+// delay on a busy machine, a GC pause) is left out of the round's latency. A timeout, 429 or 503
+// from an attempt started after the last cut cuts at once (OverloadLimit).
 func (a *Adaptive) ObserveAttempt(at Attempt) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
