@@ -18,8 +18,12 @@ type kneeCell struct {
 }
 
 // adaptiveGrid is the adaptive path's grid of subscribers: the range of knees (2 to 64 in
-// flight) and service times (1 to 50 ms); --quick takes its corners.
-func (r *runner) adaptiveGrid() []kneeCell {
+// flight) and service times (1 to 50 ms); --quick takes its corners; --adaptive-cells names the
+// cells instead (see parseCells).
+func (r *runner) adaptiveGrid() ([]kneeCell, error) {
+	if r.s.adaptiveOnly != "" {
+		return parseCells(r.s.adaptiveOnly)
+	}
 	knees, services := []int{2, 8, 32, 64}, []time.Duration{time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond}
 	if r.s.quick {
 		knees, services = []int{2, 32}, []time.Duration{time.Millisecond, 50 * time.Millisecond}
@@ -30,7 +34,26 @@ func (r *runner) adaptiveGrid() []kneeCell {
 			cells = append(cells, kneeCell{k, s})
 		}
 	}
-	return cells
+	return cells, nil
+}
+
+// parseCells reads --adaptive-cells: KNEExSERVICE items separated by commas, e.g. "2x50ms,32x10ms"
+// (a knee of at least 1, a positive Go duration).
+func parseCells(list string) ([]kneeCell, error) {
+	var cells []kneeCell
+	for _, item := range strings.Split(list, ",") {
+		k, s, ok := strings.Cut(strings.TrimSpace(item), "x")
+		knee, err := strconv.Atoi(k)
+		if !ok || err != nil || knee < 1 {
+			return nil, fmt.Errorf("--adaptive-cells: %q is not KNEExSERVICE with a knee of at least 1 (e.g. 2x50ms)", item)
+		}
+		service, err := time.ParseDuration(s)
+		if err != nil || service <= 0 {
+			return nil, fmt.Errorf("--adaptive-cells: %q: the service time %q is not a positive duration (e.g. 50ms)", item, s)
+		}
+		cells = append(cells, kneeCell{knee, service})
+	}
+	return cells, nil
 }
 
 // fixedLimits are the fixed limits an adaptive run is compared with: half the knee, the knee, twice
@@ -59,7 +82,11 @@ type kneeRun struct {
 // thousand events/s, well below the capacity of a knee of 32 or 64 at 1 ms).
 func (r *runner) adaptive(ctx context.Context) error {
 	runs := r.s.adaptiveRuns
-	for _, c := range r.adaptiveGrid() {
+	grid, err := r.adaptiveGrid()
+	if err != nil {
+		return err
+	}
+	for _, c := range grid {
 		capacity := float64(c.Knee) / c.Service.Seconds()
 		n := min(max(int64(300), int64(capacity*r.s.adaptiveSecs.Seconds())), 30000)
 		sinkArgs := []string{"--knee", strconv.Itoa(c.Knee), "--service", c.Service.String()}

@@ -40,6 +40,7 @@ type settings struct {
 	slowDelay    time.Duration
 	adaptiveSecs time.Duration // how long each drain of the adaptive path lasts at the subscriber's capacity
 	adaptiveRuns int           // repetitions of each drain of the adaptive path
+	adaptiveOnly string        // the adaptive path's cells to run ("KNEExSERVICE,..."); empty: the whole grid
 	only         string
 	profile      string        // directory for the gateways' profiles; "" none
 	subs         int           // subscriptions on the gateway of the subs paths
@@ -67,6 +68,7 @@ func main() {
 	flag.DurationVar(&s.adaptiveSecs, "adaptive-duration", 0, "the adaptive path's drains hold this long's worth of events at the subscriber's capacity (default 2s, quick 1s)")
 	flag.IntVar(&s.adaptiveRuns, "adaptive-runs", 1, "repetitions of each drain of the adaptive path (12 cells × 5 limits: one repetition is ~7 minutes)")
 	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-ordered,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,subs-kafka,subs-memory,adaptive")
+	flag.StringVar(&s.adaptiveOnly, "adaptive-cells", "", "the adaptive path's cells to run, as KNEExSERVICE separated by commas (e.g. 2x50ms,32x10ms); default the whole grid (--quick: its corners)")
 	flag.IntVar(&s.subs, "subs", 0, "subscriptions on the gateway of the subs-kafka and subs-memory paths (default 1000, quick 100)")
 	flag.IntVar(&s.subsRate, "subs-rate", 1000, "deliveries/s the subs paths spread over the subscriptions")
 	flag.StringVar(&s.profile, "profile", "", "directory to save each gateway's CPU profile (its first --duration) and heap profile in, as PATH-N-cpu.pprof and PATH-N-heap.pprof")

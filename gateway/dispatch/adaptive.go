@@ -44,7 +44,7 @@ const (
 	Hold Signal = iota
 	// Grow: accepted; its latency counts towards its round (see RoundLimit).
 	Grow
-	// ShrinkLatency: a round of accepted attempts whose median latency rose past the threshold
+	// ShrinkLatency: a round of accepted attempts whose latency (see Round) rose past the threshold
 	// (requests queue at the subscriber). Only a round says this; Classify never returns it.
 	ShrinkLatency
 	// ShrinkOverload: the subscriber timed out or pushed back with 429 or 503.
@@ -72,7 +72,7 @@ type AdaptiveConfig struct {
 	Min, Max int
 	// Initial is the starting limit; 0 means Min (slow start then finds the level quickly).
 	Initial int
-	// Tolerance and Slack set the queueing check: a round whose median latency is above
+	// Tolerance and Slack set the queueing check: a round whose latency (see Round) is above
 	// Tolerance×minimum + Slack means requests wait at the subscriber. Defaults 1.1 and 3ms; a
 	// negative Slack means none.
 	// Tolerance is relative, so the check scales with the subscriber's own latency (one request
@@ -177,7 +177,7 @@ func Classify(a Attempt) Signal {
 	}
 }
 
-// LatencyThreshold is the latency above which a round's median counts as queueing:
+// LatencyThreshold is the latency above which a round's latency counts as queueing:
 // Tolerance×minLatency + Slack, saturating instead of overflowing. c must have its defaults applied.
 // Pure.
 func LatencyThreshold(minLatency time.Duration, c AdaptiveConfig) time.Duration {
@@ -203,7 +203,7 @@ type LimitState struct {
 	// Since counts the rounds since the last cut; Wait is how many rounds the limit waits at Knee
 	// before probing past it.
 	Since, Wait int
-	// Suspect is true after a round whose median was past the threshold, but by less than twice it,
+	// Suspect is true after a round whose latency was past the threshold, but by less than twice it,
 	// with no cut yet: a second such round in a row cuts.
 	Suspect bool
 	// Cut is the limit before the last queueing round's cut (0: none yet).
@@ -213,9 +213,15 @@ type LimitState struct {
 // Round is what one round of accepted attempts (about one round trip: as many attempts as the limit,
 // all started after the last cut) says, as RoundLimit sees it.
 type Round struct {
-	// Median is the round's median latency; Min is the lowest round median of the last one to two
-	// windows (this one included).
-	Median, Min time.Duration
+	// Latency is the round's latency: the mean of its attempts' latencies without the slowest eighth
+	// (at least the slowest one; roundLatency). Min is the lowest round latency of the last one to
+	// two windows (this one included).
+	//
+	// The mean, not the median: when a limit first passes the knee, only the excess requests wait, so
+	// the median stays at the minimum until more than half of a round queues (a limit of twice the
+	// knee), while the mean rises with the first few. Without the slowest eighth: one attempt stalled
+	// by a busy machine (a GC pause, a scheduling delay) does not move it.
+	Latency, Min time.Duration
 	// PeakInFlight is the most deliveries in flight during the round.
 	PeakInFlight int
 }
@@ -223,18 +229,22 @@ type Round struct {
 // RoundLimit is the rule applied at the end of each round: a delay-based limit in the manner of TCP
 // Vegas and Netflix's concurrency-limits Gradient. A subscriber's latency stays at its minimum while
 // fewer requests than its capacity (its knee) are in flight and rises in proportion to the excess
-// past it (they queue), so Limit×Min/Median is the knee.
+// past it (they queue), so Limit×Min/Latency is the knee.
 //
 //   - A minimum that rose past the threshold of the one Knee was measured against forgets Knee and
 //     restarts slow start: the subscriber changed, and what was learned is in the old units.
-//   - Queueing (Median > LatencyThreshold(Min)), in two rounds in a row or by more than twice the
+//   - Queueing (Latency > LatencyThreshold(Min)), in two rounds in a row or by more than twice the
 //     threshold in one (one marginal round alone holds the limit and sets Suspect: a busy machine's
-//     scheduling stalls slow a whole round now and then, a queue slows every round): Limit×Min/Median, no deeper than ×OverloadBackoff,
+//     scheduling stalls slow a whole round now and then, a queue slows every round): Limit×Min/Latency, no deeper than ×OverloadBackoff,
 //     never below c.Min; that is the new Knee and SlowStartEnd. When the limit was past the previous
-//     Knee (a probe that found the same knee), Wait doubles, up to ProbeWaitMax; otherwise it is
+//     Knee and the round was marginal (a probe that found the same knee; past twice the threshold it
+//     found a stall or a new knee), Wait doubles, up to ProbeWaitMax; otherwise it is
 //     ProbeWait.
 //   - No queueing, and the limit in use (PeakInFlight×2 ≥ Limit: an idle subscription learns nothing):
-//     ×SlowStartGrowth (at least +1, at most SlowStartEnd) below SlowStartEnd; else +1, except at or
+//     ×SlowStartGrowth (at least +1, at most SlowStartEnd) below SlowStartEnd, but only +1 when the
+//     round's latency is past a quarter of the way from Min to the threshold (the queue is starting:
+//     approach the knee gently, so slow start's last step puts a few requests into the queue, not
+//     up to half the knee, each waiting a whole service time); else +1, except at or
 //     past Knee, where it holds until Wait rounds have passed since the cut. A limit past
 //     Knee×LatencyThreshold(KneeMin)/KneeMin + 1 (where the latency of a queue would have crossed the
 //     threshold) with no queueing means the knee moved (or a stall caused the cut): Knee is
@@ -252,25 +262,30 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 	}
 	s.Since++
 	switch {
-	case r.Min > 0 && r.Median > LatencyThreshold(r.Min, c) && !s.Suspect && r.Median <= 2*LatencyThreshold(r.Min, c):
+	case r.Min > 0 && r.Latency > LatencyThreshold(r.Min, c) && !s.Suspect && r.Latency <= 2*LatencyThreshold(r.Min, c):
 		s.Suspect = true // a stall of a busy machine, or a queue: the next round tells
-	case r.Min > 0 && r.Median > LatencyThreshold(r.Min, c):
+	case r.Min > 0 && r.Latency > LatencyThreshold(r.Min, c):
 		s.Suspect = false
-		f := max(c.OverloadBackoff, math.Min(1, float64(r.Min)/float64(r.Median)))
-		if s.Knee > 0 && s.Limit > s.Knee {
+		f := max(c.OverloadBackoff, math.Min(1, float64(r.Min)/float64(r.Latency)))
+		next := math.Min(math.Max(s.Limit*f, lo), hi)
+		if s.Knee > 0 && s.Limit > s.Knee && r.Latency <= 2*LatencyThreshold(r.Min, c) {
 			s.Wait = min(max(2*s.Wait, c.ProbeWait), c.ProbeWaitMax)
 		} else {
 			s.Wait = c.ProbeWait // a new knee (or a stall): probe again soon
 		}
 		s.Cut = s.Limit
-		s.Limit = math.Min(math.Max(s.Limit*f, lo), hi)
+		s.Limit = next
 		s.Knee, s.KneeMin, s.SlowStartEnd, s.Since = s.Limit, r.Min, s.Limit, 0
 		return s, true
 	case float64(r.PeakInFlight)*2 < s.Limit:
 		s.Suspect = false // not in use
 	case s.Limit < s.SlowStartEnd:
 		s.Suspect = false
-		s.Limit = math.Min(math.Max(s.Limit*c.SlowStartGrowth, s.Limit+1), s.SlowStartEnd)
+		grow := math.Max(s.Limit*c.SlowStartGrowth, s.Limit+1)
+		if th := LatencyThreshold(r.Min, c); r.Min > 0 && r.Latency > r.Min+(th-r.Min)/4 {
+			grow = s.Limit + 1 // latency is rising: the knee is near
+		}
+		s.Limit = math.Min(grow, s.SlowStartEnd)
 	case s.Knee > 0 && s.Limit >= s.Knee && s.Since < s.Wait:
 		s.Suspect = false // at the knee: wait before probing past it
 	default:
@@ -484,13 +499,13 @@ func (a *Adaptive) Release(Outcome) {
 // the limit was when it began (at least minRound), all started after the last cut (answers to
 // requests sent before it describe the load before it; and as Acquire lets none start until fewer
 // than the new limit are in flight, those sent after it never share the subscriber with more), and
-// RoundLimit judges their median latency against the lowest round median of the last one to two
-// Windows. (A round's median, not a single attempt's latency, is the base: on a busy machine the
+// RoundLimit judges their latency (Round.Latency) against the lowest round latency of the last one
+// to two Windows. (A round's latency, not a single attempt's, is the base: on a busy machine the
 // luckiest attempt is much faster than a typical one, and a queue is judged against what is typical
 // when there is none.) A queue at the subscriber
-// slows every attempt of a round; one slow attempt among fast ones (a scheduling delay on a busy
-// machine, a GC pause) does not move the median. A timeout, 429 or 503 from an attempt started after
-// the last cut cuts at once (OverloadLimit).
+// slows every attempt past the knee, in every round; one slow attempt among fast ones (a scheduling
+// delay on a busy machine, a GC pause) is left out of the round's latency. A timeout, 429 or 503
+// from an attempt started after the last cut cuts at once (OverloadLimit).
 func (a *Adaptive) ObserveAttempt(at Attempt) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -509,9 +524,9 @@ func (a *Adaptive) ObserveAttempt(at Attempt) {
 		if len(a.round) < a.target {
 			break
 		}
-		median := medianLatency(a.round)
-		a.minLatency.add(now, median)
-		r := Round{Median: median, Min: a.minLatency.get(now), PeakInFlight: a.peak}
+		lat := roundLatency(a.round)
+		a.minLatency.add(now, lat)
+		r := Round{Latency: lat, Min: a.minLatency.get(now), PeakInFlight: a.peak}
 		next, decreased := RoundLimit(a.state, r, a.cfg)
 		a.state = next
 		if decreased {
@@ -548,7 +563,7 @@ func (a *Adaptive) cut(now time.Time) {
 	a.newRound()
 }
 
-// minRound is the fewest attempts a round judges: the median of one or two says too little.
+// minRound is the fewest attempts a round judges: a round of one or two says too little.
 const minRound = 3
 
 // newRound starts a round of as many attempts as the limit, at least minRound. a.mu must be held.
@@ -558,10 +573,17 @@ func (a *Adaptive) newRound() {
 	a.peak = a.inFlight
 }
 
-// medianLatency is the median of ds (the upper one of an even count); it sorts ds.
-func medianLatency(ds []time.Duration) time.Duration {
+// roundLatency is a round's latency (see Round): the mean of ds without its slowest eighth, and
+// without its slowest one at least (a round of 3 in slow start with one stalled attempt must not read
+// as a queue). It sorts ds; ds must not be empty.
+func roundLatency(ds []time.Duration) time.Duration {
 	slices.Sort(ds)
-	return ds[len(ds)/2]
+	keep := ds[:max(1, len(ds)-max(1, len(ds)/8))]
+	var sum time.Duration
+	for _, d := range keep {
+		sum += d
+	}
+	return sum / time.Duration(len(keep))
 }
 
 // wakeLocked wakes every goroutine blocked in Acquire, to re-check. a.mu must be held.
