@@ -22,7 +22,8 @@ const maxAnswerDrained = 64 << 10
 // hop), a URL gets one binary-mode POST that must answer 2xx (ctx bounds it). It is how a source's
 // sink and a redrive to a knativeerrordest send. With tracing on, the send is one PRODUCER span with
 // role as its eventgate.destination.role (see tracing.Tracer.StartSend and StartSendTo), whose
-// context e then carries, and the POST its traceparent header: e must be the caller's to change.
+// context e then carries (e must be the caller's to change), and a POST has a CLIENT span under it
+// whose context goes out as the traceparent header, as a dispatcher's dead letter to a URL has.
 func (a *App) send(ctx context.Context, target resources.Target, role string, e *event.Event) error {
 	if a.tracer == nil {
 		return a.deliverTo(ctx, target, e)
@@ -42,20 +43,34 @@ func (a *App) deliverTo(ctx context.Context, target resources.Target, e *event.E
 	if target.Channel != nil {
 		return a.router.Publish(ctx, *target.Channel, []*event.Event{e})
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.URL, bytes.NewReader(e.Data))
-	if err != nil {
+	if a.tracer == nil {
+		_, err := a.post(ctx, target.URL, e)
 		return err
+	}
+	ctx, span := a.tracer.StartAttempt(ctx, target.URL, "", 0)
+	status, err := a.post(ctx, target.URL, e)
+	tracing.EndAttempt(span, status, err)
+	return err
+}
+
+// post sends e to u as one binary-mode POST, with the trace context in ctx as its traceparent
+// header when tracing is on; it returns the answer's status (0 when there was none) and an error
+// unless that status is 2xx.
+func (a *App) post(ctx context.Context, u string, e *event.Event) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(e.Data))
+	if err != nil {
+		return 0, err
 	}
 	event.WriteHTTPBinary(e, req.Header)
 	a.tracer.Inject(ctx, req.Header) // nil-safe: nothing with tracing off
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerDrained))
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %s", target.URL, resp.Status)
+		return resp.StatusCode, fmt.Errorf("%s answered %s", u, resp.Status)
 	}
-	return nil
+	return resp.StatusCode, nil
 }

@@ -22,7 +22,8 @@ import (
 )
 
 // A source's sink starts a PRODUCER span per event, to a channel or to a URL, and the event (and,
-// for a URL, the request) carries its context.
+// for a URL, the request's ce-traceparent) carries its context; a POST is a CLIENT span under it,
+// whose context is the request's traceparent header.
 func TestSourceSinkTracesEachEvent(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
@@ -33,9 +34,9 @@ func TestSourceSinkTracesEachEvent(t *testing.T) {
 	if err := inmem.Ensure(context.Background(), channel.Spec{Ref: ref}); err != nil {
 		t.Fatal(err)
 	}
-	var gotHeader string
+	var gotHeader, gotCE string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gotHeader = r.Header.Get("Traceparent")
+		gotHeader, gotCE = r.Header.Get("Traceparent"), r.Header.Get("Ce-Traceparent")
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer srv.Close()
@@ -50,17 +51,24 @@ func TestSourceSinkTracesEachEvent(t *testing.T) {
 	if err := (sink{a: a, target: resources.Target{URL: srv.URL + "/in?token=x"}}).Send(context.Background(), toURL); err != nil {
 		t.Fatal(err)
 	}
+	// Ended in order: the channel's PRODUCER span, the URL's CLIENT span, then its PRODUCER span.
 	spans := rec.Ended()
-	if len(spans) != 2 {
-		t.Fatalf("%d spans, want 2", len(spans))
+	if len(spans) != 3 {
+		t.Fatalf("%d spans, want 3", len(spans))
 	}
 	if s := spans[0]; s.Name() != "send ns/events" || s.SpanKind() != trace.SpanKindProducer ||
 		tracing.EventContext(toChannel).SpanID() != s.SpanContext().SpanID() {
 		t.Errorf("channel sink: span %q kind %v; event carries %s", s.Name(), s.SpanKind(), toChannel.Extension("traceparent"))
 	}
-	if s := spans[1]; s.Name() != "send "+srv.URL+"/in" || gotHeader == "" ||
-		gotHeader != toURL.Extension("traceparent") {
-		t.Errorf("URL sink: span %q, header %q, event %q", s.Name(), gotHeader, toURL.Extension("traceparent"))
+	post, s := spans[1], spans[2]
+	if s.Name() != "send "+srv.URL+"/in" || s.SpanKind() != trace.SpanKindProducer ||
+		gotCE == "" || gotCE != toURL.Extension("traceparent") || tracing.EventContext(toURL).SpanID() != s.SpanContext().SpanID() {
+		t.Errorf("URL sink: span %q kind %v, ce-traceparent %q, event %q", s.Name(), s.SpanKind(), gotCE, toURL.Extension("traceparent"))
+	}
+	if post.SpanKind() != trace.SpanKindClient || post.Parent().SpanID() != s.SpanContext().SpanID() ||
+		!strings.Contains(gotHeader, post.SpanContext().SpanID().String()) || !hasIntAttr(post, "http.response.status_code", 202) {
+		t.Errorf("URL sink's POST: kind %v, parent %v, traceparent header %q, attributes %v",
+			post.SpanKind(), post.Parent().SpanID(), gotHeader, post.Attributes())
 	}
 }
 
@@ -77,9 +85,11 @@ func TestRedriveToErrorDestTraces(t *testing.T) {
 	if err := inmem.Ensure(context.Background(), channel.Spec{Ref: ref}); err != nil {
 		t.Fatal(err)
 	}
-	var gotHeader string
+	var gotHeader, gotCE string // of the request to /svc
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gotHeader = r.Header.Get("Traceparent")
+		if r.URL.Path == "/svc" {
+			gotHeader, gotCE = r.Header.Get("Traceparent"), r.Header.Get("Ce-Traceparent")
+		}
 		if r.URL.Path == "/down" {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
@@ -109,24 +119,46 @@ func TestRedriveToErrorDestTraces(t *testing.T) {
 		}
 	}
 
+	// Ended in order: the channel's PRODUCER span, then for each URL its CLIENT span and its PRODUCER span.
 	spans := rec.Ended()
-	if len(spans) != 3 {
-		t.Fatalf("%d spans, want 3", len(spans))
+	if len(spans) != 5 {
+		t.Fatalf("%d spans, want 5", len(spans))
 	}
-	for i, s := range spans {
-		if s.SpanKind() != trace.SpanKindProducer || !hasAttr(s, "eventgate.destination.role", tracing.RoleRedrive) {
+	for _, i := range []int{0, 2, 4} {
+		if s := spans[i]; s.SpanKind() != trace.SpanKindProducer || !hasAttr(s, "eventgate.destination.role", tracing.RoleRedrive) {
 			t.Errorf("span %d %q: kind %v, attributes %v", i, s.Name(), s.SpanKind(), s.Attributes())
+		}
+	}
+	for _, i := range []int{1, 3} {
+		if s, send := spans[i], spans[i+1]; s.SpanKind() != trace.SpanKindClient || s.Name() != "POST" ||
+			s.Parent().SpanID() != send.SpanContext().SpanID() {
+			t.Errorf("span %d %q: kind %v, parent %v, want a CLIENT POST under %q", i, s.Name(), s.SpanKind(), s.Parent().SpanID(), send.Name())
 		}
 	}
 	if s := spans[0]; s.Name() != "send ns/orders" || tracing.EventContext(toChannel).SpanID() != s.SpanContext().SpanID() {
 		t.Errorf("to a channel: span %q; event carries %s", s.Name(), toChannel.Extension("traceparent"))
 	}
-	if s := spans[1]; s.Name() != "send "+srv.URL+"/svc" || gotHeader == "" || s.Status().Code != codes.Unset {
-		t.Errorf("to a URL: span %q status %v, header %q", s.Name(), s.Status(), gotHeader)
+	if s, post := spans[2], spans[1]; s.Name() != "send "+srv.URL+"/svc" || s.Status().Code != codes.Unset ||
+		!strings.Contains(gotHeader, post.SpanContext().SpanID().String()) ||
+		!strings.Contains(gotCE, s.SpanContext().SpanID().String()) {
+		t.Errorf("to a URL: span %q status %v; traceparent %q (want the POST's), ce-traceparent %q (want the send's)",
+			s.Name(), s.Status(), gotHeader, gotCE)
 	}
-	if s := spans[2]; s.Status().Code != codes.Error {
+	if post := spans[3]; post.Status().Code != codes.Error || !hasIntAttr(post, "http.response.status_code", 503) {
+		t.Errorf("the POST answered 503: status %v, attributes %v", post.Status(), post.Attributes())
+	}
+	if s := spans[4]; s.Status().Code != codes.Error {
 		t.Errorf("to a URL answering 503: span status %v, want an error", s.Status())
 	}
+}
+
+func hasIntAttr(s sdktrace.ReadOnlySpan, key string, value int64) bool {
+	for _, kv := range s.Attributes() {
+		if string(kv.Key) == key && kv.Value.AsInt64() == value {
+			return true
+		}
+	}
+	return false
 }
 
 func hasAttr(s sdktrace.ReadOnlySpan, key, value string) bool {
