@@ -139,10 +139,16 @@ func (b *Backend) shareGroupName(share string) (string, error) {
 
 // subscribeShared is Subscribe for a group with a Share key: it attaches the group to the key's
 // fanout (started on first use, and reading the group's topic from then on), or runs it on its own
-// when the fanout has already read past the group's start. The group's start is fixed before, as for
-// any group.
+// when the group has live members (another replica reads it on its own, or one was killed and its
+// session has not yet timed out: a plain commit to it would be refused, so what the shared read
+// delivered would be delivered again) or when the fanout has already read past the group's start.
+// The group's start is fixed before, as for any group.
 func (b *Backend) subscribeShared(ctx context.Context, g channel.Group, h channel.ClaimHandler, topic, groupName string) (channel.Subscription, error) {
 	if _, err := b.fixStart(ctx, groupName, topic, g.Start); err != nil {
+		return nil, err
+	}
+	busy, err := b.groupHasMembers(ctx, groupName)
+	if err != nil {
 		return nil, err
 	}
 	commits, err := b.groupCommits(ctx, groupName, topic)
@@ -155,8 +161,15 @@ func (b *Backend) subscribeShared(ctx context.Context, g channel.Group, h channe
 	}
 	m := &member{f: f, group: g, groupName: groupName, topic: topic, handler: h, claims: map[int32]*claim{},
 		log: b.log.With("channel", g.Channel.String(), "subscription", g.Name, "group", groupName, "share", g.Share)}
-	if !f.attach(m, commits) {
-		m.log.Info("kafka shared read is past the group's start; the group reads on its own")
+	var own string
+	switch {
+	case busy:
+		own = "kafka subscription's group has members on another replica (or one whose session has not timed out yet); the group reads on its own with them"
+	case !f.attach(m, commits):
+		own = "kafka shared read is past the group's start; the group reads on its own"
+	}
+	if own != "" {
+		m.log.Info(own)
 		err := m.runOwn(ctx)
 		f.closeIfIdle() // it may have been started for m alone
 		if err != nil {
@@ -170,6 +183,18 @@ func (b *Backend) subscribeShared(ctx context.Context, g channel.Group, h channe
 	b.members[m] = struct{}{}
 	b.mu.Unlock()
 	return m, nil
+}
+
+// groupHasMembers reports whether group has members now (a group unknown to the broker has none).
+func (b *Backend) groupHasMembers(ctx context.Context, group string) (bool, error) {
+	described, err := b.admin.DescribeGroups(ctx, group)
+	if err == nil {
+		err = described.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return false, fmt.Errorf("kafka: describe group %s: %w: %w", group, channel.ErrUnavailable, err)
+	}
+	return len(described[group].Members) > 0, nil
 }
 
 // groupCommits returns group's committed offsets on topic (-1 for a partition without one is not
@@ -835,8 +860,12 @@ func (m *member) commit(ctx context.Context, claims []*claim) error {
 	return nil
 }
 
-// detach moves m off the shared read: its claims stop, what it finished is committed, and it runs as
-// an ordinary subscription of its own group from there. Its records the reader routes meanwhile are
+// detachGrace bounds how long a member leaving the shared read waits for its deliveries in flight.
+const detachGrace = 5 * time.Second
+
+// detach moves m off the shared read: its claims hand out no more records, its deliveries in flight
+// end (for detachGrace at most, see finishAll), what it finished is committed, and it runs as an
+// ordinary subscription of its own group from there. Its records the reader routes meanwhile are
 // not its any more (m.attached is false).
 func (f *fanout) detach(m *member, why string) {
 	f.mu.Lock()
@@ -849,6 +878,7 @@ func (f *fanout) detach(m *member, why string) {
 	if topicLeft {
 		f.leave()
 	}
+	finishAll(claims, detachGrace)
 	stopAll(claims)
 	_ = m.commit(context.Background(), claims) // what is not committed is delivered again
 	m.log.Info("kafka subscription detached from the shared read; it reads on its own", "why", why)

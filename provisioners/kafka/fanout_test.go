@@ -190,6 +190,54 @@ func TestLateEarliestGroupReadsOnItsOwn(t *testing.T) {
 	}
 }
 
+// A group that has a live member elsewhere (another replica that reads it on its own, or one killed
+// whose session has not timed out yet) reads on its own from the start, beside that member: attached
+// to the shared read, its plain commits would be refused, and what it delivered would be delivered
+// again once it joined them.
+func TestGroupWithMembersElsewhereReadsOnItsOwn(t *testing.T) {
+	brokers := testBrokers(t)
+	replica := newBackend(t, brokers, nil)
+	ref, topic := ensureChannel(t, replica, channel.Spec{Partitions: 2})
+	g := channel.Group{Channel: ref, Name: conformance.UniqueName(t, "g-"), Start: channel.Latest}
+	there := &collect{}
+	s1, err := replica.Subscribe(testCtx(t, 30*time.Second), g, there.handle) // no Share key: a member of g
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s1.Close() })
+	name, err := replica.GroupName(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the other replica to be a member of "+name, func() bool {
+		busy, err := replica.groupHasMembers(testCtx(t, 10*time.Second), name)
+		return err == nil && busy
+	})
+
+	b := newBackend(t, brokers, nil)
+	if err := b.Ensure(testCtx(t, 30*time.Second), channel.Spec{Ref: ref, Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	here := &collect{}
+	g.Share = "subscriptions"
+	s2, err := b.Subscribe(testCtx(t, 30*time.Second), g, here.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s2.Close() })
+	if m := s2.(*member); m.own == nil {
+		t.Fatal("a group with a member on another replica was attached to the shared read")
+	}
+	evs := conformance.Events("ev", 40, nil)
+	produceTo(t, brokers, topic, evs, 0, 1)
+	eventually(t, 60*time.Second, "every event, by one replica or the other", func() bool {
+		return len(uniq(append(there.ids(), here.ids()...))) >= len(evs)
+	})
+	if got := uniq(append(there.ids(), here.ids()...)); !sameSet(got, conformance.IDs(evs)) {
+		t.Errorf("the two replicas got %v", got)
+	}
+}
+
 func uniq(ids []string) []string {
 	seen := map[string]bool{}
 	var out []string

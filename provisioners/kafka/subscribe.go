@@ -678,6 +678,10 @@ type claim struct {
 	taken      uint64    // records handed out
 	tracker    *channel.OffsetTracker
 	committed  int64 // last committed offset; -1 when none is known
+	// finishing: the claim hands out no more records (see finish); finished is closed, and then
+	// nil, once every record handed out is done.
+	finishing bool
+	finished  chan struct{}
 
 	// feeding starts the feeder when the handler asks for Records, or, when the handler returns
 	// without having asked, closes records and feederDone in its place.
@@ -737,7 +741,55 @@ func (c *claim) Records() <-chan channel.Record {
 func (c *claim) MarkDone(offset int64) {
 	c.mu.Lock()
 	c.tracker.Done(offset)
+	if c.finishing {
+		c.checkFinished()
+	}
 	c.mu.Unlock()
+}
+
+// finishAll stops claims handing out records (Next answers none, Records is closed) and waits, at
+// most wait, until every record each handed out is done or its handler has returned. A claim given
+// up by choice (its member detached from a shared read) so lets its deliveries in flight end rather
+// than abandoning them, which would have them delivered again. The caller stops the claims after
+// (stopAll); whatever is still in flight then is abandoned, as on a revoke.
+func finishAll(claims []*claim, wait time.Duration) {
+	for _, c := range claims {
+		c.mu.Lock()
+		c.finishing = true
+		c.finished = make(chan struct{})
+		c.checkFinished()
+		c.mu.Unlock()
+		select { // wakes a Next or a feeder waiting for records
+		case c.notify <- struct{}{}:
+		default:
+		}
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for _, c := range claims {
+		c.mu.Lock()
+		finished := c.finished
+		c.mu.Unlock()
+		if finished == nil {
+			continue
+		}
+		select {
+		case <-finished:
+		case <-c.handlerDone:
+		case <-c.ctx.Done():
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
+// checkFinished closes c.finished once every record handed out is done: what the tracker still
+// waits for is only what is queued or pending, never handed out (c.mu held).
+func (c *claim) checkFinished() {
+	if c.finished != nil && c.tracker.Pending() <= len(c.queue)+len(c.pending) {
+		close(c.finished)
+		c.finished = nil
+	}
 }
 
 // start runs the handler (which starts the feeder if it asks for Records).
@@ -769,7 +821,7 @@ func stopAll(claims []*claim) {
 func (c *claim) Next(ctx context.Context) (channel.Record, bool) {
 	for {
 		c.mu.Lock()
-		if c.ctx.Err() != nil {
+		if c.ctx.Err() != nil || c.finishing {
 			c.mu.Unlock()
 			return channel.Record{}, false
 		}
@@ -821,12 +873,16 @@ func (c *claim) took() {
 }
 
 // feed hands queued records to the handler in offset order through Records until the claim is
-// cancelled, then closes Records.
+// cancelled or finishing, then closes Records.
 func (c *claim) feed() {
 	defer close(c.feederDone)
 	defer close(c.records)
 	for {
 		c.mu.Lock()
+		if c.finishing {
+			c.mu.Unlock()
+			return
+		}
 		if len(c.queue) == 0 {
 			c.mu.Unlock()
 			select {
