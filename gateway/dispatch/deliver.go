@@ -204,7 +204,7 @@ func (d *Dispatcher) requestHeaders(ev *event.Event) int {
 	return n
 }
 
-// newRequest builds the POST of body to u, with an empty header map made for headers keys. The
+// newRequest builds the POST of body to u, with an empty header map (made for headers keys). The
 // request is the one http.NewRequestWithContext builds (method, URL, host, protocol, a body that
 // net/http knows to be in memory, ContentLength and GetBody, http.NoBody when body is empty). For
 // a URL parsed at Start (see parseURLs) it is built from that URL's template instead of parsing:
@@ -213,12 +213,7 @@ func (d *Dispatcher) requestHeaders(ev *event.Event) int {
 func (d *Dispatcher) newRequest(ctx context.Context, u string, body []byte, headers int) (*http.Request, error) {
 	p, ok := d.urls[u]
 	if !ok {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header = make(http.Header, headers)
-		return req, nil
+		return http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	}
 	req := p.tmpl.WithContext(ctx) // a shallow copy; the template is not changed
 	pu := *p.url                   // the request's own URL: a RoundTripper may change it
