@@ -168,7 +168,6 @@ var preferReply = []string{"reply"}
 // without context, header or body that newRequest copies (it is never sent itself).
 type parsedURL struct {
 	url  *url.URL
-	host string
 	tmpl *http.Request
 }
 
@@ -181,7 +180,7 @@ func parseURLs(dests ...*Destination) map[string]parsedURL {
 			continue
 		}
 		if req, err := http.NewRequest(http.MethodPost, dst.URL, nil); err == nil {
-			out[dst.URL] = parsedURL{url: req.URL, host: req.Host, tmpl: req}
+			out[dst.URL] = parsedURL{url: req.URL, tmpl: req}
 		}
 	}
 	return out
