@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/eventgate/eventgate/gateway/event"
@@ -117,5 +118,41 @@ func TestRequestHeadersCountsWhatADeliverySets(t *testing.T) {
 		if n := d.requestHeaders(ev); n < len(h) || n > len(h)+1 {
 			t.Errorf("event %s: requestHeaders %d, a delivery sets %d: %v", ev.ID, n, len(h), h)
 		}
+	}
+}
+
+// TestDeliveryFollowsRedirectWithItsBody checks a request built from a URL parsed at Start against a
+// subscriber that redirects (307, 308): the client follows with the whole body again (GetBody) and
+// the CloudEvents headers, as with a request NewRequest builds.
+func TestDeliveryFollowsRedirectWithItsBody(t *testing.T) {
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		type got struct {
+			id   string
+			body string
+		}
+		arrived := make(chan got, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/from" {
+				_, _ = io.Copy(io.Discard, r.Body)
+				http.Redirect(w, r, "/to", code)
+				return
+			}
+			b, _ := io.ReadAll(r.Body)
+			arrived <- got{id: r.Header.Get("Ce-Id"), body: string(b)}
+			w.WriteHeader(http.StatusOK)
+		}))
+		h := newHarness(t, 1, Subscription{Subscriber: Destination{URL: srv.URL + "/from"}}, nil)
+		ev := testEvent("redirected")
+		off := h.p.claim(t, 0).push(t, ev)
+		h.p.claim(t, 0).waitDone(t, off)
+		select {
+		case g := <-arrived:
+			if g.id != "redirected" || g.body != string(ev.Data) {
+				t.Errorf("%d: the redirected delivery arrived as id %q body %q; want %q %q", code, g.id, g.body, "redirected", ev.Data)
+			}
+		default:
+			t.Errorf("%d: the delivery was marked done without reaching the redirect's target", code)
+		}
+		srv.Close()
 	}
 }
