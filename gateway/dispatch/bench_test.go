@@ -51,6 +51,31 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 }
 
+// BenchmarkDeliverStarted is BenchmarkDeliver as a started dispatcher runs it with the default
+// configuration: the subscriber's URL parsed at Start, a 30 s per-attempt timeout, and an event with
+// the attributes scripts/bench sends (a time among them). Compare with BenchmarkBaselineHTTPPost.
+func BenchmarkDeliverStarted(b *testing.B) {
+	srv := benchServer(b)
+	s := Subscription{Namespace: "ns", Name: "bench", Channel: testChannel,
+		Subscriber: Destination{URL: srv.URL}, MaxInFlight: DefaultConfig().MaxInFlight,
+		Policy: Policy{Retry: 3, Timeout: DefaultConfig().Timeout}}
+	d := New(s, Deps{Channels: newFakeProvisioner(1), Client: benchClient(b), Metrics: metrics.New(metrics.Build{}),
+		Log: slog.New(slog.DiscardHandler)})
+	d.urls = parseURLs(&d.sub.Subscriber)
+	ev := testEvent("bench-1")
+	ev.Time = "2026-11-28T12:00:00.123456789Z"
+	ev.Data = bytes.Repeat([]byte("x"), 512)
+	rec := channel.Record{Offset: 1, Event: ev}
+	ctx := context.Background()
+	b.SetBytes(int64(len(ev.Data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if out := d.process(ctx, rec, d.log); out.Result != Delivered {
+			b.Fatalf("result %v", out.Result)
+		}
+	}
+}
+
 // BenchmarkBaselineHTTPPost is a bare http.Client POST of the same bytes to the same kind of server.
 func BenchmarkBaselineHTTPPost(b *testing.B) {
 	srv := benchServer(b)

@@ -796,3 +796,44 @@ func TestOrderedPerPartitionKey(t *testing.T) {
 		t.Errorf("the keyless event is not a barrier: positions %v", pos)
 	}
 }
+
+// TestIdleWorkersExit checks that an unordered claim's delivery workers are reused while records
+// come and exit once none has come for their idle period.
+func TestIdleWorkersExit(t *testing.T) {
+	const limit = 4
+	tokens := make(chan struct{})
+	srv := newRecorder(t, func(_ int, r *http.Request, w http.ResponseWriter) {
+		select {
+		case <-tokens:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	h := newHarness(t, 1, Subscription{Subscriber: Destination{URL: srv.url()}, MaxInFlight: limit},
+		func(d *Dispatcher) { d.workerIdle = 20 * time.Millisecond })
+	c := h.p.claim(t, 0)
+	var last int64
+	for i := range 3 * limit {
+		last = c.push(t, testEvent("w"+strconv.Itoa(i)))
+	}
+	for range 3 * limit {
+		srv.waitFor(t, "a request in flight", func() bool { return srv.current > 0 })
+		if n := h.d.workers.Load(); n > limit {
+			t.Fatalf("%d workers for at most %d deliveries in flight", n, limit)
+		}
+		tokens <- struct{}{}
+	}
+	c.waitDone(t, last)
+	deadline := time.Now().Add(waitTimeout)
+	for h.d.workers.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers still alive long after their idle period", h.d.workers.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A record after they exited starts a worker again.
+	c.push(t, testEvent("again"))
+	srv.waitFor(t, "a request in flight", func() bool { return srv.current > 0 })
+	tokens <- struct{}{}
+	c.waitDone(t, last+1)
+}

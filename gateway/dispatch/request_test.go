@@ -1,14 +1,22 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+
+	"github.com/eventgate/eventgate/gateway/event"
 )
 
+type requestTestKey struct{}
+
 // TestNewRequestMatchesParsingEachTime checks that a request built from a URL parsed once at Start is
-// the request http.NewRequest builds from the URL string.
+// the request http.NewRequestWithContext builds from the URL string: method, URL, host, protocol,
+// context, body, length and GetBody, with and without a body; and that building one changes nothing
+// the next one is built from.
 func TestNewRequestMatchesParsingEachTime(t *testing.T) {
 	urls := []string{
 		"http://127.0.0.1:8081",
@@ -26,27 +34,125 @@ func TestNewRequestMatchesParsingEachTime(t *testing.T) {
 	if _, ok := d.urls["http://bad host/"]; ok {
 		t.Error("an unparseable URL was kept")
 	}
+	ctx := context.WithValue(context.Background(), requestTestKey{}, "attempt")
 	for _, u := range urls {
-		want, err := http.NewRequest(http.MethodPost, u, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := d.newRequest(context.Background(), u, []byte("body"))
-		if err != nil {
-			t.Fatalf("newRequest(%s): %v", u, err)
-		}
-		if got.URL.String() != want.URL.String() || got.Host != want.Host || got.Method != http.MethodPost {
-			t.Errorf("newRequest(%s) = %s %s host %q; want POST %s host %q", u, got.Method, got.URL, got.Host, want.URL, want.Host)
-		}
-		if got.URL == d.urls[u].url {
-			t.Errorf("newRequest(%s) shares the parsed URL; a request may modify its own", u)
-		}
-		if b, _ := io.ReadAll(got.Body); string(b) != "body" || got.ContentLength != 4 {
-			t.Errorf("newRequest(%s) body %q, length %d", u, b, got.ContentLength)
+		for _, body := range [][]byte{[]byte("body"), nil, {}} {
+			for range 2 { // the second from the template the first may have changed
+				want, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := d.newRequest(ctx, u, body, 3)
+				if err != nil {
+					t.Fatalf("newRequest(%s): %v", u, err)
+				}
+				compareRequests(t, u, got, want)
+				if got.URL == d.urls[u].url || got.URL == d.urls[u].tmpl.URL {
+					t.Errorf("newRequest(%s) shares the parsed URL; a request may modify its own", u)
+				}
+				got.URL.Path, got.Host = "/changed", "changed"
+				got.Header.Set("Ce-Id", "changed")
+			}
 		}
 	}
 	// Not parsed at Start: parsed per request, errors included.
-	if _, err := d.newRequest(context.Background(), "http://bad host/", nil); err == nil {
+	if _, err := d.newRequest(ctx, "http://bad host/", nil, 3); err == nil {
 		t.Error("newRequest accepted an unparseable URL")
+	}
+	got, err := d.newRequest(ctx, "http://127.0.0.1:9/not-parsed", []byte("body"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1:9/not-parsed", bytes.NewReader([]byte("body")))
+	compareRequests(t, "not parsed at Start", got, want)
+}
+
+// compareRequests reports where got differs from want in what a client sends.
+func compareRequests(t *testing.T, name string, got, want *http.Request) {
+	t.Helper()
+	if got.Method != want.Method || got.URL.String() != want.URL.String() || got.Host != want.Host ||
+		got.Proto != want.Proto || got.ProtoMajor != want.ProtoMajor || got.ProtoMinor != want.ProtoMinor {
+		t.Errorf("%s: %s %s host %q %s; want %s %s host %q %s", name, got.Method, got.URL, got.Host, got.Proto,
+			want.Method, want.URL, want.Host, want.Proto)
+	}
+	if got.Context() != want.Context() {
+		t.Errorf("%s: the request does not carry the attempt's context", name)
+	}
+	if len(got.Header) != 0 {
+		t.Errorf("%s: headers %v before any is set", name, got.Header)
+	}
+	if got.ContentLength != want.ContentLength || (got.Body == http.NoBody) != (want.Body == http.NoBody) ||
+		(got.GetBody == nil) != (want.GetBody == nil) {
+		t.Errorf("%s: length %d, no body %v, GetBody set %v; want %d, %v, %v", name, got.ContentLength,
+			got.Body == http.NoBody, got.GetBody != nil, want.ContentLength, want.Body == http.NoBody, want.GetBody != nil)
+	}
+	wantBody, _ := io.ReadAll(want.Body)
+	if b, _ := io.ReadAll(got.Body); !bytes.Equal(b, wantBody) {
+		t.Errorf("%s: body %q; want %q", name, b, wantBody)
+	}
+	for range 2 { // GetBody gives the whole body each time, also after Body was read
+		rc, err := got.GetBody()
+		if err != nil {
+			t.Fatalf("%s: GetBody: %v", name, err)
+		}
+		if b, _ := io.ReadAll(rc); !bytes.Equal(b, wantBody) {
+			t.Errorf("%s: GetBody gave %q; want %q", name, b, wantBody)
+		}
+	}
+}
+
+// TestRequestHeadersCountsWhatADeliverySets checks the size newRequest makes the header map for
+// against the headers a delivery writes (WriteHTTPBinary, Prefer).
+func TestRequestHeadersCountsWhatADeliverySets(t *testing.T) {
+	full := testEvent("full")
+	full.DataSchema, full.Subject, full.Time = "http://schema", "subject", "2026-11-28T12:00:00Z"
+	full.SetExtension("partitionkey", "k")
+	full.SetExtension("knativeerrorcode", "500")
+	bare := testEvent("bare")
+	bare.DataContentType = "" // Content-Type counted all the same: an upper bound is enough
+	d := &Dispatcher{}
+	for _, ev := range []*event.Event{testEvent("plain"), full, bare} {
+		h := http.Header{}
+		event.WriteHTTPBinary(ev, h)
+		h["Prefer"] = preferReply
+		if n := d.requestHeaders(ev); n < len(h) || n > len(h)+1 {
+			t.Errorf("event %s: requestHeaders %d, a delivery sets %d: %v", ev.ID, n, len(h), h)
+		}
+	}
+}
+
+// TestDeliveryFollowsRedirectWithItsBody checks a request built from a URL parsed at Start against a
+// subscriber that redirects (307, 308): the client follows with the whole body again (GetBody) and
+// the CloudEvents headers, as with a request NewRequest builds.
+func TestDeliveryFollowsRedirectWithItsBody(t *testing.T) {
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		type got struct {
+			id   string
+			body string
+		}
+		arrived := make(chan got, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/from" {
+				_, _ = io.Copy(io.Discard, r.Body)
+				http.Redirect(w, r, "/to", code)
+				return
+			}
+			b, _ := io.ReadAll(r.Body)
+			arrived <- got{id: r.Header.Get("Ce-Id"), body: string(b)}
+			w.WriteHeader(http.StatusOK)
+		}))
+		h := newHarness(t, 1, Subscription{Subscriber: Destination{URL: srv.URL + "/from"}}, nil)
+		ev := testEvent("redirected")
+		off := h.p.claim(t, 0).push(t, ev)
+		h.p.claim(t, 0).waitDone(t, off)
+		select {
+		case g := <-arrived:
+			if g.id != "redirected" || g.body != string(ev.Data) {
+				t.Errorf("%d: the redirected delivery arrived as id %q body %q; want %q %q", code, g.id, g.body, "redirected", ev.Data)
+			}
+		default:
+			t.Errorf("%d: the delivery was marked done without reaching the redirect's target", code)
+		}
+		srv.Close()
 	}
 }
