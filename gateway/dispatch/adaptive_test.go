@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -215,9 +216,9 @@ func (g *recordingGauge) last() float64 {
 	return g.values[len(g.values)-1]
 }
 
-// round runs one round trip through a: it takes every slot the limit allows, observes each with the
-// given latency and answer, advances the clock by the latency and releases them. It returns how many
-// slots it took.
+// round runs one round trip through a: it takes every slot the limit allows (probes included),
+// advances the clock by the latency, and observes each with the given latency and answer and
+// releases it, one after the other, as the dispatcher does. It returns how many slots it took.
 func round(t *testing.T, a *Adaptive, clk *fakeClock, latency time.Duration, status int) int {
 	t.Helper()
 	n := a.Limit()
@@ -234,8 +235,6 @@ func round(t *testing.T, a *Adaptive, clk *fakeClock, latency time.Duration, sta
 	for range n {
 		a.ObserveAttempt(Attempt{Start: start, Latency: latency, Status: status, OK: status/100 == 2,
 			Overloaded: status == 429 || status == 503})
-	}
-	for range n {
 		a.Release(Outcome{})
 	}
 	return n
@@ -727,8 +726,6 @@ func TestAdaptiveIgnoresLatencySpikes(t *testing.T) {
 				lat = 60 * time.Millisecond
 			}
 			a.ObserveAttempt(Attempt{Start: start, Latency: lat, Status: 200, OK: true})
-		}
-		for range n {
 			a.Release(Outcome{})
 		}
 	}
@@ -818,7 +815,8 @@ func TestAdaptiveRecoversFromAStall(t *testing.T) {
 }
 
 // roundEach is round with a latency per attempt: latency(i, n) for the i-th of the n attempts of the
-// round (from 0, in the order they started); the clock advances by the slowest.
+// round (from 0, in the order they started). Each answer arrives when its latency has passed (the
+// clock advances to it), the fastest first; the round ends with the slowest.
 func roundEach(t *testing.T, a *Adaptive, clk *fakeClock, latency func(i, n int) time.Duration) int {
 	t.Helper()
 	n := a.Limit()
@@ -831,15 +829,16 @@ func roundEach(t *testing.T, a *Adaptive, clk *fakeClock, latency func(i, n int)
 			t.Fatalf("Acquire with %d of %d held: %v", a.InFlight(), n, err)
 		}
 	}
-	var slowest time.Duration
-	for i := range n {
-		slowest = max(slowest, latency(i, n))
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
 	}
-	clk.advance(slowest)
-	for i := range n {
+	slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(latency(i, n), latency(j, n)) })
+	for _, i := range order {
+		if d := start.Add(latency(i, n)).Sub(clk.now()); d > 0 {
+			clk.advance(d)
+		}
 		a.ObserveAttempt(Attempt{Start: start, Latency: latency(i, n), Status: 200, OK: true})
-	}
-	for range n {
 		a.Release(Outcome{})
 	}
 	return n
