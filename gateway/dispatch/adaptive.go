@@ -552,12 +552,15 @@ func NewAdaptive(c AdaptiveConfig) *Adaptive {
 // Config returns the configuration in use, defaults applied.
 func (a *Adaptive) Config() AdaptiveConfig { return a.cfg }
 
-// Limit returns how many deliveries may be in flight now: the limit, and the probes past it not
-// yet admitted (see ObserveAttempt).
+// Limit returns how many deliveries may be in flight now: the limit, and while a probe's requests
+// are being admitted, the probes past it.
 func (a *Adaptive) Limit() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return int(a.state.Limit) + a.probe.credit
+	if a.probe.credit > 0 {
+		return int(a.state.Limit) + a.probe.granted
+	}
+	return int(a.state.Limit)
 }
 
 // InFlight returns how many slots are held.
@@ -729,13 +732,14 @@ func (a *Adaptive) observeProbe(at Attempt, now time.Time) bool {
 	if !p.open {
 		return false
 	}
-	member := false
+	member, self := false, 0 // self: 1 when at is a member that waited
 	if p.credit == 0 && !at.Start.Before(p.from) && !at.Start.After(p.last.Add(p.slop())) && Classify(at) == Grow {
 		member = true
 		p.answered++
 		p.latencies = append(p.latencies, at.Latency)
 		if waited(at.Latency, p.min, a.cfg) {
 			p.waited++
+			self = 1
 		}
 	}
 	short := false
@@ -756,7 +760,7 @@ func (a *Adaptive) observeProbe(at Attempt, now time.Time) bool {
 	switch {
 	case held <= 0:
 	case now.After(p.last.Add(p.slop() + WaitThreshold(p.min, a.cfg))):
-		p.waited = max(p.waited, held)
+		p.waited = max(p.waited, held+self)
 	default:
 		return member
 	}
