@@ -89,9 +89,11 @@ type AdaptiveConfig struct {
 	// high knee in fewer round trips.
 	SlowStartGrowth float64
 	// ProbeWait is how many rounds the limit waits at a known knee before trying one more (default 8);
-	// each try that finds the same knee doubles the wait, up to ProbeWaitMax rounds (default 128). A
-	// try that finds room forgets the knee and resumes slow start. The wait makes the queue a probe
-	// costs rare once the knee is known; its cap bounds how late new capacity is noticed.
+	// each try that finds the same knee doubles the wait, up to ProbeWaitMax rounds (default 128),
+	// and from the second on also waits for 16×the wait accepted attempts (a probe past the knee
+	// costs one request a service time; this keeps that to one request in hundreds however small
+	// the knee). A try that finds room, past where a queue would have shown, forgets the knee and
+	// resumes slow start. Its cap bounds how late new capacity is noticed.
 	ProbeWait, ProbeWaitMax int
 	// Window is how long a minimum-latency observation is remembered: the estimate is the minimum over
 	// the current and the previous window, so a subscriber that becomes permanently slower is
@@ -338,12 +340,11 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 	return s, false
 }
 
-// Probe is what the attempts started while probes were out say, as ProbeLimit sees it.
+// Probe is what the requests sent with a probe say, as ProbeLimit sees it.
 type Probe struct {
-	// Probes is how many requests were admitted past the limit; Waited how many of the probe's
-	// accepted attempts (those started after the probes were granted, up to as many as were
-	// admitted meanwhile) waited at the subscriber (see WaitThreshold). Answered is how many of
-	// them were judged.
+	// Probes is how many requests were admitted past the limit; Waited how many of the requests
+	// sent with them waited at the subscriber (see WaitThreshold); Answered how many of those were
+	// answered and judged.
 	Probes, Answered, Waited int
 	// Latency is their latency as a round's is taken (see Round); Min the minimum latency they were
 	// judged against.
@@ -354,11 +355,12 @@ type Probe struct {
 // and wait for a server, so the probes that did not wait fit: the limit grows by
 // Probes − Waited.
 //
-//   - None waited: Limit + Probes, and the next probe at once (Grant, as RoundLimit grants it). Past Knee×LatencyThreshold(KneeMin)/KneeMin + 1 (where the latency
-//     of a queue would have crossed the threshold) the knee moved (or a stall caused the cut): Knee
-//     is forgotten and slow start resumes up to Cut (the limit before that cut; not to the maximum, so
-//     a subscriber whose capacity is not a queue is not overshot each time), past which the limit
-//     climbs by one probe per round.
+//   - None waited: Limit + Probes, and the next probe at once (Grant, as RoundLimit grants it).
+//     Past Knee×LatencyThreshold(KneeMin)/KneeMin + 1 (where the latency of a queue would have
+//     crossed the threshold) the knee moved (or a stall caused the cut): Knee is forgotten and slow
+//     start resumes up to Cut (the limit before that cut; not to the maximum, so a subscriber whose
+//     capacity is not a queue is not overshot each time), past which the limit climbs by one probe
+//     per round.
 //   - Some waited, no more than the probes: that is the knee, Limit + Probes − Waited (never below
 //     Limit: the base was not probed); it becomes Knee and SlowStartEnd. So does the gradient's
 //     knee, (Limit + Probes)×Min/Latency (RoundLimit's), when none waited but their latency is past
@@ -473,8 +475,12 @@ func (w *windowedMin) get(now time.Time) time.Duration {
 }
 
 // Adaptive is a Limiter whose limit follows the subscriber's measured capacity: per round of
-// accepted attempts, the delay-based rule of RoundLimit against a windowed minimum latency; on a
-// timeout, 429 or 503, the cut of OverloadLimit. It bounds the limit to [Min, Max].
+// accepted attempts, the delay-based rule of RoundLimit against a windowed minimum latency; per
+// probe (requests admitted past the limit when a round asks for them), the rule of ProbeLimit; on a
+// timeout, 429 or 503, the cut of OverloadLimit. It bounds the limit to [Min, Max]. The limit grows
+// only by probes that were answered without waiting, and while a probe is out no other request goes
+// past the limit, so going past the subscriber's knee costs the probes that did not fit, and no
+// more.
 //
 // A failed answer carrying Retry-After (Attempt.RetryAfter > 0) pauses the limiter: until then no
 // Acquire succeeds, so the whole subscription stops sending new events (deliveries already in
@@ -658,7 +664,8 @@ func (a *Adaptive) Release(Outcome) {
 // when there is none.) A queue at the subscriber
 // slows every attempt past the knee, in every round; one slow attempt among fast ones (a scheduling
 // delay on a busy machine, a GC pause) is left out of the round's latency. A timeout, 429 or 503
-// from an attempt started after the last cut cuts at once (OverloadLimit).
+// from an attempt started after the last cut cuts at once (OverloadLimit). The attempts that share
+// the subscriber with a probe are the probe's to judge (see probe), not a round's.
 func (a *Adaptive) ObserveAttempt(at Attempt) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
