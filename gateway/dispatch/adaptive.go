@@ -90,7 +90,7 @@ type AdaptiveConfig struct {
 	SlowStartGrowth float64
 	// ProbeWait is how many rounds the limit waits at a known knee before trying one more (default 8);
 	// each try that finds the same knee doubles the wait, up to ProbeWaitMax rounds (default 128),
-	// and from the second on also waits for 16×the wait accepted attempts (a probe past the knee
+	// and from the second on also waits for 32×the wait accepted attempts (a probe past the knee
 	// costs one request a service time; this keeps that to one request in hundreds however small
 	// the knee). A try that finds room, past where a queue would have shown, forgets the knee and
 	// resumes slow start. Its cap bounds how late new capacity is noticed.
@@ -211,7 +211,7 @@ type LimitState struct {
 	// Cut is the limit before the last queueing round's cut (0: none yet).
 	Cut float64
 	// Done counts the accepted attempts judged (in rounds) since the last cut or knee found: at a
-	// knee found again a probe also waits for 16×Wait of them (see RoundLimit).
+	// knee found again a probe also waits for 32×Wait of them (see RoundLimit).
 	Done int
 	// Grant is how many probe admissions (past Limit) RoundLimit asks for: the limit grows only by
 	// the probes that are answered without waiting (ProbeLimit). 0: none.
@@ -268,7 +268,7 @@ func grant(s LimitState, c AdaptiveConfig, gentle bool) int {
 			grow = s.Limit + 1
 		}
 		n = max(1, int(math.Min(grow, s.SlowStartEnd))-int(s.Limit))
-	case s.Knee > 0 && s.Limit >= s.Knee && (s.Since < s.Wait || (s.Wait > c.ProbeWait && s.Done < 16*s.Wait)):
+	case s.Knee > 0 && s.Limit >= s.Knee && (s.Since < s.Wait || (s.Wait > c.ProbeWait && s.Done < 32*s.Wait)):
 		// at the knee: wait before probing past it
 	default:
 		n = 1
@@ -296,8 +296,8 @@ func grant(s LimitState, c AdaptiveConfig, gentle bool) int {
 //     limit (at least 1, up to SlowStartEnd), only 1 when the round's latency is past a quarter of
 //     the way from Min to the threshold (the queue is starting); else 1, except at or past Knee,
 //     where there is none until Wait rounds have passed since the cut, and, once a probe found
-//     the same knee again (Wait past ProbeWait), 16×Wait accepted attempts (Done) too: however
-//     small the knee, at most one request in 16×Wait then goes past it.
+//     the same knee again (Wait past ProbeWait), 32×Wait accepted attempts (Done) too: however
+//     small the knee, at most one request in 32×Wait then goes past it.
 //   - Never above c.Max.
 //
 // decreased reports a cut. c must have its defaults applied. Pure; safe for concurrent use.
