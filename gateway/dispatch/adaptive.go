@@ -726,7 +726,7 @@ func (a *Adaptive) ObserveAttempt(at Attempt) {
 // held.
 func (a *Adaptive) cut(now time.Time) {
 	a.lastDecrease = now
-	a.probe = probe{}
+	a.probe = probe{latencies: a.probe.latencies[:0]}
 	a.newRound()
 }
 
@@ -780,8 +780,9 @@ func (a *Adaptive) observeProbe(at Attempt, now time.Time) bool {
 	a.cfg.Log.Debug("concurrency probe judged", "probes", p.granted, "answered", p.answered, "waited", p.waited, "held", held,
 		"limit", int(a.state.Limit), "previous", int(prev.Limit), "knee", a.state.Knee)
 	min := p.min
-	*p = probe{}
-	a.newRound() // rounds resume after the verdict, at the new limit
+	*p = probe{latencies: p.latencies[:0]} // (its buffer is reused)
+	// Rounds resume after the verdict, at the new limit.
+	a.newRound()
 	a.lastDecrease = now
 	if short {
 		a.state.Grant = 0 // the limit is not in use
@@ -794,7 +795,7 @@ func (a *Adaptive) observeProbe(at Attempt, now time.Time) bool {
 // must be held.
 func (a *Adaptive) openProbe(now time.Time, min time.Duration) {
 	if g := a.state.Grant; g > 0 && !a.probe.open && min > 0 {
-		a.probe = probe{open: true, granted: g, credit: g, from: now, last: now, min: min}
+		a.probe = probe{open: true, granted: g, credit: g, from: now, last: now, min: min, latencies: a.probe.latencies[:0]}
 		a.wakeLocked()
 	}
 	a.state.Grant = 0
