@@ -89,9 +89,11 @@ type AdaptiveConfig struct {
 	// high knee in fewer round trips.
 	SlowStartGrowth float64
 	// ProbeWait is how many rounds the limit waits at a known knee before trying one more (default 8);
-	// each try that finds the same knee doubles the wait, up to ProbeWaitMax rounds (default 128). A
-	// try that finds room forgets the knee and resumes slow start. The wait makes the queue a probe
-	// costs rare once the knee is known; its cap bounds how late new capacity is noticed.
+	// each try that finds the same knee doubles the wait, up to ProbeWaitMax rounds (default 128),
+	// and from the second on also waits for 32×the wait accepted attempts (a probe past the knee
+	// costs one request a service time; this keeps that to one request in hundreds however small
+	// the knee). A try that finds room, past where a queue would have shown, forgets the knee and
+	// resumes slow start. Its cap bounds how late new capacity is noticed.
 	ProbeWait, ProbeWaitMax int
 	// Window is how long a minimum-latency observation is remembered: the estimate is the minimum over
 	// the current and the previous window, so a subscriber that becomes permanently slower is
@@ -208,6 +210,12 @@ type LimitState struct {
 	Suspect bool
 	// Cut is the limit before the last queueing round's cut (0: none yet).
 	Cut float64
+	// Done counts the accepted attempts judged (in rounds) since the last cut or knee found: at a
+	// knee found again a probe also waits for 32×Wait of them (see RoundLimit).
+	Done int
+	// Grant is how many probe admissions (past Limit) RoundLimit asks for: the limit grows only by
+	// the probes that are answered without waiting (ProbeLimit). 0: none.
+	Grant int
 }
 
 // Round is what one round of accepted attempts (about one round trip: as many attempts as the limit,
@@ -224,12 +232,55 @@ type Round struct {
 	Latency, Min time.Duration
 	// PeakInFlight is the most deliveries in flight during the round.
 	PeakInFlight int
+	// Attempts is how many attempts the round judged.
+	Attempts int
+}
+
+// WaitThreshold is the latency past which one attempt counts as having waited at the subscriber
+// for a server to free up: a quarter of the minimum past the minimum, and at least Slack past it. A
+// subscriber that serves its knee's requests together makes any request past the knee wait up to a
+// whole service time (twice the minimum; half of it when its servers run half a service time
+// apart), so the count of such attempts is how far past the knee the load went, and a wait of a
+// quarter service time is already what a subscription's p99 feels; Slack keeps a fast subscriber's
+// jitter and a busy machine's scheduling delays from counting. c must have its defaults applied.
+// Pure.
+func WaitThreshold(minLatency time.Duration, c AdaptiveConfig) time.Duration {
+	return max(minLatency+minLatency/4, minLatency+c.Slack)
+}
+
+// waited reports whether an attempt of latency d waited at the subscriber (see WaitThreshold): past
+// the threshold, and at most three times the minimum (+ Slack). A request that took longer while
+// the rest of its round or probe did not wait is not queued behind a knee (three knees' worth of
+// requests would be ahead of it): a stall of a busy machine, which the rounds' mean leaves out.
+// Pure.
+func waited(d, minLatency time.Duration, c AdaptiveConfig) bool {
+	return d > WaitThreshold(minLatency, c) && d <= 3*minLatency+c.Slack
+}
+
+// grant is how many probes state s asks for (see RoundLimit); gentle asks for one in slow start.
+// Pure.
+func grant(s LimitState, c AdaptiveConfig, gentle bool) int {
+	n := 0
+	switch {
+	case s.Limit < s.SlowStartEnd:
+		grow := math.Max(s.Limit*c.SlowStartGrowth, s.Limit+1)
+		if gentle {
+			grow = s.Limit + 1
+		}
+		n = max(1, int(math.Min(grow, s.SlowStartEnd))-int(s.Limit))
+	case s.Knee > 0 && s.Limit >= s.Knee && (s.Since < s.Wait || (s.Wait > c.ProbeWait && s.Done < 32*s.Wait)):
+		// at the knee: wait before probing past it
+	default:
+		n = 1
+	}
+	return max(0, min(n, c.Max-int(s.Limit)))
 }
 
 // RoundLimit is the rule applied at the end of each round: a delay-based limit in the manner of TCP
-// Vegas and Netflix's concurrency-limits Gradient. A subscriber's latency stays at its minimum while
-// fewer requests than its capacity (its knee) are in flight and rises in proportion to the excess
-// past it (they queue), so Limit×Min/Latency is the knee.
+// Vegas and Netflix's concurrency-limits Gradient, which grows only through probes. A subscriber's
+// latency stays at its minimum while fewer requests than its capacity (its knee) are in flight;
+// past it requests wait for a server, so the mean latency rises with the excess
+// (Limit×Min/Latency is the knee) and each request past the knee waits (see WaitThreshold).
 //
 //   - A minimum that rose past the threshold of the one Knee was measured against forgets Knee and
 //     restarts slow start: the subscriber changed, and what was learned is in the old units.
@@ -237,20 +288,16 @@ type Round struct {
 //     threshold in one (one marginal round alone holds the limit and sets Suspect: a busy machine's
 //     scheduling stalls slow a whole round now and then, a queue slows every round): Limit×Min/Latency, no deeper than ×OverloadBackoff,
 //     never below c.Min; that is the new Knee and SlowStartEnd. When the limit was past the previous
-//     Knee and the round was marginal (a probe that found the same knee; past twice the threshold it
-//     found a stall or a new knee), Wait doubles, up to ProbeWaitMax; otherwise it is
-//     ProbeWait.
-//   - No queueing, and the limit in use (PeakInFlight×2 ≥ Limit: an idle subscription learns nothing):
-//     ×SlowStartGrowth (at least +1, at most SlowStartEnd) below SlowStartEnd, but only +1 when the
-//     round's latency is past a quarter of the way from Min to the threshold (the queue is starting:
-//     approach the knee gently, so slow start's last step puts a few requests into the queue, not
-//     up to half the knee, each waiting a whole service time); else +1, except at or
-//     past Knee, where it holds until Wait rounds have passed since the cut. A limit past
-//     Knee×LatencyThreshold(KneeMin)/KneeMin + 1 (where the latency of a queue would have crossed the
-//     threshold) with no queueing means the knee moved (or a stall caused the cut): Knee is
-//     forgotten, slow start resumes up to Cut (the limit before that cut; not to the maximum, so a
-//     subscriber whose capacity is not a queue, e.g. one that only slows past some load, is not
-//     overshot each time), and past it the limit climbs by one per round.
+//     Knee and the round was marginal (the same knee; past twice the threshold it found a stall or a
+//     new knee), Wait doubles, up to ProbeWaitMax; otherwise it is ProbeWait.
+//   - No queueing, and the limit in use (PeakInFlight×2 ≥ Limit: an idle subscription learns
+//     nothing): the round asks for probes (Grant) rather than raising the limit; ProbeLimit raises it
+//     by the probes that did not wait. Below SlowStartEnd the grant is ×SlowStartGrowth − 1 of the
+//     limit (at least 1, up to SlowStartEnd), only 1 when the round's latency is past a quarter of
+//     the way from Min to the threshold (the queue is starting); else 1, except at or past Knee,
+//     where there is none until Wait rounds have passed since the cut, and, once a probe found
+//     the same knee again (Wait past ProbeWait), 32×Wait accepted attempts (Done) too: however
+//     small the knee, at most one request in 32×Wait then goes past it.
 //   - Never above c.Max.
 //
 // decreased reports a cut. c must have its defaults applied. Pure; safe for concurrent use.
@@ -261,46 +308,110 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 		forget()
 	}
 	s.Since++
-	switch {
-	case r.Min > 0 && r.Latency > LatencyThreshold(r.Min, c) && !s.Suspect && r.Latency <= 2*LatencyThreshold(r.Min, c):
-		s.Suspect = true // a stall of a busy machine, or a queue: the next round tells
-	case r.Min > 0 && r.Latency > LatencyThreshold(r.Min, c):
+	s.Done += r.Attempts
+	s.Grant = 0
+	cut := func(next float64) (LimitState, bool) {
 		s.Suspect = false
+		s.Cut = s.Limit
+		s.Limit = math.Min(math.Max(next, lo), hi)
+		s.Knee, s.KneeMin, s.SlowStartEnd, s.Since, s.Done = s.Limit, r.Min, s.Limit, 0, 0
+		return s, true
+	}
+	th := LatencyThreshold(r.Min, c)
+	switch {
+	case r.Min > 0 && r.Latency > th && !s.Suspect && r.Latency <= 2*th:
+		s.Suspect = true // a stall of a busy machine, or a queue: the next round tells
+		return s, false
+	case r.Min > 0 && r.Latency > th:
 		f := max(c.OverloadBackoff, math.Min(1, float64(r.Min)/float64(r.Latency)))
-		next := math.Min(math.Max(s.Limit*f, lo), hi)
-		if s.Knee > 0 && s.Limit > s.Knee && r.Latency <= 2*LatencyThreshold(r.Min, c) {
+		if s.Knee > 0 && s.Limit > s.Knee && r.Latency <= 2*th {
 			s.Wait = min(max(2*s.Wait, c.ProbeWait), c.ProbeWaitMax)
 		} else {
 			s.Wait = c.ProbeWait // a new knee (or a stall): probe again soon
 		}
-		s.Cut = s.Limit
-		s.Limit = next
-		s.Knee, s.KneeMin, s.SlowStartEnd, s.Since = s.Limit, r.Min, s.Limit, 0
-		return s, true
-	case float64(r.PeakInFlight)*2 < s.Limit:
-		s.Suspect = false // not in use
-	case s.Limit < s.SlowStartEnd:
-		s.Suspect = false
-		grow := math.Max(s.Limit*c.SlowStartGrowth, s.Limit+1)
-		if th := LatencyThreshold(r.Min, c); r.Min > 0 && r.Latency > r.Min+(th-r.Min)/4 {
-			grow = s.Limit + 1 // latency is rising: the knee is near
-		}
-		s.Limit = math.Min(grow, s.SlowStartEnd)
-	case s.Knee > 0 && s.Limit >= s.Knee && s.Since < s.Wait:
-		s.Suspect = false // at the knee: wait before probing past it
-	default:
-		s.Suspect = false
-		s.Limit++
-		// Past the knee, latency rises by Limit/Knee; once that would have crossed the threshold and
-		// did not, the knee moved.
+		return cut(s.Limit * f)
+	}
+	s.Suspect = false
+	s.Limit = math.Min(math.Max(s.Limit, lo), hi)
+	if float64(r.PeakInFlight)*2 >= s.Limit { // an idle subscription learns nothing
+		// latency rising in slow start: the knee is near, approach it gently
+		s.Grant = grant(s, c, r.Min > 0 && r.Latency > r.Min+(th-r.Min)/4)
+	}
+	return s, false
+}
+
+// Probe is what the requests sent with a probe say, as ProbeLimit sees it.
+type Probe struct {
+	// Probes is how many requests were admitted past the limit; Waited how many of the requests
+	// sent with them waited at the subscriber (see WaitThreshold); Answered how many of those were
+	// answered and judged.
+	Probes, Answered, Waited int
+	// Latency is their latency as a round's is taken (see Round); Min the minimum latency they were
+	// judged against.
+	Latency, Min time.Duration
+}
+
+// ProbeLimit is the rule for a probe's verdict. The requests past the knee are the last to arrive
+// and wait for a server, so the probes that did not wait fit: the limit grows by
+// Probes − Waited.
+//
+//   - None waited: Limit + Probes, and the next probe at once (Grant, as RoundLimit grants it).
+//     Past Knee×LatencyThreshold(KneeMin)/KneeMin + 1 (where the latency of a queue would have
+//     crossed the threshold) the knee moved (or a stall caused the cut): Knee is forgotten and slow
+//     start resumes up to Cut (the limit before that cut; not to the maximum, so a subscriber whose
+//     capacity is not a queue is not overshot each time), past which the limit climbs by one probe
+//     per round.
+//   - Some waited, no more than the probes: that is the knee, Limit + Probes − Waited (never below
+//     Limit: the base was not probed); it becomes Knee and SlowStartEnd. So does the gradient's
+//     knee, (Limit + Probes)×Min/Latency (RoundLimit's), when none waited but their latency is past
+//     LatencyThreshold (a queue that spreads its wait over every request). A probe at a known knee
+//     that found it again (within an eighth, or one) doubles Wait, up to ProbeWaitMax; otherwise
+//     Wait is ProbeWait.
+//   - More waited than there were probes, but fewer than half of Limit + Probes: the limit itself
+//     was past the knee, which is Limit + Probes − Waited (a cut). Half or more (a queue that
+//     spreads its wait, a stall of a busy machine, a slower subscriber): the gradient's knee as
+//     above when their latency is past LatencyThreshold, at most ×OverloadBackoff below Limit;
+//     otherwise the probe says nothing.
+//
+// Pure.
+func ProbeLimit(s LimitState, p Probe, c AdaptiveConfig) LimitState {
+	hi := float64(c.Max)
+	many := 2*p.Waited >= int(s.Limit)+p.Probes
+	switch {
+	case p.Probes <= 0 || (p.Answered == 0 && p.Waited == 0):
+	case (p.Waited == 0 || many) && p.Latency > LatencyThreshold(p.Min, c):
+		// A queue whose wait spreads over every request (or a stall): the gradient's knee, no
+		// deeper than ×OverloadBackoff.
+		knee := math.Max((s.Limit+float64(p.Probes))*float64(p.Min)/float64(p.Latency), s.Limit*c.OverloadBackoff)
+		s = probeFound(s, c, p, int(math.Floor(knee-s.Limit)))
+	case many:
+	case p.Waited == 0:
+		s.Limit = math.Min(s.Limit+float64(p.Probes), hi)
 		if s.Knee > 0 && s.Limit > s.Knee*float64(LatencyThreshold(s.KneeMin, c))/float64(s.KneeMin)+1 {
-			// Back to where the cut came from in slow start (a cut a stall caused costs a few rounds,
-			// not one per lost step), then on by one per round.
 			s.Knee, s.KneeMin, s.Wait, s.SlowStartEnd = 0, 0, 0, math.Max(s.SlowStartEnd, s.Cut)
 		}
+		s.Grant = grant(s, c, false)
+	default:
+		s = probeFound(s, c, p, p.Probes-p.Waited)
 	}
-	s.Limit = math.Min(math.Max(s.Limit, lo), hi)
-	return s, false
+	return s
+}
+
+// probeFound is ProbeLimit's verdict when a probe found the knee with fit of its probes fitting
+// (negative: the limit was past it).
+func probeFound(s LimitState, c AdaptiveConfig, p Probe, fit int) LimitState {
+	next := math.Min(math.Max(s.Limit+float64(fit), float64(c.Min)), float64(c.Max))
+	if s.Knee > 0 && s.Limit >= s.Knee && next <= s.Knee+1 && next >= s.Knee*7/8-1 {
+		s.Wait = min(max(2*s.Wait, c.ProbeWait), c.ProbeWaitMax) // the same knee again
+	} else {
+		s.Wait = c.ProbeWait // a new knee (or a stall): probe again soon
+	}
+	if fit < 0 {
+		s.Cut = s.Limit
+	}
+	s.Limit = next
+	s.Knee, s.KneeMin, s.SlowStartEnd, s.Since, s.Done = s.Limit, p.Min, s.Limit, 0, 0
+	return s
 }
 
 // OverloadLimit is the rule for a timeout, 429 or 503 from an attempt started after the last cut
@@ -310,7 +421,7 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 func OverloadLimit(s LimitState, c AdaptiveConfig) LimitState {
 	s.Limit = math.Min(math.Max(s.Limit*c.OverloadBackoff, float64(c.Min)), float64(c.Max))
 	s.SlowStartEnd = s.Limit
-	s.Knee, s.KneeMin, s.Wait, s.Since, s.Cut = 0, 0, 0, 0, 0
+	s.Knee, s.KneeMin, s.Wait, s.Since, s.Cut, s.Done, s.Grant = 0, 0, 0, 0, 0, 0, 0
 	return s
 }
 
@@ -364,8 +475,12 @@ func (w *windowedMin) get(now time.Time) time.Duration {
 }
 
 // Adaptive is a Limiter whose limit follows the subscriber's measured capacity: per round of
-// accepted attempts, the delay-based rule of RoundLimit against a windowed minimum latency; on a
-// timeout, 429 or 503, the cut of OverloadLimit. It bounds the limit to [Min, Max].
+// accepted attempts, the delay-based rule of RoundLimit against a windowed minimum latency; per
+// probe (requests admitted past the limit when a round asks for them), the rule of ProbeLimit; on a
+// timeout, 429 or 503, the cut of OverloadLimit. It bounds the limit to [Min, Max]. The limit grows
+// only by probes that were answered without waiting, and while a probe is out no other request goes
+// past the limit, so going past the subscriber's knee costs the probes that did not fit, and no
+// more.
 //
 // A failed answer carrying Retry-After (Attempt.RetryAfter > 0) pauses the limiter: until then no
 // Acquire succeeds, so the whole subscription stops sending new events (deliveries already in
@@ -389,7 +504,34 @@ type Adaptive struct {
 	round  []time.Duration
 	target int
 	peak   int
+	probe  probe
 }
+
+// probe is a probe in progress: requests admitted past the limit, and the deliveries admitted
+// beside them (the subscriber serves those that came first, so the requests that wait are as many
+// as went past its knee). It opens when a round grants probes (LimitState.Grant) and closes with a
+// verdict (ProbeLimit). Its members are the attempts started from its opening to a little after its
+// last probe was admitted.
+//
+// The dispatcher does not say which attempt an admission became, so the verdict counts slots: once
+// no slot is held but by this answer and the admissions since the members, every member has
+// answered, and those that waited are counted among the answers (see waited). Otherwise, at the
+// first answer WaitThreshold after the last member started (by when a request that did not wait
+// has answered), every slot held but by admissions since then is a request that waited.
+type probe struct {
+	open            bool
+	granted, credit int             // probes granted; of those, not yet admitted
+	from, last      time.Time       // opened; the last probe admitted (or from, while credit is left)
+	after           int             // admissions since
+	answered        int             // accepted member attempts answered
+	waited          int             // of those, how many waited (see waited)
+	latencies       []time.Duration // theirs
+	min             time.Duration   // the minimum latency when it opened
+}
+
+// slop is how long after its admission an attempt may start and still count as admitted with the
+// last probe.
+func (p *probe) slop() time.Duration { return p.min / 2 }
 
 var (
 	_ Limiter         = (*Adaptive)(nil)
@@ -416,10 +558,14 @@ func NewAdaptive(c AdaptiveConfig) *Adaptive {
 // Config returns the configuration in use, defaults applied.
 func (a *Adaptive) Config() AdaptiveConfig { return a.cfg }
 
-// Limit returns the current limit (how many deliveries may be in flight).
+// Limit returns how many deliveries may be in flight now: the limit, and while a probe's requests
+// are being admitted, the probes past it.
 func (a *Adaptive) Limit() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.probe.credit > 0 {
+		return int(a.state.Limit) + a.probe.granted
+	}
 	return int(a.state.Limit)
 }
 
@@ -437,8 +583,9 @@ func (a *Adaptive) PausedUntil() time.Time {
 	return a.pausedUntil
 }
 
-// Acquire blocks until fewer than Limit deliveries are in flight and no pause is in force, or until
-// ctx is done (then it returns ctx's error and holds nothing).
+// Acquire blocks until fewer than Limit deliveries are in flight (the limit and any probe not yet
+// admitted) and no pause is in force, or until ctx is done (then it returns ctx's error and holds
+// nothing).
 func (a *Adaptive) Acquire(ctx context.Context) error {
 	var timer *time.Timer
 	defer func() {
@@ -452,7 +599,19 @@ func (a *Adaptive) Acquire(ctx context.Context) error {
 		}
 		a.mu.Lock()
 		pause := a.pausedUntil.Sub(a.cfg.Now())
-		if pause <= 0 && a.inFlight < int(a.state.Limit) {
+		if pause <= 0 && (a.inFlight < int(a.state.Limit) || a.probe.credit > 0) {
+			if p := &a.probe; p.open {
+				switch {
+				case p.credit > 0:
+					if a.inFlight >= int(a.state.Limit) {
+						if p.credit--; p.credit == 0 {
+							p.last = a.cfg.Now()
+						}
+					}
+				case a.cfg.Now().After(p.last.Add(p.slop())):
+					p.after++
+				}
+			}
 			a.inFlight++
 			a.mu.Unlock()
 			return nil
@@ -505,7 +664,8 @@ func (a *Adaptive) Release(Outcome) {
 // when there is none.) A queue at the subscriber
 // slows every attempt past the knee, in every round; one slow attempt among fast ones (a scheduling
 // delay on a busy machine, a GC pause) is left out of the round's latency. A timeout, 429 or 503
-// from an attempt started after the last cut cuts at once (OverloadLimit).
+// from an attempt started after the last cut cuts at once (OverloadLimit). The attempts that share
+// the subscriber with a probe are the probe's to judge (see probe), not a round's.
 func (a *Adaptive) ObserveAttempt(at Attempt) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -516,7 +676,7 @@ func (a *Adaptive) ObserveAttempt(at Attempt) {
 		a.state = OverloadLimit(a.state, a.cfg)
 		a.cut(now)
 	case sig == Grow:
-		if at.Start.Before(a.lastDecrease) {
+		if at.Start.Before(a.lastDecrease) || a.observeProbe(at, now) {
 			break
 		}
 		a.round = append(a.round, at.Latency)
@@ -526,7 +686,7 @@ func (a *Adaptive) ObserveAttempt(at Attempt) {
 		}
 		lat := roundLatency(a.round)
 		a.minLatency.add(now, lat)
-		r := Round{Latency: lat, Min: a.minLatency.get(now), PeakInFlight: a.peak}
+		r := Round{Latency: lat, Min: a.minLatency.get(now), PeakInFlight: a.peak, Attempts: len(a.round)}
 		next, decreased := RoundLimit(a.state, r, a.cfg)
 		a.state = next
 		if decreased {
@@ -535,6 +695,10 @@ func (a *Adaptive) ObserveAttempt(at Attempt) {
 		} else {
 			a.newRound()
 		}
+		a.openProbe(now, r.Min)
+	}
+	if a.probe.open && sig != Grow {
+		a.observeProbe(at, now) // a deadline may have passed
 	}
 	if n := int(a.state.Limit); n != a.shown {
 		a.cfg.Log.Debug("concurrency limit changed", "limit", n, "previous", a.shown, "signal", sig.String(),
@@ -557,10 +721,84 @@ func (a *Adaptive) ObserveAttempt(at Attempt) {
 	}
 }
 
-// cut records a decrease at now: attempts started before it no longer count. a.mu must be held.
+// cut records a decrease at now: attempts started before it no longer count, and a probe in
+// progress is dropped (its requests were admitted under the limit before the cut). a.mu must be
+// held.
 func (a *Adaptive) cut(now time.Time) {
 	a.lastDecrease = now
+	a.probe = probe{latencies: a.probe.latencies[:0]}
 	a.newRound()
+}
+
+// observeProbe counts at towards the probe in progress when it is one of its members and closes
+// the probe with its verdict (ProbeLimit) once every member answered or its deadline passed. It
+// reports whether at was a member or the probe closed (the rounds leave both out: the probes'
+// waits are the probe's to judge). a.mu must be held.
+func (a *Adaptive) observeProbe(at Attempt, now time.Time) bool {
+	p := &a.probe
+	if !p.open {
+		return false
+	}
+	member, self := false, 0 // self: 1 when at is a member that waited
+	if p.credit == 0 && !at.Start.Before(p.from) && !at.Start.After(p.last.Add(p.slop())) && Classify(at) == Grow {
+		member = true
+		p.answered++
+		p.latencies = append(p.latencies, at.Latency)
+		if waited(at.Latency, p.min, a.cfg) {
+			p.waited++
+			self = 1
+		}
+	}
+	short := false
+	if p.credit > 0 && now.After(p.from.Add(2*WaitThreshold(p.min, a.cfg))) {
+		// Not all the probes were taken (too few events to send): judge those that were.
+		p.granted -= p.credit
+		p.credit, p.last, short = 0, now, true
+	}
+	if p.credit > 0 {
+		return member
+	}
+	// Slots held by members and older requests, but for this answer's own (unless it was admitted
+	// after the members, when it is one of p.after).
+	held := a.inFlight - p.after
+	if !at.Start.After(p.last.Add(p.slop())) {
+		held--
+	}
+	switch {
+	case held <= 0:
+	case now.After(p.last.Add(p.slop() + WaitThreshold(p.min, a.cfg))):
+		p.waited = max(p.waited, held+self)
+	default:
+		return member
+	}
+	prev := a.state
+	v := Probe{Probes: p.granted, Answered: p.answered, Waited: p.waited, Min: p.min}
+	if len(p.latencies) > 0 {
+		v.Latency = roundLatency(p.latencies)
+	}
+	a.state = ProbeLimit(a.state, v, a.cfg)
+	a.cfg.Log.Debug("concurrency probe judged", "probes", p.granted, "answered", p.answered, "waited", p.waited, "held", held,
+		"limit", int(a.state.Limit), "previous", int(prev.Limit), "knee", a.state.Knee)
+	min := p.min
+	*p = probe{latencies: p.latencies[:0]} // (its buffer is reused)
+	// Rounds resume after the verdict, at the new limit.
+	a.newRound()
+	a.lastDecrease = now
+	if short {
+		a.state.Grant = 0 // the limit is not in use
+	}
+	a.openProbe(now, min)
+	return true // at started before the verdict: no round counts it
+}
+
+// openProbe opens the probe the state grants, if any and none is open, and clears the grant. a.mu
+// must be held.
+func (a *Adaptive) openProbe(now time.Time, min time.Duration) {
+	if g := a.state.Grant; g > 0 && !a.probe.open && min > 0 {
+		a.probe = probe{open: true, granted: g, credit: g, from: now, last: now, min: min, latencies: a.probe.latencies[:0]}
+		a.wakeLocked()
+	}
+	a.state.Grant = 0
 }
 
 // minRound is the fewest attempts a round judges: a round of one or two says too little.

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,18 +78,21 @@ func TestRoundLimit(t *testing.T) {
 		want      LimitState
 		decreased bool
 	}{
-		{"slow start grows ×1.5", LimitState{Limit: 4, SlowStartEnd: 40}, fast(4), LimitState{Limit: 6, SlowStartEnd: 40, Since: 1}, false},
-		{"slow start grows at least 1", LimitState{Limit: 1, SlowStartEnd: 40}, fast(1), LimitState{Limit: 2, SlowStartEnd: 40, Since: 1}, false},
-		{"slow start stops at its end", LimitState{Limit: 10, SlowStartEnd: 12}, fast(10), LimitState{Limit: 12, SlowStartEnd: 12, Since: 1}, false},
-		{"then one per round", LimitState{Limit: 12, SlowStartEnd: 12}, fast(12), LimitState{Limit: 13, SlowStartEnd: 12, Since: 1}, false},
-		{"capped at max", LimitState{Limit: 39.5, SlowStartEnd: 12}, fast(39), LimitState{Limit: 40, SlowStartEnd: 12, Since: 1}, false},
-		{"no growth when the limit is not in use", LimitState{Limit: 10, SlowStartEnd: 40}, fast(4), LimitState{Limit: 10, SlowStartEnd: 40, Since: 1}, false},
-		{"within the tolerance is no queue", LimitState{Limit: 12, SlowStartEnd: 12}, slow(12*ms, 12), LimitState{Limit: 13, SlowStartEnd: 12, Since: 1}, false},
+		{"slow start asks for ×1.5 in probes", LimitState{Limit: 4, SlowStartEnd: 40}, fast(4), LimitState{Limit: 4, SlowStartEnd: 40, Since: 1, Grant: 2}, false},
+		{"slow start asks for at least 1", LimitState{Limit: 2, SlowStartEnd: 40}, fast(2), LimitState{Limit: 2, SlowStartEnd: 40, Since: 1, Grant: 1}, false},
+		{"slow start stops at its end", LimitState{Limit: 10, SlowStartEnd: 12}, fast(10), LimitState{Limit: 10, SlowStartEnd: 12, Since: 1, Grant: 2}, false},
+		{"then one per round", LimitState{Limit: 12, SlowStartEnd: 12}, fast(12), LimitState{Limit: 12, SlowStartEnd: 12, Since: 1, Grant: 1}, false},
+		{"none at max", LimitState{Limit: 40, SlowStartEnd: 12}, fast(40), LimitState{Limit: 40, SlowStartEnd: 12, Since: 1}, false},
+		{"no probe when the limit is not in use", LimitState{Limit: 10, SlowStartEnd: 40}, fast(4), LimitState{Limit: 10, SlowStartEnd: 40, Since: 1}, false},
+		{"within the tolerance is no queue", LimitState{Limit: 12, SlowStartEnd: 12}, slow(12*ms, 12), LimitState{Limit: 12, SlowStartEnd: 12, Since: 1, Grant: 1}, false},
+		{"a rising latency in slow start asks for one", LimitState{Limit: 12, SlowStartEnd: 40}, slow(12*ms, 12), LimitState{Limit: 12, SlowStartEnd: 40, Since: 1, Grant: 1}, false},
+		{"attempts count towards the probe spacing", LimitState{Limit: 12, SlowStartEnd: 12, Done: 5}, Round{Latency: 10 * ms, Min: 10 * ms, PeakInFlight: 12, Attempts: 12},
+			LimitState{Limit: 12, SlowStartEnd: 12, Since: 1, Done: 17, Grant: 1}, false},
 		{"a marginal queue once: hold, suspect", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5},
 			slow(20*ms, 16), LimitState{Limit: 16, SlowStartEnd: 40, Since: 6, Suspect: true}, false},
 		{"a round without queueing clears the suspicion", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5, Suspect: true},
-			fast(16), LimitState{Limit: 24, SlowStartEnd: 40, Since: 6}, false},
-		{"a queue twice: the limit goes to the knee, limit×min/median", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5, Suspect: true},
+			fast(16), LimitState{Limit: 16, SlowStartEnd: 40, Since: 6, Grant: 8}, false},
+		{"a queue twice: the limit goes to the knee, limit×min/median", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5, Suspect: true, Done: 50},
 			slow(20*ms, 16), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
 		{"the cut follows the excess", LimitState{Limit: 16, SlowStartEnd: 12, Since: 3, Suspect: true},
 			slow(15*ms, 16), LimitState{Limit: 32.0 / 3, SlowStartEnd: 32.0 / 3, Knee: 32.0 / 3, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
@@ -98,26 +102,73 @@ func TestRoundLimit(t *testing.T) {
 			slow(time.Second, 3), LimitState{Limit: 2, SlowStartEnd: 2, Knee: 2, KneeMin: 10 * ms, Wait: 8, Cut: 3}, true},
 		{"at the knee: wait", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 3, Wait: 8},
 			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 4, Wait: 8}, false},
-		{"below the knee: +1 at once", LimitState{Limit: 6, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 1, Wait: 8},
-			fast(6), LimitState{Limit: 7, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 2, Wait: 8}, false},
+		{"below the knee: a probe at once", LimitState{Limit: 6, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 1, Wait: 8},
+			fast(6), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 2, Wait: 8, Grant: 1}, false},
 		{"waited long enough: probe one more", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 7, Wait: 8},
-			fast(8), LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8}, false},
-		{"a probe that finds the same knee doubles the wait", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8, Suspect: true},
+			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8, Grant: 1}, false},
+		{"a knee found again: the rounds, and 32×Wait attempts", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 40, Wait: 16, Done: 500},
+			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 41, Wait: 16, Done: 500}, false},
+		{"a queueing probe round that finds the same knee doubles the wait", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8, Suspect: true},
 			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 16, Cut: 9}, true},
 		{"the wait is capped", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 100, Wait: 100, Suspect: true},
 			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 128, Cut: 9}, true},
-		{"a probe grows one per round", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8},
-			fast(9), LimitState{Limit: 10, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 10, Wait: 8}, false},
-		// Knee 8 at 10ms: a queue would have crossed the 14ms threshold at 8×1.4 = 11.2 in flight.
-		{"a probe that finds room past where a queue shows forgets the knee, slow start up to the last cut", LimitState{Limit: 12, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 20, Wait: 8, Cut: 30},
-			fast(12), LimitState{Limit: 13, SlowStartEnd: 30, Since: 21, Cut: 30}, false},
+		{"past the knee, a probe per round", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8},
+			fast(9), LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 10, Wait: 8, Grant: 1}, false},
 		{"a minimum past the knee's threshold forgets the knee", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 5 * ms, Since: 1, Wait: 8},
-			fast(8), LimitState{Limit: 12, SlowStartEnd: 40, Since: 2}, false},
+			fast(8), LimitState{Limit: 8, SlowStartEnd: 40, Since: 2, Grant: 4}, false},
 	} {
 		got, dec := RoundLimit(tc.s, tc.r, c)
-		if dec != tc.decreased || !near(got.Limit, tc.want.Limit) || !near(got.SlowStartEnd, tc.want.SlowStartEnd) ||
-			!near(got.Knee, tc.want.Knee) || got.KneeMin != tc.want.KneeMin || got.Since != tc.want.Since || got.Wait != tc.want.Wait || got.Suspect != tc.want.Suspect || !near(got.Cut, tc.want.Cut) {
+		if dec != tc.decreased || !sameState(got, tc.want) {
 			t.Errorf("%s: RoundLimit(%+v, %+v) = %+v, %v; want %+v, %v", tc.name, tc.s, tc.r, got, dec, tc.want, tc.decreased)
+		}
+	}
+}
+
+// sameState compares limit states, their floats within rounding.
+func sameState(a, b LimitState) bool {
+	return near(a.Limit, b.Limit) && near(a.SlowStartEnd, b.SlowStartEnd) && near(a.Knee, b.Knee) && near(a.Cut, b.Cut) &&
+		a.KneeMin == b.KneeMin && a.Since == b.Since && a.Wait == b.Wait && a.Suspect == b.Suspect && a.Done == b.Done &&
+		a.Grant == b.Grant
+}
+
+func TestProbeLimit(t *testing.T) {
+	c := AdaptiveConfig{Min: 2, Max: 40}.withDefaults() // at min 10ms: LatencyThreshold 14ms
+	const ms = time.Millisecond
+	probe := func(probes, waited int, lat time.Duration) Probe {
+		return Probe{Probes: probes, Answered: probes + 8, Waited: waited, Latency: lat, Min: 10 * ms}
+	}
+	for _, tc := range []struct {
+		name string
+		s    LimitState
+		p    Probe
+		want LimitState
+	}{
+		{"slow start: every probe fit, the next at once", LimitState{Limit: 8, SlowStartEnd: 40, Since: 3}, probe(4, 0, 10*ms),
+			LimitState{Limit: 12, SlowStartEnd: 40, Since: 3, Grant: 6}},
+		{"slow start: the waiting probes went past the knee", LimitState{Limit: 8, SlowStartEnd: 40, Since: 3, Done: 30}, probe(4, 3, 11*ms),
+			LimitState{Limit: 9, SlowStartEnd: 9, Knee: 9, KneeMin: 10 * ms, Wait: 8}},
+		{"a probe at a known knee finds it again: the wait doubles", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8}, probe(1, 1, 11*ms),
+			LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 16}},
+		{"a probe at a known knee fits: one more", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8}, probe(1, 0, 10*ms),
+			LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8, Grant: 1}},
+		// Knee 8 at 10ms: a queue would have crossed the 14ms threshold at 8×1.4 = 11.2 in flight.
+		{"room past where a queue shows forgets the knee, slow start up to the last cut", LimitState{Limit: 12, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 20, Wait: 8, Cut: 30}, probe(1, 0, 10*ms),
+			LimitState{Limit: 13, SlowStartEnd: 30, Since: 20, Cut: 30, Grant: 6}},
+		{"more waited than the probes: the limit was past the knee", LimitState{Limit: 12, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Since: 9, Wait: 8}, probe(1, 4, 12*ms),
+			LimitState{Limit: 9, SlowStartEnd: 9, Knee: 9, KneeMin: 10 * ms, Wait: 8, Cut: 12}},
+		{"a wait spread over every request: the gradient's knee", LimitState{Limit: 8, SlowStartEnd: 40}, probe(4, 0, 15*ms),
+			LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}},
+		{"most waited and slowly (a stall, a slower subscriber): no deeper than an overload cut", LimitState{Limit: 12, SlowStartEnd: 40}, probe(2, 10, 100*ms),
+			LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 8, Cut: 12}},
+		{"most waited, latency within the threshold: nothing learned", LimitState{Limit: 12, SlowStartEnd: 40}, probe(2, 8, 13*ms),
+			LimitState{Limit: 12, SlowStartEnd: 40}},
+		{"no answer: nothing learned", LimitState{Limit: 12, SlowStartEnd: 40}, Probe{Probes: 2, Min: 10 * ms},
+			LimitState{Limit: 12, SlowStartEnd: 40}},
+		{"never past max", LimitState{Limit: 38, SlowStartEnd: 40}, probe(4, 0, 10*ms),
+			LimitState{Limit: 40, SlowStartEnd: 40}},
+	} {
+		if got := ProbeLimit(tc.s, tc.p, c); !sameState(got, tc.want) {
+			t.Errorf("%s: ProbeLimit(%+v, %+v) = %+v; want %+v", tc.name, tc.s, tc.p, got, tc.want)
 		}
 	}
 }
@@ -215,9 +266,9 @@ func (g *recordingGauge) last() float64 {
 	return g.values[len(g.values)-1]
 }
 
-// round runs one round trip through a: it takes every slot the limit allows, observes each with the
-// given latency and answer, advances the clock by the latency and releases them. It returns how many
-// slots it took.
+// round runs one round trip through a: it takes every slot the limit allows (probes included),
+// advances the clock by the latency, and observes each with the given latency and answer and
+// releases it, one after the other, as the dispatcher does. It returns how many slots it took.
 func round(t *testing.T, a *Adaptive, clk *fakeClock, latency time.Duration, status int) int {
 	t.Helper()
 	n := a.Limit()
@@ -234,8 +285,6 @@ func round(t *testing.T, a *Adaptive, clk *fakeClock, latency time.Duration, sta
 	for range n {
 		a.ObserveAttempt(Attempt{Start: start, Latency: latency, Status: status, OK: status/100 == 2,
 			Overloaded: status == 429 || status == 503})
-	}
-	for range n {
 		a.Release(Outcome{})
 	}
 	return n
@@ -727,8 +776,6 @@ func TestAdaptiveIgnoresLatencySpikes(t *testing.T) {
 				lat = 60 * time.Millisecond
 			}
 			a.ObserveAttempt(Attempt{Start: start, Latency: lat, Status: 200, OK: true})
-		}
-		for range n {
 			a.Release(Outcome{})
 		}
 	}
@@ -818,7 +865,8 @@ func TestAdaptiveRecoversFromAStall(t *testing.T) {
 }
 
 // roundEach is round with a latency per attempt: latency(i, n) for the i-th of the n attempts of the
-// round (from 0, in the order they started); the clock advances by the slowest.
+// round (from 0, in the order they started). Each answer arrives when its latency has passed (the
+// clock advances to it), the fastest first; the round ends with the slowest.
 func roundEach(t *testing.T, a *Adaptive, clk *fakeClock, latency func(i, n int) time.Duration) int {
 	t.Helper()
 	n := a.Limit()
@@ -831,15 +879,16 @@ func roundEach(t *testing.T, a *Adaptive, clk *fakeClock, latency func(i, n int)
 			t.Fatalf("Acquire with %d of %d held: %v", a.InFlight(), n, err)
 		}
 	}
-	var slowest time.Duration
-	for i := range n {
-		slowest = max(slowest, latency(i, n))
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
 	}
-	clk.advance(slowest)
-	for i := range n {
+	slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(latency(i, n), latency(j, n)) })
+	for _, i := range order {
+		if d := start.Add(latency(i, n)).Sub(clk.now()); d > 0 {
+			clk.advance(d)
+		}
 		a.ObserveAttempt(Attempt{Start: start, Latency: latency(i, n), Status: 200, OK: true})
-	}
-	for range n {
 		a.Release(Outcome{})
 	}
 	return n
@@ -892,5 +941,153 @@ func TestRoundLatency(t *testing.T) {
 		if got := roundLatency(slices.Clone(c.ds)); got != c.want {
 			t.Errorf("%s: roundLatency(%v) = %v, want %v", c.name, c.ds, got, c.want)
 		}
+	}
+}
+
+// lockstep drains n requests through a to a simulated subscriber in virtual time: knee(done)
+// servers (done: requests answered so far), each serving one request for service, and those past
+// them waiting for a server in arrival order. A subscriber that starts its knee's requests together
+// serves them in lock-step, so a request past the knee waits up to a whole service time. The
+// dispatcher sends whenever the limiter lets it and answers are observed and released one at a time,
+// as the dispatcher does. It returns how long each request waited for a server, in answer order,
+// and the limit after each answer.
+func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Duration, knee func(done int) int) (waits []time.Duration, limits []int) {
+	t.Helper()
+	type req struct{ start, served, end time.Time }
+	var queue, running []*req // running: ordered by end
+	sent := 0
+	serve := func(r *req) {
+		r.served, r.end = clk.now(), clk.now().Add(service)
+		i, _ := slices.BinarySearchFunc(running, r.end, func(x *req, end time.Time) int { return x.end.Compare(end) })
+		for i < len(running) && !running[i].end.After(r.end) {
+			i++ // keep arrival order among equal ends
+		}
+		running = slices.Insert(running, i, r)
+	}
+	admit := func() {
+		for sent < n && a.InFlight() < a.Limit() {
+			if err := a.Acquire(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+			r := &req{start: clk.now()}
+			if len(running) < knee(len(waits)) {
+				serve(r)
+			} else {
+				queue = append(queue, r)
+			}
+		}
+	}
+	admit()
+	for len(waits) < n {
+		if len(running) == 0 {
+			t.Fatalf("nothing in flight after %d answers (limit %d, in flight %d)", len(waits), a.Limit(), a.InFlight())
+		}
+		r := running[0]
+		running = running[1:]
+		if d := r.end.Sub(clk.now()); d > 0 {
+			clk.advance(d)
+		}
+		a.ObserveAttempt(Attempt{Start: r.start, Latency: r.end.Sub(r.start), Status: 200, OK: true})
+		a.Release(Outcome{})
+		waits = append(waits, r.served.Sub(r.start))
+		limits = append(limits, a.Limit())
+		for len(queue) > 0 && len(running) < knee(len(waits)) {
+			serve(queue[0])
+			queue = queue[1:]
+		}
+		admit()
+	}
+	return waits, limits
+}
+
+// waitedPast counts the waits of at least d.
+func waitedPast(waits []time.Duration, d time.Duration) int {
+	n := 0
+	for _, w := range waits {
+		if w >= d {
+			n++
+		}
+	}
+	return n
+}
+
+// A subscriber that serves its knee's requests in lock-step, as `eventgate bench sink --knee` does:
+// a request past the knee waits a whole service time, so the p99 of a drain is two service times
+// as soon as more than 1% of its requests go past the knee. Slow start finds the knee (the probes
+// that waited are how far past it the limit went: at most the last ×1.5 step, and no refill goes past
+// the limit meanwhile), and then the limit stays at it: one request in hundreds waits.
+func TestAdaptiveFindsALockstepKnee(t *testing.T) {
+	const service = 50 * time.Millisecond
+	for _, knee := range []int{2, 8, 32, 64} {
+		clk := newFakeClock()
+		a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 128, Now: clk.now})
+		n := max(300, 40*knee) // two seconds at the subscriber's capacity, as scripts/bench drains
+		start := clk.now()
+		waits, limits := lockstep(t, a, clk, n, service, func(int) int { return knee })
+		elapsed := clk.now().Sub(start)
+		ideal := time.Duration(n/knee) * service
+		settled := n / 4
+		early, late := waitedPast(waits[:settled], service/4), waitedPast(waits[settled:], service/4)
+		t.Logf("knee %d: %d requests in %v (%.2f of a fixed limit at the knee); waited a quarter service time or more: %d in the first quarter, %d after; final limit %d, highest %d",
+			knee, n, elapsed, float64(ideal)/float64(elapsed), early, late, a.Limit(), slices.Max(limits))
+		if early > knee/2+1 {
+			t.Errorf("knee %d: %d requests waited in slow start, want at most the last step past the knee, %d", knee, early, knee/2+1)
+		}
+		if late > max(2, n/200) {
+			t.Errorf("knee %d: %d of the last %d requests waited for a server, want at most %d", knee, late, n-settled, max(2, n/200))
+		}
+		if float64(ideal)/float64(elapsed) < 0.75 {
+			t.Errorf("knee %d: drained in %v, want within 1/0.75 of the %v a fixed limit at the knee takes", knee, elapsed, ideal)
+		}
+		if got := slices.Max(limits[settled:]); got > knee+1 {
+			t.Errorf("knee %d: the limit reached %d once settled, want at most one probe past the knee", knee, got)
+		}
+		if got := a.Limit(); got < knee {
+			t.Errorf("knee %d: limit at the end %d, want the knee", knee, got)
+		}
+	}
+}
+
+// A lock-step subscriber whose knee halves and then comes back: the limit follows it down within a
+// few rounds, and back up once probes find room again.
+func TestAdaptiveFollowsAMovingKnee(t *testing.T) {
+	const service = 10 * time.Millisecond
+	clk := newFakeClock()
+	a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 64, Now: clk.now})
+	knee := func(done int) int {
+		if done >= 3000 && done < 6000 {
+			return 16
+		}
+		return 32
+	}
+	waits, limits := lockstep(t, a, clk, 12000, service, knee)
+	down, up := limits[3000+400:6000], limits[12000-1000:]
+	t.Logf("limit before the change %d; from 400 answers after the knee fell: %d..%d; over the last 1000 answers (knee back at 32 for 5000): %d..%d; %d of 12000 waited",
+		limits[2999], slices.Min(down), slices.Max(down), slices.Min(up), slices.Max(up), waitedPast(waits, service/4))
+	if got := slices.Max(down); got > 17 {
+		t.Errorf("limit reached %d while the knee was 16, want it to follow the knee down", got)
+	}
+	if got := slices.Min(up); got < 28 {
+		t.Errorf("limit fell to %d long after the knee came back to 32, want it to follow it up", got)
+	}
+}
+
+// A subscriber without a knee, whose latency grows with every request in flight because the
+// gateway's own CPU is the bottleneck (1ms + 50µs per request in flight, so the rate keeps growing
+// with the limit): no request waits for a server, and the limit does not collapse.
+func TestAdaptiveCPUBoundLatencyKeepsTheLimit(t *testing.T) {
+	clk := newFakeClock()
+	a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 64, Now: clk.now})
+	var limits []int
+	for range 300 {
+		n := a.Limit()
+		round(t, a, clk, time.Millisecond+time.Duration(n)*50*time.Microsecond, 200)
+		limits = append(limits, a.Limit())
+	}
+	settled := limits[100:]
+	t.Logf("limits over the first 30 rounds %v; after 100 rounds %d..%d", limits[:30], slices.Min(settled), slices.Max(settled))
+	if got := slices.Min(settled); got < 48 {
+		t.Errorf("limit fell to %d with a subscriber whose rate grows with it up to 64, want at least 48", got)
 	}
 }
