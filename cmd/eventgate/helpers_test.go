@@ -246,7 +246,7 @@ type subscriber struct {
 	url     string
 	mu      sync.Mutex
 	got     []delivery
-	tries   map[string]int // path and Ce-Id → requests so far: serve stays O(1) however many arrived
+	tries   map[string]int                                // path and Ce-Id → requests so far: serve stays O(1) however many arrived
 	answer  map[string]func(w http.ResponseWriter, n int) // path → answer, given the attempt number of the event
 	release chan struct{}                                 // closed at cleanup: frees handlers that hang
 }
