@@ -124,8 +124,7 @@ func launch(t *testing.T, env []string, mayFail bool, args ...string) *gateway {
 	go func() { g.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-g.exited
+			g.stopAtCleanup()
 		}
 		if t.Failed() {
 			t.Logf("gateway log:\n%s", tail(g.stderr.String(), 60))
@@ -168,6 +167,27 @@ func (g *gateway) stop(limit time.Duration) error {
 	case <-time.After(limit):
 		g.t.Fatalf("eventgate did not exit within %v of SIGTERM", limit)
 		return nil
+	}
+}
+
+// cleanupStopLimit bounds how long a gateway still running at its test's cleanup has to exit on
+// SIGTERM before it is killed.
+const cleanupStopLimit = 30 * time.Second
+
+// stopAtCleanup stops a gateway its test left running as an operator would, with SIGTERM, and kills
+// it only when it does not exit within cleanupStopLimit. Killed, it stayed a member of its consumer
+// groups until its session timed out (15 s), and a later gateway on the same groups (the next run
+// of the test under -count, or a later test with a subscription of the same name) waited for that
+// in its first rebalance: up to 30 s before it delivered, when the dead member had been the group's
+// leader and the coordinator waited for its SyncGroup too.
+func (g *gateway) stopAtCleanup() {
+	g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.exited:
+	case <-time.After(cleanupStopLimit):
+		g.t.Logf("eventgate did not exit within %v of SIGTERM at cleanup; killed", cleanupStopLimit)
+		g.cmd.Process.Kill()
+		<-g.exited
 	}
 }
 
