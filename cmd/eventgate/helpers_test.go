@@ -72,6 +72,33 @@ var readyLine = regexp.MustCompile(`ingress on (\S+) .*admin on (\S+) `)
 // testRun tells this test process's shared read groups from those of earlier runs.
 var testRun = strconv.FormatInt(time.Now().UnixNano()%1_000_000_000, 36)
 
+// testInvocations numbers the runs of each test in this process (-count): each has its own shared
+// read group, so a gateway one run killed on purpose does not hold up the next run's first
+// rebalance. Keyed by the run's *testing.T; guarded by testInvocationsMu.
+var (
+	testInvocationsMu sync.Mutex
+	testInvocations   = map[*testing.T]int{}
+	testInvocationSeq = map[string]int{}
+)
+
+// testInvocation returns t's run number among the runs of its test in this process (0 for the first).
+func testInvocation(t *testing.T) int {
+	testInvocationsMu.Lock()
+	defer testInvocationsMu.Unlock()
+	n, ok := testInvocations[t]
+	if !ok {
+		n = testInvocationSeq[t.Name()]
+		testInvocationSeq[t.Name()] = n + 1
+		testInvocations[t] = n
+		t.Cleanup(func() {
+			testInvocationsMu.Lock()
+			delete(testInvocations, t)
+			testInvocationsMu.Unlock()
+		})
+	}
+	return n
+}
+
 // testSharedReadGroup is the kafka.sharedReadGroup of the gateways a test starts: the same for all
 // of one test (its gateways are replicas of each other), another for every test and run. With one
 // group for all, a gateway a test kills held up the next tests' new channels for a session timeout.
@@ -82,7 +109,7 @@ func testSharedReadGroup(t *testing.T) string {
 			name[i] = '-'
 		}
 	}
-	return "e2e._" + string(name[:min(len(name), 180)]) + "." + testRun
+	return fmt.Sprintf("e2e._%s.%s-%d", name[:min(len(name), 180)], testRun, testInvocation(t))
 }
 
 // startGateway runs `eventgate serve` with args (plus loopback ports chosen by the kernel) and waits
