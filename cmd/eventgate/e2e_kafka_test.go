@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // kafkaManifests: a KafkaChannel with 4 partitions and one subscription to path on sub, starting at
@@ -159,4 +163,55 @@ func deliveredBy(t *testing.T, g *gateway) float64 {
 		}
 	}
 	return total
+}
+
+// A gateway a test leaves running leaves its consumer groups at the test's cleanup, as one stopped
+// by an operator does: the shared read's group has no member right after. Killed instead, it stayed
+// a member until its session timed out (15 s), and the next run of a test on the same groups
+// (-count) waited for that in its first rebalance: TestKafkaTwoGatewaysAndRollingRestart's second
+// gateway then delivered only after about 30 s in every other run. The deadline is well under the
+// session timeout, and far over what a leave takes.
+func TestKafkaGatewayLeftRunningLeavesItsGroupsAtCleanup(t *testing.T) {
+	broker := kafkaBroker(t)
+	sub := newSubscriber(t)
+	sub.on("/s", func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusAccepted) })
+	var group string
+	t.Run("left running", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFile(t, dir, "m.yaml", kafkaManifests(uniqueName("left"), "s", sub.url+"/s", ""))
+		kafkaGateway(t, broker, "-f", dir)
+		group = testSharedReadGroup(t) + ".subscriptions"
+		eventually(t, 30*time.Second, func() bool {
+			members, err := groupMembers(t, broker, group)
+			return err == nil && len(members) > 0
+		}, "the gateway to join %s", group)
+	})
+	eventually(t, 5*time.Second, func() bool {
+		members, err := groupMembers(t, broker, group)
+		return err == nil && len(members) == 0
+	}, "the gateway stopped at cleanup to leave %s", group)
+}
+
+// groupMembers returns the ids of group's members now.
+func groupMembers(t *testing.T, broker, group string) ([]string, error) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	described, err := kadm.NewClient(cl).DescribeGroups(ctx, group)
+	if err == nil {
+		err = described.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range described[group].Members {
+		out = append(out, m.MemberID)
+	}
+	return out, nil
 }

@@ -72,6 +72,33 @@ var readyLine = regexp.MustCompile(`ingress on (\S+) .*admin on (\S+) `)
 // testRun tells this test process's shared read groups from those of earlier runs.
 var testRun = strconv.FormatInt(time.Now().UnixNano()%1_000_000_000, 36)
 
+// testInvocations numbers the runs of each test in this process (-count): each has its own shared
+// read group, so a gateway one run killed on purpose does not hold up the next run's first
+// rebalance. Keyed by the run's *testing.T; guarded by testInvocationsMu.
+var (
+	testInvocationsMu sync.Mutex
+	testInvocations   = map[*testing.T]int{}
+	testInvocationSeq = map[string]int{}
+)
+
+// testInvocation returns t's run number among the runs of its test in this process (0 for the first).
+func testInvocation(t *testing.T) int {
+	testInvocationsMu.Lock()
+	defer testInvocationsMu.Unlock()
+	n, ok := testInvocations[t]
+	if !ok {
+		n = testInvocationSeq[t.Name()]
+		testInvocationSeq[t.Name()] = n + 1
+		testInvocations[t] = n
+		t.Cleanup(func() {
+			testInvocationsMu.Lock()
+			delete(testInvocations, t)
+			testInvocationsMu.Unlock()
+		})
+	}
+	return n
+}
+
 // testSharedReadGroup is the kafka.sharedReadGroup of the gateways a test starts: the same for all
 // of one test (its gateways are replicas of each other), another for every test and run. With one
 // group for all, a gateway a test kills held up the next tests' new channels for a session timeout.
@@ -82,7 +109,7 @@ func testSharedReadGroup(t *testing.T) string {
 			name[i] = '-'
 		}
 	}
-	return "e2e._" + string(name[:min(len(name), 180)]) + "." + testRun
+	return fmt.Sprintf("e2e._%s.%s-%d", name[:min(len(name), 180)], testRun, testInvocation(t))
 }
 
 // startGateway runs `eventgate serve` with args (plus loopback ports chosen by the kernel) and waits
@@ -124,8 +151,7 @@ func launch(t *testing.T, env []string, mayFail bool, args ...string) *gateway {
 	go func() { g.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-g.exited
+			g.stopAtCleanup()
 		}
 		if t.Failed() {
 			t.Logf("gateway log:\n%s", tail(g.stderr.String(), 60))
@@ -168,6 +194,27 @@ func (g *gateway) stop(limit time.Duration) error {
 	case <-time.After(limit):
 		g.t.Fatalf("eventgate did not exit within %v of SIGTERM", limit)
 		return nil
+	}
+}
+
+// cleanupStopLimit bounds how long a gateway still running at its test's cleanup has to exit on
+// SIGTERM before it is killed.
+const cleanupStopLimit = 30 * time.Second
+
+// stopAtCleanup stops a gateway its test left running as an operator would, with SIGTERM, and kills
+// it only when it does not exit within cleanupStopLimit. Killed, it stayed a member of its consumer
+// groups until its session timed out (15 s), and a later gateway on the same groups (the next run
+// of the test under -count, or a later test with a subscription of the same name) waited for that
+// in its first rebalance: up to 30 s before it delivered, when the dead member had been the group's
+// leader and the coordinator waited for its SyncGroup too.
+func (g *gateway) stopAtCleanup() {
+	g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.exited:
+	case <-time.After(cleanupStopLimit):
+		g.t.Logf("eventgate did not exit within %v of SIGTERM at cleanup; killed", cleanupStopLimit)
+		g.cmd.Process.Kill()
+		<-g.exited
 	}
 }
 

@@ -33,12 +33,15 @@ import (
 //     group every second with a plain offset commit (the group has no members of its own while
 //     attached). Its Filter runs on the reader's goroutine, so a record a member does not want costs
 //     it no queue, no goroutine and no handler call.
-//   - A member that cannot keep up (a claim short of room for stallTimeout) is detached: its claims
-//     stop, what it finished is committed, and from then on it runs as an ordinary subscription of
-//     its own group (subscribe), resuming from those commits. The others never wait for it. So does a
-//     member that joins while the reader has already passed its start, and one whose group turns out
-//     to have members elsewhere (another replica detached it): commits to such a group fail, and it
-//     joins them instead.
+//   - A member that cannot keep up and holds back another that could (a claim short of room for
+//     stallTimeout while another member has room) is detached: its claims stop, what it finished is
+//     committed, and from then on it runs as an ordinary subscription of its own group (subscribe),
+//     resuming from those commits. The others never wait for it long. A member slow with nobody to
+//     hold back (alone on the read, or beside members as far behind) stays: the read waits for room
+//     in its claims, as a read of its own would.
+//   - A member that joins while the reader has already passed its start reads on its own too, and so
+//     does one whose group turns out to have members elsewhere (another replica detached it):
+//     commits to such a group fail, and it joins them instead.
 type fanout struct {
 	b         *Backend
 	share     string
@@ -562,8 +565,8 @@ func (f *fanout) take(partitions map[string][]int32) map[*member][]*claim {
 }
 
 // loop polls and routes like a subscription's loop, committing every member's progress every
-// commitInterval. A poll takes no more records than every attached claim has room for; a claim
-// that stays short of room for stallTimeout has its member detached.
+// commitInterval, also while it waits for room. A poll takes no more records than every attached
+// claim has room for (see pollSize for when a member short of room is detached instead).
 //
 // The commits run beside the loop, one round at a time: every member is a consumer group of its
 // own, one OffsetCommit each, and the broker answers one connection's requests one after the other,
@@ -578,9 +581,26 @@ func (f *fanout) loop(ctx context.Context) {
 	defer commits.Wait() // before loopDone: the client closes after it
 	committing := make(chan struct{}, 1)
 	lastCommit := time.Now()
+	commitDue := func() {
+		if time.Since(lastCommit) < commitInterval {
+			return
+		}
+		select {
+		case committing <- struct{}{}:
+			commits.Go(func() {
+				defer func() { <-committing }()
+				f.commitAll(ctx)
+			})
+		default: // the last round is still committing
+		}
+		lastCommit = time.Now()
+	}
 	for {
 		n, wait := f.pollSize(time.Now())
 		if n == 0 && ctx.Err() == nil {
+			// Waiting for room may now last as long as a slow member alone on the read takes to make
+			// some: what its handler finished meanwhile is committed on time all the same.
+			commitDue()
 			t := time.NewTimer(wait)
 			select {
 			case <-f.room:
@@ -616,17 +636,7 @@ func (f *fanout) loop(ctx context.Context) {
 			f.cl.AllowRebalance()
 			return
 		}
-		if time.Since(lastCommit) >= commitInterval {
-			select {
-			case committing <- struct{}{}:
-				commits.Go(func() {
-					defer func() { <-committing }()
-					f.commitAll(ctx)
-				})
-			default: // the last round is still committing
-			}
-			lastCommit = time.Now()
-		}
+		commitDue()
 		f.cl.AllowRebalance()
 		if failed && got == 0 && !sleepCtx(ctx, errorBackoff) {
 			return
@@ -664,51 +674,92 @@ func (f *fanout) pollContext(ctx context.Context, lastCommit time.Time) (context
 }
 
 // pollSize is the least room among attached claims (the whole buffer when there are none). A claim
-// short of room makes the loop wait (n == 0) for at most its stall deadline; past it, its member is
-// detached and the others go on.
+// short of room makes the loop wait (n == 0) for room, a poll taking no more than every claim can
+// hold (backpressure, as on a read of its own). Its member is detached only when the wait holds back
+// another attached member that has room: a claim that has been short for stallTimeout while one had
+// room has its member detached, and the others go on.
+//
+// A member alone on the read, or beside members as far behind as it is, holds nobody back: draining
+// a backlog, its buffers are full all the time, and detaching it then (as when any short claim was
+// detached after stallTimeout) only moved it to a client of its own, one more connection and group
+// join per member, with nothing gained. Whether a member with room has records to read is not known
+// while the read waits (the fetch that would tell is the one held back), so room alone counts.
+//
+// A member's own other partitions do not count: its claims are served as one subscription, whose
+// handler takes from them all, so one short claim among them is the member being slow, not another
+// member held back by it.
 func (f *fanout) pollSize(now time.Time) (n int, wait time.Duration) {
 	size := f.b.cfg.MaxBufferedPerPartition
 	low := lowWater(size)
 	n = size
-	slow := map[*member]bool{}
+	// roomy counts the attached members with a claim that has room; short lists the claims short of
+	// room, each with whether its own member is one of those.
+	type shortClaim struct {
+		c     *claim
+		m     *member
+		roomy bool
+	}
+	roomy := 0
+	var short []shortClaim
 	f.mu.Lock()
 	for m := range f.members {
 		if !m.attached {
 			continue
 		}
+		hasRoom := false
+		first := len(short)
 		for _, c := range m.claims {
 			c.mu.Lock()
 			free := size - len(c.queue)
-			switch {
-			case free >= low:
-				c.shortSince = time.Time{}
-				n = min(n, free)
-			case !c.shortSince.IsZero() && now.Sub(c.shortSince) >= stallTimeout:
-				slow[m] = true
-			default:
-				if c.shortSince.IsZero() {
-					c.shortSince = now
-				}
-				left := stallTimeout - now.Sub(c.shortSince)
-				if n >= 0 || left < wait {
-					wait = left
-				}
-				n = -1
+			if free >= low {
+				c.shortSince = time.Time{} // holds nothing back; short again later, it starts anew
 			}
 			c.mu.Unlock()
+			if free >= low {
+				hasRoom = true
+				n = min(n, free)
+			} else {
+				short = append(short, shortClaim{c: c, m: m})
+			}
 		}
+		if hasRoom {
+			roomy++
+			for i := first; i < len(short); i++ {
+				short[i].roomy = true
+			}
+		}
+	}
+	slow := map[*member]bool{}
+	wait = stallTimeout // woken sooner by signalRoom when a claim has room again
+	for _, s := range short {
+		others := roomy
+		if s.roomy {
+			others--
+		}
+		s.c.mu.Lock()
+		switch {
+		case others == 0:
+			s.c.shortSince = time.Time{} // holds nobody back: the read waits for its room
+		case s.c.shortSince.IsZero():
+			s.c.shortSince = now
+		case now.Sub(s.c.shortSince) >= stallTimeout:
+			slow[s.m] = true
+		default:
+			wait = min(wait, stallTimeout-now.Sub(s.c.shortSince))
+		}
+		s.c.mu.Unlock()
 	}
 	for m := range slow {
 		m.attached = false // routed no more from now on; detach finishes the move
 	}
 	f.mu.Unlock()
 	for m := range slow {
-		go f.detach(m, "it could not keep up with the shared read")
+		go f.detach(m, "it could not keep up with the shared read, and held back others that could")
 	}
-	if len(slow) > 0 {
+	switch {
+	case len(slow) > 0:
 		return 0, 0 // look again without the slow members
-	}
-	if n < 0 {
+	case len(short) > 0:
 		return 0, wait
 	}
 	return max(n, 1), 0

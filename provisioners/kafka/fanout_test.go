@@ -3,8 +3,10 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -506,4 +508,156 @@ func TestManyChannelsJoiningAtOnceStayOnTheSharedRead(t *testing.T) {
 			t.Errorf("channel %d's subscription reads on its own", i)
 		}
 	}
+}
+
+// logLines records the messages logged at info and above.
+type logLines struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logLines) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelInfo }
+func (l *logLines) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.msgs = append(l.msgs, r.Message)
+	l.mu.Unlock()
+	return nil
+}
+func (l *logLines) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logLines) WithGroup(string) slog.Handler      { return l }
+
+func (l *logLines) count(substr string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.msgs {
+		if strings.Contains(m, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// A group alone on the shared read with a subscriber slower than the backlog holds nobody back: it
+// stays attached (the read waits for room in its claims, as a read of its own would), and gets
+// every event once, in offset order on each partition. It was detached after stallTimeout, each
+// backlog moving it to a client of its own.
+func TestSlowGroupAloneStaysOnTheSharedRead(t *testing.T) {
+	brokers := testBrokers(t)
+	logs := &logLines{}
+	cfg := DefaultConfig()
+	cfg.Brokers, cfg.DeleteTopicsOnRemove, cfg.MaxBufferedPerPartition = brokers, true, 100
+	b, err := New(cfg, slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ref, topic := ensureChannel(t, b, channel.Spec{Partitions: 2})
+	// A quarter of a claim's buffer (the room a poll waits for) takes it 500 ms, twice stallTimeout.
+	slow := &slowTaker{every: 20 * time.Millisecond, stopped: make(chan struct{})}
+	m, group := sharedSub(t, b, ref, "subscriptions", slow.handle)
+	evs := conformance.Events("ev", 300, nil)
+	produceTo(t, brokers, topic, evs, 0, 1)
+	eventually(t, 60*time.Second, "every event", func() bool { return len(slow.ids()) >= len(evs) })
+	end := listedOffsets(t, brokers, topic, false)
+	eventually(t, 30*time.Second, "the group to commit to the end", func() bool {
+		return maps.Equal(committedOffsets(t, brokers, group, topic), end)
+	})
+
+	if got := slow.ids(); len(got) != len(evs) || !sameSet(got, conformance.IDs(evs)) {
+		t.Errorf("got %d deliveries of %d distinct events, want each of the %d once", len(got), len(uniq(got)), len(evs))
+	}
+	last := map[int32]int64{}
+	slow.mu.Lock()
+	for _, r := range slow.recs {
+		if prev, ok := last[r.Partition]; ok && r.Offset <= prev {
+			t.Errorf("partition %d: offset %d delivered after %d", r.Partition, r.Offset, prev)
+		}
+		last[r.Partition] = r.Offset
+	}
+	slow.mu.Unlock()
+	if !attached(m) || m.own != nil {
+		t.Error("the slow group alone was moved off the shared read")
+	}
+	if n := logs.count("detached"); n > 0 {
+		t.Errorf("%d detach log lines, want none", n)
+	}
+	b.mu.Lock()
+	own := len(b.subs)
+	b.mu.Unlock()
+	if own > 0 {
+		t.Errorf("%d reads of their own, want none", own)
+	}
+}
+
+// A slow group beside a fast one on the shared read holds the fast one back: it is detached, and the
+// fast one gets all its events while the slow one has taken fewer than half of its own; the slow one
+// then gets every event on its own read.
+func TestSlowGroupBesideAFastOneIsDetached(t *testing.T) {
+	brokers := testBrokers(t)
+	b := newBackend(t, brokers, func(c *Config) { c.MaxBufferedPerPartition = 100 })
+	ref, topic := ensureChannel(t, b, channel.Spec{Partitions: 1})
+	// A quarter of a claim's buffer (the room a poll waits for) takes it 500 ms, twice stallTimeout.
+	slow := &slowTaker{every: 20 * time.Millisecond, stopped: make(chan struct{})}
+	fast := &collect{}
+	ms, _ := sharedSub(t, b, ref, "subscriptions", slow.handle)
+	sharedSub(t, b, ref, "subscriptions", fast.handle)
+	evs := conformance.Events("ev", 200, nil)
+	produceTo(t, brokers, topic, evs, 0)
+	eventually(t, 60*time.Second, "the fast group's events", func() bool { return len(fast.ids()) >= len(evs) })
+	if n := len(slow.ids()); n >= len(evs)/2 {
+		t.Errorf("the fast group got its %d events only once the slow one had taken %d: it waited for it", len(evs), n)
+	}
+	eventually(t, 10*time.Second, "the slow group to read on its own", func() bool {
+		ms.ownMu.Lock()
+		defer ms.ownMu.Unlock()
+		return !attached(ms) && ms.own != nil
+	})
+	eventually(t, 60*time.Second, "the slow group's events on its own read", func() bool {
+		return len(uniq(slow.ids())) >= len(evs)
+	})
+	if got := uniq(slow.ids()); !sameSet(got, conformance.IDs(evs)) {
+		t.Errorf("the slow group got %d distinct events, want all %d", len(got), len(evs))
+	}
+}
+
+// slowTaker takes one record per tick from each claim, and none once stopped: a subscriber far slower
+// than the backlog, so the claims' buffers stay full.
+type slowTaker struct {
+	collect
+	every   time.Duration
+	claims  atomic.Int64
+	stopped chan struct{}
+}
+
+func (s *slowTaker) handle(cl channel.Claim) {
+	s.claims.Add(1)
+	defer s.claims.Add(-1)
+	tick := time.NewTicker(s.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-cl.Context().Done():
+			return
+		case <-s.stopped:
+			<-cl.Context().Done()
+			return
+		case <-tick.C:
+		}
+		r, ok := cl.(channel.Puller).Next(cl.Context())
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		s.recs = append(s.recs, r)
+		s.mu.Unlock()
+		cl.MarkDone(r.Offset)
+	}
+}
+
+// attached reports whether m is served by its fanout now.
+func attached(m *member) bool {
+	m.f.mu.Lock()
+	defer m.f.mu.Unlock()
+	return m.attached
 }
