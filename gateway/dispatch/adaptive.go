@@ -494,8 +494,7 @@ type Adaptive struct {
 	state        LimitState
 	shown        int // the limit last given to the gauge
 	inFlight     int
-	waiters      int           // goroutines blocked in Acquire
-	changed      chan struct{} // closed (and replaced) when a waiter may proceed
+	waiting      []*waiter // goroutines blocked in Acquire, first come first
 	pausedUntil  time.Time
 	lastDecrease time.Time
 	minLatency   windowedMin
@@ -546,7 +545,6 @@ func NewAdaptive(c AdaptiveConfig) *Adaptive {
 		state:      LimitState{Limit: float64(c.Initial), SlowStartEnd: float64(c.Max)},
 		shown:      c.Initial,
 		target:     max(minRound, c.Initial),
-		changed:    make(chan struct{}),
 		minLatency: windowedMin{window: c.Window},
 	}
 	if c.Gauge != nil {
@@ -587,7 +585,10 @@ func (a *Adaptive) PausedUntil() time.Time {
 // admitted) and no pause is in force, or until ctx is done (then it returns ctx's error and holds
 // nothing).
 func (a *Adaptive) Acquire(ctx context.Context) error {
-	var timer *time.Timer
+	var (
+		w     *waiter
+		timer *time.Timer
+	)
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -599,25 +600,15 @@ func (a *Adaptive) Acquire(ctx context.Context) error {
 		}
 		a.mu.Lock()
 		pause := a.pausedUntil.Sub(a.cfg.Now())
-		if pause <= 0 && (a.inFlight < int(a.state.Limit) || a.probe.credit > 0) {
-			if p := &a.probe; p.open {
-				switch {
-				case p.credit > 0:
-					if a.inFlight >= int(a.state.Limit) {
-						if p.credit--; p.credit == 0 {
-							p.last = a.cfg.Now()
-						}
-					}
-				case a.cfg.Now().After(p.last.Add(p.slop())):
-					p.after++
-				}
-			}
-			a.inFlight++
+		if pause <= 0 && a.roomLocked() {
+			a.admitLocked()
 			a.mu.Unlock()
 			return nil
 		}
-		a.waiters++
-		ch := a.changed
+		if w == nil {
+			w = &waiter{ready: make(chan struct{}, 1)}
+		}
+		a.waiting = append(a.waiting, w)
 		a.mu.Unlock()
 
 		var expired <-chan time.Time
@@ -630,25 +621,61 @@ func (a *Adaptive) Acquire(ctx context.Context) error {
 			expired = timer.C
 		}
 		select {
-		case <-ch:
+		case <-w.ready:
 		case <-expired:
 		case <-ctx.Done():
 		}
 		a.mu.Lock()
-		a.waiters--
+		if !a.unqueueLocked(w) {
+			// Woken (taken off the queue) for a slot: a waiter that leaves now hands the wake on,
+			// or that slot would wait for the next Release with goroutines queued for it.
+			select {
+			case <-w.ready:
+			default:
+			}
+			if ctx.Err() != nil {
+				a.wakeOneLocked()
+			}
+		}
 		a.mu.Unlock()
 	}
 }
 
-// Release frees the slot taken by a successful Acquire. The limit learns from ObserveAttempt, not from
-// the outcome.
+// roomLocked reports whether a delivery may start now, pauses aside: fewer than the limit in flight,
+// or a probe's admissions left. a.mu must be held.
+func (a *Adaptive) roomLocked() bool {
+	return a.inFlight < int(a.state.Limit) || a.probe.credit > 0
+}
+
+// admitLocked takes a slot (roomLocked was true), counting it towards the probe in progress. a.mu
+// must be held.
+func (a *Adaptive) admitLocked() {
+	if p := &a.probe; p.open {
+		switch {
+		case p.credit > 0:
+			if a.inFlight >= int(a.state.Limit) {
+				if p.credit--; p.credit == 0 {
+					p.last = a.cfg.Now()
+				}
+			}
+		case a.cfg.Now().After(p.last.Add(p.slop())):
+			p.after++
+		}
+	}
+	a.inFlight++
+}
+
+// Release frees the slot taken by a successful Acquire and wakes the first goroutine waiting for
+// one, if a delivery may start on it. The limit learns from ObserveAttempt, not from the outcome.
 func (a *Adaptive) Release(Outcome) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.inFlight > 0 {
 		a.inFlight--
 	}
-	a.wakeLocked()
+	if len(a.waiting) > 0 && a.roomLocked() && (a.pausedUntil.IsZero() || !a.cfg.Now().Before(a.pausedUntil)) {
+		a.wakeOneLocked()
+	}
 }
 
 // ObserveAttempt updates the limit from one subscriber attempt and starts a pause when the answer
@@ -824,11 +851,48 @@ func roundLatency(ds []time.Duration) time.Duration {
 	return sum / time.Duration(len(keep))
 }
 
-// wakeLocked wakes every goroutine blocked in Acquire, to re-check. a.mu must be held.
-func (a *Adaptive) wakeLocked() {
-	if a.waiters == 0 {
+// waiter is a goroutine blocked in Acquire; ready is signalled (capacity 1) when it is taken off
+// the queue to look again.
+type waiter struct{ ready chan struct{} }
+
+// wakeOneLocked wakes the first goroutine blocked in Acquire, to look again. A freed slot wakes one
+// waiter, not all of them: with a waiter per partition (each claim's intake), waking every one per
+// Release woke the others only to find no slot and sleep again, a few goroutine switches per
+// delivery (and a channel allocated per Release). a.mu must be held.
+func (a *Adaptive) wakeOneLocked() {
+	if len(a.waiting) == 0 {
 		return
 	}
-	close(a.changed)
-	a.changed = make(chan struct{})
+	w := a.waiting[0]
+	a.waiting[0] = nil
+	a.waiting = a.waiting[1:]
+	select {
+	case w.ready <- struct{}{}:
+	default:
+	}
+}
+
+// wakeLocked wakes every goroutine blocked in Acquire, to look again: the limit or a pause changed,
+// or a probe opened. a.mu must be held.
+func (a *Adaptive) wakeLocked() {
+	for _, w := range a.waiting {
+		select {
+		case w.ready <- struct{}{}:
+		default:
+		}
+	}
+	clear(a.waiting)
+	a.waiting = a.waiting[:0]
+}
+
+// unqueueLocked takes w off the queue; false when it was not on it (it had been woken). a.mu must
+// be held.
+func (a *Adaptive) unqueueLocked(w *waiter) bool {
+	for i, q := range a.waiting {
+		if q == w {
+			a.waiting = slices.Delete(a.waiting, i, i+1)
+			return true
+		}
+	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -392,6 +393,110 @@ func TestAdaptiveAcquireBlocksAtLimit(t *testing.T) {
 	}
 	if a.InFlight() != 2 {
 		t.Fatalf("in flight = %d, want 2", a.InFlight())
+	}
+}
+
+// waitQueued polls until n goroutines are blocked in a's Acquire.
+func waitQueued(t *testing.T, a *Adaptive, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a.mu.Lock()
+		got := len(a.waiting)
+		a.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines blocked in Acquire, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A Release wakes the first waiter only; one woken for a slot that then leaves (its context ended)
+// hands the wake on, so the slot does not wait for the next Release with a goroutine queued for it.
+func TestAdaptiveReleaseWakesOneWaiterAndAWaiterLeavingPassesItOn(t *testing.T) {
+	a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 1})
+	ctx := context.Background()
+	if err := a.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, cancelFirst := context.WithCancel(ctx)
+	defer cancelFirst()
+	firstDone, secondDone := make(chan error, 1), make(chan error, 1)
+	go func() { firstDone <- a.Acquire(first) }()
+	waitQueued(t, a, 1)
+	go func() { secondDone <- a.Acquire(ctx) }()
+	waitQueued(t, a, 2)
+
+	// The slot is freed and the first waiter woken for it while its context ends: it leaves, and
+	// must wake the second (as Release would have, had it not been first).
+	a.mu.Lock()
+	cancelFirst()
+	a.inFlight--
+	a.wakeOneLocked()
+	if len(a.waiting) != 1 {
+		t.Fatalf("%d waiters queued after waking one of 2, want 1", len(a.waiting))
+	}
+	a.mu.Unlock()
+	if err := <-firstDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first waiter: %v, want context.Canceled", err)
+	}
+	select {
+	case err := <-secondDone:
+		if err != nil {
+			t.Fatalf("second waiter: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second waiter was not woken for the slot the first left")
+	}
+	if n := a.InFlight(); n != 1 {
+		t.Fatalf("in flight = %d, want 1", n)
+	}
+}
+
+// Many goroutines acquiring and releasing with some giving up (contexts ending) never leave a free
+// slot with a goroutine blocked for it: every one that does not give up gets a slot.
+func TestAdaptiveNoLostWakeups(t *testing.T) {
+	a := NewAdaptive(AdaptiveConfig{Min: 3, Max: 3})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	held, peak := 0, 0
+	for i := range 200 {
+		wg.Go(func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if i%3 == 0 {
+				go cancel() // gives up at some point of its wait, or before it
+			}
+			if err := a.Acquire(ctx); err != nil {
+				if i%3 != 0 {
+					t.Errorf("goroutine %d: %v", i, err)
+				}
+				return
+			}
+			mu.Lock()
+			held++
+			peak = max(peak, held)
+			mu.Unlock()
+			runtime.Gosched()
+			mu.Lock()
+			held--
+			mu.Unlock()
+			a.Release(Outcome{})
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		a.mu.Lock()
+		t.Fatalf("goroutines still blocked: %d queued, %d in flight", len(a.waiting), a.inFlight)
+	}
+	if n := a.InFlight(); n != 0 || peak > 3 {
+		t.Fatalf("in flight at the end %d (want 0), peak %d (limit 3)", n, peak)
 	}
 }
 

@@ -101,3 +101,28 @@ func BenchmarkBaselineHTTPPost(b *testing.B) {
 		}
 	}
 }
+
+// benchLimiterContended is Acquire and Release from 4 goroutines at once on a limit of 2: the
+// dispatcher's pattern, with a claim intake per partition waiting for a slot its deliveries free.
+func benchLimiterContended(b *testing.B, l Limiter) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(2) // 2×GOMAXPROCS goroutines; at least 4 on 2 cores
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := l.Acquire(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+			l.Release(Outcome{})
+		}
+	})
+}
+
+// BenchmarkLimiterContended is the adaptive limiter, held at a fixed limit, under contention;
+// BenchmarkSemaphoreContended is the fixed limit's channel semaphore beside it.
+func BenchmarkLimiterContended(b *testing.B) {
+	benchLimiterContended(b, NewAdaptive(AdaptiveConfig{Min: 2, Max: 2}))
+}
+
+func BenchmarkSemaphoreContended(b *testing.B) { benchLimiterContended(b, NewSemaphore(2)) }
