@@ -98,6 +98,11 @@ type member struct {
 	claims   map[int32]*claim
 	attached bool
 
+	// life ends when the member is closed: a detach starting its own read (which may retry for a
+	// while when the brokers do not answer) gives up then, rather than holding Close up.
+	life    context.Context
+	endLife context.CancelFunc
+
 	// own is the subscription the member runs as once detached; ownErr why it could not start.
 	ownMu  sync.Mutex
 	own    channel.Subscription
@@ -162,8 +167,7 @@ func (b *Backend) subscribeShared(ctx context.Context, g channel.Group, h channe
 	if err != nil {
 		return nil, err
 	}
-	m := &member{f: f, group: g, groupName: groupName, topic: topic, handler: h, claims: map[int32]*claim{},
-		log: b.log.With("channel", g.Channel.String(), "subscription", g.Name, "group", groupName, "share", g.Share)}
+	m := newMember(f, g, h, topic, groupName)
 	var own string
 	switch {
 	case busy:
@@ -186,6 +190,14 @@ func (b *Backend) subscribeShared(ctx context.Context, g channel.Group, h channe
 	b.members[m] = struct{}{}
 	b.mu.Unlock()
 	return m, nil
+}
+
+// newMember returns group g's member of fanout f, not attached yet.
+func newMember(f *fanout, g channel.Group, h channel.ClaimHandler, topic, groupName string) *member {
+	m := &member{f: f, group: g, groupName: groupName, topic: topic, handler: h, claims: map[int32]*claim{},
+		log: f.b.log.With("channel", g.Channel.String(), "subscription", g.Name, "group", groupName, "share", g.Share)}
+	m.life, m.endLife = context.WithCancel(context.Background())
+	return m
 }
 
 // groupHasMembers reports whether group has members now (a group unknown to the broker has none).
@@ -933,11 +945,24 @@ func (f *fanout) detach(m *member, why string) {
 	stopAll(claims)
 	_ = m.commit(context.Background(), claims) // what is not committed is delivered again
 	m.log.Info("kafka subscription detached from the shared read; it reads on its own", "why", why)
-	if err := m.runOwn(context.Background()); err != nil {
-		m.log.Error("kafka subscription could not start on its own", "err", err)
+	// Its own read must start, or the subscription delivers nothing until the next restart: the
+	// start is retried while the brokers do not answer (it already waits adminWaitTimeout each time),
+	// until the member is closed.
+	for wait := time.Second; ; wait = min(2*wait, ownRetryMax) {
+		err := m.runOwn(m.life)
+		if err == nil || m.life.Err() != nil {
+			break
+		}
+		m.log.Error("kafka subscription could not start on its own; retrying", "err", err, "retry_in", wait)
+		if !sleepCtx(m.life, wait) {
+			break
+		}
 	}
 	f.closeIfIdle()
 }
+
+// ownRetryMax bounds the pause between a detached member's attempts to start its own read.
+const ownRetryMax = 30 * time.Second
 
 // runOwn starts m's own subscription, unless m is closed.
 func (m *member) runOwn(ctx context.Context) error {
@@ -947,8 +972,14 @@ func (m *member) runOwn(ctx context.Context) error {
 		return nil
 	}
 	s, err := m.f.b.subscribeOwn(ctx, m.group, m.handler, m.topic, m.groupName)
-	m.own, m.ownErr = s, err
-	return err
+	if err != nil {
+		// Not s: a nil *subscription in m.own is a non-nil interface, which Close then called (a
+		// panic, for a member whose own read could not start, at its removal or the shutdown).
+		m.ownErr = err
+		return err
+	}
+	m.own = s
+	return nil
 }
 
 // Close stops m: attached, its claims (waiting for their handlers) with a final commit, and, when m
@@ -956,6 +987,7 @@ func (m *member) runOwn(ctx context.Context) error {
 // with its last member.
 func (m *member) Close() error {
 	m.closeOnce.Do(func() {
+		m.endLife() // a detach starting the member's own read gives up (see runOwn)
 		f := m.f
 		f.mu.Lock()
 		var claims []*claim
