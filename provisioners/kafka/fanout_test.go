@@ -518,31 +518,39 @@ type logLines struct {
 
 func (l *logLines) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelInfo }
 func (l *logLines) Handle(_ context.Context, r slog.Record) error {
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		line += " " + a.String()
+		return true
+	})
 	l.mu.Lock()
-	l.msgs = append(l.msgs, r.Message)
+	l.msgs = append(l.msgs, line)
 	l.mu.Unlock()
 	return nil
 }
 func (l *logLines) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l *logLines) WithGroup(string) slog.Handler      { return l }
 
-func (l *logLines) count(substr string) int {
+func (l *logLines) matching(substr string) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := 0
+	var out []string
 	for _, m := range l.msgs {
 		if strings.Contains(m, substr) {
-			n++
+			out = append(out, m)
 		}
 	}
-	return n
+	return out
 }
 
-// A group alone on the shared read with a subscriber slower than the backlog holds nobody back: it
-// stays attached (the read waits for room in its claims, as a read of its own would), and gets
-// every event once, in offset order on each partition. It was detached after stallTimeout, each
-// backlog moving it to a client of its own.
-func TestSlowGroupAloneStaysOnTheSharedRead(t *testing.T) {
+func (l *logLines) count(substr string) int { return len(l.matching(substr)) }
+
+// Two groups on the shared read, both with a subscriber slower than the backlog, hold nobody back
+// (neither has room the other keeps it from using): they stay attached (the read waits for room in
+// their claims, as a read of their own would), and each gets every event once, in offset order on
+// each partition. Each was detached after stallTimeout, so a backlog on 1,000 subscriptions made
+// 1,000 clients.
+func TestSlowGroupsAsFarBehindStayOnTheSharedRead(t *testing.T) {
 	brokers := testBrokers(t)
 	logs := &logLines{}
 	cfg := DefaultConfig()
@@ -553,40 +561,77 @@ func TestSlowGroupAloneStaysOnTheSharedRead(t *testing.T) {
 	}
 	t.Cleanup(func() { b.Close() })
 	ref, topic := ensureChannel(t, b, channel.Spec{Partitions: 2})
-	// A quarter of a claim's buffer (the room a poll waits for) takes it 500 ms, twice stallTimeout.
-	slow := &slowTaker{every: 20 * time.Millisecond, stopped: make(chan struct{})}
-	m, group := sharedSub(t, b, ref, "subscriptions", slow.handle)
+	// A quarter of a claim's buffer (the room a poll waits for) takes each 500 ms, twice stallTimeout.
+	slow := []*slowTaker{
+		{every: 20 * time.Millisecond, stopped: make(chan struct{})},
+		{every: 20 * time.Millisecond, stopped: make(chan struct{})},
+	}
+	var members []*member
+	var groups []string
+	for _, s := range slow {
+		m, group := sharedSub(t, b, ref, "subscriptions", s.handle)
+		members, groups = append(members, m), append(groups, group)
+	}
 	evs := conformance.Events("ev", 300, nil)
 	produceTo(t, brokers, topic, evs, 0, 1)
-	eventually(t, 60*time.Second, "every event", func() bool { return len(slow.ids()) >= len(evs) })
 	end := listedOffsets(t, brokers, topic, false)
-	eventually(t, 30*time.Second, "the group to commit to the end", func() bool {
-		return maps.Equal(committedOffsets(t, brokers, group, topic), end)
-	})
-
-	if got := slow.ids(); len(got) != len(evs) || !sameSet(got, conformance.IDs(evs)) {
-		t.Errorf("got %d deliveries of %d distinct events, want each of the %d once", len(got), len(uniq(got)), len(evs))
-	}
-	last := map[int32]int64{}
-	slow.mu.Lock()
-	for _, r := range slow.recs {
-		if prev, ok := last[r.Partition]; ok && r.Offset <= prev {
-			t.Errorf("partition %d: offset %d delivered after %d", r.Partition, r.Offset, prev)
+	for i, s := range slow {
+		eventually(t, 60*time.Second, "every event", func() bool { return len(s.ids()) >= len(evs) })
+		eventually(t, 30*time.Second, "the group to commit to the end", func() bool {
+			return maps.Equal(committedOffsets(t, brokers, groups[i], topic), end)
+		})
+		if got := s.ids(); len(got) != len(evs) || !sameSet(got, conformance.IDs(evs)) {
+			t.Errorf("group %d: %d deliveries of %d distinct events, want each of the %d once", i, len(got), len(uniq(got)), len(evs))
 		}
-		last[r.Partition] = r.Offset
-	}
-	slow.mu.Unlock()
-	if !attached(m) || m.own != nil {
-		t.Error("the slow group alone was moved off the shared read")
+		last := map[int32]int64{}
+		s.mu.Lock()
+		for _, r := range s.recs {
+			if prev, ok := last[r.Partition]; ok && r.Offset <= prev {
+				t.Errorf("group %d, partition %d: offset %d delivered after %d", i, r.Partition, r.Offset, prev)
+			}
+			last[r.Partition] = r.Offset
+		}
+		s.mu.Unlock()
+		if !attached(members[i]) || members[i].own != nil {
+			t.Errorf("group %d was moved off the shared read", i)
+		}
 	}
 	if n := logs.count("detached"); n > 0 {
-		t.Errorf("%d detach log lines, want none", n)
+		t.Errorf("%d detach log lines, want none: %q", n, logs.matching("detached"))
 	}
 	b.mu.Lock()
 	own := len(b.subs)
 	b.mu.Unlock()
 	if own > 0 {
 		t.Errorf("%d reads of their own, want none", own)
+	}
+}
+
+// A group alone on the shared read that cannot keep up is moved to a read of its own, which drains a
+// backlog faster than the shared read (the shared read stops with it: no client more), and gets every
+// event there.
+func TestSlowGroupAloneReadsOnItsOwn(t *testing.T) {
+	brokers := testBrokers(t)
+	b := newBackend(t, brokers, func(c *Config) { c.MaxBufferedPerPartition = 100 })
+	ref, topic := ensureChannel(t, b, channel.Spec{Partitions: 2})
+	slow := &slowTaker{every: 20 * time.Millisecond, stopped: make(chan struct{})}
+	m, _ := sharedSub(t, b, ref, "subscriptions", slow.handle)
+	evs := conformance.Events("ev", 300, nil)
+	produceTo(t, brokers, topic, evs, 0, 1)
+	eventually(t, 30*time.Second, "the group to read on its own", func() bool {
+		m.ownMu.Lock()
+		defer m.ownMu.Unlock()
+		return !attached(m) && m.own != nil
+	})
+	eventually(t, 60*time.Second, "every event", func() bool { return len(uniq(slow.ids())) >= len(evs) })
+	if got := uniq(slow.ids()); !sameSet(got, conformance.IDs(evs)) {
+		t.Errorf("got %d distinct events, want all %d", len(got), len(evs))
+	}
+	b.mu.Lock()
+	shared := len(b.fanouts)
+	b.mu.Unlock()
+	if shared != 0 {
+		t.Errorf("%d shared reads still running with their only member gone, want none", shared)
 	}
 }
 

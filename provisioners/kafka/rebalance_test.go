@@ -40,6 +40,16 @@ func TestSecondReplicaGetsItsShareWhileTheFirstIsBusy(t *testing.T) {
 	}
 	t.Cleanup(func() { s1.Close() })
 	t.Cleanup(func() { close(slow.stopped) })
+	// Beside it on the first replica, another group as far behind: a member alone on a shared read
+	// that cannot keep up moves to a read of its own (see pollSize); two as slow stay.
+	other := &slowTaker{every: 200 * time.Millisecond, stopped: make(chan struct{})}
+	g2 := channel.Group{Channel: ref, Name: conformance.UniqueName(t, "g2-"), Start: channel.Latest, Share: "subscriptions"}
+	s3, err := b1.Subscribe(testCtx(t, 30*time.Second), g2, other.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s3.Close() })
+	t.Cleanup(func() { close(other.stopped) })
 	evs := conformance.Events("ev", 400, nil)
 	produceTo(t, brokers, topic, evs, 0, 1, 2, 3)
 	eventually(t, 30*time.Second, "the first replica to deliver from every partition", func() bool {
@@ -58,7 +68,9 @@ func TestSecondReplicaGetsItsShareWhileTheFirstIsBusy(t *testing.T) {
 	eventually(t, 20*time.Second, "the first replica to hand over half the partitions", func() bool {
 		return slow.claims.Load() == 2
 	})
-	if m := s1.(*member); !attached(m) {
-		t.Error("the first replica's member left the shared read; the test is about a busy shared read")
+	for _, s := range []channel.Subscription{s1, s3} {
+		if m := s.(*member); !attached(m) {
+			t.Error("a member of the first replica left the shared read; the test is about a busy shared read")
+		}
 	}
 }
