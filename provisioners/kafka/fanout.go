@@ -36,9 +36,10 @@ import (
 //   - A member that cannot keep up and holds back another that could (a claim short of room for
 //     stallTimeout while another member has room) is detached: its claims stop, what it finished is
 //     committed, and from then on it runs as an ordinary subscription of its own group (subscribe),
-//     resuming from those commits. The others never wait for it long. A member slow with nobody to
-//     hold back (alone on the read, or beside members as far behind) stays: the read waits for room
-//     in its claims, as a read of its own would.
+//     resuming from those commits. The others never wait for it long. So is a slow member alone on
+//     the read (a read of its own drains a backlog faster, and the shared read stops with it).
+//     Members all as far behind hold nobody back and stay: the read waits for room in their claims,
+//     as a read of their own would, instead of making a client for each.
 //   - A member that joins while the reader has already passed its start reads on its own too, and so
 //     does one whose group turns out to have members elsewhere (another replica detached it):
 //     commits to such a group fail, and it joins them instead.
