@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -41,6 +42,7 @@ func (a *App) watch(ctx context.Context, w *fsnotify.Watcher) {
 		return
 	}
 	defer w.Close()
+	filter := a.newReloadFilter(w.WatchList())
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -52,10 +54,21 @@ func (a *App) watch(ctx context.Context, w *fsnotify.Watcher) {
 			if !ok {
 				return
 			}
-			if ev.Has(fsnotify.Create) {
-				if st, err := os.Stat(ev.Name); err == nil && st.IsDir() {
-					_ = w.Add(ev.Name) // a new subdirectory of a watched directory
-				}
+			name := absPath(ev.Name)
+			st, err := os.Stat(ev.Name)
+			isDir := err == nil && st.IsDir()
+			if isDir && ev.Has(fsnotify.Create) {
+				_ = w.Add(ev.Name) // a new subdirectory of a watched directory
+				filter.dirs[name] = true
+			}
+			reload := filter.reloads(name, isDir, err != nil)
+			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+				delete(filter.dirs, name) // the name may come back as a file
+			}
+			if !reload {
+				// Not read by a reload: without this, a log written into the watched directory
+				// (serve -f . 2> serve.log) reloads on every line, and each reload logs a line.
+				continue
 			}
 			timer.Reset(reloadDebounce)
 		case err, ok := <-w.Errors:
@@ -67,6 +80,71 @@ func (a *App) watch(ctx context.Context, w *fsnotify.Watcher) {
 			a.reload(ctx)
 		}
 	}
+}
+
+// manifestExts are the extensions resources.Load reads in a directory (its isManifestName), lower
+// case. Kept in step by hand: a name missing here would be read at start but not reloaded.
+var manifestExts = map[string]bool{".yaml": true, ".yml": true, ".json": true}
+
+// reloadFilter tells the file events that can change what a reload reads from those that cannot.
+// Paths in it are absolute and clean (absPath), as are the names given to reloads.
+type reloadFilter struct {
+	files     map[string]bool // the files given by name: read whatever their extension
+	dirs      map[string]bool // the directories watched: a removed one held manifests, whatever its name
+	secretDir string          // the ingress token directory; "" when there is none
+}
+
+// newReloadFilter is the filter for a's paths and token secret, watched as dirs.
+func (a *App) newReloadFilter(dirs []string) reloadFilter {
+	f := reloadFilter{files: map[string]bool{}, dirs: map[string]bool{}}
+	for _, p := range a.paths {
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			f.files[absPath(p)] = true
+		}
+	}
+	for _, d := range dirs {
+		f.dirs[absPath(d)] = true
+	}
+	if a.cfg.Ingress.Auth.Secret != "" {
+		f.secretDir = absPath(filepath.Join(a.cfg.SecretsDir, a.cfg.Ingress.Auth.Secret))
+	}
+	return f
+}
+
+// reloads reports whether an event on name may change what a reload reads, so that a reload is
+// worth scheduling. isDir is whether name is a directory now; gone, whether it no longer exists
+// (removed or renamed away). Only what certainly cannot matter is left out: a file in a resource
+// directory that resources.Load skips for its extension.
+func (f reloadFilter) reloads(name string, isDir, gone bool) bool {
+	switch {
+	case isDir || f.dirs[name]:
+		return true // a subdirectory's manifests are read too
+	case f.secretDir != "" && (name == f.secretDir || strings.HasPrefix(name, f.secretDir+string(filepath.Separator))):
+		return true // token files are named NAMESPACE.CHANNEL: any extension
+	case f.files[name]:
+		return true
+	}
+	base := filepath.Base(name)
+	ext := filepath.Ext(base)
+	switch {
+	case strings.HasPrefix(base, "."):
+		// Load skips these, but a Kubernetes ConfigMap mount changes by swapping its ..data link
+		// to a new ..TIMESTAMP directory: that swap is the only event such an update makes.
+		return true
+	case manifestExts[strings.ToLower(ext)]:
+		return true
+	case gone && ext == "":
+		return true // may have been a directory that was never watched (made and removed at once)
+	}
+	return false
+}
+
+// absPath is p absolute and clean, or only clean when the working directory is unknown.
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return filepath.Clean(p)
 }
 
 func (a *App) reload(ctx context.Context) {
