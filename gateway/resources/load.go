@@ -61,7 +61,7 @@ func Load(paths []string, opt Options) (*Set, error) {
 				}
 				return nil
 			}
-			if d.IsDir() || !isManifestName(d.Name()) {
+			if d.IsDir() || !IsManifestName(d.Name()) {
 				return nil
 			}
 			if d.Type()&fs.ModeSymlink != 0 {
@@ -104,7 +104,9 @@ func Load(paths []string, opt Options) (*Set, error) {
 	return all, nil
 }
 
-func isManifestName(name string) bool {
+// IsManifestName reports whether Load reads a file of this name found in a directory: by its
+// extension, .yaml, .yml or .json in any case (names starting with "." it skips as well).
+func IsManifestName(name string) bool {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".yaml", ".yml", ".json":
 		return true

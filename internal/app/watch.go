@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/eventgate/eventgate/gateway/resources"
 )
 
 // reloadDebounce collects the burst of file events an editor or `kubectl cp` makes into one reload.
@@ -82,10 +84,6 @@ func (a *App) watch(ctx context.Context, w *fsnotify.Watcher) {
 	}
 }
 
-// manifestExts are the extensions resources.Load reads in a directory (its isManifestName), lower
-// case. Kept in step by hand: a name missing here would be read at start but not reloaded.
-var manifestExts = map[string]bool{".yaml": true, ".yml": true, ".json": true}
-
 // reloadFilter tells the file events that can change what a reload reads from those that cannot.
 // Paths in it are absolute and clean (absPath), as are the names given to reloads.
 type reloadFilter struct {
@@ -131,7 +129,7 @@ func (f reloadFilter) reloads(name string, isDir, gone bool) bool {
 		// Load skips these, but a Kubernetes ConfigMap mount changes by swapping its ..data link
 		// to a new ..TIMESTAMP directory: that swap is the only event such an update makes.
 		return true
-	case manifestExts[strings.ToLower(ext)]:
+	case resources.IsManifestName(base):
 		return true
 	case gone && ext == "":
 		return true // may have been a directory that was never watched (made and removed at once)
