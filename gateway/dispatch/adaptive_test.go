@@ -43,6 +43,27 @@ func TestLatencyThreshold(t *testing.T) {
 	}
 }
 
+// Slots held at a probe's deadline count as waits only where a wait of one service time (about the
+// minimum latency) takes a request past WaitThreshold: not below Slack (3 ms by default).
+func TestSlotsTell(t *testing.T) {
+	c := AdaptiveConfig{}.withDefaults()
+	for _, tt := range []struct {
+		min  time.Duration
+		want bool
+	}{
+		{100 * time.Microsecond, false}, // a no-op subscriber: threshold 3.1 ms, 31 service times
+		{time.Millisecond, false},
+		{3 * time.Millisecond, false}, // one service time late is just at the threshold (6 ms)
+		{4 * time.Millisecond, true},
+		{10 * time.Millisecond, true},
+		{50 * time.Millisecond, true},
+	} {
+		if got := slotsTell(tt.min, c); got != tt.want {
+			t.Errorf("slotsTell(%v) = %v, want %v (threshold %v)", tt.min, got, tt.want, WaitThreshold(tt.min, c))
+		}
+	}
+}
+
 func TestClassify(t *testing.T) {
 	const ms = time.Millisecond
 	for _, tc := range []struct {
