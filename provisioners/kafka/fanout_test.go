@@ -618,11 +618,7 @@ func TestSlowGroupAloneReadsOnItsOwn(t *testing.T) {
 	m, _ := sharedSub(t, b, ref, "subscriptions", slow.handle)
 	evs := conformance.Events("ev", 300, nil)
 	produceTo(t, brokers, topic, evs, 0, 1)
-	eventually(t, 30*time.Second, "the group to read on its own", func() bool {
-		m.ownMu.Lock()
-		defer m.ownMu.Unlock()
-		return !attached(m) && m.own != nil
-	})
+	eventually(t, 30*time.Second, "the group to read on its own", func() bool { return readsOnItsOwn(m) })
 	eventually(t, 60*time.Second, "every event", func() bool { return len(uniq(slow.ids())) >= len(evs) })
 	if got := uniq(slow.ids()); !sameSet(got, conformance.IDs(evs)) {
 		t.Errorf("got %d distinct events, want all %d", len(got), len(evs))
@@ -653,11 +649,7 @@ func TestSlowGroupBesideAFastOneIsDetached(t *testing.T) {
 	if n := len(slow.ids()); n >= len(evs)/2 {
 		t.Errorf("the fast group got its %d events only once the slow one had taken %d: it waited for it", len(evs), n)
 	}
-	eventually(t, 10*time.Second, "the slow group to read on its own", func() bool {
-		ms.ownMu.Lock()
-		defer ms.ownMu.Unlock()
-		return !attached(ms) && ms.own != nil
-	})
+	eventually(t, 10*time.Second, "the slow group to read on its own", func() bool { return readsOnItsOwn(ms) })
 	eventually(t, 60*time.Second, "the slow group's events on its own read", func() bool {
 		return len(uniq(slow.ids())) >= len(evs)
 	})
@@ -698,6 +690,13 @@ func (s *slowTaker) handle(cl channel.Claim) {
 		s.mu.Unlock()
 		cl.MarkDone(r.Offset)
 	}
+}
+
+// readsOnItsOwn reports whether m has left its fanout for a read of its own.
+func readsOnItsOwn(m *member) bool {
+	m.ownMu.Lock()
+	defer m.ownMu.Unlock()
+	return !attached(m) && m.own != nil
 }
 
 // attached reports whether m is served by its fanout now.
