@@ -207,7 +207,8 @@ func (c *Collector) notifyLocked() {
 	c.changed = make(chan struct{})
 }
 
-// Handle is a channel.ClaimHandler: it consumes the claim's Records until they are closed.
+// Handle is a channel.ClaimHandler: it takes the claim's records with Next where the claim is a
+// channel.Puller, else from Records, until the claim is revoked.
 func (c *Collector) Handle(cl channel.Claim) {
 	c.mu.Lock()
 	c.active[cl.Partition()]++
@@ -221,7 +222,7 @@ func (c *Collector) Handle(cl channel.Claim) {
 		c.notifyLocked()
 		c.mu.Unlock()
 	}()
-	for r := range cl.Records() {
+	take := func(r channel.Record) {
 		if c.mark(r) {
 			cl.MarkDone(r.Offset)
 		}
@@ -230,6 +231,43 @@ func (c *Collector) Handle(cl channel.Claim) {
 		c.notifyLocked()
 		c.mu.Unlock()
 	}
+	if p, ok := cl.(channel.Puller); ok {
+		for {
+			r, ok := p.Next(cl.Context())
+			if !ok {
+				return
+			}
+			take(r)
+		}
+	}
+	for r := range cl.Records() {
+		take(r)
+	}
+}
+
+// RecordsOnly returns p with its claims' Next hidden, so that the suite's handlers take records from
+// Records. Collector pulls from a claim that is a channel.Puller, as the dispatcher does; a
+// provisioner whose claims are runs the suite through RecordsOnly as well, for handlers that range
+// over Records. It keeps p's Tail.
+func RecordsOnly(p channel.Provisioner) channel.Provisioner {
+	if tl, ok := p.(channel.Tailer); ok {
+		return recordsOnlyTail{recordsOnly{p}, tl}
+	}
+	return recordsOnly{p}
+}
+
+type recordsOnly struct{ channel.Provisioner }
+
+// claimOnly is a claim with nothing but the channel.Claim methods.
+type claimOnly struct{ channel.Claim }
+
+func (r recordsOnly) Subscribe(ctx context.Context, g channel.Group, h channel.ClaimHandler) (channel.Subscription, error) {
+	return r.Provisioner.Subscribe(ctx, g, func(c channel.Claim) { h(claimOnly{c}) })
+}
+
+type recordsOnlyTail struct {
+	recordsOnly
+	channel.Tailer
 }
 
 // Records returns a copy of everything received so far, in arrival order.

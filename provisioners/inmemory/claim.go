@@ -3,20 +3,23 @@ package inmemory
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/eventgate/eventgate/gateway/channel"
 )
 
-// recordsBuffer is the capacity of a claim's Records channel; feedBatch is how many records a feeder
-// takes from the log under one lock.
+// recordsBuffer is the capacity of a claim's Records channel; feedBatch is how many records a feeder,
+// or Next, takes from the log under one lock.
 const (
 	recordsBuffer = 256
 	feedBatch     = 64
 )
 
-var _ channel.Claim = (*claim)(nil)
+var _ channel.Puller = (*claim)(nil)
 
-// claim is one partition assigned to one member. Fields after ch are guarded by ch.mu.
+// claim is one partition assigned to one member. Its handler takes records with Next
+// (channel.Puller), or, once it asks for Records, a feeder goroutine copies them into the records
+// channel. Fields after pos are guarded by ch.mu.
 type claim struct {
 	b        *Backend
 	ch       *chanState
@@ -28,15 +31,81 @@ type claim struct {
 	cancel   context.CancelFunc
 	finished chan struct{} // closed once handler and feeder returned and bookkeeping is done
 
+	// feeding starts the feeder when the handler asks for Records, or, when the handler returns
+	// without having asked, closes records and fed in its place.
+	feeding sync.Once
+	fed     chan struct{} // closed once the feeder returned
+
+	// pulled holds what Next took from the log and has not handed out yet, from pulled[pos];
+	// owned by the handler's goroutine.
+	pulled []channel.Record
+	pos    int
+
 	tracker *channel.OffsetTracker
 	next    int64 // next offset to feed
 	dead    bool  // handler returned: MarkDone is a no-op
 }
 
-func (c *claim) Channel() channel.Ref           { return c.ch.ref }
-func (c *claim) Partition() int32               { return c.part }
-func (c *claim) Records() <-chan channel.Record { return c.records }
-func (c *claim) Context() context.Context       { return c.ctx }
+func (c *claim) Channel() channel.Ref     { return c.ch.ref }
+func (c *claim) Partition() int32         { return c.part }
+func (c *claim) Context() context.Context { return c.ctx }
+
+// Records starts the feeder on the first call.
+func (c *claim) Records() <-chan channel.Record {
+	c.feeding.Do(func() {
+		go func() {
+			defer close(c.fed)
+			c.feed()
+		}()
+	})
+	return c.records
+}
+
+// Next hands out the next record of the partition, taking up to feedBatch at once from the log and
+// waiting for a publish when there is none (see channel.Puller).
+func (c *claim) Next(ctx context.Context) (channel.Record, bool) {
+	for {
+		if c.ctx.Err() != nil {
+			return channel.Record{}, false
+		}
+		for c.pos < len(c.pulled) {
+			r := c.pulled[c.pos]
+			c.pulled[c.pos] = channel.Record{}
+			c.pos++
+			if c.pass(r) {
+				return r, true
+			}
+		}
+		if c.pulled == nil {
+			c.pulled = make([]channel.Record, 0, feedBatch)
+		}
+		batch, wake, ok := c.take(c.pulled[:0])
+		if !ok {
+			return channel.Record{}, false
+		}
+		c.pulled, c.pos = batch, 0
+		if wake == nil {
+			continue
+		}
+		select {
+		case <-wake:
+		case <-c.ctx.Done():
+			return channel.Record{}, false
+		case <-ctx.Done():
+			return channel.Record{}, false
+		}
+	}
+}
+
+// pass says whether r is for the handler; a record the member's filter drops is marked done here,
+// without reaching it.
+func (c *claim) pass(r channel.Record) bool {
+	if f := c.owner.filter; f != nil && !f.Pass(r.Event) {
+		c.MarkDone(r.Offset)
+		return false
+	}
+	return true
+}
 
 // MarkDone marks offset done; when the group's contiguous done prefix grows, the group commits it and
 // the log is trimmed behind the slowest group. Safe for concurrent use; never blocks on delivery.
@@ -63,6 +132,7 @@ func (b *Backend) startClaimLocked(ch *chanState, g *group, m *member, p int32) 
 		ctx:      ctx,
 		cancel:   cancel,
 		finished: make(chan struct{}),
+		fed:      make(chan struct{}),
 		tracker:  channel.NewOffsetTracker(g.committed[p]),
 		next:     g.committed[p],
 	}
@@ -72,22 +142,22 @@ func (b *Backend) startClaimLocked(ch *chanState, g *group, m *member, p int32) 
 	go b.runClaim(c)
 }
 
-// runClaim runs the claim's feeder and handler and cleans up after both returned. A handler that
-// returns before its claim is revoked gives the partition up until the next rebalance.
+// runClaim runs the claim's handler (and the feeder, if the handler asks for Records) and cleans up
+// after both returned. A handler that returns before its claim is revoked gives the partition up
+// until the next rebalance.
 func (b *Backend) runClaim(c *claim) {
 	defer b.wg.Done()
-	fed := make(chan struct{})
-	go func() {
-		defer close(fed)
-		c.feed()
-	}()
 	c.owner.h(c)
 	if c.ctx.Err() == nil {
 		b.log.Warn("claim handler returned before its claim was revoked", "channel", c.ch.ref.String(),
 			"group", c.g.name, "partition", c.part)
 	}
 	c.cancel()
-	<-fed
+	c.feeding.Do(func() {
+		close(c.records)
+		close(c.fed)
+	})
+	<-c.fed
 
 	ch := c.ch
 	ch.mu.Lock()
@@ -109,31 +179,13 @@ func (c *claim) feed() {
 	defer close(c.records)
 	batch := make([]channel.Record, 0, feedBatch)
 	for {
-		batch = batch[:0]
-		ch := c.ch
-		ch.mu.Lock()
-		if c.ctx.Err() != nil || ch.dead {
-			ch.mu.Unlock()
+		var wake <-chan struct{}
+		var ok bool
+		batch, wake, ok = c.take(batch[:0])
+		if !ok {
 			return
 		}
-		p := ch.parts[c.part]
-		if c.next < p.base {
-			// Cannot happen while the group exists (the log is trimmed behind its commit point);
-			// skip what is gone rather than index outside the log.
-			c.next = p.base
-		}
-		for c.next < p.end() && len(batch) < feedBatch {
-			batch = append(batch, channel.Record{Partition: c.part, Offset: c.next, Event: p.events[c.next-p.base].ev})
-			c.tracker.Track(c.next)
-			c.next++
-		}
-		wake := ch.wake
-		if len(batch) == 0 {
-			ch.waited = true
-		}
-		ch.mu.Unlock()
-
-		if len(batch) == 0 {
+		if wake != nil {
 			select {
 			case <-wake:
 			case <-c.ctx.Done():
@@ -142,8 +194,7 @@ func (c *claim) feed() {
 			continue
 		}
 		for _, r := range batch {
-			if f := c.owner.filter; f != nil && !f.Pass(r.Event) {
-				c.MarkDone(r.Offset) // not for this group: done without reaching the handler
+			if !c.pass(r) {
 				continue
 			}
 			select {
@@ -153,6 +204,34 @@ func (c *claim) feed() {
 			}
 		}
 	}
+}
+
+// take appends to batch, under ch.mu, up to feedBatch records of the partition from c.next on, and
+// tracks them. With none to take it returns the channel that the next publish closes; ok is false
+// once c is cancelled or its channel is gone.
+func (c *claim) take(batch []channel.Record) (_ []channel.Record, wake <-chan struct{}, ok bool) {
+	ch := c.ch
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if c.ctx.Err() != nil || ch.dead {
+		return batch, nil, false
+	}
+	p := ch.parts[c.part]
+	if c.next < p.base {
+		// Cannot happen while the group exists (the log is trimmed behind its commit point);
+		// skip what is gone rather than index outside the log.
+		c.next = p.base
+	}
+	for c.next < p.end() && len(batch) < feedBatch {
+		batch = append(batch, channel.Record{Partition: c.part, Offset: c.next, Event: p.events[c.next-p.base].ev})
+		c.tracker.Track(c.next)
+		c.next++
+	}
+	if len(batch) == 0 {
+		ch.waited = true
+		return batch, ch.wake, true
+	}
+	return batch, nil, true
 }
 
 // revokeAllLocked cancels every claim of ch and returns them. ch.mu held.

@@ -37,8 +37,14 @@ func newBackend(t *testing.T, mutate func(*Config)) *Backend {
 	return b
 }
 
+// TestConformance runs the suite with handlers that pull (Next), as the dispatcher does;
+// TestConformanceRecords with handlers that range over Records.
 func TestConformance(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) channel.Provisioner { return newBackend(t, nil) })
+}
+
+func TestConformanceRecords(t *testing.T) {
+	conformance.Run(t, func(t *testing.T) channel.Provisioner { return conformance.RecordsOnly(newBackend(t, nil)) })
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -111,6 +117,51 @@ func subscribe(t *testing.T, b *Backend, g channel.Group, h channel.ClaimHandler
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// A pulling handler: Next waits for a publish, gives up with its own context (the claim goes on and
+// Next works again), hands out records in offset order, and returns false once the claim is revoked.
+func TestNextWaitsForPublishesAndStopsAtRevoke(t *testing.T) {
+	b, ref := smallChannel(t, 100)
+	type step struct {
+		r  channel.Record
+		ok bool
+	}
+	steps := make(chan step, 8) // room for the last step: Close waits for the handler
+	early := make(chan bool, 1)
+	sub := subscribe(t, b, channel.Group{Channel: ref, Name: "g", Start: channel.Latest}, func(cl channel.Claim) {
+		p := cl.(channel.Puller)
+		ctx, cancel := context.WithCancel(cl.Context())
+		cancel()
+		_, ok := p.Next(ctx) // nothing published, and ctx is done
+		early <- ok
+		for {
+			r, ok := p.Next(cl.Context())
+			steps <- step{r, ok}
+			if !ok {
+				return
+			}
+			cl.MarkDone(r.Offset)
+		}
+	})
+	if ok := <-early; ok {
+		t.Fatal("Next with a done context and nothing published returned a record")
+	}
+	if err := b.Publish(ctxT(t), ref, evs(0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		s := <-steps
+		if !s.ok || s.r.Offset != int64(i) || s.r.Event.ID != fmt.Sprintf("e-%02d", i) {
+			t.Fatalf("Next #%d = offset %d, %v, ok %v; want offset %d, e-%02d", i, s.r.Offset, s.r.Event, s.ok, i, i)
+		}
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-steps; s.ok {
+		t.Fatalf("Next after the claim was revoked returned offset %d", s.r.Offset)
+	}
 }
 
 func TestFullChannelRefusesUntilSlowGroupMarksDone(t *testing.T) {
