@@ -140,3 +140,61 @@ func BenchmarkPublishConsume(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDrain takes a backlog from one partition as a dispatcher does, marking each record done:
+// "records" ranges over Records (the feeder goroutine hands each record over a channel), "pull"
+// takes them with Next (channel.Puller). The backlog is published before the timer starts.
+func BenchmarkDrain(b *testing.B) {
+	for _, mode := range []string{"records", "pull"} {
+		b.Run(mode, func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.BytesPerChannel = 1 << 40
+			be := New(cfg, nil)
+			defer be.Close()
+			ref := channel.Ref{Namespace: "bench", Name: "drain"}
+			ctx := context.Background()
+			if err := be.Ensure(ctx, channel.Spec{Ref: ref, Partitions: 1}); err != nil {
+				b.Fatal(err)
+			}
+			start, done := make(chan struct{}), make(chan struct{})
+			sub, err := be.Subscribe(ctx, channel.Group{Channel: ref, Name: "g", Start: channel.Earliest},
+				func(cl channel.Claim) {
+					select {
+					case <-start:
+					case <-cl.Context().Done():
+						return
+					}
+					n := 0
+					take := func(r channel.Record) {
+						cl.MarkDone(r.Offset)
+						if n++; n == b.N {
+							close(done)
+						}
+					}
+					if p, ok := cl.(channel.Puller); ok && mode == "pull" {
+						for r, ok := p.Next(cl.Context()); ok; r, ok = p.Next(cl.Context()) {
+							take(r)
+						}
+						return
+					}
+					for r := range cl.Records() {
+						take(r)
+					}
+				})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sub.Close()
+			evs := benchEvents()
+			for i := 0; i < b.N; i += len(evs) {
+				if err := be.Publish(ctx, ref, evs[:min(len(evs), b.N-i)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			close(start)
+			<-done
+		})
+	}
+}
