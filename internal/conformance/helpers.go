@@ -247,8 +247,8 @@ func (c *Collector) Handle(cl channel.Claim) {
 
 // RecordsOnly returns p with its claims' Next hidden, so that the suite's handlers take records from
 // Records. Collector pulls from a claim that is a channel.Puller, as the dispatcher does; a
-// provisioner whose claims are runs the suite through RecordsOnly as well, for handlers that range
-// over Records. It keeps p's Tail.
+// provisioner with such claims runs the suite through RecordsOnly as well, to cover handlers that
+// range over Records. It keeps p's Tail.
 func RecordsOnly(p channel.Provisioner) channel.Provisioner {
 	if tl, ok := p.(channel.Tailer); ok {
 		return recordsOnlyTail{recordsOnly{p}, tl}
