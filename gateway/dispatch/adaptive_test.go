@@ -178,6 +178,10 @@ func TestProbeLimit(t *testing.T) {
 			LimitState{Limit: 13, SlowStartEnd: 30, Since: 20, Cut: 30, Grant: 6}},
 		{"more waited than the probes: the limit was past the knee", LimitState{Limit: 12, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Since: 9, Wait: 8}, probe(1, 4, 12*ms),
 			LimitState{Limit: 9, SlowStartEnd: 9, Knee: 9, KneeMin: 10 * ms, Wait: 8, Cut: 12}},
+		{"exactly half waited, more than the probes: a limit one past a knee of 2", LimitState{Limit: 3, SlowStartEnd: 2, Knee: 2, KneeMin: 10 * ms, Since: 200, Wait: 16, Done: 600}, probe(1, 2, 11*ms),
+			LimitState{Limit: 2, SlowStartEnd: 2, Knee: 2, KneeMin: 10 * ms, Wait: 32, Cut: 3}},
+		{"exactly half waited, no more than the probes: nothing learned", LimitState{Limit: 2, SlowStartEnd: 40}, probe(2, 2, 11*ms),
+			LimitState{Limit: 2, SlowStartEnd: 40}},
 		{"a wait spread over every request: the gradient's knee", LimitState{Limit: 8, SlowStartEnd: 40}, probe(4, 0, 15*ms),
 			LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}},
 		{"most waited and slowly (a stall, a slower subscriber): no deeper than an overload cut", LimitState{Limit: 12, SlowStartEnd: 40}, probe(2, 10, 100*ms),
@@ -1215,5 +1219,37 @@ func TestAdaptiveCPUBoundLatencyKeepsTheLimit(t *testing.T) {
 	t.Logf("limits over the first 30 rounds %v; after 100 rounds %d..%d", limits[:30], slices.Min(settled), slices.Max(settled))
 	if got := slices.Min(settled); got < 48 {
 		t.Errorf("limit fell to %d with a subscriber whose rate grows with it up to 64, want at least 48", got)
+	}
+}
+
+// A long drain to a lock-step subscriber with a small knee: the limit stays at the knee for good.
+// A probe past a knee of 2 once came back with one of its two answers waiting while a refill that
+// went out with it waited too: two waits of four in flight, which was read as "half or more waited,
+// a queue that spreads its wait or a stall" and said nothing. Rounds of three at the limit past the
+// knee leave their one waiting request out (a round drops its slowest), so nothing brought the limit
+// back: it stayed one past the knee, and a request in two waited a service time, from about 550
+// answers on.
+func TestAdaptiveStaysAtASmallKneeInALongDrain(t *testing.T) {
+	const service = 10 * time.Millisecond
+	for _, knee := range []int{2, 3, 4} {
+		clk := newFakeClock()
+		a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 128, Now: clk.now})
+		n := 6000 * knee // a minute at the subscriber's capacity
+		waits, limits := lockstep(t, a, clk, n, service, func(int) int { return knee })
+		settled := n / 20
+		late := waitedPast(waits[settled:], service/4)
+		over := 0
+		for _, l := range limits[settled:] {
+			if l > knee {
+				over++
+			}
+		}
+		t.Logf("knee %d: %d of the last %d requests waited; the limit past the knee at %d answers of them", knee, late, n-settled, over)
+		if late > (n-settled)/200 {
+			t.Errorf("knee %d: %d of the last %d requests waited for a server, want at most %d", knee, late, n-settled, (n-settled)/200)
+		}
+		if over > (n-settled)/100 {
+			t.Errorf("knee %d: the limit was past the knee at %d of the last %d answers, want probes only", knee, over, n-settled)
+		}
 	}
 }
