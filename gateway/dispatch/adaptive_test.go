@@ -1223,12 +1223,12 @@ func TestAdaptiveCPUBoundLatencyKeepsTheLimit(t *testing.T) {
 }
 
 // A long drain to a lock-step subscriber with a small knee: the limit stays at the knee for good.
-// A probe past a knee of 2 once came back with one of its two answers waiting while a refill that
-// went out with it waited too: two waits of four in flight, which was read as "half or more waited,
-// a queue that spreads its wait or a stall" and said nothing. Rounds of three at the limit past the
-// knee leave their one waiting request out (a round drops its slowest), so nothing brought the limit
-// back: it stayed one past the knee, and a request in two waited a service time, from about 550
-// answers on.
+// At a knee of 2, a probe that went out between the two answers of a lock-step pair did not wait
+// (about 550 answers in), and the limit became 3. Every later probe (3 + 1 in flight) saw two of
+// its four wait, which was read as "half or more waited: a queue that spreads its wait, or a
+// stall" and said nothing, and a round of three at that limit leaves out its one waiting request
+// (a round drops its slowest): nothing brought the limit back, and a request in two waited a
+// service time.
 func TestAdaptiveStaysAtASmallKneeInALongDrain(t *testing.T) {
 	const service = 10 * time.Millisecond
 	for _, knee := range []int{2, 3, 4} {
