@@ -382,19 +382,19 @@ type Probe struct {
 //     Wait is ProbeWait.
 //   - More waited than there were probes, but no more than half of Limit + Probes: the limit
 //     itself was past the knee, which is Limit + Probes − Waited (a cut). More than half, or
-//     exactly half and no more than the probes (a queue that spreads its wait, a stall of a busy
-//     machine, a slower subscriber): the gradient's knee as above when their latency is past
+//     exactly half unless one more than the probes waited (a queue that spreads its wait, a stall of
+//     a busy machine, a slower subscriber): the gradient's knee as above when their latency is past
 //     LatencyThreshold, at most ×OverloadBackoff below Limit; otherwise the probe says nothing.
 //
 // Pure.
 func ProbeLimit(s LimitState, p Probe, c AdaptiveConfig) LimitState {
 	hi := float64(c.Max)
-	// More than half waited: a queue that spreads its wait, or a stall. Exactly half is that too
-	// when no more waited than the probes (the limit stays where it was either way), but not when
-	// more did: that is a limit at twice the knee (a knee of 2: the limit one past it, and a probe),
-	// and nothing else brings it back (see TestAdaptiveStaysAtASmallKneeInALongDrain).
+	// More than half waited: a queue that spreads its wait, or a stall. Exactly half is that too,
+	// except when one more waited than the probes: a limit one past a knee of 2 and its probe, which
+	// nothing else brings back (see TestAdaptiveStaysAtASmallKneeInALongDrain). That verdict cuts by
+	// one only, so a stall that happens to leave half waiting costs one slot, not half the limit.
 	total := int(s.Limit) + p.Probes
-	many := 2*p.Waited > total || (2*p.Waited == total && p.Waited <= p.Probes)
+	many := 2*p.Waited > total || (2*p.Waited == total && p.Waited != p.Probes+1)
 	switch {
 	case p.Probes <= 0 || (p.Answered == 0 && p.Waited == 0):
 	case (p.Waited == 0 || many) && p.Latency > LatencyThreshold(p.Min, c):

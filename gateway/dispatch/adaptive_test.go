@@ -180,6 +180,8 @@ func TestProbeLimit(t *testing.T) {
 			LimitState{Limit: 9, SlowStartEnd: 9, Knee: 9, KneeMin: 10 * ms, Wait: 8, Cut: 12}},
 		{"exactly half waited, more than the probes: a limit one past a knee of 2", LimitState{Limit: 3, SlowStartEnd: 2, Knee: 2, KneeMin: 10 * ms, Since: 200, Wait: 16, Done: 600}, probe(1, 2, 11*ms),
 			LimitState{Limit: 2, SlowStartEnd: 2, Knee: 2, KneeMin: 10 * ms, Wait: 32, Cut: 3}},
+		{"exactly half waited, two more than the probes (a stall, most likely): nothing learned", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8}, probe(2, 5, 12*ms),
+			LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8}},
 		{"exactly half waited, no more than the probes: nothing learned", LimitState{Limit: 2, SlowStartEnd: 40}, probe(2, 2, 11*ms),
 			LimitState{Limit: 2, SlowStartEnd: 40}},
 		{"a wait spread over every request: the gradient's knee", LimitState{Limit: 8, SlowStartEnd: 40}, probe(4, 0, 15*ms),
