@@ -90,6 +90,9 @@ func (r *runner) adaptive(ctx context.Context) error {
 		capacity := float64(c.Knee) / c.Service.Seconds()
 		n := min(max(int64(300), int64(capacity*r.s.adaptiveSecs.Seconds())), 30000)
 		sinkArgs := []string{"--knee", strconv.Itoa(c.Knee), "--service", c.Service.String()}
+		if r.s.adaptiveStalls > 0 {
+			sinkArgs = append(sinkArgs, "--stalls", strconv.FormatFloat(r.s.adaptiveStalls, 'g', -1, 64))
+		}
 		limits := fixedLimits(c.Knee)
 		configs := append([]int{0}, limits...) // 0: adaptive
 		got := map[int][]kneeRun{}
@@ -155,8 +158,13 @@ func (r *runner) addKneeRows(c kneeCell, n int64, limits []int, got map[int][]kn
 		return v
 	}
 	path := fmt.Sprintf("adaptive vs best fixed limit, knee %d, service %v", c.Knee, c.Service)
-	note := fmt.Sprintf("%d-event in-memory backlog to `bench sink --knee %d --service %v`; best fixed limit %d; fixed limits (median): %s",
-		n, c.Knee, c.Service, best, strings.Join(fixed, ", "))
+	sink := fmt.Sprintf("--knee %d --service %v", c.Knee, c.Service)
+	if st := r.s.adaptiveStalls; st > 0 {
+		path += fmt.Sprintf(", %g stalls/s", st)
+		sink += fmt.Sprintf(" --stalls %g", st)
+	}
+	note := fmt.Sprintf("%d-event in-memory backlog to `bench sink %s`; best fixed limit %d; fixed limits (median): %s",
+		n, sink, best, strings.Join(fixed, ", "))
 	r.addRatio(path, "throughput", "events/s", "≥ 0.8", 0.8, col(got[0], kneeThr), col(got[best], kneeThr), note)
 	r.addRatio(path+", response p99", "latency", "ms", "≤ 1.5", 0, col(got[0], kneeP99), col(got[best], kneeP99),
 		"time from arrival to answer at the subscriber (its queue and service time); baseline: the best fixed limit")

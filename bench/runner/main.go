@@ -23,30 +23,31 @@ import (
 )
 
 type settings struct {
-	bin          string // directory holding eventgate, noop, produce, consume
-	out          string
-	brokers      string
-	nats         string
-	quick        bool
-	runs         int
-	duration     time.Duration
-	concurrency  int
-	size         int
-	batchConc    int
-	drainN       int64
-	inFlight     int
-	backlog      int64
-	rssWindow    time.Duration
-	slowDelay    time.Duration
-	adaptiveSecs time.Duration // how long each drain of the adaptive path lasts at the subscriber's capacity
-	adaptiveRuns int           // repetitions of each drain of the adaptive path
-	adaptiveOnly string        // the adaptive path's cells to run ("KNEExSERVICE,..."); empty: the whole grid
-	only         string
-	profile      string        // directory for the gateways' profiles; "" none
-	subs         int           // subscriptions on the gateway of the subs paths
-	subsRate     int           // deliveries/s the subs paths spread over them
-	idleSettle   time.Duration // how long the subs paths let a ready gateway settle before measuring it idle
-	idleWindow   time.Duration // how long they measure its idle CPU
+	bin            string // directory holding eventgate, noop, produce, consume
+	out            string
+	brokers        string
+	nats           string
+	quick          bool
+	runs           int
+	duration       time.Duration
+	concurrency    int
+	size           int
+	batchConc      int
+	drainN         int64
+	inFlight       int
+	backlog        int64
+	rssWindow      time.Duration
+	slowDelay      time.Duration
+	adaptiveSecs   time.Duration // how long each drain of the adaptive path lasts at the subscriber's capacity
+	adaptiveRuns   int           // repetitions of each drain of the adaptive path
+	adaptiveOnly   string        // the adaptive path's cells to run ("KNEExSERVICE,..."); empty: the whole grid
+	adaptiveStalls float64       // stalls a second at the adaptive path's subscribers (bench sink --stalls); 0 none
+	only           string
+	profile        string        // directory for the gateways' profiles; "" none
+	subs           int           // subscriptions on the gateway of the subs paths
+	subsRate       int           // deliveries/s the subs paths spread over them
+	idleSettle     time.Duration // how long the subs paths let a ready gateway settle before measuring it idle
+	idleWindow     time.Duration // how long they measure its idle CPU
 }
 
 func main() {
@@ -68,6 +69,7 @@ func main() {
 	flag.DurationVar(&s.adaptiveSecs, "adaptive-duration", 0, "the adaptive path's drains hold this long's worth of events at the subscriber's capacity (default 2s, quick 1s)")
 	flag.IntVar(&s.adaptiveRuns, "adaptive-runs", 1, "repetitions of each drain of the adaptive path (12 cells × 5 limits: one repetition is ~7 minutes)")
 	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-ordered,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,subs-kafka,subs-memory,adaptive")
+	flag.Float64Var(&s.adaptiveStalls, "adaptive-stalls", 0, "the adaptive path's subscribers pause about this many times a second, 5–25 ms each, as a busy machine stalls (bench sink --stalls); default none")
 	flag.StringVar(&s.adaptiveOnly, "adaptive-cells", "", "the adaptive path's cells to run, as KNEExSERVICE separated by commas (e.g. 2x50ms,32x10ms); default the whole grid (--quick: its corners)")
 	flag.IntVar(&s.subs, "subs", 0, "subscriptions on the gateway of the subs-kafka and subs-memory paths (default 1000, quick 100)")
 	flag.IntVar(&s.subsRate, "subs-rate", 1000, "deliveries/s the subs paths spread over the subscriptions")
@@ -209,6 +211,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		"slow_delay_ms": r.s.slowDelay.Milliseconds(), "subs": r.s.subs, "subs_rate": r.s.subsRate,
 		"idle_settle_s": r.s.idleSettle.Seconds(), "idle_window_s": r.s.idleWindow.Seconds(),
 		"adaptive_duration_s": r.s.adaptiveSecs.Seconds(), "adaptive_runs": r.s.adaptiveRuns,
+		"adaptive_stalls_per_s": r.s.adaptiveStalls,
 	}}
 	r.kafka = reachable(r.s.brokers)
 	if !r.kafka && r.wantsKafka() {

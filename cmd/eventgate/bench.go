@@ -241,6 +241,7 @@ type sinkFlags struct {
 	delay    time.Duration
 	knee     int
 	service  time.Duration
+	stalls   float64
 	jsonOut  bool
 	progress bool
 }
@@ -258,11 +259,14 @@ It also reports the response time, from each request's arrival to its answer.
 --delay makes it a slow subscriber. --knee K --service S make one with a knee: it serves up to K
 requests at once, each for S, and requests beyond K wait their turn, so latency rises with each
 request in flight past K and throughput is capped at K/S (a subscriber whose queue builds up, to
-measure a sender's concurrency limit against).`,
+measure a sender's concurrency limit against). --stalls N pauses it about N times a second, 5–25 ms
+each, at random but the same in every run, as a busy machine's stalls do: nothing is answered
+during a pause.`,
 		Example: `  eventgate bench sink --port 8081
   eventgate bench sink --port 0 --count 100000 --json
   eventgate bench sink --port 8081 --delay 50ms
-  eventgate bench sink --port 8081 --knee 8 --service 10ms`,
+  eventgate bench sink --port 8081 --knee 8 --service 10ms
+  eventgate bench sink --port 8081 --knee 8 --service 10ms --stalls 10`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(contextOf(cmd), syscall.SIGTERM, os.Interrupt)
@@ -277,6 +281,7 @@ measure a sender's concurrency limit against).`,
 	fl.DurationVar(&f.delay, "delay", 0, "hold each answer this long (a slow subscriber)")
 	fl.IntVar(&f.knee, "knee", 0, "serve at most this many requests at once (with --service); the rest wait in arrival order")
 	fl.DurationVar(&f.service, "service", 0, "with --knee: how long each request is served")
+	fl.Float64Var(&f.stalls, "stalls", 0, "pause every answer about this many times a second, 5–25 ms each (a busy machine's stalls)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
 	fl.BoolVar(&f.progress, "progress", false, "print a progress line even when standard error is not a terminal")
 	return cmd
@@ -285,9 +290,10 @@ measure a sender's concurrency limit against).`,
 // runSink serves a loadgen.Sink until ctx ends or f.count events have arrived, then prints the summary.
 // It blocks, and it waits for the server to stop before returning.
 func runSink(ctx context.Context, f sinkFlags, out, errOut io.Writer) error {
-	sink, err := loadgen.NewSink(loadgen.SinkOptions{Expect: f.count, Delay: f.delay, Knee: f.knee, Service: f.service})
+	sink, err := loadgen.NewSink(loadgen.SinkOptions{Expect: f.count, Delay: f.delay, Knee: f.knee, Service: f.service,
+		Stalls: f.stalls})
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("bench sink: %w (--delay, --knee, --service)", err)}
+		return &exitError{code: 2, err: fmt.Errorf("bench sink: %w (--delay, --knee, --service, --stalls)", err)}
 	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort(f.address, strconv.Itoa(f.port)))
 	if err != nil {

@@ -154,7 +154,7 @@ func TestBenchTextSummaryAndFailureExit(t *testing.T) {
 }
 
 // `bench sink --knee K --service S`: the flags reach the sink (its response times are at least S),
-// and a knee without its service time is refused with exit code 2.
+// and a knee without its service time, or a negative --stalls, is refused with exit code 2.
 func TestBenchSinkKneeFlags(t *testing.T) {
 	var out bytes.Buffer
 	errOut := &syncBuffer{}
@@ -200,5 +200,9 @@ func TestBenchSinkKneeFlags(t *testing.T) {
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "knee and service go together") {
 		t.Fatalf("--knee without --service: %v, want exit code 2 naming the flags", err)
+	}
+	err = runSink(t.Context(), sinkFlags{address: "127.0.0.1", port: 0, stalls: -1}, &out, errOut)
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "stalls must be a rate") {
+		t.Fatalf("--stalls -1: %v, want exit code 2 naming the flag", err)
 	}
 }

@@ -305,6 +305,9 @@ func TestSinkOptionsValidate(t *testing.T) {
 		"negative knee":     {SinkOptions{Knee: -1, Service: time.Millisecond}, "knee must not be negative"},
 		"negative delay":    {SinkOptions{Delay: -time.Second}, "delay must not be negative"},
 		"negative service":  {SinkOptions{Knee: 1, Service: -time.Second}, "service must not be negative"},
+		"stalls":            {SinkOptions{Knee: 4, Service: time.Millisecond, Stalls: 10}, ""},
+		"negative stalls":   {SinkOptions{Stalls: -1}, "stalls must be a rate"},
+		"stalls not a rate": {SinkOptions{Stalls: math.NaN()}, "stalls must be a rate"},
 	} {
 		err := tc.o.Validate()
 		switch {
@@ -414,4 +417,53 @@ func TestSinkKneeCapsThroughput(t *testing.T) {
 	}
 	t.Logf("response p50 %.1fms p99 %.1fms with %d in flight on %d servers of %v; %.0f/s", r.Response.P50,
 		r.Response.P99, 3*knee, knee, service, r.EventsPerS)
+}
+
+// A sink's stalls: a time within a pause is answered at its end, any other at once; the pauses
+// last 5–25 ms, come about Stalls times a second, and are the same in two sinks.
+func TestSinkStallsPauseAnswers(t *testing.T) {
+	const rate = 10
+	a, err := NewSink(SinkOptions{Stalls: rate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewSink(SinkOptions{Stalls: rate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Unix(1_700_000_000, 0)
+	var paused, pauses time.Duration
+	count := 0
+	prevEnd := start
+	const span = 1000 * time.Second
+	for now := start; now.Before(start.Add(span)); now = now.Add(time.Millisecond) {
+		end := a.stalls.until(now)
+		if other := b.stalls.until(now); !other.Equal(end) {
+			t.Fatalf("at %v: one sink pauses until %v, another until %v; want the same pauses", now.Sub(start), end.Sub(start), other.Sub(start))
+		}
+		switch {
+		case end.Before(now):
+			t.Fatalf("at %v: answered at %v, before it was due", now.Sub(start), end.Sub(start))
+		case end.Equal(now):
+		default:
+			paused += time.Millisecond
+			if !end.Equal(prevEnd) { // a new pause: its length is its end less the first millisecond in it
+				count++
+				if d := end.Sub(now); d > 25*time.Millisecond || d <= 4*time.Millisecond {
+					t.Fatalf("a pause from about %v lasts %v, want 5–25ms", now.Sub(start), d)
+				}
+				pauses += end.Sub(now)
+				prevEnd = end
+			}
+		}
+	}
+	perS := float64(count) / span.Seconds()
+	t.Logf("%d pauses in %v (%.2f a second), %v paused in all (%.1f%%), mean %v", count, span, perS, paused,
+		100*paused.Seconds()/span.Seconds(), pauses/time.Duration(count))
+	if perS < 0.95*rate || perS > 1.05*rate {
+		t.Errorf("%.2f pauses a second, want about %d", perS, rate)
+	}
+	if frac := paused.Seconds() / span.Seconds(); frac < 0.12 || frac > 0.18 {
+		t.Errorf("paused %.1f%% of the time, want about 15%% (10 a second, 15ms on average)", 100*frac)
+	}
 }

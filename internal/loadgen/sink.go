@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,13 @@ type SinkOptions struct {
 	// context ends while it waits or is served is answered 503.
 	Knee    int
 	Service time.Duration
+	// Stalls, when positive, pauses the subscriber about this many times a second, at random (a
+	// Poisson process), for 5–25 ms each, as a busy machine's stalls do (a GC pause, a process
+	// descheduled): no request is answered during a pause, and those whose answer fell due in it
+	// are answered when it ends (a request being served holds its server meanwhile, so those
+	// waiting for one wait longer too). The pauses come from a fixed seed and start from the first
+	// request, so two runs see the same ones.
+	Stalls float64
 	// MaxBodyBytes bounds a request body; default 4 MiB. Larger requests are answered 413.
 	MaxBodyBytes int64
 	// Now is the clock; default time.Now.
@@ -44,6 +53,7 @@ type Sink struct {
 	done   chan struct{}
 	slots  chan struct{} // Knee servers: a request holds one while it is served; nil without a knee
 	queued atomic.Int64  // requests waiting for one of the Knee servers
+	stalls *stalls       // nil without Stalls
 
 	mu       sync.Mutex
 	hist     Histogram
@@ -76,6 +86,9 @@ func (o SinkOptions) Validate() error {
 	if o.Knee > 0 && o.Delay > 0 {
 		errs = append(errs, errors.New("delay and knee exclude each other: a knee's service time is the delay"))
 	}
+	if !(o.Stalls >= 0) || math.IsInf(o.Stalls, 0) {
+		errs = append(errs, fmt.Errorf("stalls must be a rate of at least 0 a second, not %v", o.Stalls))
+	}
 	return errors.Join(errs...)
 }
 
@@ -93,6 +106,9 @@ func NewSink(o SinkOptions) (*Sink, error) {
 	s := &Sink{opts: o, done: make(chan struct{})}
 	if o.Knee > 0 {
 		s.slots = make(chan struct{}, o.Knee)
+	}
+	if o.Stalls > 0 {
+		s.stalls = &stalls{rate: o.Stalls, rng: rand.New(rand.NewPCG(1, 2))}
 	}
 	return s, nil
 }
@@ -191,7 +207,7 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve holds the request as the options say: Delay, or a wait for one of the Knee servers and
-// Service on it. It returns false when ctx ended first.
+// Service on it, then to the end of a stall in force (Stalls). It returns false when ctx ended first.
 func (s *Sink) serve(ctx context.Context) bool {
 	hold := s.opts.Delay
 	if s.slots != nil {
@@ -206,10 +222,22 @@ func (s *Sink) serve(ctx context.Context) bool {
 		defer func() { <-s.slots }()
 		hold = s.opts.Service
 	}
-	if hold <= 0 {
+	if !sleep(ctx, hold) {
+		return false
+	}
+	if s.stalls != nil {
+		now := s.opts.Now()
+		return sleep(ctx, s.stalls.until(now).Sub(now))
+	}
+	return true
+}
+
+// sleep waits for d; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
 		return true
 	}
-	t := time.NewTimer(hold)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -217,6 +245,47 @@ func (s *Sink) serve(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// stalls is the schedule of SinkOptions.Stalls: pauses drawn one after another, from the first
+// time asked about. Safe for concurrent use.
+type stalls struct {
+	rate float64 // a second
+
+	mu       sync.Mutex
+	rng      *rand.Rand
+	from, to time.Time // the pause in force or next; zero until the first call
+}
+
+// until returns when the pause in force at t ends, or t when there is none.
+func (s *stalls) until(t time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.from.IsZero() {
+		s.from, s.to = t, t
+		s.next()
+	}
+	for !s.to.After(t) {
+		s.next()
+	}
+	if t.Before(s.from) {
+		return t
+	}
+	return s.to
+}
+
+// next draws the pause after the current one: its start the rate's exponential gap after the
+// current one's (and not before its end). s.mu must be held.
+func (s *stalls) next() {
+	s.from = later(s.from.Add(time.Duration(s.rng.ExpFloat64()/s.rate*float64(time.Second))), s.to)
+	s.to = s.from.Add(5*time.Millisecond + time.Duration(s.rng.Int64N(int64(20*time.Millisecond))))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // occupancy returns how many requests hold one of the Knee servers and how many wait for one.
