@@ -195,10 +195,11 @@ type LimitState struct {
 	// Limit is the concurrency limit; deliveries may start while fewer than ⌊Limit⌋ are in flight.
 	Limit float64
 	// SlowStartEnd (TCP's ssthresh): below it the limit grows by SlowStartGrowth per round; at or
-	// above it, by one per round. Every decrease sets it to the new limit.
+	// above it, by one per round. Every decrease sets it to the new limit, but a dip (see dip),
+	// which sets it to Knee.
 	SlowStartEnd float64
-	// Knee is where the last queueing round put the limit (the subscriber's capacity as then
-	// measured); 0 when unknown (at the start, after an overload cut, after a probe found room, or
+	// Knee is where the last queueing round or probe put the limit (the subscriber's capacity as
+	// then measured; a dip keeps it); 0 when unknown (at the start, after an overload cut, after a probe found room, or
 	// once the minimum latency it was measured against is forgotten). KneeMin is that minimum.
 	Knee    float64
 	KneeMin time.Duration
@@ -208,7 +209,7 @@ type LimitState struct {
 	// Suspect is true after a round whose latency was past the threshold, but by less than twice it,
 	// with no cut yet: a second such round in a row cuts.
 	Suspect bool
-	// Cut is the limit before the last queueing round's cut (0: none yet).
+	// Cut is the limit before the last queueing round's or probe's cut (0: none yet).
 	Cut float64
 	// Done counts the accepted attempts judged (in rounds) since the last cut or knee found: at a
 	// knee found again a probe also waits for 32×Wait of them (see RoundLimit).
@@ -216,6 +217,9 @@ type LimitState struct {
 	// Grant is how many probe admissions (past Limit) RoundLimit asks for: the limit grows only by
 	// the probes that are answered without waiting (ProbeLimit). 0: none.
 	Grant int
+	// Proven is true once a round at Knee found no queue, since Knee was found or the limit dipped
+	// below it (see dip): only a proven knee is kept through a queue found at it.
+	Proven bool
 }
 
 // Round is what one round of accepted attempts (about one round trip: as many attempts as the limit,
@@ -302,7 +306,10 @@ func grant(s LimitState, c AdaptiveConfig, gentle bool) int {
 //     scheduling stalls slow a whole round now and then, a queue slows every round): Limit×Min/Latency, no deeper than ×OverloadBackoff,
 //     never below c.Min; that is the new Knee and SlowStartEnd. When the limit was past the previous
 //     Knee and the round was marginal (the same knee; past twice the threshold it found a stall or a
-//     new knee), Wait doubles, up to ProbeWaitMax; otherwise it is ProbeWait.
+//     new knee), Wait doubles, up to ProbeWaitMax; otherwise it is ProbeWait. When the limit was
+//     not past Knee (the gateway's load had not grown) and keeps says so, the same cut is a dip
+//     instead: Knee is kept and slow start resumes up to it (see dip). A round at Knee without a
+//     queue makes it Proven.
 //   - No queueing, and the limit in use (PeakInFlight×2 ≥ Limit: an idle subscription learns
 //     nothing): the round asks for probes (Grant) rather than raising the limit; ProbeLimit raises it
 //     by the probes that did not wait. Below SlowStartEnd the grant is ×SlowStartGrowth − 1 of the
@@ -316,7 +323,7 @@ func grant(s LimitState, c AdaptiveConfig, gentle bool) int {
 // decreased reports a cut. c must have its defaults applied. Pure; safe for concurrent use.
 func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decreased bool) {
 	lo, hi := float64(c.Min), float64(c.Max)
-	forget := func() { s.Knee, s.KneeMin, s.Wait, s.SlowStartEnd = 0, 0, 0, hi }
+	forget := func() { s.Knee, s.KneeMin, s.Wait, s.SlowStartEnd, s.Proven = 0, 0, 0, hi, false }
 	if s.Knee > 0 && r.Min > LatencyThreshold(s.KneeMin, c) {
 		forget()
 	}
@@ -327,7 +334,7 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 		s.Suspect = false
 		s.Cut = s.Limit
 		s.Limit = math.Min(math.Max(next, lo), hi)
-		s.Knee, s.KneeMin, s.SlowStartEnd, s.Since, s.Done = s.Limit, r.Min, s.Limit, 0, 0
+		s.Knee, s.KneeMin, s.SlowStartEnd, s.Since, s.Done, s.Proven = s.Limit, r.Min, s.Limit, 0, 0, false
 		return s, true
 	}
 	th := LatencyThreshold(r.Min, c)
@@ -337,6 +344,9 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 		return s, false
 	case r.Min > 0 && r.Latency > th:
 		f := max(c.OverloadBackoff, math.Min(1, float64(r.Min)/float64(r.Latency)))
+		if keeps(s) {
+			return dip(s, c, s.Limit*f), true
+		}
 		if s.Knee > 0 && s.Limit > s.Knee && r.Latency <= 2*th {
 			s.Wait = min(max(2*s.Wait, c.ProbeWait), c.ProbeWaitMax)
 		} else {
@@ -346,6 +356,9 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 	}
 	s.Suspect = false
 	s.Limit = math.Min(math.Max(s.Limit, lo), hi)
+	if s.Knee > 0 && s.Limit >= s.Knee {
+		s.Proven = true
+	}
 	if float64(r.PeakInFlight)*2 >= s.Limit { // an idle subscription learns nothing
 		// latency rising in slow start: the knee is near, approach it gently
 		s.Grant = grant(s, c, r.Min > 0 && r.Latency > r.Min+(th-r.Min)/4)
@@ -385,6 +398,8 @@ type Probe struct {
 //     exactly half unless one more than the probes waited (a queue that spreads its wait, a stall of
 //     a busy machine, a slower subscriber): the gradient's knee as above when their latency is past
 //     LatencyThreshold, at most ×OverloadBackoff below Limit; otherwise the probe says nothing.
+//     A gradient's knee below the limit is a dip where keeps says so, as RoundLimit's cut is.
+//   - Slow start after a dip stops at Knee.
 //
 // Pure.
 func ProbeLimit(s LimitState, p Probe, c AdaptiveConfig) LimitState {
@@ -401,9 +416,17 @@ func ProbeLimit(s LimitState, p Probe, c AdaptiveConfig) LimitState {
 		// A queue whose wait spreads over every request (or a stall): the gradient's knee, no
 		// deeper than ×OverloadBackoff.
 		knee := math.Max((s.Limit+float64(p.Probes))*float64(p.Min)/float64(p.Latency), s.Limit*c.OverloadBackoff)
-		s = probeFound(s, c, p, int(math.Floor(knee-s.Limit)))
+		fit := int(math.Floor(knee - s.Limit))
+		if fit < 0 && keeps(s) {
+			s = dip(s, c, s.Limit+float64(fit))
+		} else {
+			s = probeFound(s, c, p, fit)
+		}
 	case many:
 	case p.Waited == 0:
+		if s.Limit < s.SlowStartEnd {
+			hi = math.Min(hi, s.SlowStartEnd) // (after a dip: up to the knee, not past it)
+		}
 		s.Limit = math.Min(s.Limit+float64(p.Probes), hi)
 		if s.Knee > 0 && s.Limit > s.Knee*float64(LatencyThreshold(s.KneeMin, c))/float64(s.KneeMin)+1 {
 			s.Knee, s.KneeMin, s.Wait, s.SlowStartEnd = 0, 0, 0, math.Max(s.SlowStartEnd, s.Cut)
@@ -428,7 +451,33 @@ func probeFound(s LimitState, c AdaptiveConfig, p Probe, fit int) LimitState {
 		s.Cut = s.Limit
 	}
 	s.Limit = next
-	s.Knee, s.KneeMin, s.SlowStartEnd, s.Since, s.Done = s.Limit, p.Min, s.Limit, 0, 0
+	s.Knee, s.KneeMin, s.SlowStartEnd, s.Since, s.Done, s.Proven = s.Limit, p.Min, s.Limit, 0, 0, false
+	return s
+}
+
+// keeps reports whether a queue found now is a dip (see dip): the limit is below Knee (on its way
+// back to it after a dip), or at a Knee that is Proven. A queue at a knee not yet proven says the
+// knee is wrong (one found in slow start past a subscriber's real capacity, or a knee that moved
+// while the limit was away from it), and is cut as any other: sent back to it, the limit would
+// only find the queue again. Pure.
+func keeps(s LimitState) bool {
+	return s.Knee > 0 && (s.Limit < s.Knee || (s.Limit == s.Knee && s.Proven))
+}
+
+// dip is the cut of a round, or of a probe whose wait spread over every request, that found a
+// queue while the limit was not past a known Knee (see keeps): the gateway's own load had not
+// grown, so what slowed the subscriber is a stall of a busy machine (every request held up
+// together), a slower subscriber, or someone else's load on it. The limit is cut to next as any
+// cut is, but Knee is kept and slow start resumes up to it: its probes find the knee again after
+// a stall, or find where it moved to (probeFound). (Taken as a new Knee, a stall's cut left the
+// limit there, and one probe per round after ProbeWait rounds brought it back: at ten stalls a
+// second of 5–25 ms, a limit at a knee of 32 delivered a sixth of what a fixed limit at the knee
+// did; see TestAdaptiveRidesOutStalls.) Pure.
+func dip(s LimitState, c AdaptiveConfig, next float64) LimitState {
+	s.Suspect = false
+	s.Cut = s.Limit
+	s.Limit = math.Min(math.Max(next, float64(c.Min)), float64(c.Max))
+	s.SlowStartEnd, s.Wait, s.Since, s.Done, s.Proven = s.Knee, c.ProbeWait, 0, 0, false
 	return s
 }
 
@@ -439,7 +488,7 @@ func probeFound(s LimitState, c AdaptiveConfig, p Probe, fit int) LimitState {
 func OverloadLimit(s LimitState, c AdaptiveConfig) LimitState {
 	s.Limit = math.Min(math.Max(s.Limit*c.OverloadBackoff, float64(c.Min)), float64(c.Max))
 	s.SlowStartEnd = s.Limit
-	s.Knee, s.KneeMin, s.Wait, s.Since, s.Cut, s.Done, s.Grant = 0, 0, 0, 0, 0, 0, 0
+	s.Knee, s.KneeMin, s.Wait, s.Since, s.Cut, s.Done, s.Grant, s.Proven = 0, 0, 0, 0, 0, 0, 0, false
 	return s
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -123,19 +124,27 @@ func TestRoundLimit(t *testing.T) {
 		{"floored at min", LimitState{Limit: 3, SlowStartEnd: 40},
 			slow(time.Second, 3), LimitState{Limit: 2, SlowStartEnd: 2, Knee: 2, KneeMin: 10 * ms, Wait: 8, Cut: 3}, true},
 		{"at the knee: wait", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 3, Wait: 8},
-			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 4, Wait: 8}, false},
+			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 4, Wait: 8, Proven: true}, false},
 		{"below the knee: a probe at once", LimitState{Limit: 6, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 1, Wait: 8},
 			fast(6), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 2, Wait: 8, Grant: 1}, false},
 		{"waited long enough: probe one more", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 7, Wait: 8},
-			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8, Grant: 1}, false},
+			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8, Grant: 1, Proven: true}, false},
 		{"a knee found again: the rounds, and 32×Wait attempts", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 40, Wait: 16, Done: 500},
-			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 41, Wait: 16, Done: 500}, false},
+			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 41, Wait: 16, Done: 500, Proven: true}, false},
 		{"a queueing probe round that finds the same knee doubles the wait", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8, Suspect: true},
 			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 16, Cut: 9}, true},
 		{"the wait is capped", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 100, Wait: 100, Suspect: true},
 			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 128, Cut: 9}, true},
 		{"past the knee, a probe per round", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8},
-			fast(9), LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 10, Wait: 8, Grant: 1}, false},
+			fast(9), LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 10, Wait: 8, Grant: 1, Proven: true}, false},
+		{"a queue at a proven knee (the gateway's load had not grown): cut, keep the knee, slow start back to it", LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 30, Wait: 32, Suspect: true, Done: 400, Proven: true},
+			slow(20*ms, 16), LimitState{Limit: 8, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
+		{"below the knee after a dip, a queue dips again", LimitState{Limit: 12, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 2, Wait: 8, Suspect: true},
+			slow(20*ms, 12), LimitState{Limit: 6, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Wait: 8, Cut: 12}, true},
+		{"a queue at a knee not proven (back at it after a dip, or just found): the knee moved", LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 3, Wait: 8, Suspect: true},
+			slow(20*ms, 16), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
+		{"a round at the knee without a queue proves it", LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 3, Wait: 8},
+			fast(16), LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 4, Wait: 8, Proven: true}, false},
 		{"a minimum past the knee's threshold forgets the knee", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 5 * ms, Since: 1, Wait: 8},
 			fast(8), LimitState{Limit: 8, SlowStartEnd: 40, Since: 2, Grant: 4}, false},
 	} {
@@ -150,7 +159,7 @@ func TestRoundLimit(t *testing.T) {
 func sameState(a, b LimitState) bool {
 	return near(a.Limit, b.Limit) && near(a.SlowStartEnd, b.SlowStartEnd) && near(a.Knee, b.Knee) && near(a.Cut, b.Cut) &&
 		a.KneeMin == b.KneeMin && a.Since == b.Since && a.Wait == b.Wait && a.Suspect == b.Suspect && a.Done == b.Done &&
-		a.Grant == b.Grant
+		a.Grant == b.Grant && a.Proven == b.Proven
 }
 
 func TestProbeLimit(t *testing.T) {
@@ -188,6 +197,10 @@ func TestProbeLimit(t *testing.T) {
 			LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}},
 		{"most waited and slowly (a stall, a slower subscriber): no deeper than an overload cut", LimitState{Limit: 12, SlowStartEnd: 40}, probe(2, 10, 100*ms),
 			LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 8, Cut: 12}},
+		{"most waited and slowly at a proven knee (a stall): cut, keep the knee, slow start back to it", LimitState{Limit: 12, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Since: 9, Wait: 16, Proven: true}, probe(1, 10, 100*ms),
+			LimitState{Limit: 6, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Wait: 8, Cut: 12}},
+		{"slow start after a dip stops at the knee", LimitState{Limit: 6, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}, probe(3, 0, 10*ms),
+			LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}},
 		{"most waited, latency within the threshold: nothing learned", LimitState{Limit: 12, SlowStartEnd: 40}, probe(2, 8, 13*ms),
 			LimitState{Limit: 12, SlowStartEnd: 40}},
 		{"no answer: nothing learned", LimitState{Limit: 12, SlowStartEnd: 40}, Probe{Probes: 2, Min: 10 * ms},
@@ -1082,8 +1095,8 @@ func TestRoundLatency(t *testing.T) {
 // serves them in lock-step, so a request past the knee waits up to a whole service time. The
 // dispatcher sends whenever the limiter lets it and answers are observed and released one at a time,
 // as the dispatcher does. It returns how long each request waited for a server, in answer order,
-// and the limit after each answer.
-func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Duration, knee func(done int) int) (waits []time.Duration, limits []int) {
+// and the limit after each answer, and each request's latency; with st, the machine stalls too.
+func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Duration, knee func(done int) int, st *stalls) (waits []time.Duration, limits []int, latencies []time.Duration) {
 	t.Helper()
 	type req struct{ start, served, end time.Time }
 	var queue, running []*req // running: ordered by end
@@ -1111,9 +1124,20 @@ func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Dur
 		}
 	}
 	admit()
+	var stall time.Time // when the next stall starts
+	if st != nil {
+		stall = clk.now().Add(st.gap())
+	}
 	for len(waits) < n {
 		if len(running) == 0 {
 			t.Fatalf("nothing in flight after %d answers (limit %d, in flight %d)", len(waits), a.Limit(), a.InFlight())
+		}
+		for st != nil && !running[0].end.Before(stall) {
+			d := st.length()
+			for _, r := range running {
+				r.end = r.end.Add(d)
+			}
+			stall = stall.Add(d + st.gap())
 		}
 		r := running[0]
 		running = running[1:]
@@ -1124,13 +1148,32 @@ func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Dur
 		a.Release(Outcome{})
 		waits = append(waits, r.served.Sub(r.start))
 		limits = append(limits, a.Limit())
+		latencies = append(latencies, r.end.Sub(r.start))
 		for len(queue) > 0 && len(running) < knee(len(waits)) {
 			serve(queue[0])
 			queue = queue[1:]
 		}
 		admit()
 	}
-	return waits, limits
+	return waits, limits, latencies
+}
+
+// stalls are a busy machine's (a GC pause, a process descheduled) as lockstep sees them: now and
+// then every request at the subscriber is held up together. They come rate times a second on
+// average, each at random (Poisson), and last 5–25 ms.
+type stalls struct {
+	rate float64
+	rng  *rand.Rand
+}
+
+// gap is the time from one stall to the next.
+func (s *stalls) gap() time.Duration {
+	return time.Duration(s.rng.ExpFloat64() / s.rate * float64(time.Second))
+}
+
+// length is how long a stall lasts.
+func (s *stalls) length() time.Duration {
+	return 5*time.Millisecond + time.Duration(s.rng.Int64N(int64(20*time.Millisecond)))
 }
 
 // waitedPast counts the waits of at least d.
@@ -1156,7 +1199,7 @@ func TestAdaptiveFindsALockstepKnee(t *testing.T) {
 		a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 128, Now: clk.now})
 		n := max(300, 40*knee) // two seconds at the subscriber's capacity, as scripts/bench drains
 		start := clk.now()
-		waits, limits := lockstep(t, a, clk, n, service, func(int) int { return knee })
+		waits, limits, _ := lockstep(t, a, clk, n, service, func(int) int { return knee }, nil)
 		elapsed := clk.now().Sub(start)
 		ideal := time.Duration(n/knee) * service
 		settled := n / 4
@@ -1193,7 +1236,7 @@ func TestAdaptiveFollowsAMovingKnee(t *testing.T) {
 		}
 		return 32
 	}
-	waits, limits := lockstep(t, a, clk, 12000, service, knee)
+	waits, limits, _ := lockstep(t, a, clk, 12000, service, knee, nil)
 	down, up := limits[3000+400:6000], limits[12000-1000:]
 	t.Logf("limit before the change %d; from 400 answers after the knee fell: %d..%d; over the last 1000 answers (knee back at 32 for 5000): %d..%d; %d of 12000 waited",
 		limits[2999], slices.Min(down), slices.Max(down), slices.Min(up), slices.Max(up), waitedPast(waits, service/4))
@@ -1237,7 +1280,7 @@ func TestAdaptiveStaysAtASmallKneeInALongDrain(t *testing.T) {
 		clk := newFakeClock()
 		a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 128, Now: clk.now})
 		n := 6000 * knee // a minute at the subscriber's capacity
-		waits, limits := lockstep(t, a, clk, n, service, func(int) int { return knee })
+		waits, limits, _ := lockstep(t, a, clk, n, service, func(int) int { return knee }, nil)
 		settled := n / 20
 		late := waitedPast(waits[settled:], service/4)
 		over := 0
@@ -1252,6 +1295,45 @@ func TestAdaptiveStaysAtASmallKneeInALongDrain(t *testing.T) {
 		}
 		if over > (n-settled)/100 {
 			t.Errorf("knee %d: the limit was past the knee at %d of the last %d answers, want probes only", knee, over, n-settled)
+		}
+	}
+}
+
+// A lock-step subscriber on a busy machine whose stalls hold up every request together, ten times a
+// second (5–25 ms each): a stall slows a round or a probe as a queue would, and the limit is cut.
+// The gateway's own load had not grown (the limit was at the knee), so slow start brings it back to
+// the knee (dip) rather than learning the cut as a new knee and climbing back one probe per round
+// after ProbeWait rounds (a fifth of a fixed limit's rate at a knee of 32, a third at 8). Against a
+// fixed limit at the knee on the same stalls (the same seeds), virtual time.
+func TestAdaptiveRidesOutStalls(t *testing.T) {
+	const service, rate = 10 * time.Millisecond, 10
+	for _, knee := range []int{2, 8, 32} {
+		var ratios []float64
+		var p99s []float64
+		for seed := range uint64(5) {
+			drain := func(min, max int) (time.Duration, time.Duration) {
+				clk := newFakeClock()
+				a := NewAdaptive(AdaptiveConfig{Min: min, Max: max, Now: clk.now})
+				start := clk.now()
+				st := &stalls{rate: rate, rng: rand.New(rand.NewPCG(seed, 7))}
+				_, _, latencies := lockstep(t, a, clk, 1000*knee, service, func(int) int { return knee }, st)
+				slices.Sort(latencies)
+				return clk.now().Sub(start), latencies[len(latencies)*99/100]
+			}
+			elapsed, p99 := drain(1, 128)
+			fixed, fixedP99 := drain(knee, knee)
+			ratios = append(ratios, float64(fixed)/float64(elapsed))
+			p99s = append(p99s, float64(p99)/float64(fixedP99))
+		}
+		slices.Sort(ratios)
+		slices.Sort(p99s)
+		t.Logf("knee %d, %d stalls a second: rate %.2f of a fixed limit at the knee (of 5 seeds: %.2f..%.2f), p99 %.2f of its (%.2f..%.2f)",
+			knee, rate, ratios[2], ratios[0], ratios[4], p99s[2], p99s[0], p99s[4])
+		if ratios[2] < 0.6 {
+			t.Errorf("knee %d: median rate %.2f of a fixed limit at the knee, want ≥ 0.6", knee, ratios[2])
+		}
+		if p99s[2] > 1.5 {
+			t.Errorf("knee %d: median p99 %.2f of a fixed limit's at the knee, want ≤ 1.5", knee, p99s[2])
 		}
 	}
 }
