@@ -196,7 +196,7 @@ type LimitState struct {
 	Limit float64
 	// SlowStartEnd (TCP's ssthresh): below it the limit grows by SlowStartGrowth per round; at or
 	// above it, by one per round. Every decrease sets it to the new limit, but a dip (see dip),
-	// which sets it to Knee.
+	// which leaves it at least at the limit before the dip.
 	SlowStartEnd float64
 	// Knee is where the last queueing round or probe put the limit (the subscriber's capacity as
 	// then measured; a dip keeps it); 0 when unknown (at the start, after an overload cut, after a probe found room, or
@@ -217,9 +217,10 @@ type LimitState struct {
 	// Grant is how many probe admissions (past Limit) RoundLimit asks for: the limit grows only by
 	// the probes that are answered without waiting (ProbeLimit). 0: none.
 	Grant int
-	// Proven is true once a round at Knee found no queue, since Knee was found or the limit dipped
-	// below it (see dip): only a proven knee is kept through a queue found at it.
-	Proven bool
+	// Clean is the highest limit at which a round that had the limit in use found no queue, since
+	// the last knee was found, cut or forgotten (0: none): a queue found within an eighth of it is
+	// not the gateway's doing (see keeps).
+	Clean float64
 }
 
 // Round is what one round of accepted attempts (about one round trip: as many attempts as the limit,
@@ -307,9 +308,10 @@ func grant(s LimitState, c AdaptiveConfig, gentle bool) int {
 //     never below c.Min; that is the new Knee and SlowStartEnd. When the limit was past the previous
 //     Knee and the round was marginal (the same knee; past twice the threshold it found a stall or a
 //     new knee), Wait doubles, up to ProbeWaitMax; otherwise it is ProbeWait. When the limit was
-//     not past Knee (the gateway's load had not grown) and keeps says so, the same cut is a dip
-//     instead: Knee is kept and slow start resumes up to it (see dip). A round at Knee without a
-//     queue makes it Proven.
+//     within an eighth of a limit a round found clean (keeps: the gateway's own load could not
+//     have built the queue), the same cut is a dip instead: Knee is kept, and slow start resumes
+//     up to the limit before it (see dip).
+//   - A round without a queue, with the limit in use, raises Clean to the limit.
 //   - No queueing, and the limit in use (PeakInFlight×2 ≥ Limit: an idle subscription learns
 //     nothing): the round asks for probes (Grant) rather than raising the limit; ProbeLimit raises it
 //     by the probes that did not wait. Below SlowStartEnd the grant is ×SlowStartGrowth − 1 of the
@@ -323,7 +325,7 @@ func grant(s LimitState, c AdaptiveConfig, gentle bool) int {
 // decreased reports a cut. c must have its defaults applied. Pure; safe for concurrent use.
 func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decreased bool) {
 	lo, hi := float64(c.Min), float64(c.Max)
-	forget := func() { s.Knee, s.KneeMin, s.Wait, s.SlowStartEnd, s.Proven = 0, 0, 0, hi, false }
+	forget := func() { s.Knee, s.KneeMin, s.Wait, s.SlowStartEnd, s.Clean = 0, 0, 0, hi, 0 }
 	if s.Knee > 0 && r.Min > LatencyThreshold(s.KneeMin, c) {
 		forget()
 	}
@@ -334,7 +336,7 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 		s.Suspect = false
 		s.Cut = s.Limit
 		s.Limit = math.Min(math.Max(next, lo), hi)
-		s.Knee, s.KneeMin, s.SlowStartEnd, s.Since, s.Done, s.Proven = s.Limit, r.Min, s.Limit, 0, 0, false
+		s.Knee, s.KneeMin, s.SlowStartEnd, s.Since, s.Done, s.Clean = s.Limit, r.Min, s.Limit, 0, 0, 0
 		return s, true
 	}
 	th := LatencyThreshold(r.Min, c)
@@ -356,8 +358,8 @@ func RoundLimit(s LimitState, r Round, c AdaptiveConfig) (next LimitState, decre
 	}
 	s.Suspect = false
 	s.Limit = math.Min(math.Max(s.Limit, lo), hi)
-	if s.Knee > 0 && s.Limit >= s.Knee {
-		s.Proven = true
+	if r.PeakInFlight >= int(s.Limit) {
+		s.Clean = math.Max(s.Clean, s.Limit)
 	}
 	if float64(r.PeakInFlight)*2 >= s.Limit { // an idle subscription learns nothing
 		// latency rising in slow start: the knee is near, approach it gently
@@ -399,7 +401,14 @@ type Probe struct {
 //     a busy machine, a slower subscriber): the gradient's knee as above when their latency is past
 //     LatencyThreshold, at most ×OverloadBackoff below Limit; otherwise the probe says nothing.
 //     A gradient's knee below the limit is a dip where keeps says so, as RoundLimit's cut is.
-//   - Slow start after a dip stops at Knee.
+//   - More than half waited and more than the probes, the probes' load within an eighth of Clean:
+//     the requests sent before the probe waited too, at a load a round had found clean, so not
+//     for the probe: a stall of a busy machine, and the probe says nothing (the rounds judge).
+//     Judged as a queue, every stall that caught a probe cut the limit, and at a small limit it
+//     read as the same knee found again, doubling the wait before the next probe: a knee of 32
+//     drained at a tenth of its capacity at ten stalls a second, the limit held at 1 or 2 for
+//     seconds.
+//   - Slow start after a dip stops at the limit it had.
 //
 // Pure.
 func ProbeLimit(s LimitState, p Probe, c AdaptiveConfig) LimitState {
@@ -412,6 +421,7 @@ func ProbeLimit(s LimitState, p Probe, c AdaptiveConfig) LimitState {
 	many := 2*p.Waited > total || (2*p.Waited == total && p.Waited != p.Probes+1)
 	switch {
 	case p.Probes <= 0 || (p.Answered == 0 && p.Waited == 0):
+	case many && p.Waited > p.Probes && clean(s, s.Limit+float64(p.Probes)):
 	case (p.Waited == 0 || many) && p.Latency > LatencyThreshold(p.Min, c):
 		// A queue whose wait spreads over every request (or a stall): the gradient's knee, no
 		// deeper than ×OverloadBackoff.
@@ -425,7 +435,7 @@ func ProbeLimit(s LimitState, p Probe, c AdaptiveConfig) LimitState {
 	case many:
 	case p.Waited == 0:
 		if s.Limit < s.SlowStartEnd {
-			hi = math.Min(hi, s.SlowStartEnd) // (after a dip: up to the knee, not past it)
+			hi = math.Min(hi, s.SlowStartEnd) // (after a dip: up to the limit it had, not past it)
 		}
 		s.Limit = math.Min(s.Limit+float64(p.Probes), hi)
 		if s.Knee > 0 && s.Limit > s.Knee*float64(LatencyThreshold(s.KneeMin, c))/float64(s.KneeMin)+1 {
@@ -451,33 +461,36 @@ func probeFound(s LimitState, c AdaptiveConfig, p Probe, fit int) LimitState {
 		s.Cut = s.Limit
 	}
 	s.Limit = next
-	s.Knee, s.KneeMin, s.SlowStartEnd, s.Since, s.Done, s.Proven = s.Limit, p.Min, s.Limit, 0, 0, false
+	s.Knee, s.KneeMin, s.SlowStartEnd, s.Since, s.Done, s.Clean = s.Limit, p.Min, s.Limit, 0, 0, 0
 	return s
 }
 
-// keeps reports whether a queue found now is a dip (see dip): the limit is below Knee (on its way
-// back to it after a dip), or at a Knee that is Proven. A queue at a knee not yet proven says the
-// knee is wrong (one found in slow start past a subscriber's real capacity, or a knee that moved
-// while the limit was away from it), and is cut as any other: sent back to it, the limit would
-// only find the queue again. Pure.
-func keeps(s LimitState) bool {
-	return s.Knee > 0 && (s.Limit < s.Knee || (s.Limit == s.Knee && s.Proven))
+// keeps reports whether a queue found now is a dip (see dip): the limit is within an eighth of
+// the highest limit a round found clean since the last knee was found (Clean), so the gateway's
+// own load could not have built it. A queue past that (a knee found in slow start past the
+// subscriber's real capacity, a limit probing past the knee) is cut as any other. Pure.
+func keeps(s LimitState) bool { return clean(s, s.Limit) }
+
+// clean reports whether load (requests in flight) is within an eighth of the highest limit a
+// round found clean (Clean): a queue that load alone could not have built. Pure.
+func clean(s LimitState, load float64) bool {
+	return s.Clean > 0 && load <= s.Clean+s.Clean/8
 }
 
 // dip is the cut of a round, or of a probe whose wait spread over every request, that found a
-// queue while the limit was not past a known Knee (see keeps): the gateway's own load had not
-// grown, so what slowed the subscriber is a stall of a busy machine (every request held up
-// together), a slower subscriber, or someone else's load on it. The limit is cut to next as any
-// cut is, but Knee is kept and slow start resumes up to it: its probes find the knee again after
-// a stall, or find where it moved to (probeFound). (Taken as a new Knee, a stall's cut left the
-// limit there, and one probe per round after ProbeWait rounds brought it back: at ten stalls a
-// second of 5–25 ms, a limit at a knee of 32 delivered a sixth of what a fixed limit at the knee
-// did; see TestAdaptiveRidesOutStalls.) Pure.
+// queue at a load a round had found clean (see keeps): the gateway's own load had not grown, so
+// what slowed the subscriber is a stall of a busy machine (every request held up together), a
+// slower subscriber, or someone else's load on it. The limit is cut to next as any cut is, but
+// Knee and Clean are kept, and slow start resumes up to the limit it had: its probes find that
+// limit clean again after a stall, or find where the knee moved to (probeFound). (Taken as a new
+// Knee, a stall's cut left the limit there, and one probe per round after ProbeWait rounds
+// brought it back: at ten stalls a second of 5–25 ms, a limit at a knee of 32 delivered a sixth
+// of what a fixed limit at the knee did; see TestAdaptiveRidesOutStalls.) Pure.
 func dip(s LimitState, c AdaptiveConfig, next float64) LimitState {
 	s.Suspect = false
 	s.Cut = s.Limit
 	s.Limit = math.Min(math.Max(next, float64(c.Min)), float64(c.Max))
-	s.SlowStartEnd, s.Wait, s.Since, s.Done, s.Proven = s.Knee, c.ProbeWait, 0, 0, false
+	s.SlowStartEnd, s.Wait, s.Since, s.Done = math.Max(s.SlowStartEnd, s.Cut), c.ProbeWait, 0, 0
 	return s
 }
 
@@ -488,7 +501,7 @@ func dip(s LimitState, c AdaptiveConfig, next float64) LimitState {
 func OverloadLimit(s LimitState, c AdaptiveConfig) LimitState {
 	s.Limit = math.Min(math.Max(s.Limit*c.OverloadBackoff, float64(c.Min)), float64(c.Max))
 	s.SlowStartEnd = s.Limit
-	s.Knee, s.KneeMin, s.Wait, s.Since, s.Cut, s.Done, s.Grant, s.Proven = 0, 0, 0, 0, 0, 0, 0, false
+	s.Knee, s.KneeMin, s.Wait, s.Since, s.Cut, s.Done, s.Grant, s.Clean = 0, 0, 0, 0, 0, 0, 0, 0
 	return s
 }
 

@@ -101,20 +101,20 @@ func TestRoundLimit(t *testing.T) {
 		want      LimitState
 		decreased bool
 	}{
-		{"slow start asks for ×1.5 in probes", LimitState{Limit: 4, SlowStartEnd: 40}, fast(4), LimitState{Limit: 4, SlowStartEnd: 40, Since: 1, Grant: 2}, false},
-		{"slow start asks for at least 1", LimitState{Limit: 2, SlowStartEnd: 40}, fast(2), LimitState{Limit: 2, SlowStartEnd: 40, Since: 1, Grant: 1}, false},
-		{"slow start stops at its end", LimitState{Limit: 10, SlowStartEnd: 12}, fast(10), LimitState{Limit: 10, SlowStartEnd: 12, Since: 1, Grant: 2}, false},
-		{"then one per round", LimitState{Limit: 12, SlowStartEnd: 12}, fast(12), LimitState{Limit: 12, SlowStartEnd: 12, Since: 1, Grant: 1}, false},
-		{"none at max", LimitState{Limit: 40, SlowStartEnd: 12}, fast(40), LimitState{Limit: 40, SlowStartEnd: 12, Since: 1}, false},
+		{"slow start asks for ×1.5 in probes", LimitState{Limit: 4, SlowStartEnd: 40}, fast(4), LimitState{Limit: 4, SlowStartEnd: 40, Since: 1, Grant: 2, Clean: 4}, false},
+		{"slow start asks for at least 1", LimitState{Limit: 2, SlowStartEnd: 40}, fast(2), LimitState{Limit: 2, SlowStartEnd: 40, Since: 1, Grant: 1, Clean: 2}, false},
+		{"slow start stops at its end", LimitState{Limit: 10, SlowStartEnd: 12}, fast(10), LimitState{Limit: 10, SlowStartEnd: 12, Since: 1, Grant: 2, Clean: 10}, false},
+		{"then one per round", LimitState{Limit: 12, SlowStartEnd: 12}, fast(12), LimitState{Limit: 12, SlowStartEnd: 12, Since: 1, Grant: 1, Clean: 12}, false},
+		{"none at max", LimitState{Limit: 40, SlowStartEnd: 12}, fast(40), LimitState{Limit: 40, SlowStartEnd: 12, Since: 1, Clean: 40}, false},
 		{"no probe when the limit is not in use", LimitState{Limit: 10, SlowStartEnd: 40}, fast(4), LimitState{Limit: 10, SlowStartEnd: 40, Since: 1}, false},
-		{"within the tolerance is no queue", LimitState{Limit: 12, SlowStartEnd: 12}, slow(12*ms, 12), LimitState{Limit: 12, SlowStartEnd: 12, Since: 1, Grant: 1}, false},
-		{"a rising latency in slow start asks for one", LimitState{Limit: 12, SlowStartEnd: 40}, slow(12*ms, 12), LimitState{Limit: 12, SlowStartEnd: 40, Since: 1, Grant: 1}, false},
+		{"within the tolerance is no queue", LimitState{Limit: 12, SlowStartEnd: 12}, slow(12*ms, 12), LimitState{Limit: 12, SlowStartEnd: 12, Since: 1, Grant: 1, Clean: 12}, false},
+		{"a rising latency in slow start asks for one", LimitState{Limit: 12, SlowStartEnd: 40}, slow(12*ms, 12), LimitState{Limit: 12, SlowStartEnd: 40, Since: 1, Grant: 1, Clean: 12}, false},
 		{"attempts count towards the probe spacing", LimitState{Limit: 12, SlowStartEnd: 12, Done: 5}, Round{Latency: 10 * ms, Min: 10 * ms, PeakInFlight: 12, Attempts: 12},
-			LimitState{Limit: 12, SlowStartEnd: 12, Since: 1, Done: 17, Grant: 1}, false},
+			LimitState{Limit: 12, SlowStartEnd: 12, Since: 1, Done: 17, Grant: 1, Clean: 12}, false},
 		{"a marginal queue once: hold, suspect", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5},
 			slow(20*ms, 16), LimitState{Limit: 16, SlowStartEnd: 40, Since: 6, Suspect: true}, false},
 		{"a round without queueing clears the suspicion", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5, Suspect: true},
-			fast(16), LimitState{Limit: 16, SlowStartEnd: 40, Since: 6, Grant: 8}, false},
+			fast(16), LimitState{Limit: 16, SlowStartEnd: 40, Since: 6, Grant: 8, Clean: 16}, false},
 		{"a queue twice: the limit goes to the knee, limit×min/median", LimitState{Limit: 16, SlowStartEnd: 40, Since: 5, Suspect: true, Done: 50},
 			slow(20*ms, 16), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
 		{"the cut follows the excess", LimitState{Limit: 16, SlowStartEnd: 12, Since: 3, Suspect: true},
@@ -124,29 +124,33 @@ func TestRoundLimit(t *testing.T) {
 		{"floored at min", LimitState{Limit: 3, SlowStartEnd: 40},
 			slow(time.Second, 3), LimitState{Limit: 2, SlowStartEnd: 2, Knee: 2, KneeMin: 10 * ms, Wait: 8, Cut: 3}, true},
 		{"at the knee: wait", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 3, Wait: 8},
-			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 4, Wait: 8, Proven: true}, false},
+			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 4, Wait: 8, Clean: 8}, false},
 		{"below the knee: a probe at once", LimitState{Limit: 6, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 1, Wait: 8},
-			fast(6), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 2, Wait: 8, Grant: 1}, false},
+			fast(6), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 8, KneeMin: 10 * ms, Since: 2, Wait: 8, Grant: 1, Clean: 6}, false},
 		{"waited long enough: probe one more", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 7, Wait: 8},
-			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8, Grant: 1, Proven: true}, false},
+			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8, Grant: 1, Clean: 8}, false},
 		{"a knee found again: the rounds, and 32×Wait attempts", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 40, Wait: 16, Done: 500},
-			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 41, Wait: 16, Done: 500, Proven: true}, false},
+			fast(8), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 41, Wait: 16, Done: 500, Clean: 8}, false},
 		{"a queueing probe round that finds the same knee doubles the wait", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 8, Wait: 8, Suspect: true},
 			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 16, Cut: 9}, true},
 		{"the wait is capped", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 100, Wait: 100, Suspect: true},
 			slow(15*ms, 9), LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 128, Cut: 9}, true},
 		{"past the knee, a probe per round", LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8},
-			fast(9), LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 10, Wait: 8, Grant: 1, Proven: true}, false},
-		{"a queue at a proven knee (the gateway's load had not grown): cut, keep the knee, slow start back to it", LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 30, Wait: 32, Suspect: true, Done: 400, Proven: true},
-			slow(20*ms, 16), LimitState{Limit: 8, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
-		{"below the knee after a dip, a queue dips again", LimitState{Limit: 12, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 2, Wait: 8, Suspect: true},
-			slow(20*ms, 12), LimitState{Limit: 6, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Wait: 8, Cut: 12}, true},
-		{"a queue at a knee not proven (back at it after a dip, or just found): the knee moved", LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 3, Wait: 8, Suspect: true},
+			fast(9), LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 10, Wait: 8, Grant: 1, Clean: 9}, false},
+		{"a queue at a limit a round found clean (the gateway's load had not grown): a dip, the knee kept, slow start back", LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 30, Wait: 32, Suspect: true, Done: 400, Clean: 16},
+			slow(20*ms, 16), LimitState{Limit: 8, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Wait: 8, Cut: 16, Clean: 16}, true},
+		{"an eighth past the clean limit is still a dip", LimitState{Limit: 18, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 30, Wait: 32, Suspect: true, Clean: 16},
+			slow(20*ms, 18), LimitState{Limit: 9, SlowStartEnd: 18, Knee: 16, KneeMin: 10 * ms, Wait: 8, Cut: 18, Clean: 16}, true},
+		{"below the clean limit after a dip, a queue dips again", LimitState{Limit: 12, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 2, Wait: 8, Suspect: true, Clean: 16},
+			slow(20*ms, 12), LimitState{Limit: 6, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Wait: 8, Cut: 12, Clean: 16}, true},
+		{"a queue past what any round found clean: a cut, the new knee", LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 3, Wait: 8, Suspect: true, Clean: 12},
 			slow(20*ms, 16), LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8, Cut: 16}, true},
-		{"a round at the knee without a queue proves it", LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 3, Wait: 8},
-			fast(16), LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 4, Wait: 8, Proven: true}, false},
+		{"a round without a queue, the limit in use, is clean", LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 3, Wait: 8, Clean: 12},
+			fast(16), LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 4, Wait: 8, Clean: 16}, false},
+		{"after a dip, a clean round keeps the higher clean limit", LimitState{Limit: 8, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 1, Wait: 8, Clean: 16},
+			fast(8), LimitState{Limit: 8, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Since: 2, Wait: 8, Clean: 16, Grant: 4}, false},
 		{"a minimum past the knee's threshold forgets the knee", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 5 * ms, Since: 1, Wait: 8},
-			fast(8), LimitState{Limit: 8, SlowStartEnd: 40, Since: 2, Grant: 4}, false},
+			fast(8), LimitState{Limit: 8, SlowStartEnd: 40, Since: 2, Grant: 4, Clean: 8}, false},
 	} {
 		got, dec := RoundLimit(tc.s, tc.r, c)
 		if dec != tc.decreased || !sameState(got, tc.want) {
@@ -159,7 +163,7 @@ func TestRoundLimit(t *testing.T) {
 func sameState(a, b LimitState) bool {
 	return near(a.Limit, b.Limit) && near(a.SlowStartEnd, b.SlowStartEnd) && near(a.Knee, b.Knee) && near(a.Cut, b.Cut) &&
 		a.KneeMin == b.KneeMin && a.Since == b.Since && a.Wait == b.Wait && a.Suspect == b.Suspect && a.Done == b.Done &&
-		a.Grant == b.Grant && a.Proven == b.Proven
+		a.Grant == b.Grant && near(a.Clean, b.Clean)
 }
 
 func TestProbeLimit(t *testing.T) {
@@ -197,8 +201,14 @@ func TestProbeLimit(t *testing.T) {
 			LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}},
 		{"most waited and slowly (a stall, a slower subscriber): no deeper than an overload cut", LimitState{Limit: 12, SlowStartEnd: 40}, probe(2, 10, 100*ms),
 			LimitState{Limit: 6, SlowStartEnd: 6, Knee: 6, KneeMin: 10 * ms, Wait: 8, Cut: 12}},
-		{"most waited and slowly at a proven knee (a stall): cut, keep the knee, slow start back to it", LimitState{Limit: 12, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Since: 9, Wait: 16, Proven: true}, probe(1, 10, 100*ms),
-			LimitState{Limit: 6, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Wait: 8, Cut: 12}},
+		{"most waited, the base requests too, at a load a round found clean (a stall, not the probe): nothing learned", LimitState{Limit: 12, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Since: 9, Wait: 16, Clean: 12}, probe(1, 10, 100*ms),
+			LimitState{Limit: 12, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Since: 9, Wait: 16, Clean: 12}},
+		{"most waited, but no more than the probes: the knee, though the load was clean before", LimitState{Limit: 16, SlowStartEnd: 32, Knee: 32, KneeMin: 10 * ms, Wait: 8, Clean: 32}, probe(16, 16, 20*ms),
+			LimitState{Limit: 16, SlowStartEnd: 16, Knee: 16, KneeMin: 10 * ms, Wait: 8}},
+		{"most waited, with the probes past an eighth over the clean limit: the probe's own doing, a dip", LimitState{Limit: 12, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Since: 9, Wait: 16, Clean: 12}, probe(4, 10, 100*ms),
+			LimitState{Limit: 6, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Wait: 8, Cut: 12, Clean: 12}},
+		{"a wait spread over every request at a clean limit: a dip to the gradient's knee", LimitState{Limit: 12, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Since: 9, Wait: 16, Clean: 12}, probe(4, 0, 20*ms),
+			LimitState{Limit: 8, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Wait: 8, Cut: 12, Clean: 12}},
 		{"slow start after a dip stops at the knee", LimitState{Limit: 6, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}, probe(3, 0, 10*ms),
 			LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}},
 		{"most waited, latency within the threshold: nothing learned", LimitState{Limit: 12, SlowStartEnd: 40}, probe(2, 8, 13*ms),
@@ -1300,11 +1310,12 @@ func TestAdaptiveStaysAtASmallKneeInALongDrain(t *testing.T) {
 }
 
 // A lock-step subscriber on a busy machine whose stalls hold up every request together, ten times a
-// second (5–25 ms each): a stall slows a round or a probe as a queue would, and the limit is cut.
-// The gateway's own load had not grown (the limit was at the knee), so slow start brings it back to
-// the knee (dip) rather than learning the cut as a new knee and climbing back one probe per round
-// after ProbeWait rounds (a fifth of a fixed limit's rate at a knee of 32, a third at 8). Against a
-// fixed limit at the knee on the same stalls (the same seeds), virtual time.
+// second (5–25 ms each): a stall slows a round or a probe as a queue would. The gateway's own load
+// had not grown (a round had found it clean), so a round's cut is a dip, slow start going back to
+// where the limit was, and a probe whose base requests waited too says nothing; before, the cut
+// became the new knee and the limit climbed back one probe per round after ProbeWait rounds (0.16
+// of a fixed limit's rate at a knee of 32, 0.53 at 8, 0.76 at 2). Against a fixed limit at the
+// knee on the same stalls (the same seeds), virtual time.
 func TestAdaptiveRidesOutStalls(t *testing.T) {
 	const service, rate = 10 * time.Millisecond, 10
 	for _, knee := range []int{2, 8, 32} {
