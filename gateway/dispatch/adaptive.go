@@ -217,9 +217,10 @@ type LimitState struct {
 	// Grant is how many probe admissions (past Limit) RoundLimit asks for: the limit grows only by
 	// the probes that are answered without waiting (ProbeLimit). 0: none.
 	Grant int
-	// Clean is the highest limit at which a round that had the limit in use found no queue, since
-	// the last knee was found, cut or forgotten (0: none): a queue found within an eighth of it is
-	// not the gateway's doing (see keeps).
+	// Clean is the highest limit at which a round that had the limit in use found no queue, or to
+	// which a probe none of whose requests waited raised it (their latency a quarter of the way to
+	// the threshold at most), since the last knee was found, cut or forgotten (0: none): a queue
+	// found within an eighth of it is not the gateway's doing (see keeps).
 	Clean float64
 }
 
@@ -383,7 +384,9 @@ type Probe struct {
 // and wait for a server, so the probes that did not wait fit: the limit grows by
 // Probes − Waited.
 //
-//   - None waited: Limit + Probes, and the next probe at once (Grant, as RoundLimit grants it).
+//   - None waited: Limit + Probes, and the next probe at once (Grant, as RoundLimit grants it);
+//     Clean, too, when their latency stayed within a quarter of the way to the threshold (a
+//     latency that rises with every request, as a CPU-bound subscriber's, proves nothing clean).
 //     Past Knee×LatencyThreshold(KneeMin)/KneeMin + 1 (where the latency of a queue would have
 //     crossed the threshold) the knee moved (or a stall caused the cut): Knee is forgotten and slow
 //     start resumes up to Cut (the limit before that cut; not to the maximum, so a subscriber whose
@@ -438,6 +441,9 @@ func ProbeLimit(s LimitState, p Probe, c AdaptiveConfig) LimitState {
 			hi = math.Min(hi, s.SlowStartEnd) // (after a dip: up to the limit it had, not past it)
 		}
 		s.Limit = math.Min(s.Limit+float64(p.Probes), hi)
+		if th := LatencyThreshold(p.Min, c); p.Latency <= p.Min+(th-p.Min)/4 {
+			s.Clean = math.Max(s.Clean, s.Limit) // the probe found this load clean, and its latency too
+		}
 		if s.Knee > 0 && s.Limit > s.Knee*float64(LatencyThreshold(s.KneeMin, c))/float64(s.KneeMin)+1 {
 			s.Knee, s.KneeMin, s.Wait, s.SlowStartEnd = 0, 0, 0, math.Max(s.SlowStartEnd, s.Cut)
 		}

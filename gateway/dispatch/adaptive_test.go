@@ -179,16 +179,16 @@ func TestProbeLimit(t *testing.T) {
 		want LimitState
 	}{
 		{"slow start: every probe fit, the next at once", LimitState{Limit: 8, SlowStartEnd: 40, Since: 3}, probe(4, 0, 10*ms),
-			LimitState{Limit: 12, SlowStartEnd: 40, Since: 3, Grant: 6}},
+			LimitState{Limit: 12, SlowStartEnd: 40, Since: 3, Grant: 6, Clean: 12}},
 		{"slow start: the waiting probes went past the knee", LimitState{Limit: 8, SlowStartEnd: 40, Since: 3, Done: 30}, probe(4, 3, 11*ms),
 			LimitState{Limit: 9, SlowStartEnd: 9, Knee: 9, KneeMin: 10 * ms, Wait: 8}},
 		{"a probe at a known knee finds it again: the wait doubles", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8}, probe(1, 1, 11*ms),
 			LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 16}},
-		{"a probe at a known knee fits: one more", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8}, probe(1, 0, 10*ms),
-			LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8, Grant: 1}},
+		{"a probe at a known knee fits: one more, a limit found clean", LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8}, probe(1, 0, 10*ms),
+			LimitState{Limit: 9, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 9, Wait: 8, Grant: 1, Clean: 9}},
 		// Knee 8 at 10ms: a queue would have crossed the 14ms threshold at 8×1.4 = 11.2 in flight.
 		{"room past where a queue shows forgets the knee, slow start up to the last cut", LimitState{Limit: 12, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Since: 20, Wait: 8, Cut: 30}, probe(1, 0, 10*ms),
-			LimitState{Limit: 13, SlowStartEnd: 30, Since: 20, Cut: 30, Grant: 6}},
+			LimitState{Limit: 13, SlowStartEnd: 30, Since: 20, Cut: 30, Grant: 6, Clean: 13}},
 		{"more waited than the probes: the limit was past the knee", LimitState{Limit: 12, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Since: 9, Wait: 8}, probe(1, 4, 12*ms),
 			LimitState{Limit: 9, SlowStartEnd: 9, Knee: 9, KneeMin: 10 * ms, Wait: 8, Cut: 12}},
 		{"exactly half waited, more than the probes: a limit one past a knee of 2", LimitState{Limit: 3, SlowStartEnd: 2, Knee: 2, KneeMin: 10 * ms, Since: 200, Wait: 16, Done: 600}, probe(1, 2, 11*ms),
@@ -210,13 +210,13 @@ func TestProbeLimit(t *testing.T) {
 		{"a wait spread over every request at a clean limit: a dip to the gradient's knee", LimitState{Limit: 12, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Since: 9, Wait: 16, Clean: 12}, probe(4, 0, 20*ms),
 			LimitState{Limit: 8, SlowStartEnd: 12, Knee: 12, KneeMin: 10 * ms, Wait: 8, Cut: 12, Clean: 12}},
 		{"slow start after a dip stops at the knee", LimitState{Limit: 6, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}, probe(3, 0, 10*ms),
-			LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8}},
+			LimitState{Limit: 8, SlowStartEnd: 8, Knee: 8, KneeMin: 10 * ms, Wait: 8, Clean: 8}},
 		{"most waited, latency within the threshold: nothing learned", LimitState{Limit: 12, SlowStartEnd: 40}, probe(2, 8, 13*ms),
 			LimitState{Limit: 12, SlowStartEnd: 40}},
 		{"no answer: nothing learned", LimitState{Limit: 12, SlowStartEnd: 40}, Probe{Probes: 2, Min: 10 * ms},
 			LimitState{Limit: 12, SlowStartEnd: 40}},
 		{"never past max", LimitState{Limit: 38, SlowStartEnd: 40}, probe(4, 0, 10*ms),
-			LimitState{Limit: 40, SlowStartEnd: 40}},
+			LimitState{Limit: 40, SlowStartEnd: 40, Clean: 40}},
 	} {
 		if got := ProbeLimit(tc.s, tc.p, c); !sameState(got, tc.want) {
 			t.Errorf("%s: ProbeLimit(%+v, %+v) = %+v; want %+v", tc.name, tc.s, tc.p, got, tc.want)
@@ -989,8 +989,9 @@ func TestAdaptiveSettlesAtTheKnee(t *testing.T) {
 	}
 }
 
-// One stalled round (a busy machine, every attempt 3× slower) at a settled knee cuts the limit; it is
-// back at the knee within a few dozen rounds, not after the long wait its probes had built up.
+// One stalled round (a busy machine, every attempt 3× slower) at a settled knee: the limit is not
+// cut (a probe the stall caught says nothing), or it is back at the knee within a few dozen rounds,
+// not after the long wait its probes had built up.
 func TestAdaptiveRecoversFromAStall(t *testing.T) {
 	const knee, service = 32, 20 * time.Millisecond
 	clk := newFakeClock()
@@ -1006,9 +1007,6 @@ func TestAdaptiveRecoversFromAStall(t *testing.T) {
 	}
 	round(t, a, clk, 3*queue(), 200)
 	cut := a.Limit()
-	if cut >= knee {
-		t.Fatalf("limit after a stalled round = %d, want a cut below %d", cut, knee)
-	}
 	rounds := 0
 	for a.Limit() < knee {
 		round(t, a, clk, queue(), 200)
@@ -1016,7 +1014,7 @@ func TestAdaptiveRecoversFromAStall(t *testing.T) {
 			t.Fatalf("limit still %d after 40 rounds since a stall cut it to %d", a.Limit(), cut)
 		}
 	}
-	t.Logf("a stall cut the limit to %d; back at the knee %d after %d rounds", cut, knee, rounds)
+	t.Logf("after a stalled round the limit was %d; at the knee %d again after %d rounds", cut, knee, rounds)
 }
 
 // roundEach is round with a latency per attempt: latency(i, n) for the i-th of the n attempts of the
