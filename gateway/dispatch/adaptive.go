@@ -199,8 +199,9 @@ type LimitState struct {
 	// which leaves it at least at the limit before the dip.
 	SlowStartEnd float64
 	// Knee is where the last queueing round or probe put the limit (the subscriber's capacity as
-	// then measured; a dip keeps it); 0 when unknown (at the start, after an overload cut, after a probe found room, or
-	// once the minimum latency it was measured against is forgotten). KneeMin is that minimum.
+	// then measured; a dip keeps it); 0 when unknown (at the start, after an overload cut, after a
+	// probe found room, or once the minimum latency it was measured against is forgotten). KneeMin
+	// is that minimum.
 	Knee    float64
 	KneeMin time.Duration
 	// Since counts the rounds since the last cut; Wait is how many rounds the limit waits at Knee
@@ -405,8 +406,8 @@ type Probe struct {
 //     LatencyThreshold, at most ×OverloadBackoff below Limit; otherwise the probe says nothing.
 //     A gradient's knee below the limit is a dip where keeps says so, as RoundLimit's cut is.
 //   - More than half waited and more than the probes, the probes' load within an eighth of Clean:
-//     the requests sent before the probe waited too, at a load a round had found clean, so not
-//     for the probe: a stall of a busy machine, and the probe says nothing (the rounds judge).
+//     the requests sent before the probe waited too, at a load found clean before, so not for the
+//     probe: a stall of a busy machine, and the probe says nothing (the rounds judge).
 //     Judged as a queue, every stall that caught a probe cut the limit, and at a small limit it
 //     read as the same knee found again, doubling the wait before the next probe: a knee of 32
 //     drained at a tenth of its capacity at ten stalls a second, the limit held at 1 or 2 for
@@ -472,19 +473,19 @@ func probeFound(s LimitState, c AdaptiveConfig, p Probe, fit int) LimitState {
 }
 
 // keeps reports whether a queue found now is a dip (see dip): the limit is within an eighth of
-// the highest limit a round found clean since the last knee was found (Clean), so the gateway's
-// own load could not have built it. A queue past that (a knee found in slow start past the
+// the highest limit found clean since the last knee was found (Clean), so the gateway's own load
+// could not have built it. A queue past that (a knee found in slow start past the
 // subscriber's real capacity, a limit probing past the knee) is cut as any other. Pure.
 func keeps(s LimitState) bool { return clean(s, s.Limit) }
 
-// clean reports whether load (requests in flight) is within an eighth of the highest limit a
-// round found clean (Clean): a queue that load alone could not have built. Pure.
+// clean reports whether load (requests in flight) is within an eighth of Clean: a queue that load
+// alone could not have built. Pure.
 func clean(s LimitState, load float64) bool {
 	return s.Clean > 0 && load <= s.Clean+s.Clean/8
 }
 
 // dip is the cut of a round, or of a probe whose wait spread over every request, that found a
-// queue at a load a round had found clean (see keeps): the gateway's own load had not grown, so
+// queue at a load found clean before (see keeps): the gateway's own load had not grown, so
 // what slowed the subscriber is a stall of a busy machine (every request held up together), a
 // slower subscriber, or someone else's load on it. The limit is cut to next as any cut is, but
 // Knee and Clean are kept, and slow start resumes up to the limit it had: its probes find that
