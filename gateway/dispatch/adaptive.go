@@ -389,10 +389,12 @@ type Probe struct {
 //     Clean, too, when their latency stayed within a quarter of the way to the threshold (a
 //     latency that rises with every request, as a CPU-bound subscriber's, proves nothing clean).
 //     Past Knee×LatencyThreshold(KneeMin)/KneeMin + 1 (where the latency of a queue would have
-//     crossed the threshold) the knee moved (or a stall caused the cut): Knee is forgotten and slow
-//     start resumes up to Cut (the limit before that cut; not to the maximum, so a subscriber whose
-//     capacity is not a queue is not overshot each time), past which the limit climbs by one probe
-//     per round.
+//     crossed the threshold) the knee moved (or a stall, or one slow answer, caused the cut): Knee
+//     is forgotten and slow start resumes up to Cut (the limit before that cut) or twice the
+//     limit, whichever is higher (not to the maximum, so a subscriber whose capacity is not a
+//     queue is not overshot each time), past which the limit climbs by one probe per round. (Up
+//     to Cut alone, a knee found low in slow start, by a stall or one slow answer, left the limit
+//     climbing by one a round from there: from 12 to a knee of 64, 50 round trips.)
 //   - Some waited, no more than the probes: that is the knee, Limit + Probes − Waited (never below
 //     Limit: the base was not probed); it becomes Knee and SlowStartEnd. So does the gradient's
 //     knee, (Limit + Probes)×Min/Latency (RoundLimit's), when none waited but their latency is past
@@ -400,7 +402,11 @@ type Probe struct {
 //     that found it again (within an eighth, or one) doubles Wait, up to ProbeWaitMax; otherwise
 //     Wait is ProbeWait.
 //   - More waited than there were probes, but no more than half of Limit + Probes: the limit
-//     itself was past the knee, which is Limit + Probes − Waited (a cut). More than half, or
+//     itself was past the knee, which is Limit + Probes − Waited (a cut), unless two or more
+//     past the probes waited at a limit found clean (keeps): then the base requests waited for a
+//     stall, not for the limit, and the cut is a dip (see dip). (One past the probes is still a
+//     cut: a probe that went out between the answers of a lock-step pair finds a limit one past a
+//     small knee clean.) More than half, or
 //     exactly half unless one more than the probes waited (a queue that spreads its wait, a stall of
 //     a busy machine, a slower subscriber): the gradient's knee as above when their latency is past
 //     LatencyThreshold, at most ×OverloadBackoff below Limit; otherwise the probe says nothing.
@@ -416,7 +422,7 @@ type Probe struct {
 //
 // Pure.
 func ProbeLimit(s LimitState, p Probe, c AdaptiveConfig) LimitState {
-	hi := float64(c.Max)
+	hi, th := float64(c.Max), LatencyThreshold(p.Min, c)
 	// More than half waited: a queue that spreads its wait, or a stall. Exactly half is that too,
 	// except when one more waited than the probes: a limit one past a knee of 2 and its probe, which
 	// nothing else brings back (see TestAdaptiveStaysAtASmallKneeInALongDrain). That verdict cuts by
@@ -426,7 +432,7 @@ func ProbeLimit(s LimitState, p Probe, c AdaptiveConfig) LimitState {
 	switch {
 	case p.Probes <= 0 || (p.Answered == 0 && p.Waited == 0):
 	case many && p.Waited > p.Probes && clean(s, s.Limit+float64(p.Probes)):
-	case (p.Waited == 0 || many) && p.Latency > LatencyThreshold(p.Min, c):
+	case (p.Waited == 0 || many) && p.Latency > th:
 		// A queue whose wait spreads over every request (or a stall): the gradient's knee, no
 		// deeper than ×OverloadBackoff.
 		knee := math.Max((s.Limit+float64(p.Probes))*float64(p.Min)/float64(p.Latency), s.Limit*c.OverloadBackoff)
@@ -442,13 +448,15 @@ func ProbeLimit(s LimitState, p Probe, c AdaptiveConfig) LimitState {
 			hi = math.Min(hi, s.SlowStartEnd) // (after a dip: up to the limit it had, not past it)
 		}
 		s.Limit = math.Min(s.Limit+float64(p.Probes), hi)
-		if th := LatencyThreshold(p.Min, c); p.Latency <= p.Min+(th-p.Min)/4 {
+		if p.Latency <= p.Min+(th-p.Min)/4 {
 			s.Clean = math.Max(s.Clean, s.Limit) // the probe found this load clean, and its latency too
 		}
 		if s.Knee > 0 && s.Limit > s.Knee*float64(LatencyThreshold(s.KneeMin, c))/float64(s.KneeMin)+1 {
-			s.Knee, s.KneeMin, s.Wait, s.SlowStartEnd = 0, 0, 0, math.Max(s.SlowStartEnd, s.Cut)
+			s.Knee, s.KneeMin, s.Wait, s.SlowStartEnd = 0, 0, 0, math.Max(s.SlowStartEnd, math.Max(s.Cut, 2*s.Limit))
 		}
 		s.Grant = grant(s, c, false)
+	case p.Waited > p.Probes+1 && keeps(s):
+		s = dip(s, c, s.Limit+float64(p.Probes-p.Waited))
 	default:
 		s = probeFound(s, c, p, p.Probes-p.Waited)
 	}
@@ -484,15 +492,15 @@ func clean(s LimitState, load float64) bool {
 	return s.Clean > 0 && load <= s.Clean+s.Clean/8
 }
 
-// dip is the cut of a round, or of a probe whose wait spread over every request, that found a
-// queue at a load found clean before (see keeps): the gateway's own load had not grown, so
-// what slowed the subscriber is a stall of a busy machine (every request held up together), a
-// slower subscriber, or someone else's load on it. The limit is cut to next as any cut is, but
-// Knee and Clean are kept, and slow start resumes up to the limit it had: its probes find that
-// limit clean again after a stall, or find where the knee moved to (probeFound). (Taken as a new
-// Knee, a stall's cut left the limit there, and one probe per round after ProbeWait rounds
-// brought it back: at ten stalls a second of 5–25 ms, a limit at a knee of 32 delivered a sixth
-// of what a fixed limit at the knee did; see TestAdaptiveRidesOutStalls.) Pure.
+// dip is the cut of a round, or of a probe whose wait spread over every request or whose base
+// requests waited, that found a queue at a load found clean before (see keeps): the gateway's own
+// load had not grown, so what slowed the subscriber is a stall of a busy machine (every request
+// held up together), a slower subscriber, or someone else's load on it. The limit is cut to next as
+// any cut is, but Knee and Clean are kept, and slow start resumes up to the limit it had: its
+// probes find that limit clean again after a stall, or find where the knee moved to (probeFound).
+// (Taken as a new Knee, a stall's cut left the limit there, and one probe per round after ProbeWait
+// rounds brought it back: at ten stalls a second of 5–25 ms, a limit at a knee of 32 delivered a
+// sixth of what a fixed limit at the knee did; see TestAdaptiveRidesOutStalls.) Pure.
 func dip(s LimitState, c AdaptiveConfig, next float64) LimitState {
 	s.Suspect = false
 	s.Cut = s.Limit
