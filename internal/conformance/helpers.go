@@ -258,11 +258,14 @@ func RecordsOnly(p channel.Provisioner) channel.Provisioner {
 
 type recordsOnly struct{ channel.Provisioner }
 
-// claimOnly is a claim with nothing but the channel.Claim methods.
+// ClaimOnly returns c with nothing but the channel.Claim methods: its Next hidden, so that a
+// Collector handed it ranges over its Records.
+func ClaimOnly(c channel.Claim) channel.Claim { return claimOnly{c} }
+
 type claimOnly struct{ channel.Claim }
 
 func (r recordsOnly) Subscribe(ctx context.Context, g channel.Group, h channel.ClaimHandler) (channel.Subscription, error) {
-	return r.Provisioner.Subscribe(ctx, g, func(c channel.Claim) { h(claimOnly{c}) })
+	return r.Provisioner.Subscribe(ctx, g, func(c channel.Claim) { h(ClaimOnly(c)) })
 }
 
 type recordsOnlyTail struct {
