@@ -640,7 +640,7 @@ func NewAdaptive(c AdaptiveConfig) *Adaptive {
 		cfg:        c,
 		state:      LimitState{Limit: float64(c.Initial), SlowStartEnd: float64(c.Max)},
 		shown:      c.Initial,
-		target:     max(minRound, c.Initial),
+		target:     c.Initial, // the first round: see minRound
 		minLatency: windowedMin{window: c.Window},
 	}
 	if c.Gauge != nil {
@@ -927,7 +927,11 @@ func (a *Adaptive) openProbe(now time.Time, min time.Duration) {
 	a.state.Grant = 0
 }
 
-// minRound is the fewest attempts a round judges: a round of one or two says too little.
+// minRound is the fewest attempts a round judges: a round of one or two says too little. The first
+// round is the exception: as many as the limit, for it has nothing to judge against yet (its latency
+// becomes the minimum) and only asks for the first probe; at a limit of 1, three attempts are three
+// round trips, 150 ms of a 50 ms subscriber before the limit first grows. A first answer slowed by
+// a new connection only makes that first probe lenient: the next round's latency replaces it.
 const minRound = 3
 
 // newRound starts a round of as many attempts as the limit, at least minRound. a.mu must be held.

@@ -347,6 +347,20 @@ func round(t *testing.T, a *Adaptive, clk *fakeClock, latency time.Duration, sta
 	return n
 }
 
+// Starting from a limit of 1, the first answer is a round of its own: it sets the minimum latency
+// and sends the first probe, where a round of three answers (three round trips at a limit of 1)
+// would come first. From there the limit grows by its probes every round trip.
+func TestAdaptiveFirstAnswerOpensTheFirstProbe(t *testing.T) {
+	clk := newFakeClock()
+	a := NewAdaptive(AdaptiveConfig{Min: 1, Max: 64, Now: clk.now})
+	for i, want := range []int{2, 3, 4, 6} { // the limit with its probe after each round trip
+		round(t, a, clk, 50*time.Millisecond, 200)
+		if got := a.Limit(); got != want {
+			t.Fatalf("after round trip %d the limit with its probe is %d, want %d", i+1, got, want)
+		}
+	}
+}
+
 // A subscriber that becomes permanently slower: the limit falls while the old minimum is remembered,
 // then, once the windowed minimum has forgotten it, grows again at the new latency.
 func TestAdaptivePermanentSlowdown(t *testing.T) {
@@ -1226,8 +1240,8 @@ func TestAdaptiveFindsALockstepKnee(t *testing.T) {
 		if late > max(2, n/200) {
 			t.Errorf("knee %d: %d of the last %d requests waited for a server, want at most %d", knee, late, n-settled, max(2, n/200))
 		}
-		if float64(ideal)/float64(elapsed) < 0.75 {
-			t.Errorf("knee %d: drained in %v, want within 1/0.75 of the %v a fixed limit at the knee takes", knee, elapsed, ideal)
+		if float64(ideal)/float64(elapsed) < 0.8 {
+			t.Errorf("knee %d: drained in %v, want within 1/0.8 of the %v a fixed limit at the knee takes", knee, elapsed, ideal)
 		}
 		if got := slices.Max(limits[settled:]); got > knee+1 {
 			t.Errorf("knee %d: the limit reached %d once settled, want at most one probe past the knee", knee, got)
