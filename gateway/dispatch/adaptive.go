@@ -500,7 +500,7 @@ func clean(s LimitState, load float64) bool {
 // probes find that limit clean again after a stall, or find where the knee moved to (probeFound).
 // (Taken as a new Knee, a stall's cut left the limit there, and one probe per round after ProbeWait
 // rounds brought it back: at ten stalls a second of 5–25 ms, a limit at a knee of 32 delivered a
-// sixth of what a fixed limit at the knee did; see TestAdaptiveRidesOutStalls.) Pure.
+// sixth of what a fixed limit at the knee did; see TestAdaptiveRidesOutANoisyMachine.) Pure.
 func dip(s LimitState, c AdaptiveConfig, next float64) LimitState {
 	s.Suspect = false
 	s.Cut = s.Limit

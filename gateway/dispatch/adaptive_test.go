@@ -1123,14 +1123,14 @@ func TestRoundLatency(t *testing.T) {
 // serves them in lock-step, so a request past the knee waits up to a whole service time. The
 // dispatcher sends whenever the limiter lets it and answers are observed and released one at a time,
 // as the dispatcher does. It returns how long each request waited for a server, in answer order,
-// and the limit after each answer, and each request's latency; with st, the machine stalls too.
-func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Duration, knee func(done int) int, st *stalls) (waits []time.Duration, limits []int, latencies []time.Duration) {
+// and the limit after each answer, and each request's latency; with nz, the machine is noisy too.
+func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Duration, knee func(done int) int, nz *noise) (waits []time.Duration, limits []int, latencies []time.Duration) {
 	t.Helper()
 	type req struct{ start, served, end time.Time }
 	var queue, running []*req // running: ordered by end
 	sent := 0
 	serve := func(r *req) {
-		r.served, r.end = clk.now(), clk.now().Add(service)
+		r.served, r.end = clk.now(), clk.now().Add(service+nz.jitter())
 		i, _ := slices.BinarySearchFunc(running, r.end, func(x *req, end time.Time) int { return x.end.Compare(end) })
 		for i < len(running) && !running[i].end.After(r.end) {
 			i++ // keep arrival order among equal ends
@@ -1153,19 +1153,19 @@ func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Dur
 	}
 	admit()
 	var stall time.Time // when the next stall starts
-	if st != nil {
-		stall = clk.now().Add(st.gap())
+	if nz.stalling() {
+		stall = clk.now().Add(nz.gap())
 	}
 	for len(waits) < n {
 		if len(running) == 0 {
 			t.Fatalf("nothing in flight after %d answers (limit %d, in flight %d)", len(waits), a.Limit(), a.InFlight())
 		}
-		for st != nil && !running[0].end.Before(stall) {
-			d := st.length()
+		for nz.stalling() && !running[0].end.Before(stall) {
+			d := nz.length()
 			for _, r := range running {
 				r.end = r.end.Add(d)
 			}
-			stall = stall.Add(d + st.gap())
+			stall = stall.Add(d + nz.gap())
 		}
 		r := running[0]
 		running = running[1:]
@@ -1186,22 +1186,42 @@ func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Dur
 	return waits, limits, latencies
 }
 
-// stalls are a busy machine's (a GC pause, a process descheduled) as lockstep sees them: now and
-// then every request at the subscriber is held up together. They come rate times a second on
-// average, each at random (Poisson), and last 5–25 ms.
-type stalls struct {
-	rate float64
-	rng  *rand.Rand
+// noise is a busy machine as lockstep sees it (nil: none). Stalls (a GC pause, a process
+// descheduled) hold up every request at the subscriber together; they come rate times a second on
+// average, each at random (Poisson), and last 5–25 ms. Jitter (timers firing late, scheduling
+// delays, the HTTP exchange) makes each service time longer by up to maxJitter, uniformly: the
+// servers of a lock-step subscriber drift apart, so a request past the knee waits for the first
+// to free, a fraction of a service time.
+type noise struct {
+	rate            float64       // stalls a second; 0: none
+	maxJitter       time.Duration // 0: none
+	stalls, jitters *rand.Rand    // apart, so that both draw the same for any limiter
 }
 
+// newNoise returns the noise of seed: the same stalls and jitters for any limiter.
+func newNoise(rate float64, maxJitter time.Duration, seed uint64) *noise {
+	return &noise{rate: rate, maxJitter: maxJitter,
+		stalls: rand.New(rand.NewPCG(seed, 7)), jitters: rand.New(rand.NewPCG(seed, 11))}
+}
+
+func (z *noise) stalling() bool { return z != nil && z.rate > 0 }
+
 // gap is the time from one stall to the next.
-func (s *stalls) gap() time.Duration {
-	return time.Duration(s.rng.ExpFloat64() / s.rate * float64(time.Second))
+func (z *noise) gap() time.Duration {
+	return time.Duration(z.stalls.ExpFloat64() / z.rate * float64(time.Second))
 }
 
 // length is how long a stall lasts.
-func (s *stalls) length() time.Duration {
-	return 5*time.Millisecond + time.Duration(s.rng.Int64N(int64(20*time.Millisecond)))
+func (z *noise) length() time.Duration {
+	return 5*time.Millisecond + time.Duration(z.stalls.Int64N(int64(20*time.Millisecond)))
+}
+
+// jitter is how much longer one service time is.
+func (z *noise) jitter() time.Duration {
+	if z == nil || z.maxJitter <= 0 {
+		return 0
+	}
+	return time.Duration(z.jitters.Int64N(int64(z.maxJitter)))
 }
 
 // waitedPast counts the waits of at least d.
@@ -1327,42 +1347,57 @@ func TestAdaptiveStaysAtASmallKneeInALongDrain(t *testing.T) {
 	}
 }
 
-// A lock-step subscriber on a busy machine whose stalls hold up every request together, ten times a
-// second (5–25 ms each): a stall slows a round or a probe as a queue would. The gateway's own load
-// had not grown (a round had found it clean), so a round's cut is a dip, slow start going back to
-// where the limit was, and a probe whose base requests waited too says nothing; before, the cut
-// became the new knee and the limit climbed back one probe per round after ProbeWait rounds (0.16
-// of a fixed limit's rate at a knee of 32, 0.53 at 8, 0.76 at 2). Against a fixed limit at the
-// knee on the same stalls (the same seeds), virtual time.
-func TestAdaptiveRidesOutStalls(t *testing.T) {
-	const service, rate = 10 * time.Millisecond, 10
-	for _, knee := range []int{2, 8, 32} {
-		var ratios []float64
-		var p99s []float64
-		for seed := range uint64(5) {
-			drain := func(min, max int) (time.Duration, time.Duration) {
-				clk := newFakeClock()
-				a := NewAdaptive(AdaptiveConfig{Min: min, Max: max, Now: clk.now})
-				start := clk.now()
-				st := &stalls{rate: rate, rng: rand.New(rand.NewPCG(seed, 7))}
-				_, _, latencies := lockstep(t, a, clk, 1000*knee, service, func(int) int { return knee }, st)
-				slices.Sort(latencies)
-				return clk.now().Sub(start), latencies[len(latencies)*99/100]
+// A lock-step subscriber on a busy machine, against a fixed limit at the knee on the same noise
+// (the same seeds), virtual time.
+//
+// Stalls that hold up every request together, ten times a second (5–25 ms each), slow a round or a
+// probe as a queue would. The gateway's own load had not grown (a round had found it clean), so a
+// round's cut is a dip, slow start going back to where the limit was, and a probe whose base
+// requests waited too says nothing; before, the cut became the new knee and the limit climbed back
+// one probe per round after ProbeWait rounds (0.16 of a fixed limit's rate at a knee of 32, 0.53 at
+// 8, 0.76 at 2).
+//
+// Service times up to a millisecond longer at random (timers, scheduling, the HTTP exchange) let
+// the servers drift apart, so requests past the knee wait a fraction of a service time and no
+// probe finds a wait: the limit settles past the knee, as far as the latency tolerance lets it (with
+// up to half a millisecond, a knee of 32 sat at 35–39 most of a long drain), which costs p99 (here
+// about 1.3× a fixed limit's at knees of 8 and 32; 1.24–1.37 at a knee of 32 in scripts/bench, on
+// the real path) but not throughput.
+func TestAdaptiveRidesOutANoisyMachine(t *testing.T) {
+	const service = 10 * time.Millisecond
+	for _, c := range []struct {
+		stalls float64
+		jitter time.Duration
+	}{{10, 0}, {0, time.Millisecond}, {10, time.Millisecond}} {
+		for _, knee := range []int{2, 8, 32} {
+			var ratios, p99s []float64
+			for seed := range uint64(5) {
+				drain := func(min, max int) (time.Duration, time.Duration) {
+					clk := newFakeClock()
+					a := NewAdaptive(AdaptiveConfig{Min: min, Max: max, Now: clk.now})
+					start := clk.now()
+					_, _, latencies := lockstep(t, a, clk, 1000*knee, service, func(int) int { return knee },
+						newNoise(c.stalls, c.jitter, seed))
+					slices.Sort(latencies)
+					return clk.now().Sub(start), latencies[len(latencies)*99/100]
+				}
+				elapsed, p99 := drain(1, 128)
+				fixed, fixedP99 := drain(knee, knee)
+				ratios = append(ratios, float64(fixed)/float64(elapsed))
+				p99s = append(p99s, float64(p99)/float64(fixedP99))
 			}
-			elapsed, p99 := drain(1, 128)
-			fixed, fixedP99 := drain(knee, knee)
-			ratios = append(ratios, float64(fixed)/float64(elapsed))
-			p99s = append(p99s, float64(p99)/float64(fixedP99))
-		}
-		slices.Sort(ratios)
-		slices.Sort(p99s)
-		t.Logf("knee %d, %d stalls a second: rate %.2f of a fixed limit at the knee (of 5 seeds: %.2f..%.2f), p99 %.2f of its (%.2f..%.2f)",
-			knee, rate, ratios[2], ratios[0], ratios[4], p99s[2], p99s[0], p99s[4])
-		if ratios[2] < 0.6 {
-			t.Errorf("knee %d: median rate %.2f of a fixed limit at the knee, want ≥ 0.6", knee, ratios[2])
-		}
-		if p99s[2] > 1.5 {
-			t.Errorf("knee %d: median p99 %.2f of a fixed limit's at the knee, want ≤ 1.5", knee, p99s[2])
+			slices.Sort(ratios)
+			slices.Sort(p99s)
+			t.Logf("knee %d, %v stalls a second, jitter up to %v: rate %.2f of a fixed limit at the knee (of 5 seeds: %.2f..%.2f), p99 %.2f of its (%.2f..%.2f)",
+				knee, c.stalls, c.jitter, ratios[2], ratios[0], ratios[4], p99s[2], p99s[0], p99s[4])
+			if ratios[2] < 0.8 {
+				t.Errorf("knee %d, %v stalls a second, jitter up to %v: median rate %.2f of a fixed limit at the knee, want ≥ 0.8",
+					knee, c.stalls, c.jitter, ratios[2])
+			}
+			if p99s[2] > 1.5 {
+				t.Errorf("knee %d, %v stalls a second, jitter up to %v: median p99 %.2f of a fixed limit's at the knee, want ≤ 1.5",
+					knee, c.stalls, c.jitter, p99s[2])
+			}
 		}
 	}
 }
