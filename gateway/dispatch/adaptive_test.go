@@ -1129,8 +1129,8 @@ func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Dur
 	type req struct{ start, served, end time.Time }
 	var queue, running []*req // running: ordered by end
 	sent := 0
-	serve := func(r *req) {
-		r.served, r.end = clk.now(), clk.now().Add(service+nz.jitter())
+	serve := func(r *req, at time.Time) {
+		r.served, r.end = at, at.Add(service+nz.jitter())
 		i, _ := slices.BinarySearchFunc(running, r.end, func(x *req, end time.Time) int { return x.end.Compare(end) })
 		for i < len(running) && !running[i].end.After(r.end) {
 			i++ // keep arrival order among equal ends
@@ -1145,7 +1145,7 @@ func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Dur
 			sent++
 			r := &req{start: clk.now()}
 			if len(running) < knee(len(waits)) {
-				serve(r)
+				serve(r, clk.now())
 			} else {
 				queue = append(queue, r)
 			}
@@ -1155,6 +1155,11 @@ func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Dur
 	var stall time.Time // when the next stall starts
 	if nz.stalling() {
 		stall = clk.now().Add(nz.gap())
+	}
+	var pause, resume time.Time // the gateway's next pause
+	if nz.pausing() {
+		pause = clk.now().Add(nz.pauseGap())
+		resume = pause.Add(nz.pauseLength())
 	}
 	for len(waits) < n {
 		if len(running) == 0 {
@@ -1169,16 +1174,24 @@ func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Dur
 		}
 		r := running[0]
 		running = running[1:]
-		if d := r.end.Sub(clk.now()); d > 0 {
+		seen := r.end // when the gateway sees the answer: at the end of its pause, if in one
+		for nz.pausing() && !resume.After(seen) {
+			pause = resume.Add(nz.pauseGap())
+			resume = pause.Add(nz.pauseLength())
+		}
+		if nz.pausing() && !seen.Before(pause) {
+			seen = resume
+		}
+		if d := seen.Sub(clk.now()); d > 0 {
 			clk.advance(d)
 		}
-		a.ObserveAttempt(Attempt{Start: r.start, Latency: r.end.Sub(r.start), Status: 200, OK: true})
+		a.ObserveAttempt(Attempt{Start: r.start, Latency: seen.Sub(r.start), Status: 200, OK: true})
 		a.Release(Outcome{})
 		waits = append(waits, r.served.Sub(r.start))
 		limits = append(limits, a.Limit())
 		latencies = append(latencies, r.end.Sub(r.start))
 		for len(queue) > 0 && len(running) < knee(len(waits)) {
-			serve(queue[0])
+			serve(queue[0], maxTime(r.end, queue[0].start)) // the server freed at r.end
 			queue = queue[1:]
 		}
 		admit()
@@ -1194,17 +1207,31 @@ func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Dur
 // to free, a fraction of a service time.
 type noise struct {
 	rate            float64       // stalls a second; 0: none
+	pauses          float64       // the gateway's own pauses a second; 0: none
 	maxJitter       time.Duration // 0: none
-	stalls, jitters *rand.Rand    // apart, so that both draw the same for any limiter
+	stalls, jitters *rand.Rand    // apart, so that each draws the same for any limiter
+	paused          *rand.Rand
 }
 
-// newNoise returns the noise of seed: the same stalls and jitters for any limiter.
-func newNoise(rate float64, maxJitter time.Duration, seed uint64) *noise {
-	return &noise{rate: rate, maxJitter: maxJitter,
-		stalls: rand.New(rand.NewPCG(seed, 7)), jitters: rand.New(rand.NewPCG(seed, 11))}
+// newNoise returns the noise of seed: the same stalls, pauses and jitters for any limiter.
+func newNoise(rate, pauses float64, maxJitter time.Duration, seed uint64) *noise {
+	return &noise{rate: rate, pauses: pauses, maxJitter: maxJitter, stalls: rand.New(rand.NewPCG(seed, 7)),
+		jitters: rand.New(rand.NewPCG(seed, 11)), paused: rand.New(rand.NewPCG(seed, 13))}
 }
 
 func (z *noise) stalling() bool { return z != nil && z.rate > 0 }
+func (z *noise) pausing() bool  { return z != nil && z.pauses > 0 }
+
+// pauseGap and pauseLength are stalls' gap and length for the gateway's pauses: pauses come
+// z.pauses times a second (Poisson) and last 5–25 ms; answers that arrive in one are seen at its end,
+// and no request is sent meanwhile.
+func (z *noise) pauseGap() time.Duration {
+	return time.Duration(z.paused.ExpFloat64() / z.pauses * float64(time.Second))
+}
+
+func (z *noise) pauseLength() time.Duration {
+	return 5*time.Millisecond + time.Duration(z.paused.Int64N(int64(20*time.Millisecond)))
+}
 
 // gap is the time from one stall to the next.
 func (z *noise) gap() time.Duration {
@@ -1222,6 +1249,14 @@ func (z *noise) jitter() time.Duration {
 		return 0
 	}
 	return time.Duration(z.jitters.Int64N(int64(z.maxJitter)))
+}
+
+// maxTime is the later of a and b.
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // waitedPast counts the waits of at least d.
@@ -1363,12 +1398,20 @@ func TestAdaptiveStaysAtASmallKneeInALongDrain(t *testing.T) {
 // up to half a millisecond, a knee of 32 sat at 35–39 most of a long drain), which costs p99 (here
 // about 1.3× a fixed limit's at knees of 8 and 32; 1.24–1.37 at a knee of 32 in scripts/bench, on
 // the real path) but not throughput.
+//
+// Pauses of the gateway itself (5–25 ms, ten a second: answers that arrive in one are seen at its
+// end, late, and nothing is sent meanwhile) cost little rate alone, but p99 at a knee of 32 is at
+// the line (1.49; 2.9 in the worst seed): a probe's request that waited and was seen late reads as
+// a stall (waited: past three minimums), not a wait, so the probe finds room past the knee. Pauses and the subscriber's stalls
+// together, 20 a second, are not asserted here: at a knee of 32 they cost a fifth of the rate, a
+// third in the worst of 15 seeds (docs/performance.md, "Slow start's first round, and a noisier
+// simulation").
 func TestAdaptiveRidesOutANoisyMachine(t *testing.T) {
 	const service = 10 * time.Millisecond
 	for _, c := range []struct {
-		stalls float64
-		jitter time.Duration
-	}{{10, 0}, {0, time.Millisecond}, {10, time.Millisecond}} {
+		stalls, pauses float64
+		jitter         time.Duration
+	}{{10, 0, 0}, {0, 0, time.Millisecond}, {10, 0, time.Millisecond}, {0, 10, time.Millisecond}} {
 		for _, knee := range []int{2, 8, 32} {
 			var ratios, p99s []float64
 			for seed := range uint64(5) {
@@ -1377,7 +1420,7 @@ func TestAdaptiveRidesOutANoisyMachine(t *testing.T) {
 					a := NewAdaptive(AdaptiveConfig{Min: min, Max: max, Now: clk.now})
 					start := clk.now()
 					_, _, latencies := lockstep(t, a, clk, 1000*knee, service, func(int) int { return knee },
-						newNoise(c.stalls, c.jitter, seed))
+						newNoise(c.stalls, c.pauses, c.jitter, seed))
 					slices.Sort(latencies)
 					return clk.now().Sub(start), latencies[len(latencies)*99/100]
 				}
@@ -1388,15 +1431,15 @@ func TestAdaptiveRidesOutANoisyMachine(t *testing.T) {
 			}
 			slices.Sort(ratios)
 			slices.Sort(p99s)
-			t.Logf("knee %d, %v stalls a second, jitter up to %v: rate %.2f of a fixed limit at the knee (of 5 seeds: %.2f..%.2f), p99 %.2f of its (%.2f..%.2f)",
-				knee, c.stalls, c.jitter, ratios[2], ratios[0], ratios[4], p99s[2], p99s[0], p99s[4])
+			t.Logf("knee %d, %v stalls and %v pauses a second, jitter up to %v: rate %.2f of a fixed limit at the knee (of 5 seeds: %.2f..%.2f), p99 %.2f of its (%.2f..%.2f)",
+				knee, c.stalls, c.pauses, c.jitter, ratios[2], ratios[0], ratios[4], p99s[2], p99s[0], p99s[4])
 			if ratios[2] < 0.8 {
-				t.Errorf("knee %d, %v stalls a second, jitter up to %v: median rate %.2f of a fixed limit at the knee, want ≥ 0.8",
-					knee, c.stalls, c.jitter, ratios[2])
+				t.Errorf("knee %d, %v stalls and %v pauses a second, jitter up to %v: median rate %.2f of a fixed limit at the knee, want ≥ 0.8",
+					knee, c.stalls, c.pauses, c.jitter, ratios[2])
 			}
 			if p99s[2] > 1.5 {
-				t.Errorf("knee %d, %v stalls a second, jitter up to %v: median p99 %.2f of a fixed limit's at the knee, want ≤ 1.5",
-					knee, c.stalls, c.jitter, p99s[2])
+				t.Errorf("knee %d, %v stalls and %v pauses a second, jitter up to %v: median p99 %.2f of a fixed limit's at the knee, want ≤ 1.5",
+					knee, c.stalls, c.pauses, c.jitter, p99s[2])
 			}
 		}
 	}
