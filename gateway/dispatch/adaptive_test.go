@@ -1152,34 +1152,38 @@ func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Dur
 		}
 	}
 	admit()
+	var stalls, pauses *holdups
+	if nz != nil {
+		stalls, pauses = nz.stalls, nz.pauses
+	}
 	var stall time.Time // when the next stall starts
-	if nz.stalling() {
-		stall = clk.now().Add(nz.gap())
+	if stalls != nil {
+		stall = clk.now().Add(stalls.gap())
 	}
 	var pause, resume time.Time // the gateway's next pause
-	if nz.pausing() {
-		pause = clk.now().Add(nz.pauseGap())
-		resume = pause.Add(nz.pauseLength())
+	if pauses != nil {
+		pause = clk.now().Add(pauses.gap())
+		resume = pause.Add(pauses.length())
 	}
 	for len(waits) < n {
 		if len(running) == 0 {
 			t.Fatalf("nothing in flight after %d answers (limit %d, in flight %d)", len(waits), a.Limit(), a.InFlight())
 		}
-		for nz.stalling() && !running[0].end.Before(stall) {
-			d := nz.length()
+		for stalls != nil && !running[0].end.Before(stall) {
+			d := stalls.length()
 			for _, r := range running {
 				r.end = r.end.Add(d)
 			}
-			stall = stall.Add(d + nz.gap())
+			stall = stall.Add(d + stalls.gap())
 		}
 		r := running[0]
 		running = running[1:]
 		seen := r.end // when the gateway sees the answer: at the end of its pause, if in one
-		for nz.pausing() && !resume.After(seen) {
-			pause = resume.Add(nz.pauseGap())
-			resume = pause.Add(nz.pauseLength())
+		for pauses != nil && !resume.After(seen) {
+			pause = resume.Add(pauses.gap())
+			resume = pause.Add(pauses.length())
 		}
-		if nz.pausing() && !seen.Before(pause) {
+		if pauses != nil && !seen.Before(pause) {
 			seen = resume
 		}
 		if d := seen.Sub(clk.now()); d > 0 {
@@ -1199,48 +1203,48 @@ func lockstep(t *testing.T, a *Adaptive, clk *fakeClock, n int, service time.Dur
 	return waits, limits, latencies
 }
 
-// noise is a busy machine as lockstep sees it (nil: none). Stalls (a GC pause, a process
-// descheduled) hold up every request at the subscriber together; they come rate times a second on
-// average, each at random (Poisson), and last 5–25 ms. Jitter (timers firing late, scheduling
-// delays, the HTTP exchange) makes each service time longer by up to maxJitter, uniformly: the
-// servers of a lock-step subscriber drift apart, so a request past the knee waits for the first
-// to free, a fraction of a service time.
+// noise is a busy machine as lockstep sees it (nil: none), each kind drawn from a generator of its
+// own, so that each draws the same for any limiter:
+//   - stalls (a GC pause, a process descheduled) hold up every request at the subscriber together;
+//   - pauses of the gateway: answers that arrive in one are seen at its end, late, and nothing is
+//     sent meanwhile;
+//   - jitter (timers firing late, scheduling delays, the HTTP exchange) makes each service time
+//     longer by up to maxJitter, uniformly: the servers of a lock-step subscriber drift apart, so a
+//     request past the knee waits for the first to free, a fraction of a service time.
 type noise struct {
-	rate            float64       // stalls a second; 0: none
-	pauses          float64       // the gateway's own pauses a second; 0: none
-	maxJitter       time.Duration // 0: none
-	stalls, jitters *rand.Rand    // apart, so that each draws the same for any limiter
-	paused          *rand.Rand
+	stalls, pauses *holdups // nil: none
+	maxJitter      time.Duration
+	jitters        *rand.Rand
 }
 
-// newNoise returns the noise of seed: the same stalls, pauses and jitters for any limiter.
-func newNoise(rate, pauses float64, maxJitter time.Duration, seed uint64) *noise {
-	return &noise{rate: rate, pauses: pauses, maxJitter: maxJitter, stalls: rand.New(rand.NewPCG(seed, 7)),
-		jitters: rand.New(rand.NewPCG(seed, 11)), paused: rand.New(rand.NewPCG(seed, 13))}
+// newNoise returns the noise of seed: stalls and pauses so many times a second (0: none), and
+// service times up to maxJitter longer.
+func newNoise(stalls, pauses float64, maxJitter time.Duration, seed uint64) *noise {
+	z := &noise{maxJitter: maxJitter, jitters: rand.New(rand.NewPCG(seed, 11))}
+	if stalls > 0 {
+		z.stalls = &holdups{rate: stalls, rng: rand.New(rand.NewPCG(seed, 7))}
+	}
+	if pauses > 0 {
+		z.pauses = &holdups{rate: pauses, rng: rand.New(rand.NewPCG(seed, 13))}
+	}
+	return z
 }
 
-func (z *noise) stalling() bool { return z != nil && z.rate > 0 }
-func (z *noise) pausing() bool  { return z != nil && z.pauses > 0 }
-
-// pauseGap and pauseLength are stalls' gap and length for the gateway's pauses: pauses come
-// z.pauses times a second (Poisson) and last 5–25 ms; answers that arrive in one are seen at its end,
-// and no request is sent meanwhile.
-func (z *noise) pauseGap() time.Duration {
-	return time.Duration(z.paused.ExpFloat64() / z.pauses * float64(time.Second))
+// holdups (stalls or pauses) come rate times a second on average, each at random (Poisson), and
+// last 5–25 ms.
+type holdups struct {
+	rate float64
+	rng  *rand.Rand
 }
 
-func (z *noise) pauseLength() time.Duration {
-	return 5*time.Millisecond + time.Duration(z.paused.Int64N(int64(20*time.Millisecond)))
+// gap is the time from one holdup to the next.
+func (h *holdups) gap() time.Duration {
+	return time.Duration(h.rng.ExpFloat64() / h.rate * float64(time.Second))
 }
 
-// gap is the time from one stall to the next.
-func (z *noise) gap() time.Duration {
-	return time.Duration(z.stalls.ExpFloat64() / z.rate * float64(time.Second))
-}
-
-// length is how long a stall lasts.
-func (z *noise) length() time.Duration {
-	return 5*time.Millisecond + time.Duration(z.stalls.Int64N(int64(20*time.Millisecond)))
+// length is how long a holdup lasts.
+func (h *holdups) length() time.Duration {
+	return 5*time.Millisecond + time.Duration(h.rng.Int64N(int64(20*time.Millisecond)))
 }
 
 // jitter is how much longer one service time is.
@@ -1402,10 +1406,10 @@ func TestAdaptiveStaysAtASmallKneeInALongDrain(t *testing.T) {
 // Pauses of the gateway itself (5–25 ms, ten a second: answers that arrive in one are seen at its
 // end, late, and nothing is sent meanwhile) cost little rate alone, but p99 at a knee of 32 is at
 // the line (1.49; 2.9 in the worst seed): a probe's request that waited and was seen late reads as
-// a stall (waited: past three minimums), not a wait, so the probe finds room past the knee. Pauses and the subscriber's stalls
-// together, 20 a second, are not asserted here: at a knee of 32 they cost a fifth of the rate, a
-// third in the worst of 15 seeds (docs/performance.md, "Slow start's first round, and a noisier
-// simulation").
+// a stall (waited: past three minimums), not a wait, so the probe finds room past the knee. Pauses
+// and the subscriber's stalls together, 20 a second, are not asserted here: at a knee of 32 they
+// cost a fifth of the rate, a third in the worst of 15 seeds (docs/performance.md, "Slow start's
+// first round, and a noisier simulation").
 func TestAdaptiveRidesOutANoisyMachine(t *testing.T) {
 	const service = 10 * time.Millisecond
 	for _, c := range []struct {
