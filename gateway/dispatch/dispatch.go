@@ -191,6 +191,10 @@ type Dispatcher struct {
 	log    *slog.Logger
 	lim    Limiter
 	tracer *tracing.Tracer // nil: tracing off
+	// rt is client's transport, when do may send to it directly (plainTransport); redirected is
+	// set once a destination answered with a redirect: do sends through the client from then on.
+	rt         http.RoundTripper
+	redirected atomic.Bool
 	// observer is lim when it implements AttemptObserver, else nil.
 	observer AttemptObserver
 	// channels is consumed for the subscription and published to for channel destinations.
@@ -270,6 +274,7 @@ func New(s Subscription, d Deps) *Dispatcher {
 	if dp.client == nil {
 		dp.client = http.DefaultClient
 	}
+	dp.rt = plainTransport(dp.client)
 	if dp.m == nil {
 		dp.m = metrics.New(metrics.Build{})
 	}

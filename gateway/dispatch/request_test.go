@@ -3,9 +3,15 @@ package dispatch
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/eventgate/eventgate/gateway/event"
@@ -154,5 +160,98 @@ func TestDeliveryFollowsRedirectWithItsBody(t *testing.T) {
 			t.Errorf("%d: the delivery was marked done without reaching the redirect's target", code)
 		}
 		srv.Close()
+	}
+}
+
+// TestDeliveryRedirectsAsTheClientDoes checks that a delivery sent straight to the client's
+// transport (see Dispatcher.do) ends where http.Client.Do would have taken it, for every redirect
+// the client follows (a 303, and a 301 or 302 of a POST, become a GET without body; a 307 or 308
+// keeps the method and the body): the same method, body, CloudEvents id and Referer reach the
+// target, the same status comes back, and the redirecting URL is asked once. A redirect without
+// Location is not followed. After a redirect the dispatcher sends through the client.
+func TestDeliveryRedirectsAsTheClientDoes(t *testing.T) {
+	type arrival struct{ path, method, id, body, referer string }
+	var (
+		mu       sync.Mutex
+		arrivals []arrival
+	)
+	take := func() []arrival {
+		mu.Lock()
+		defer mu.Unlock()
+		a := arrivals
+		arrivals = nil
+		return a
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		arrivals = append(arrivals, arrival{r.URL.Path, r.Method, r.Header.Get("Ce-Id"), string(b), r.Referer()})
+		mu.Unlock()
+		switch code, _ := strconv.Atoi(r.URL.Query().Get("code")); {
+		case code == 0:
+			w.WriteHeader(http.StatusAccepted)
+		case r.URL.Query().Get("location") == "none":
+			w.WriteHeader(code)
+		default:
+			http.Redirect(w, r, "/to", code)
+		}
+	}))
+	defer srv.Close()
+	ev := testEvent("redirected")
+	for _, code := range []int{301, 302, 303, 307, 308} {
+		for _, location := range []string{"", "none"} {
+			d := New(Subscription{Namespace: "ns", Name: "sub"}, Deps{Client: srv.Client()})
+			if d.rt == nil {
+				t.Fatal("a plain client's deliveries do not go to its transport: the test would not test it")
+			}
+			u := fmt.Sprintf("%s/from?code=%d&location=%s", srv.URL, code, location)
+			res := d.attemptHTTP(context.Background(), u, ev, true)
+			mine := take()
+			if got := d.redirected.Load(); got != (location == "") {
+				t.Errorf("%d %q: sending through the client from now on: %v, want %v", code, location, got, location == "")
+			}
+
+			req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(ev.Data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Ce-Id", ev.ID)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatalf("%d %q: the reference client: %v", code, location, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			theirs := take()
+
+			if res.err != nil || res.status != resp.StatusCode {
+				t.Errorf("%d %q: the delivery ended with status %d, error %v; the client with %d", code, location, res.status, res.err, resp.StatusCode)
+			}
+			if len(mine) == 0 || len(theirs) == 0 || mine[len(mine)-1] != theirs[len(theirs)-1] {
+				t.Errorf("%d %q: the last request the delivery made was %+v, the client's %+v", code, location, mine, theirs)
+			}
+			if n := len(mine) - len(theirs); n != 0 || mine[0].path != "/from" || (len(mine) > 1 && mine[1].path == "/from") {
+				t.Errorf("%d %q: the delivery's requests %+v, the client's %+v: want the same, the redirecting URL once", code, location, mine, theirs)
+			}
+		}
+	}
+}
+
+// TestDeliveryErrorIsAURLErrorAsTheClientMakesIt checks that a delivery sent straight to the
+// transport fails as http.Client.Do fails: a *url.Error naming the method and the URL (what
+// attemptError and the status conditions show).
+func TestDeliveryErrorIsAURLErrorAsTheClientMakesIt(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	u := srv.URL + "/gone"
+	srv.Close() // connections are refused from here on
+	d := New(Subscription{Namespace: "ns", Name: "sub"}, Deps{})
+	res := d.attemptHTTP(context.Background(), u, testEvent("refused"), true)
+	var ue *url.Error
+	if !errors.As(res.err, &ue) || ue.Op != "Post" || ue.URL != u {
+		t.Fatalf("error %#v, want a *url.Error for Post %s", res.err, u)
+	}
+	_, theirs := http.Post(u, "application/json", strings.NewReader("{}"))
+	if res.err.Error() != theirs.Error() {
+		t.Errorf("error %q, the client's %q", res.err, theirs)
 	}
 }
