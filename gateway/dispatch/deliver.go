@@ -200,8 +200,9 @@ func urlErrorOp(method string) string {
 // redirect is the request http.Client makes to follow resp, the answer to req (which has no user
 // name in its URL and no credentials in its header), or nil when it would not follow it: 301, 302
 // and 303 become a GET without body (a HEAD stays a HEAD); 307 and 308 keep the method and send the
-// body again, if req can make it again (GetBody); none without a Location that parses. The header
-// is req's, less credentials when the host changes, with a Referer, as the client copies it.
+// body again, if req can make it again (GetBody); none without a Location that parses (the client
+// fails the request there; here the redirect is the answer). The header is req's, less credentials
+// when the host changes, with a Referer (none from https to http), as the client copies it.
 func redirect(req *http.Request, resp *http.Response) *http.Request {
 	method, body := req.Method, false
 	switch resp.StatusCode {
@@ -242,9 +243,7 @@ func redirect(req *http.Request, resp *http.Response) *http.Request {
 		}
 	}
 	if !(req.URL.Scheme == "https" && u.Scheme == "http") {
-		ref := *req.URL
-		ref.Fragment, ref.RawFragment = "", ""
-		next.Header.Set("Referer", ref.String())
+		next.Header.Set("Referer", req.URL.String())
 	}
 	return next
 }
