@@ -227,10 +227,14 @@ func TestDeliveryRedirectsAsTheClientDoes(t *testing.T) {
 			if res.err != nil || res.status != resp.StatusCode {
 				t.Errorf("%d %q: the delivery ended with status %d, error %v; the client with %d", code, location, res.status, res.err, resp.StatusCode)
 			}
-			if len(mine) == 0 || len(theirs) == 0 || mine[len(mine)-1] != theirs[len(theirs)-1] {
+			if len(mine) == 0 || len(theirs) == 0 {
+				t.Errorf("%d %q: requests made: the delivery's %+v, the client's %+v", code, location, mine, theirs)
+				continue
+			}
+			if mine[len(mine)-1] != theirs[len(theirs)-1] {
 				t.Errorf("%d %q: the last request the delivery made was %+v, the client's %+v", code, location, mine, theirs)
 			}
-			if n := len(mine) - len(theirs); n != 0 || mine[0].path != "/from" || (len(mine) > 1 && mine[1].path == "/from") {
+			if len(mine) != len(theirs) || mine[0].path != "/from" || (len(mine) > 1 && mine[1].path == "/from") {
 				t.Errorf("%d %q: the delivery's requests %+v, the client's %+v: want the same, the redirecting URL once", code, location, mine, theirs)
 			}
 		}
