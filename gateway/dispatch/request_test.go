@@ -245,9 +245,7 @@ func TestDeliveryRedirectsAsTheClientDoes(t *testing.T) {
 // transport fails as http.Client.Do fails: a *url.Error naming the method and the URL (what
 // attemptError and the status conditions show).
 func TestDeliveryErrorIsAURLErrorAsTheClientMakesIt(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	u := srv.URL + "/gone"
-	srv.Close() // connections are refused from here on
+	u := "http://127.0.0.1:0/gone" // nothing listens on port 0: the connection is refused
 	d := New(Subscription{Namespace: "ns", Name: "sub"}, Deps{})
 	res := d.attemptHTTP(context.Background(), u, testEvent("refused"), true)
 	var ue *url.Error
