@@ -179,12 +179,15 @@ func (d *Dispatcher) do(req *http.Request) (*http.Response, error) {
 	if resp.Body == nil {
 		resp.Body = http.NoBody
 	}
-	next := redirect(req, resp)
-	if next == nil {
+	next, err := redirect(req, resp)
+	if next == nil && err == nil {
 		return resp, nil
 	}
-	d.redirected.Store(true)
 	drainClose(resp.Body)
+	if err != nil {
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
+	}
+	d.redirected.Store(true)
 	return d.client.Do(next)
 }
 
@@ -200,10 +203,11 @@ func urlErrorOp(method string) string {
 // redirect is the request http.Client makes to follow resp, the answer to req (which has no user
 // name in its URL and no credentials in its header), or nil when it would not follow it: 301, 302
 // and 303 become a GET without body (a HEAD stays a HEAD); 307 and 308 keep the method and send the
-// body again, if req can make it again (GetBody); none without a Location that parses (the client
-// fails the request there; here the redirect is the answer). The header is req's, less credentials
-// when the host changes, with a Referer (none from https to http), as the client copies it.
-func redirect(req *http.Request, resp *http.Response) *http.Request {
+// body again, if req can make it again (GetBody); none without a Location. A Location that does
+// not parse is an error, as the client fails the request there (a retryable one: the subscriber
+// may mend it). The header is req's, less credentials when the host changes, with a Referer (none
+// from https to http), as the client copies it.
+func redirect(req *http.Request, resp *http.Response) (*http.Request, error) {
 	method, body := req.Method, false
 	switch resp.StatusCode {
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther:
@@ -212,27 +216,27 @@ func redirect(req *http.Request, resp *http.Response) *http.Request {
 		}
 	case http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		if req.GetBody == nil && req.ContentLength != 0 {
-			return nil
+			return nil, nil
 		}
 		body = req.GetBody != nil
 	default:
-		return nil
+		return nil, nil
 	}
 	loc := resp.Header.Get("Location")
 	if loc == "" {
-		return nil
+		return nil, nil
 	}
 	u, err := req.URL.Parse(loc)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("%d redirect to a Location that does not parse (%q): %w", resp.StatusCode, loc, err)
 	}
 	next, err := http.NewRequestWithContext(req.Context(), method, u.String(), nil)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("%d redirect to %q: %w", resp.StatusCode, loc, err)
 	}
 	if body {
 		if next.Body, err = req.GetBody(); err != nil {
-			return nil
+			return nil, fmt.Errorf("%d redirect to %q: the body again: %w", resp.StatusCode, loc, err)
 		}
 		next.GetBody, next.ContentLength = req.GetBody, req.ContentLength
 	}
@@ -245,7 +249,7 @@ func redirect(req *http.Request, resp *http.Response) *http.Request {
 	if !(req.URL.Scheme == "https" && u.Scheme == "http") {
 		next.Header.Set("Referer", req.URL.String())
 	}
-	return next
+	return next, nil
 }
 
 // plainTransport is the transport of c when d.do may use it directly (see do): c has no cookie

@@ -192,6 +192,9 @@ func TestDeliveryRedirectsAsTheClientDoes(t *testing.T) {
 			w.WriteHeader(http.StatusAccepted)
 		case r.URL.Query().Get("location") == "none":
 			w.WriteHeader(code)
+		case r.URL.Query().Get("location") == "bad":
+			w.Header().Set("Location", "/to%zz") // an escape that does not parse
+			w.WriteHeader(code)
 		default:
 			http.Redirect(w, r, "/to", code)
 		}
@@ -199,7 +202,7 @@ func TestDeliveryRedirectsAsTheClientDoes(t *testing.T) {
 	defer srv.Close()
 	ev := testEvent("redirected")
 	for _, code := range []int{301, 302, 303, 307, 308} {
-		for _, location := range []string{"", "none"} {
+		for _, location := range []string{"", "none", "bad"} {
 			d := New(Subscription{Namespace: "ns", Name: "sub"}, Deps{Client: srv.Client()})
 			if d.rt == nil {
 				t.Fatal("a plain client's deliveries do not go to its transport: the test would not test it")
@@ -217,12 +220,27 @@ func TestDeliveryRedirectsAsTheClientDoes(t *testing.T) {
 			}
 			req.Header.Set("Ce-Id", ev.ID)
 			resp, err := srv.Client().Do(req)
+			theirs := take()
+			if location == "bad" {
+				// The client fails the request; so does the delivery, retryably, naming the Location.
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("%d %q: the reference client followed or returned an unparseable Location", code, location)
+				}
+				var ue *url.Error
+				if res.err == nil || !errors.As(res.err, &ue) || !strings.Contains(res.err.Error(), "/to%zz") || !res.retryable {
+					t.Errorf("%d %q: the delivery ended with status %d, error %v (retryable %v); the client with %v", code, location, res.status, res.err, res.retryable, err)
+				}
+				if len(mine) != 1 || len(theirs) != 1 || mine[0] != theirs[0] {
+					t.Errorf("%d %q: the delivery's requests %+v, the client's %+v: want the redirecting URL once each", code, location, mine, theirs)
+				}
+				continue
+			}
 			if err != nil {
 				t.Fatalf("%d %q: the reference client: %v", code, location, err)
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			theirs := take()
 
 			if res.err != nil || res.status != resp.StatusCode {
 				t.Errorf("%d %q: the delivery ended with status %d, error %v; the client with %d", code, location, res.status, res.err, resp.StatusCode)
