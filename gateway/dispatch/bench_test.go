@@ -41,7 +41,9 @@ func BenchmarkDeliver(b *testing.B) {
 	ev := testEvent("bench-1")
 	ev.Data = bytes.Repeat([]byte("x"), 512)
 	rec := channel.Record{Offset: 1, Event: ev}
-	ctx := context.Background()
+	scope := newAttemptScope(context.Background()) // as a delivery worker makes its attempts
+	defer scope.end()
+	ctx := context.Context(scope)
 	b.SetBytes(int64(len(ev.Data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -52,8 +54,9 @@ func BenchmarkDeliver(b *testing.B) {
 }
 
 // BenchmarkDeliverStarted is BenchmarkDeliver as a started dispatcher runs it with the default
-// configuration: the subscriber's URL parsed at Start, a 30 s per-attempt timeout, and an event with
-// the attributes scripts/bench sends (a time among them). Compare with BenchmarkBaselineHTTPPost.
+// configuration: the subscriber's URL parsed at Start, a 30 s per-attempt timeout (from the
+// attemptScope a delivery worker makes its attempts in), and an event with the attributes
+// scripts/bench sends (a time among them). Compare with BenchmarkBaselineHTTPPost.
 func BenchmarkDeliverStarted(b *testing.B) {
 	srv := benchServer(b)
 	s := Subscription{Namespace: "ns", Name: "bench", Channel: testChannel,
@@ -66,7 +69,9 @@ func BenchmarkDeliverStarted(b *testing.B) {
 	ev.Time = "2026-11-28T12:00:00.123456789Z"
 	ev.Data = bytes.Repeat([]byte("x"), 512)
 	rec := channel.Record{Offset: 1, Event: ev}
-	ctx := context.Background()
+	scope := newAttemptScope(context.Background()) // as a delivery worker makes its attempts
+	defer scope.end()
+	ctx := context.Context(scope)
 	b.SetBytes(int64(len(ev.Data)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -453,6 +453,8 @@ func (d *Dispatcher) handleClaim(c channel.Claim) {
 	defer unlinkStop()
 
 	log := d.log.With("partition", c.Partition())
+	inline := newAttemptScope(dctx) // the attempts of ordered records delivered on this goroutine
+	defer inline.end()
 	var wg sync.WaitGroup
 	work := make(chan channel.Record) // unordered: records for idle workers
 	keyed := newKeyedRunner()         // ordered: one at a time per partition key
@@ -501,7 +503,7 @@ intake:
 				continue
 			}
 			keyed.wait()
-			d.run(dctx, c, rec, log)
+			d.run(inline, c, rec, log)
 			continue
 		}
 		select {
@@ -541,6 +543,9 @@ func (d *Dispatcher) worker(ctx context.Context, c channel.Claim, rec channel.Re
 	defer wg.Done()
 	d.workers.Add(1)
 	defer d.workers.Add(-1)
+	scope := newAttemptScope(ctx)
+	defer scope.end()
+	ctx = scope
 	idle := time.NewTimer(d.workerIdle)
 	defer idle.Stop()
 	took := true // a record was taken since the timer was last set

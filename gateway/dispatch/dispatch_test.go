@@ -238,32 +238,87 @@ func TestDeadLetterDownKeepsEventUntilItLands(t *testing.T) {
 	}
 }
 
+// TestPerAttemptTimeout runs on a delivery worker (unordered) and on the claim's own goroutine
+// (ordered, keyless): both make their attempts in an attemptScope.
 func TestPerAttemptTimeout(t *testing.T) {
-	release := make(chan struct{})
-	srv := newRecorder(t, func(_ int, r *http.Request, w http.ResponseWriter) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
+	for _, ordered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ordered=%v", ordered), func(t *testing.T) {
+			release := make(chan struct{})
+			srv := newRecorder(t, func(_ int, r *http.Request, w http.ResponseWriter) {
+				select {
+				case <-r.Context().Done():
+				case <-release:
+				}
+			})
+			t.Cleanup(func() { close(release) })
+			h := newHarness(t, 1, Subscription{
+				Subscriber: Destination{URL: srv.url()},
+				Ordered:    ordered,
+				Policy:     Policy{Retry: 1, BackoffDelay: time.Millisecond, Timeout: 50 * time.Millisecond},
+			}, nil)
+			c := h.p.claim(t, 0)
+			start := time.Now()
+			off := c.push(t, testEvent("e-hang"))
+			c.waitDone(t, off)
+			if el := time.Since(start); el < 100*time.Millisecond {
+				t.Errorf("two timed-out attempts took %v, want >= 100ms", el)
+			}
+			if got := h.attempts("timeout"); got != 2 {
+				t.Errorf("attempts{timeout} = %v, want 2", got)
+			}
+			if got := h.count("dropped", "retries_exhausted"); got != 1 {
+				t.Errorf("dropped = %v, want 1", got)
+			}
+		})
+	}
+}
+
+// TestAttemptScopeDeadlines checks the timeout contexts an attemptScope hands out: each attempt's
+// deadline lies between its timeout and a 64th of it later, attempts close together share one
+// context, a context the scope has moved on from or ended is released, and the scope's parent
+// still ends them.
+func TestAttemptScopeDeadlines(t *testing.T) {
+	const timeout, grace = 640 * time.Millisecond, 10 * time.Millisecond
+	parent, cancelParent := context.WithCancel(context.Background())
+	defer cancelParent()
+	s := newAttemptScope(parent)
+	var made []context.Context
+	attempts := 0
+	// Attempts one after another for four graces: the scope must move on at least three times.
+	for end := time.Now().Add(4 * grace); time.Now().Before(end); attempts++ {
+		before := time.Now()
+		ctx := s.attempt(timeout)
+		after := time.Now()
+		dl, ok := ctx.Deadline()
+		if !ok || dl.Before(before.Add(timeout)) || dl.After(after.Add(timeout+grace)) {
+			t.Fatalf("attempt %d between %v and %v: deadline %v (set %v), want within [start+%v, start+%v]",
+				attempts, before, after, dl, ok, timeout, timeout+grace)
 		}
-	})
-	t.Cleanup(func() { close(release) })
-	h := newHarness(t, 1, Subscription{
-		Subscriber: Destination{URL: srv.url()},
-		Policy:     Policy{Retry: 1, BackoffDelay: time.Millisecond, Timeout: 50 * time.Millisecond},
-	}, nil)
-	c := h.p.claim(t, 0)
-	start := time.Now()
-	off := c.push(t, testEvent("e-hang"))
-	c.waitDone(t, off)
-	if el := time.Since(start); el < 100*time.Millisecond {
-		t.Errorf("two timed-out attempts took %v, want >= 100ms", el)
+		if len(made) == 0 || made[len(made)-1] != ctx {
+			if len(made) > 0 && made[len(made)-1].Err() != context.Canceled {
+				t.Fatalf("the context before attempt %d was not released when the scope moved on: %v", attempts, made[len(made)-1].Err())
+			}
+			made = append(made, ctx)
+		}
 	}
-	if got := h.attempts("timeout"); got != 2 {
-		t.Errorf("attempts{timeout} = %v, want 2", got)
+	if len(made) < 4 || len(made) >= attempts {
+		t.Fatalf("%d attempts over %v made %d contexts: want at least 4, and fewer than the attempts", attempts, 4*grace, len(made))
 	}
-	if got := h.count("dropped", "retries_exhausted"); got != 1 {
-		t.Errorf("dropped = %v, want 1", got)
+	last := made[len(made)-1]
+	s.end()
+	if last.Err() != context.Canceled {
+		t.Errorf("end left the last context %v, want it released", last.Err())
 	}
+
+	s = newAttemptScope(parent)
+	ctx := s.attempt(timeout)
+	cancelParent()
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the scope's parent ended, its attempt's context did not")
+	}
+	s.end()
 }
 
 func TestRetryAfterHonouredUpToRetryAfterMax(t *testing.T) {
