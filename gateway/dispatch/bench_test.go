@@ -41,9 +41,7 @@ func BenchmarkDeliver(b *testing.B) {
 	ev := testEvent("bench-1")
 	ev.Data = bytes.Repeat([]byte("x"), 512)
 	rec := channel.Record{Offset: 1, Event: ev}
-	scope := newAttemptScope(context.Background()) // as a delivery worker makes its attempts
-	defer scope.end()
-	ctx := context.Context(scope)
+	ctx := context.Background()
 	b.SetBytes(int64(len(ev.Data)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -217,7 +217,7 @@ func (d *Dispatcher) do(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := d.rt.RoundTrip(req)
 	if err != nil {
-		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
+		return nil, clientError(req, err)
 	}
 	if resp.Body == nil {
 		resp.Body = http.NoBody
@@ -228,19 +228,20 @@ func (d *Dispatcher) do(req *http.Request) (*http.Response, error) {
 	}
 	drainClose(resp.Body)
 	if err != nil {
-		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
+		return nil, clientError(req, err)
 	}
 	d.redirected.Store(true)
 	return d.client.Do(next)
 }
 
-// urlErrorOp is the Op of the *url.Error http.Client returns for a request of method: "Post" for
-// POST.
-func urlErrorOp(method string) string {
-	if method == "" {
-		return "Get"
+// clientError is err as http.Client returns it for req: a *url.Error naming the method ("Post" for
+// a POST) and the URL.
+func clientError(req *http.Request, err error) error {
+	op := "Get"
+	if req.Method != "" {
+		op = req.Method[:1] + strings.ToLower(req.Method[1:])
 	}
-	return method[:1] + strings.ToLower(method[1:])
+	return &url.Error{Op: op, URL: req.URL.String(), Err: err}
 }
 
 // redirect is the request http.Client makes to follow resp, the answer to req (which has no user

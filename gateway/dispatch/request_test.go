@@ -168,7 +168,8 @@ func TestDeliveryFollowsRedirectWithItsBody(t *testing.T) {
 // the client follows (a 303, and a 301 or 302 of a POST, become a GET without body; a 307 or 308
 // keeps the method and the body): the same method, body, CloudEvents id and Referer reach the
 // target, the same status comes back, and the redirecting URL is asked once. A redirect without
-// Location is not followed. After a redirect the dispatcher sends through the client.
+// Location is not followed; one whose Location does not parse fails, retryably, as the client's
+// request fails. After a redirect the dispatcher sends through the client.
 func TestDeliveryRedirectsAsTheClientDoes(t *testing.T) {
 	type arrival struct{ path, method, id, body, referer string }
 	var (
