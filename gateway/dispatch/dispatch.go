@@ -457,7 +457,7 @@ func (d *Dispatcher) handleClaim(c channel.Claim) {
 	defer inline.end()
 	var wg sync.WaitGroup
 	work := make(chan channel.Record) // unordered: records for idle workers
-	keyed := newKeyedRunner()         // ordered: one at a time per partition key
+	keyed := newKeyedRunner(dctx)     // ordered: one at a time per partition key
 	// next takes the next record: from the claim itself where it is a channel.Puller (no goroutine
 	// hand-off per record), else from Records. ok is false when intake ends.
 	puller, pulls := c.(channel.Puller)
@@ -499,7 +499,7 @@ intake:
 		}
 		if d.sub.Ordered {
 			if key := partitionKey(rec); key != "" {
-				keyed.submit(key, func() { d.run(dctx, c, rec, log) })
+				keyed.submit(key, func(ctx context.Context) { d.run(ctx, c, rec, log) })
 				continue
 			}
 			keyed.wait()

@@ -238,11 +238,16 @@ func TestDeadLetterDownKeepsEventUntilItLands(t *testing.T) {
 	}
 }
 
-// TestPerAttemptTimeout runs on a delivery worker (unordered) and on the claim's own goroutine
-// (ordered, keyless): both make their attempts in an attemptScope.
+// TestPerAttemptTimeout runs on a delivery worker (unordered), on the claim's own goroutine
+// (ordered, keyless) and on a partition key's goroutine (ordered, keyed): each makes its attempts
+// in an attemptScope.
 func TestPerAttemptTimeout(t *testing.T) {
-	for _, ordered := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ordered=%v", ordered), func(t *testing.T) {
+	for _, mode := range []struct {
+		name    string
+		ordered bool
+		key     string
+	}{{"unordered", false, ""}, {"ordered", true, ""}, {"ordered keyed", true, "k"}} {
+		t.Run(mode.name, func(t *testing.T) {
 			release := make(chan struct{})
 			srv := newRecorder(t, func(_ int, r *http.Request, w http.ResponseWriter) {
 				select {
@@ -253,12 +258,16 @@ func TestPerAttemptTimeout(t *testing.T) {
 			t.Cleanup(func() { close(release) })
 			h := newHarness(t, 1, Subscription{
 				Subscriber: Destination{URL: srv.url()},
-				Ordered:    ordered,
+				Ordered:    mode.ordered,
 				Policy:     Policy{Retry: 1, BackoffDelay: time.Millisecond, Timeout: 50 * time.Millisecond},
 			}, nil)
 			c := h.p.claim(t, 0)
 			start := time.Now()
-			off := c.push(t, testEvent("e-hang"))
+			ev := testEvent("e-hang")
+			if mode.key != "" {
+				ev.SetExtension(event.PartitionKeyExtension, mode.key)
+			}
+			off := c.push(t, ev)
 			c.waitDone(t, off)
 			if el := time.Since(start); el < 100*time.Millisecond {
 				t.Errorf("two timed-out attempts took %v, want >= 100ms", el)

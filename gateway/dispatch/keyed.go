@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"context"
 	"sync"
 
 	"github.com/eventgate/eventgate/gateway/channel"
@@ -13,15 +14,21 @@ import (
 // after it — the partition's own order, as when no event has a key. The claim's intake goroutine is
 // the only caller of submit and wait.
 type keyedRunner struct {
-	active sync.WaitGroup // one per key with work queued or running
+	ctx    context.Context // the deliveries' context
+	active sync.WaitGroup  // one per key with work queued or running
 	mu     sync.Mutex
-	queues map[string][]func() // work waiting behind the running item, per key; present while the key runs
+	queues map[string][]func(context.Context) // work waiting behind the running item, per key; present while the key runs
 }
 
-func newKeyedRunner() *keyedRunner { return &keyedRunner{queues: map[string][]func(){}} }
+// newKeyedRunner returns a runner whose items run under ctx.
+func newKeyedRunner(ctx context.Context) *keyedRunner {
+	return &keyedRunner{ctx: ctx, queues: map[string][]func(context.Context){}}
+}
 
 // submit runs f after every earlier item of key, concurrently with other keys. It does not block.
-func (k *keyedRunner) submit(key string, f func()) {
+// f gets the runner's context as an attemptScope of the goroutine that runs it (one item at a
+// time).
+func (k *keyedRunner) submit(key string, f func(ctx context.Context)) {
 	k.mu.Lock()
 	if q, running := k.queues[key]; running {
 		k.queues[key] = append(q, f)
@@ -33,8 +40,10 @@ func (k *keyedRunner) submit(key string, f func()) {
 	k.active.Add(1)
 	go func() {
 		defer k.active.Done()
+		scope := newAttemptScope(k.ctx)
+		defer scope.end()
 		for f != nil {
-			f()
+			f(scope)
 			k.mu.Lock()
 			if q := k.queues[key]; len(q) > 0 {
 				f, k.queues[key] = q[0], q[1:]
