@@ -117,11 +117,11 @@ func (d *Dispatcher) attemptContext(ctx context.Context) (context.Context, conte
 }
 
 // attemptScope is the context of a goroutine that makes one attempt at a time (a delivery worker,
-// a claim delivering in order, a partition key's runner): the attempts it starts within a short window share one timeout
-// context, where each would otherwise make its own context and timer and cancel them after (that
-// was 4–5% of an unordered Kafka drain's CPU). An attempt then times out between the timeout and
-// a 64th of it (at most 50 ms) later. A scope must not be shared between goroutines; end releases
-// its last timeout context (which would otherwise stay until its deadline).
+// a claim delivering in order, a partition key's runner): the attempts it starts within a short
+// window share one timeout context, where each would otherwise make its own context and timer and
+// cancel them after (that was 4–5% of an unordered Kafka drain's CPU). An attempt then times out
+// between the timeout and a 64th of it (at most 50 ms) later. A scope must not be shared between
+// goroutines; end releases its last timeout context (which would otherwise stay until its deadline).
 type attemptScope struct {
 	context.Context
 	cur      context.Context // the shared timeout context, a child of Context; nil before the first attempt
