@@ -29,6 +29,7 @@ type benchFlags struct {
 	count       int64
 	size        int
 	types       int
+	keys        int
 	targets     int
 	mode        string
 	batchSize   int
@@ -99,6 +100,7 @@ event's time attribute.`,
 	fl.Int64VarP(&f.count, "count", "n", 0, "stop after this many events")
 	fl.IntVar(&f.size, "size", 512, "bytes of data per event")
 	fl.IntVar(&f.types, "types", 0, "spread events over this many types, dev.eventgate.bench.0 … .N-1, in turn (to load trigger filters)")
+	fl.IntVar(&f.keys, "keys", 0, "give the events a partitionkey of this many values, k0 … kN-1, in turn (for ordered delivery per key)")
 	fl.IntVar(&f.targets, "targets", 0, "spread requests over this many URLs, in turn: URL with {n} replaced by 0 … N-1 (to load many channels)")
 	fl.StringVar(&f.mode, "mode", "binary", "content mode: binary, structured or batch")
 	fl.IntVar(&f.batchSize, "batch-size", loadgen.DefaultBatchSize, "events per request in batch mode")
@@ -113,7 +115,7 @@ event's time attribute.`,
 // config turns the flags into a loadgen.Config; --rate wins over the default concurrency, and both
 // given explicitly is an error.
 func (f *benchFlags) config(url string, concurrencySet bool) (loadgen.Config, error) {
-	cfg := loadgen.Config{URL: url, Duration: f.duration, Count: f.count, Size: f.size, Types: f.types, Targets: f.targets,
+	cfg := loadgen.Config{URL: url, Duration: f.duration, Count: f.count, Size: f.size, Types: f.types, Keys: f.keys, Targets: f.targets,
 		Mode: loadgen.Mode(f.mode), BatchSize: f.batchSize, Timeout: f.timeout, MaxInFlight: f.maxInFlight}
 	switch {
 	case f.rate > 0 && concurrencySet:

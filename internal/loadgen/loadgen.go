@@ -68,6 +68,9 @@ type Config struct {
 	// Types, when above 1, spreads the events over that many types, TYPE.0 … TYPE.(Types-1), in turn
 	// (for trigger filters: each type is 1/Types of the events).
 	Types int
+	// Keys, when above 0, gives the events a partitionkey extension of Keys values, k0 … k(Keys-1),
+	// in turn (records keyed so, for ordered delivery per key).
+	Keys int
 	// Targets, when above 1, spreads the requests over that many URLs, in turn: URL with every
 	// TargetPlaceholder replaced by 0 … Targets-1 (one channel each, to load many channels at once).
 	Targets int
@@ -129,6 +132,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Size < 0 {
 		errs = append(errs, errors.New("size: must not be negative"))
+	}
+	if c.Keys < 0 {
+		errs = append(errs, errors.New("keys: must not be negative"))
 	}
 	if c.Targets > 1 && !strings.Contains(c.URL, TargetPlaceholder) {
 		errs = append(errs, fmt.Errorf("targets: %d targets need %s in the url", c.Targets, TargetPlaceholder))
@@ -371,6 +377,7 @@ type generator struct {
 	next   atomic.Int64 // requests sent, to pick the next of urls
 	typ    string
 	types  []string // the types events take in turn; nil: typ
+	keys   []string // the partition keys events take in turn; nil: none
 	source string
 }
 
@@ -384,6 +391,9 @@ func newGenerator(cfg Config) (*generator, error) {
 		if cfg.Types > 1 {
 			g.types = append(g.types, cfg.Type+"."+strconv.Itoa(i))
 		}
+	}
+	for i := range max(cfg.Keys, 0) {
+		g.keys = append(g.keys, "k"+strconv.Itoa(i))
 	}
 	if cfg.Targets > 1 {
 		for i := range cfg.Targets {
@@ -415,10 +425,14 @@ func (g *generator) event() *event.Event {
 	if len(g.types) > 0 {
 		typ = g.types[seq%int64(len(g.types))]
 	}
-	return &event.Event{
+	e := &event.Event{
 		ID: g.prefix + strconv.FormatInt(seq, 10), Source: g.source, SpecVersion: event.SpecVersion,
 		Type: typ, Time: time.Now().UTC().Format(time.RFC3339Nano), DataContentType: g.ct, Data: g.data,
 	}
+	if len(g.keys) > 0 {
+		e.Extensions = map[string]string{event.PartitionKeyExtension: g.keys[seq%int64(len(g.keys))]}
+	}
+	return e
 }
 
 // send posts one request and returns its status code.

@@ -281,6 +281,27 @@ func TestTypesCycle(t *testing.T) {
 	}
 }
 
+func TestKeysCycle(t *testing.T) {
+	g, err := newGenerator(Config{URL: "http://127.0.0.1:1/x", Keys: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for range 40 {
+		counts[g.event().Extension(event.PartitionKeyExtension)]++
+	}
+	if len(counts) != 4 || counts["k0"] != 10 || counts["k1"] != 10 || counts["k2"] != 10 || counts["k3"] != 10 {
+		t.Errorf("partition keys over 40 events: %v, want k0 … k3 ten times each", counts)
+	}
+	g, _ = newGenerator(Config{URL: "http://127.0.0.1:1/x"})
+	if e := g.event(); len(e.Extensions) != 0 {
+		t.Errorf("no keys: extensions %v, want none", e.Extensions)
+	}
+	if _, err := Run(context.Background(), Config{URL: "http://127.0.0.1:1/x", Concurrency: 1, Count: 1, Keys: -1}, nil); !errors.Is(err, ErrConfig) {
+		t.Errorf("keys -1: err %v, want ErrConfig", err)
+	}
+}
+
 // mustSink is NewSink for options known to be valid.
 func mustSink(t testing.TB, o SinkOptions) *Sink {
 	t.Helper()
