@@ -34,6 +34,7 @@ type settings struct {
 	size           int
 	batchConc      int
 	drainN         int64
+	drainKeys      int
 	inFlight       int
 	backlog        int64
 	rssWindow      time.Duration
@@ -62,13 +63,14 @@ func main() {
 	flag.IntVar(&s.concurrency, "concurrency", 32, "closed-loop concurrency of the single-event ingress runs")
 	flag.IntVar(&s.size, "size", 512, "bytes of data per event")
 	flag.IntVar(&s.batchConc, "batch-concurrency", 8, "closed-loop concurrency of the batched ingress runs")
+	flag.IntVar(&s.drainKeys, "drain-keys", 1000, "partition keys of the dispatch-keyed path's backlog")
 	flag.Int64Var(&s.drainN, "drain", 0, "backlog size of each dispatch drain run (default 100000, quick 20000)")
 	flag.IntVar(&s.inFlight, "in-flight", 64, "in-flight deliveries of the (unordered) consume-and-POST baseline (eventgate's dispatch.maxInFlight default)")
 	flag.DurationVar(&s.rssWindow, "rss-window", 0, "how long the RSS run watches the backlog drain (default 30s, quick 5s)")
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
 	flag.DurationVar(&s.adaptiveSecs, "adaptive-duration", 0, "the adaptive path's drains hold this long's worth of events at the subscriber's capacity (default 2s, quick 1s)")
 	flag.IntVar(&s.adaptiveRuns, "adaptive-runs", 1, "repetitions of each drain of the adaptive path (12 cells × 5 limits: one repetition is ~7 minutes)")
-	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-ordered,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,subs-kafka,subs-memory,adaptive")
+	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-ordered,dispatch-keyed,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,subs-kafka,subs-memory,adaptive")
 	flag.Float64Var(&s.adaptiveStalls, "adaptive-stalls", 0, "the adaptive path's subscribers pause about this many times a second, 5–25 ms each, as a busy machine stalls (bench sink --stalls); default none")
 	flag.StringVar(&s.adaptiveOnly, "adaptive-cells", "", "the adaptive path's cells to run, as KNEExSERVICE separated by commas (e.g. 2x50ms,32x10ms); default the whole grid (--quick: its corners)")
 	flag.IntVar(&s.subs, "subs", 0, "subscriptions on the gateway of the subs-kafka and subs-memory paths (default 1000, quick 100)")
@@ -206,7 +208,7 @@ func (r *runner) bin(name string) string { return filepath.Join(r.s.bin, name) }
 func (r *runner) run(ctx context.Context) (*Report, error) {
 	r.rep = &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Settings: map[string]any{
 		"quick": r.s.quick, "runs": r.s.runs, "duration_s": r.s.duration.Seconds(), "concurrency": r.s.concurrency,
-		"size": r.s.size, "batch_concurrency": r.s.batchConc, "batch_size": 100, "drain_events": r.s.drainN,
+		"size": r.s.size, "batch_concurrency": r.s.batchConc, "batch_size": 100, "drain_events": r.s.drainN, "drain_keys": r.s.drainKeys,
 		"in_flight": r.s.inFlight, "backlog_events": r.s.backlog, "rss_window_s": r.s.rssWindow.Seconds(),
 		"slow_delay_ms": r.s.slowDelay.Milliseconds(), "subs": r.s.subs, "subs_rate": r.s.subsRate,
 		"idle_settle_s": r.s.idleSettle.Seconds(), "idle_window_s": r.s.idleWindow.Seconds(),
@@ -234,6 +236,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		{"batch-kafka", kafka, r.batchKafka},
 		{"dispatch", kafka, r.dispatch},
 		{"dispatch-ordered", kafka, r.dispatchOrdered},
+		{"dispatch-keyed", kafka, r.dispatchKeyed},
 		{"dispatch-memory", "", r.dispatchMemory},
 		{"ingress-nats", nats, r.ingressNATS},
 		{"batch-nats", nats, r.batchNATS},
@@ -268,7 +271,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 
 // wantsKafka and wantsNATS say whether the selected paths include any on that server.
 func (r *runner) wantsKafka() bool {
-	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "dispatch-ordered", "rss", "triggers", "tracing-dispatch", "subs-kafka"}, r.s.want)
+	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "dispatch-ordered", "dispatch-keyed", "rss", "triggers", "tracing-dispatch", "subs-kafka"}, r.s.want)
 }
 
 func (r *runner) wantsNATS() bool {

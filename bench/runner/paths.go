@@ -153,16 +153,16 @@ func (r *runner) batchKafka(ctx context.Context) error {
 }
 
 // fill stores n events on channel ch (declared by manifest) through a gateway with no subscription,
-// in batches.
-func (r *runner) fill(ctx context.Context, manifest, ch string, n int64) error {
+// in batches; loadArgs go to `eventgate bench` (--keys N, say).
+func (r *runner) fill(ctx context.Context, manifest, ch string, n int64, loadArgs ...string) error {
 	gw, err := r.gateway(ctx, manifest)
 	if err != nil {
 		return err
 	}
 	defer gw.stop()
 	start := time.Now()
-	res, err := r.load(ctx, gw.ingress+"/bench/"+ch, "--count", strconv.FormatInt(n, 10), "--mode", "batch",
-		"--batch-size", "100", "--concurrency", "4", "--size", strconv.Itoa(r.s.size), "--timeout", "60s")
+	res, err := r.load(ctx, gw.ingress+"/bench/"+ch, append([]string{"--count", strconv.FormatInt(n, 10), "--mode", "batch",
+		"--batch-size", "100", "--concurrency", "4", "--size", strconv.Itoa(r.s.size), "--timeout", "60s"}, loadArgs...)...)
 	if err != nil {
 		return fmt.Errorf("filling %s: %w", ch, err)
 	}
@@ -202,20 +202,21 @@ func (r *runner) consumer(topic string, args ...string) deliverer {
 // interleaved, how fast a gateway with a new earliest Subscription on it delivers the backlog to a
 // sink, and how fast what baseline starts does. See drainAll for the figures.
 func (r *runner) drain(ctx context.Context, manifest, kind, ch string, baseline deliverer) (egs, bases, egCPU, baseCPU []float64, err error) {
-	rates, cpu, err := r.drainAll(ctx, manifest, ch, []string{"eventgate", "baseline"},
+	rates, cpu, err := r.drainAll(ctx, manifest, ch, nil, []string{"eventgate", "baseline"},
 		r.subscriber(manifest, kind, ch, "drain", nil), baseline)
 	return rates[0], rates[1], cpu[0], cpu[1], err
 }
 
-// drainAll fills channel ch (declared by manifest) with the drain backlog once, then measures,
+// drainAll fills channel ch (declared by manifest) with the drain backlog once (fillArgs go to the
+// load generator), then measures,
 // interleaved (see interleave), how fast each of ds delivers the whole backlog to a sink of its own
 // (each run reads it anew: a new group). The figure is the sink's events/s from the first arrival to
 // the last, so no side's group join is counted. Beside it, it returns the CPU time each delivering
 // process used per event (µs, from /proc, start-up included), a figure the other work on a shared
 // machine disturbs less than the rate. names label the deliverers in progress lines and errors.
-func (r *runner) drainAll(ctx context.Context, manifest, ch string, names []string, ds ...deliverer) (rates, cpu [][]float64, err error) {
+func (r *runner) drainAll(ctx context.Context, manifest, ch string, fillArgs, names []string, ds ...deliverer) (rates, cpu [][]float64, err error) {
 	rates, cpu = make([][]float64, len(ds)), make([][]float64, len(ds))
-	if err := r.fill(ctx, manifest, ch, r.s.drainN); err != nil {
+	if err := r.fill(ctx, manifest, ch, r.s.drainN, fillArgs...); err != nil {
 		return rates, cpu, err
 	}
 	n := strconv.FormatInt(r.s.drainN, 10)
@@ -295,7 +296,7 @@ func (r *runner) dispatchOrdered(ctx context.Context) error {
 	ch := "drain-ordered-" + r.id
 	topic := r.topic(ch)
 	m := kafkaChannel(ch)
-	rates, cpu, err := r.drainAll(ctx, m, ch, []string{"ordered", "baseline", "unordered"},
+	rates, cpu, err := r.drainAll(ctx, m, ch, nil, []string{"ordered", "baseline", "unordered"},
 		r.subscriber(m, "KafkaChannel", ch, "ordered", []string{orderedAnnotation}),
 		r.consumer(topic, "--ordered"),
 		r.subscriber(m, "KafkaChannel", ch, "unordered", nil))
@@ -308,6 +309,25 @@ func (r *runner) dispatchOrdered(ctx context.Context) error {
 		"the same backlog drained by an unordered subscription in the same run; the baseline column is unordered eventgate")
 	r.addRatio("unordered vs ordered dispatch (eventgate both), throughput", "throughput", "events/s", "", 0, rates[2], rates[0],
 		"for scale: the eventgate column is unordered, the baseline column ordered")
+	return err
+}
+
+// dispatchKeyed drains one Kafka backlog of keyed events (a partitionkey of --drain-keys values in
+// turn, so about a third of them on each of the 3 partitions) two ways, interleaved: a gateway with an
+// ordered subscription, which delivers each key's events one at a time in offset order and different
+// keys concurrently, and one with an unordered subscription. No bare loop keeps order per key, so its
+// rows set keyed ordered delivery beside unordered eventgate's, for scale: what order per key costs.
+func (r *runner) dispatchKeyed(ctx context.Context) error {
+	ch := "drain-keyed-" + r.id
+	m := kafkaChannel(ch)
+	rates, cpu, err := r.drainAll(ctx, m, ch, []string{"--keys", strconv.Itoa(r.s.drainKeys)}, []string{"keyed", "unordered"},
+		r.subscriber(m, "KafkaChannel", ch, "keyed", []string{orderedAnnotation}),
+		r.subscriber(m, "KafkaChannel", ch, "unordered", nil))
+	path := "ordered dispatch of keyed events vs unordered dispatch (eventgate both)"
+	r.addRatio(path, "throughput", "events/s", "", 0, rates[0], rates[1],
+		fmt.Sprintf("%d-event backlog, 3 partitions, %d partition keys, no-op subscriber; the baseline column is unordered eventgate; first→last arrival at the sink", r.s.drainN, r.s.drainKeys))
+	r.addRatio(path+", CPU per event", "cpu", "µs", "", 0, cpu[0], cpu[1],
+		"user+system CPU of the gateway per event, start-up included; lower is better")
 	return err
 }
 
