@@ -222,7 +222,8 @@ type Dispatcher struct {
 	cycleMin   time.Duration
 	now        func() time.Time
 	workerIdle time.Duration
-	// workers counts the unordered claims' delivery workers alive (see worker).
+	// workers counts the delivery workers alive: unordered claims' (see worker) and ordered claims'
+	// partition-key runners (see keyedRunner).
 	workers atomic.Int64
 
 	// stopCtx ends when Stop is called: claims stop taking records. runCtx ends when Stop gives up
@@ -437,9 +438,10 @@ func (d *Dispatcher) begin() bool {
 // handleClaim is the channel.ClaimHandler: it runs for one partition until its Records is closed.
 //
 // It takes records in order, acquires a limiter slot for each (blocking the loop: the backpressure
-// that makes the provisioner pause fetching), and delivers them one at a time (ordered) or
-// concurrently on reused worker goroutines (unordered; see worker). It returns only after Records is closed and every delivery it
-// started has returned.
+// that makes the provisioner pause fetching), and delivers them concurrently on reused worker
+// goroutines (unordered; see worker) or in order: one at a time on this goroutine, or per partition
+// key on reused runner goroutines (see keyedRunner). It returns only after Records is closed and
+// every delivery it started has returned.
 func (d *Dispatcher) handleClaim(c channel.Claim) {
 	// Delivery context: ends when the partition is revoked or Stop abandons in-flight work.
 	dctx, cancelDeliveries := context.WithCancel(c.Context())
@@ -456,8 +458,8 @@ func (d *Dispatcher) handleClaim(c channel.Claim) {
 	inline := newAttemptScope(dctx) // the attempts of ordered records delivered on this goroutine
 	defer inline.end()
 	var wg sync.WaitGroup
-	work := make(chan channel.Record) // unordered: records for idle workers
-	keyed := newKeyedRunner(dctx)     // ordered: one at a time per partition key
+	work := make(chan channel.Record)                       // unordered: records for idle workers
+	keyed := newKeyedRunner(dctx, d.workerIdle, &d.workers) // ordered: one at a time per partition key
 	// next takes the next record: from the claim itself where it is a channel.Puller (no goroutine
 	// hand-off per record), else from Records. ok is false when intake ends.
 	puller, pulls := c.(channel.Puller)
@@ -514,7 +516,7 @@ intake:
 		}
 	}
 	close(work)
-	keyed.wait()
+	keyed.close()
 	wg.Wait()
 	// Records taken from here on are not delivered (not marked done): wait for the provisioner to
 	// close Records (or, pulling, to revoke the claim), as the ClaimHandler contract requires.
@@ -528,7 +530,8 @@ intake:
 }
 
 // workerIdle is how long, at least, an unordered claim's idle delivery worker waits for another
-// record before it exits (at most twice that; see worker).
+// record before it exits (at most twice that; see worker), and an ordered claim's idle key runner for
+// another key (see keyedRunner).
 const workerIdle = 2 * time.Second
 
 // worker delivers rec, then further records handed to it on work, until work is closed or its idle

@@ -861,43 +861,62 @@ func TestOrderedPerPartitionKey(t *testing.T) {
 	}
 }
 
-// TestIdleWorkersExit checks that an unordered claim's delivery workers are reused while records
-// come and exit once none has come for their idle period.
+// TestIdleWorkersExit checks that a claim's delivery workers are reused while records come and exit
+// once none has come for their idle period: an unordered claim's workers, and an ordered claim's
+// partition-key runners (each record a key of its own, so each runs on a runner while the others
+// are in flight).
 func TestIdleWorkersExit(t *testing.T) {
-	const limit = 4
-	tokens := make(chan struct{})
-	srv := newRecorder(t, func(_ int, r *http.Request, w http.ResponseWriter) {
-		select {
-		case <-tokens:
-		case <-r.Context().Done():
-		}
-		w.WriteHeader(http.StatusOK)
-	})
-	h := newHarness(t, 1, Subscription{Subscriber: Destination{URL: srv.url()}, MaxInFlight: limit},
-		func(d *Dispatcher) { d.workerIdle = 20 * time.Millisecond })
-	c := h.p.claim(t, 0)
-	var last int64
-	for i := range 3 * limit {
-		last = c.push(t, testEvent("w"+strconv.Itoa(i)))
+	for _, tc := range []struct {
+		name    string
+		ordered bool
+		key     func(i int) string
+	}{
+		{"unordered", false, func(int) string { return "" }},
+		{"ordered keyed", true, func(i int) string { return "k" + strconv.Itoa(i) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const limit = 4
+			tokens := make(chan struct{})
+			srv := newRecorder(t, func(_ int, r *http.Request, w http.ResponseWriter) {
+				select {
+				case <-tokens:
+				case <-r.Context().Done():
+				}
+				w.WriteHeader(http.StatusOK)
+			})
+			h := newHarness(t, 1, Subscription{Subscriber: Destination{URL: srv.url()}, MaxInFlight: limit, Ordered: tc.ordered},
+				func(d *Dispatcher) { d.workerIdle = 20 * time.Millisecond })
+			c := h.p.claim(t, 0)
+			var last int64
+			for i := range 3 * limit {
+				last = c.push(t, keyedEvent("w"+strconv.Itoa(i), tc.key(i)))
+			}
+			most := int64(0)
+			for range 3 * limit {
+				srv.waitFor(t, "a request in flight", func() bool { return srv.current > 0 })
+				n := h.d.workers.Load()
+				if n > limit {
+					t.Fatalf("%d workers for at most %d deliveries in flight", n, limit)
+				}
+				most = max(most, n)
+				tokens <- struct{}{}
+			}
+			c.waitDone(t, last)
+			if most == 0 {
+				t.Fatal("no worker counted while deliveries were in flight")
+			}
+			deadline := time.Now().Add(waitTimeout)
+			for h.d.workers.Load() > 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d workers still alive long after their idle period", h.d.workers.Load())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			// A record after they exited starts a worker again.
+			c.push(t, keyedEvent("again", tc.key(0)))
+			srv.waitFor(t, "a request in flight", func() bool { return srv.current > 0 })
+			tokens <- struct{}{}
+			c.waitDone(t, last+1)
+		})
 	}
-	for range 3 * limit {
-		srv.waitFor(t, "a request in flight", func() bool { return srv.current > 0 })
-		if n := h.d.workers.Load(); n > limit {
-			t.Fatalf("%d workers for at most %d deliveries in flight", n, limit)
-		}
-		tokens <- struct{}{}
-	}
-	c.waitDone(t, last)
-	deadline := time.Now().Add(waitTimeout)
-	for h.d.workers.Load() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d workers still alive long after their idle period", h.d.workers.Load())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	// A record after they exited starts a worker again.
-	c.push(t, testEvent("again"))
-	srv.waitFor(t, "a request in flight", func() bool { return srv.current > 0 })
-	tokens <- struct{}{}
-	c.waitDone(t, last+1)
 }
