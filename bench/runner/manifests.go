@@ -136,3 +136,38 @@ func (r *runner) deleteTopics() {
 		fmt.Fprintln(os.Stderr, "deleting bench topics:", err)
 	}
 }
+
+// kafkaBroker is a Broker of the Kafka class (kafka.defaultPartitions partitions: 3).
+func kafkaBroker(name string) string {
+	return fmt.Sprintf(`apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: %s
+  namespace: bench
+  annotations: {eventing.knative.dev/broker.class: Kafka}
+---
+`, name)
+}
+
+// trigger is a Trigger on broker to uri, passing events of type typ, that starts at the earliest
+// offset, with further annotations ("key: value" each).
+func trigger(name, broker, typ, uri string, annotations ...string) string {
+	extra := ""
+	for _, a := range annotations {
+		extra += "    " + a + "\n"
+	}
+	return fmt.Sprintf(`apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: %s
+  namespace: bench
+  annotations:
+    eventgate.dev/initial-offset: earliest
+%sspec:
+  broker: %s
+  filter: {attributes: {type: %s}}
+  subscriber:
+    uri: %s
+---
+`, name, extra, broker, typ, uri)
+}

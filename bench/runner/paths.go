@@ -312,6 +312,37 @@ func (r *runner) dispatchOrdered(ctx context.Context) error {
 	return err
 }
 
+// dispatchOrderedTrigger is dispatchOrdered for a Kafka Broker: its backlog drained by an ordered
+// Trigger (its filter passes every event, so it is evaluated on each), by the ordered consume
+// baseline on the broker's topic, and by an unordered Trigger. Its rows: the ordered trigger against
+// the ordered baseline (rate, target ≥ 1.0 as for ordered subscriptions; CPU per event), and its CPU
+// per event against the unordered trigger's.
+func (r *runner) dispatchOrderedTrigger(ctx context.Context) error {
+	broker := "drain-trig-" + r.id
+	topic := "eventgate.bench.broker." + broker
+	r.topics = append(r.topics, topic)
+	m := kafkaBroker(broker)
+	triggered := func(name string, annotations ...string) deliverer {
+		return func(ctx context.Context, url string, seq int) (*proc, error) {
+			gw, err := r.gateway(ctx, m+trigger(fmt.Sprintf("%s-%d", name, seq), broker, "dev.eventgate.bench", url, annotations...))
+			if err != nil {
+				return nil, err
+			}
+			return gw.proc, nil
+		}
+	}
+	rates, cpu, err := r.drainAll(ctx, m, broker, nil, []string{"ordered", "baseline", "unordered"},
+		triggered("ordered", orderedAnnotation), r.consumer(topic, "--ordered"), triggered("unordered"))
+	path := "ordered trigger's dispatch of a Kafka broker's backlog vs ordered consume-and-POST"
+	r.addRatio(path, "throughput", "events/s", "≥ 1.0", 1.0, rates[0], rates[1],
+		fmt.Sprintf("%d-event backlog, 3 partitions, keyless events, a filter every event passes, no-op subscriber; both one POST in flight per partition, in offset order; first→last arrival at the sink", r.s.drainN))
+	r.addRatio(path+", CPU per event", "cpu", "µs", "", 0, cpu[0], cpu[1],
+		"user+system CPU of the delivering process (gateway or baseline) per event, start-up included; lower is better")
+	r.addRatio("ordered vs unordered trigger (eventgate both), CPU per event", "cpu", "µs", "", 0, cpu[0], cpu[2],
+		"the same backlog drained by an unordered trigger in the same run; the baseline column is the unordered trigger")
+	return err
+}
+
 // dispatchKeyed drains one Kafka backlog of keyed events (a partitionkey of --drain-keys values in
 // turn, so about a third of them on each of the 3 partitions) two ways, interleaved: a gateway with an
 // ordered subscription, which delivers each key's events one at a time in offset order and different

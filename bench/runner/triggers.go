@@ -85,14 +85,7 @@ func (r *runner) triggerRun(ctx context.Context, n, run int) (triggerFigures, er
 	}
 	defer sink.stop()
 	var b strings.Builder
-	fmt.Fprintf(&b, `apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata:
-  name: %s
-  namespace: bench
-  annotations: {eventing.knative.dev/broker.class: Kafka}
----
-`, broker)
+	b.WriteString(kafkaBroker(broker))
 	for k := range n {
 		fmt.Fprintf(&b, `apiVersion: eventing.knative.dev/v1
 kind: Trigger
