@@ -535,8 +535,8 @@ intake:
 const workerIdle = 2 * time.Second
 
 // worker delivers rec, then further records handed to it on work, until work is closed or its idle
-// timer (d.workerIdle) runs a whole period without a record taken: it exits between one and two
-// periods after its last record. Reusing workers matters on a busy claim: a
+// timer (d.workerIdle, see idleTimer) runs a whole period without a record taken: it exits between
+// one and two periods after its last record. Reusing workers matters on a busy claim: a
 // goroutine per record spent about 8% of a Kafka drain's CPU growing fresh stacks to what an HTTP
 // delivery needs. Workers never outnumber the claim's records in flight at its busiest, which the
 // limiter bounds. The idle timer is set once and looked at when it fires (was a record taken since
@@ -549,25 +549,45 @@ func (d *Dispatcher) worker(ctx context.Context, c channel.Claim, rec channel.Re
 	scope := newAttemptScope(ctx)
 	defer scope.end()
 	ctx = scope
-	idle := time.NewTimer(d.workerIdle)
-	defer idle.Stop()
-	took := true // a record was taken since the timer was last set
-	for {
+	idle := newIdleTimer(d.workerIdle)
+	defer idle.stop()
+	for ok := true; ok; rec, ok = takeOrIdle(idle, work) {
 		d.run(ctx, c, rec, log)
-		for next := false; !next; {
-			select {
-			case r, ok := <-work:
-				if !ok {
-					return
-				}
-				rec, took, next = r, true, true
-			case <-idle.C:
-				if !took {
-					return
-				}
-				took = false
-				idle.Reset(d.workerIdle)
+	}
+}
+
+// idleTimer ends a reused goroutine (a delivery worker, a key runner) that has taken nothing for a
+// whole period: it is set once and looked at when it fires (was anything taken since it was last
+// set?), not reset for every item, so the goroutine exits between one and two periods after its
+// last item.
+type idleTimer struct {
+	t      *time.Timer
+	period time.Duration
+	took   bool // an item was taken since the timer was last set
+}
+
+func newIdleTimer(period time.Duration) *idleTimer {
+	return &idleTimer{t: time.NewTimer(period), period: period, took: true}
+}
+
+func (i *idleTimer) stop() { i.t.Stop() }
+
+// takeOrIdle waits for the next item on ch; ok is false once ch is closed or idle has run a whole
+// period without an item taken.
+func takeOrIdle[T any](idle *idleTimer, ch <-chan T) (v T, ok bool) {
+	for {
+		select {
+		case v, ok = <-ch:
+			if ok {
+				idle.took = true
 			}
+			return v, ok
+		case <-idle.t.C:
+			if !idle.took {
+				return v, false
+			}
+			idle.took = false
+			idle.t.Reset(idle.period)
 		}
 	}
 }

@@ -68,33 +68,17 @@ func (k *keyedRunner) submit(key string, f func(ctx context.Context)) {
 }
 
 // runner runs first's key, then the keys handed to it, until close or until its idle timer runs a
-// whole period without a key taken (the timer is set once and looked at when it fires, as a worker's).
+// whole period without a key taken (see idleTimer).
 func (k *keyedRunner) runner(first keyRun) {
 	defer k.runners.Done()
 	k.alive.Add(1)
 	defer k.alive.Add(-1)
 	scope := newAttemptScope(k.ctx)
 	defer scope.end()
-	idle := time.NewTimer(k.idle)
-	defer idle.Stop()
-	took := true // a key was taken since the timer was last set
-	for run := first; ; {
+	idle := newIdleTimer(k.idle)
+	defer idle.stop()
+	for run, ok := first, true; ok; run, ok = takeOrIdle(idle, k.handoff) {
 		k.run(scope, run)
-		for next := false; !next; {
-			select {
-			case r, ok := <-k.handoff:
-				if !ok {
-					return
-				}
-				run, took, next = r, true, true
-			case <-idle.C:
-				if !took {
-					return
-				}
-				took = false
-				idle.Reset(k.idle)
-			}
-		}
 	}
 }
 
