@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,10 +60,6 @@ func subscription(name, kind, channel, uri string, annotations ...string) string
 	case "NatsJetStreamChannel":
 		api = "messaging.knative.dev/v1alpha1"
 	}
-	extra := ""
-	for _, a := range annotations {
-		extra += "    " + a + "\n"
-	}
 	return fmt.Sprintf(`apiVersion: messaging.knative.dev/v1
 kind: Subscription
 metadata:
@@ -78,7 +75,16 @@ metadata:
   subscriber:
     uri: %s
 ---
-`, name, extra, api, kind, channel, uri)
+`, name, annotationLines(annotations), api, kind, channel, uri)
+}
+
+// annotationLines is annotations ("key: value" each) as lines of a manifest's metadata.annotations.
+func annotationLines(annotations []string) string {
+	var b strings.Builder
+	for _, a := range annotations {
+		b.WriteString("    " + a + "\n")
+	}
+	return b.String()
 }
 
 func (r *runner) topic(channel string) string {
@@ -152,10 +158,6 @@ metadata:
 // trigger is a Trigger on broker to uri, passing events of type typ, that starts at the earliest
 // offset, with further annotations ("key: value" each).
 func trigger(name, broker, typ, uri string, annotations ...string) string {
-	extra := ""
-	for _, a := range annotations {
-		extra += "    " + a + "\n"
-	}
 	return fmt.Sprintf(`apiVersion: eventing.knative.dev/v1
 kind: Trigger
 metadata:
@@ -169,5 +171,5 @@ metadata:
   subscriber:
     uri: %s
 ---
-`, name, extra, broker, typ, uri)
+`, name, annotationLines(annotations), broker, typ, uri)
 }
