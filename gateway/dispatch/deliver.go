@@ -121,12 +121,14 @@ func (d *Dispatcher) attemptContext(ctx context.Context) (context.Context, conte
 // window share one timeout context, where each would otherwise make its own context and timer and
 // cancel them after (that was 4–5% of an unordered Kafka drain's CPU). An attempt then times out
 // between the timeout and a 64th of it (at most 50 ms) later. A scope must not be shared between
-// goroutines; end releases its last timeout context (which would otherwise stay until its deadline).
+// goroutines; end releases its last timeout context (which would otherwise stay until its deadline)
+// and closes its own connection (see ownConn).
 type attemptScope struct {
 	context.Context
 	cur      context.Context // the shared timeout context, a child of Context; nil before the first attempt
 	cancel   context.CancelFunc
 	deadline time.Time // cur's
+	conn     *ownConn  // the connection of its subscriber deliveries; nil before the first, or closed
 }
 
 // newAttemptScope returns the scope of the calling goroutine's attempts under ctx.
@@ -141,14 +143,41 @@ func (s *attemptScope) attempt(timeout time.Duration) context.Context {
 	if s.cur != nil && !s.deadline.Before(deadline) && s.deadline.Sub(deadline) <= grace {
 		return s.cur
 	}
-	s.end()
+	s.release()
 	s.deadline = deadline.Add(grace)
 	s.cur, s.cancel = context.WithDeadline(s.Context, s.deadline)
 	return s.cur
 }
 
-// end releases the current shared timeout context.
+// end releases the current shared timeout context and closes the scope's own connection.
 func (s *attemptScope) end() {
+	s.release()
+	s.closeConn()
+}
+
+// Value is the context's value for key; the scope itself for scopeKey (an attempt's context
+// derived from the scope, a traced one, finds it so).
+func (s *attemptScope) Value(key any) any {
+	if key == (scopeKey{}) {
+		return s
+	}
+	return s.Context.Value(key)
+}
+
+// scopeKey is the context key of the attemptScope a context derives from.
+type scopeKey struct{}
+
+// scopeOf is the attemptScope ctx is or derives from; nil if none.
+func scopeOf(ctx context.Context) *attemptScope {
+	if s, ok := ctx.(*attemptScope); ok {
+		return s
+	}
+	s, _ := ctx.Value(scopeKey{}).(*attemptScope)
+	return s
+}
+
+// release releases the current shared timeout context.
+func (s *attemptScope) release() {
 	if s.cancel != nil {
 		s.cancel()
 		s.cur, s.cancel = nil, nil
@@ -157,6 +186,10 @@ func (s *attemptScope) end() {
 
 // attemptHTTP makes one CloudEvents binary-mode POST of ev to u.
 func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event, subscriber bool) attemptResult {
+	var own *attemptScope
+	if subscriber && d.own != nil && d.urls[u].own {
+		own = scopeOf(ctx)
+	}
 	actx, cancel := d.attemptContext(ctx)
 	defer cancel()
 	req, err := d.newRequest(actx, u, ev.Data, d.requestHeaders(ev))
@@ -170,9 +203,10 @@ func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event,
 	}
 
 	start := time.Now()
-	resp, err := d.do(req)
+	resp, err := d.do(req, own)
 	if err != nil {
-		timedOut := ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded)
+		timedOut := ctx.Err() == nil && (errors.Is(actx.Err(), context.DeadlineExceeded) ||
+			errors.Is(err, context.DeadlineExceeded))
 		if subscriber && ctx.Err() == nil {
 			class := "error"
 			if timedOut {
@@ -210,12 +244,19 @@ func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event,
 // Client.do that was about 5% of an ordered Kafka drain's CPU (6 of a delivery's 93 allocations).
 // A redirect the client would follow is followed as it does (see redirect), through the client,
 // and from then on every delivery of this dispatcher goes through the client. Errors are wrapped in
-// *url.Error as the client wraps them.
-func (d *Dispatcher) do(req *http.Request) (*http.Response, error) {
+// *url.Error as the client wraps them. With own (an attempt scope), the request goes on the scope's
+// own connection (see ownConn) instead of the transport's.
+func (d *Dispatcher) do(req *http.Request, own *attemptScope) (*http.Response, error) {
 	if d.rt == nil || req.URL.User != nil || d.redirected.Load() {
 		return d.client.Do(req)
 	}
-	resp, err := d.rt.RoundTrip(req)
+	var resp *http.Response
+	var err error
+	if own != nil {
+		resp, err = own.roundTrip(d.own, req)
+	} else {
+		resp, err = d.rt.RoundTrip(req)
+	}
 	if err != nil {
 		return nil, clientError(req, err)
 	}
@@ -317,6 +358,7 @@ var preferReply = []string{"reply"}
 type parsedURL struct {
 	url  *url.URL
 	tmpl *http.Request
+	own  bool // the dispatcher's transport reaches it directly over HTTP/1 (see ownURL)
 }
 
 // parseURLs parses the subscription's HTTP destinations for newRequest. Unparseable URLs are left

@@ -195,6 +195,8 @@ type Dispatcher struct {
 	// set once a destination answered with a redirect: do sends through the client from then on.
 	rt         http.RoundTripper
 	redirected atomic.Bool
+	// own is rt when attempts may send on connections of their own with its settings (see ownConn).
+	own *http.Transport
 	// observer is lim when it implements AttemptObserver, else nil.
 	observer AttemptObserver
 	// channels is consumed for the subscription and published to for channel destinations.
@@ -276,6 +278,7 @@ func New(s Subscription, d Deps) *Dispatcher {
 		dp.client = http.DefaultClient
 	}
 	dp.rt = plainTransport(dp.client)
+	dp.own = ownTransport(dp.rt)
 	if dp.m == nil {
 		dp.m = metrics.New(metrics.Build{})
 	}
@@ -354,6 +357,12 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 
 	d.urls = parseURLs(&d.sub.Subscriber, d.sub.Reply, d.sub.DeadLetter)
+	if d.own != nil {
+		for u, p := range d.urls {
+			p.own = ownURL(d.own, p.tmpl)
+			d.urls[u] = p
+		}
+	}
 
 	if l, ok := d.lim.(interface{ Limit() int }); ok {
 		d.m.ConcurrencyLimit.WithLabelValues(d.sub.Namespace, d.sub.Name).Set(float64(l.Limit()))

@@ -1,0 +1,500 @@
+package dispatch
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// scriptedServer accepts connections on loopback and serves each with serve(n, conn, r), n counting
+// connections from 1. It records every request it reads through readReq.
+type scriptedServer struct {
+	ln    net.Listener
+	url   string
+	mu    sync.Mutex
+	conns int
+	reqs  []string // "conn N: METHOD PATH BODY"
+	wg    sync.WaitGroup
+}
+
+func newScriptedServer(t *testing.T, serve func(s *scriptedServer, n int, conn net.Conn, r *bufio.Reader)) *scriptedServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &scriptedServer{ln: ln, url: "http://" + ln.Addr().String() + "/sink"}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns++
+			n := s.conns
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer conn.Close()
+				serve(s, n, conn, bufio.NewReader(conn))
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	return s
+}
+
+// readReq reads one request on connection n and records it; false when there was none.
+func (s *scriptedServer) readReq(n int, r *bufio.Reader) bool {
+	req, err := http.ReadRequest(r)
+	if err != nil {
+		return false
+	}
+	body, _ := io.ReadAll(req.Body)
+	s.mu.Lock()
+	s.reqs = append(s.reqs, fmt.Sprintf("conn %d: %s %s %s", n, req.Method, req.URL.Path, body))
+	s.mu.Unlock()
+	return true
+}
+
+func (s *scriptedServer) seen() (conns int, reqs []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns, append([]string(nil), s.reqs...)
+}
+
+// ok202 is an answer without a body; okBody one with a three-byte body.
+const (
+	ok202  = "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+	okBody = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+)
+
+// ownExchange sends one POST of body on scope s as a delivery does: the answer's body read to its
+// end and closed. It returns the status and body.
+func ownExchange(ctx context.Context, s *attemptScope, tr *http.Transport, u, body string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := s.roundTrip(tr, req)
+	if err != nil {
+		return 0, "", err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b), nil
+}
+
+// TestOwnConnectionCarriesEveryRequest checks that a scope's requests go one after another on one
+// connection, with and without answer bodies (chunked too), and that the subscriber gets each
+// request whole.
+func TestOwnConnectionCarriesEveryRequest(t *testing.T) {
+	answers := []string{ok202, okBody,
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nde\r\n1\r\nf\r\n0\r\n\r\n", ok202}
+	srv := newScriptedServer(t, func(s *scriptedServer, n int, conn net.Conn, r *bufio.Reader) {
+		for i := 0; s.readReq(n, r); i++ {
+			io.WriteString(conn, answers[i%len(answers)])
+		}
+	})
+	scope := newAttemptScope(context.Background())
+	defer scope.end()
+	tr := &http.Transport{}
+	wantBodies := []string{"", "abc", "def", ""}
+	for i := range 8 {
+		code, body, err := ownExchange(scope, scope, tr, srv.url, fmt.Sprintf("event %d", i))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if want := wantBodies[i%4]; body != want || code/100 != 2 {
+			t.Errorf("request %d: %d %q; want 2xx %q", i, code, body, want)
+		}
+	}
+	conns, reqs := srv.seen()
+	if conns != 1 || len(reqs) != 8 {
+		t.Fatalf("%d connections, requests %q; want 1 connection, 8 requests", conns, reqs)
+	}
+	for i, r := range reqs {
+		if want := fmt.Sprintf("conn 1: POST /sink event %d", i); r != want {
+			t.Errorf("request %d arrived as %q; want %q", i, r, want)
+		}
+	}
+}
+
+// TestOwnConnectionReplaced checks when a scope gives up its connection for a new one: the answer
+// asked for a close (Connection: close, HTTP/1.0), its body was not read to the end, the peer
+// closed it while it idled, it idled past the transport's IdleConnTimeout, the next request is to
+// another address; and that the scope's end closes it.
+func TestOwnConnectionReplaced(t *testing.T) {
+	big := "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 100000)
+	cases := []struct {
+		name    string
+		answer  string // the first request's
+		partial bool   // read the first answer's body only in part
+		tr      *http.Transport
+		wait    time.Duration // between the two requests
+		close   bool          // the server closes after the first answer
+	}{
+		{name: "Connection: close", answer: "HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"},
+		{name: "HTTP/1.0", answer: "HTTP/1.0 202 Accepted\r\nContent-Length: 0\r\n\r\n"},
+		{name: "body not read to its end", answer: big, partial: true},
+		{name: "closed by the peer while idle", answer: ok202, close: true, wait: 2 * ownPeekAfter},
+		{name: "idle past IdleConnTimeout", answer: ok202, tr: &http.Transport{IdleConnTimeout: time.Millisecond}, wait: 5 * time.Millisecond},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			closed := make(chan struct{})
+			srv := newScriptedServer(t, func(s *scriptedServer, n int, conn net.Conn, r *bufio.Reader) {
+				if n == 1 {
+					s.readReq(n, r)
+					io.WriteString(conn, c.answer)
+					if c.close {
+						conn.Close()
+						close(closed)
+						return
+					}
+					// a second request here would be an error: the connection should not be reused
+					if s.readReq(n, r) {
+						io.WriteString(conn, ok202)
+					}
+					return
+				}
+				for s.readReq(n, r) {
+					io.WriteString(conn, ok202)
+				}
+			})
+			tr := c.tr
+			if tr == nil {
+				tr = &http.Transport{}
+			}
+			scope := newAttemptScope(context.Background())
+			defer scope.end()
+			req, _ := http.NewRequest(http.MethodPost, srv.url, strings.NewReader("first"))
+			resp, err := scope.roundTrip(tr, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.partial {
+				io.CopyN(io.Discard, resp.Body, 10)
+			} else {
+				io.Copy(io.Discard, resp.Body)
+			}
+			resp.Body.Close()
+			if c.close {
+				<-closed
+			}
+			if c.wait > 0 {
+				time.Sleep(c.wait) // idling is the behaviour under test
+			}
+			if _, _, err := ownExchange(context.Background(), scope, tr, srv.url, "second"); err != nil {
+				t.Fatal(err)
+			}
+			conns, reqs := srv.seen()
+			want := []string{"conn 1: POST /sink first", "conn 2: POST /sink second"}
+			if conns != 2 || fmt.Sprint(reqs) != fmt.Sprint(want) {
+				t.Errorf("%d connections, requests %q; want 2, %q", conns, reqs, want)
+			}
+		})
+	}
+
+	t.Run("another address, and the scope's end", func(t *testing.T) {
+		var mu sync.Mutex
+		ended := 0
+		serve := func(s *scriptedServer, n int, conn net.Conn, r *bufio.Reader) {
+			for s.readReq(n, r) {
+				io.WriteString(conn, ok202)
+			}
+			mu.Lock()
+			ended++
+			mu.Unlock()
+		}
+		a, b := newScriptedServer(t, serve), newScriptedServer(t, serve)
+		scope := newAttemptScope(context.Background())
+		for _, u := range []string{a.url, b.url, b.url} {
+			if _, _, err := ownExchange(context.Background(), scope, &http.Transport{}, u, "x"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		scope.end()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			n := ended
+			mu.Unlock()
+			if n == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of 2 connections closed after the scope's end", n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if ca, _ := a.seen(); ca != 1 {
+			t.Errorf("first address: %d connections; want 1", ca)
+		}
+		if cb, reqs := b.seen(); cb != 1 || len(reqs) != 2 {
+			t.Errorf("second address: %d connections, %d requests; want 1, 2", cb, len(reqs))
+		}
+	})
+}
+
+// TestOwnConnectionSendsAgainOnlyWhenNothingCame checks the one case where a request is sent twice:
+// a reused connection closed with not one byte of answer (the peer closed it as the request went
+// out). A new connection that closes so, or an answer cut short, is the attempt's error.
+func TestOwnConnectionSendsAgainOnlyWhenNothingCame(t *testing.T) {
+	t.Run("reused, closed without an answer", func(t *testing.T) {
+		srv := newScriptedServer(t, func(s *scriptedServer, n int, conn net.Conn, r *bufio.Reader) {
+			for i := 0; s.readReq(n, r); i++ {
+				if n == 1 && i == 1 {
+					return // the second request on the first connection: closed unanswered
+				}
+				io.WriteString(conn, ok202)
+			}
+		})
+		scope := newAttemptScope(context.Background())
+		defer scope.end()
+		tr := &http.Transport{}
+		for _, body := range []string{"one", "two"} {
+			if _, _, err := ownExchange(context.Background(), scope, tr, srv.url, body); err != nil {
+				t.Fatalf("%s: %v", body, err)
+			}
+		}
+		_, reqs := srv.seen()
+		want := []string{"conn 1: POST /sink one", "conn 1: POST /sink two", "conn 2: POST /sink two"}
+		if fmt.Sprint(reqs) != fmt.Sprint(want) {
+			t.Errorf("requests %q; want %q", reqs, want)
+		}
+	})
+	for _, c := range []struct{ name, first, second string }{
+		{"new connection, closed without an answer", "", ""},
+		{"reused, answer cut short", ok202, "HTTP/1.1 200 OK\r\nContent-Le"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := newScriptedServer(t, func(s *scriptedServer, n int, conn net.Conn, r *bufio.Reader) {
+				if s.readReq(n, r) && c.first != "" {
+					io.WriteString(conn, c.first)
+					if s.readReq(n, r) {
+						io.WriteString(conn, c.second)
+					}
+				}
+			})
+			scope := newAttemptScope(context.Background())
+			defer scope.end()
+			tr := &http.Transport{}
+			if c.first != "" {
+				if _, _, err := ownExchange(context.Background(), scope, tr, srv.url, "one"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, _, err := ownExchange(context.Background(), scope, tr, srv.url, "two")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if errors.Is(err, errNoAnswer) && c.first == "" {
+				t.Errorf("a new connection's failure is marked as a close while idle: %v", err)
+			}
+			if conns, reqs := srv.seen(); conns != 1 {
+				t.Errorf("%d connections, requests %q; want 1: sent once", conns, reqs)
+			}
+		})
+	}
+}
+
+// TestOwnConnectionAnswers checks what is read of an answer: informational answers skipped (up to
+// five), a header over MaxResponseHeaderBytes refused with the limit named, a 101 ends the
+// connection.
+func TestOwnConnectionAnswers(t *testing.T) {
+	early := "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+	cases := []struct {
+		name, answer string
+		max          int64
+		code         int
+		err          string
+	}{
+		{name: "two 1xx first", answer: early + "HTTP/1.1 100 Continue\r\n\r\n" + okBody, code: 200},
+		{name: "five 1xx first", answer: strings.Repeat(early, 5) + okBody, code: 200},
+		{name: "six 1xx first", answer: strings.Repeat(early, 6) + okBody, err: "too many informational"},
+		{name: "header within the limit", answer: "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 900) + "\r\nContent-Length: 3\r\n\r\nabc", max: 1024, code: 200},
+		{name: "header over the limit", answer: "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 2000) + "\r\nContent-Length: 3\r\n\r\nabc", max: 1024, err: "longer than 1024 bytes"},
+		{name: "not HTTP", answer: "SSH-2.0-OpenSSH\r\n\r\n", err: "malformed HTTP"},
+		{name: "101", answer: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n", code: 101},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := newScriptedServer(t, func(s *scriptedServer, n int, conn net.Conn, r *bufio.Reader) {
+				if n == 1 && s.readReq(n, r) {
+					io.WriteString(conn, c.answer)
+					if c.code != 200 {
+						io.Copy(io.Discard, r) // until the client closes
+						return
+					}
+				}
+				for s.readReq(n, r) {
+					io.WriteString(conn, ok202)
+				}
+			})
+			scope := newAttemptScope(context.Background())
+			defer scope.end()
+			tr := &http.Transport{MaxResponseHeaderBytes: c.max}
+			code, _, err := ownExchange(context.Background(), scope, tr, srv.url, "one")
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("error %v; want one saying %q", err, c.err)
+				}
+			} else if err != nil || code != c.code {
+				t.Fatalf("%d, %v; want %d", code, err, c.code)
+			}
+			// whatever the first answer was, the next request is answered (on a new connection
+			// after an error or a 101)
+			if code, _, err := ownExchange(context.Background(), scope, tr, srv.url, "two"); err != nil || code != 202 {
+				t.Fatalf("the next request: %d, %v", code, err)
+			}
+			if conns, _ := srv.seen(); c.code != 200 && conns != 2 {
+				t.Errorf("%d connections; want 2 (the first one ended)", conns)
+			}
+		})
+	}
+}
+
+// TestOwnConnectionDeadlineAndCancel checks that an unanswered request ends at the attempt's
+// deadline with context.DeadlineExceeded, and at once with context.Canceled when the scope's
+// context ends.
+func TestOwnConnectionDeadlineAndCancel(t *testing.T) {
+	got := make(chan struct{}, 4)
+	srv := newScriptedServer(t, func(s *scriptedServer, n int, conn net.Conn, r *bufio.Reader) {
+		for s.readReq(n, r) {
+			got <- struct{}{} // and never answer
+		}
+	})
+	tr := &http.Transport{}
+
+	scope := newAttemptScope(context.Background())
+	defer scope.end()
+	actx := scope.attempt(50 * time.Millisecond)
+	if _, _, err := ownExchange(actx, scope, tr, srv.url, "late"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("past the deadline: %v; want context.DeadlineExceeded", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	scope2 := newAttemptScope(ctx)
+	defer scope2.end()
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := ownExchange(scope2.attempt(time.Hour), scope2, tr, srv.url, "canceled")
+		errc <- err
+	}()
+	<-got
+	<-got // both requests arrived; the second is waiting
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("after the scope's context ended: %v; want context.Canceled", err)
+	}
+	if _, _, err := ownExchange(context.Background(), scope2, tr, srv.url, "after"); !errors.Is(err, context.Canceled) {
+		t.Errorf("a request after the scope's context ended: %v; want context.Canceled", err)
+	}
+}
+
+// TestOwnTransportAndURL checks which transports and URLs get own connections: plain http:// that
+// the transport reaches directly over HTTP/1.
+func TestOwnTransportAndURL(t *testing.T) {
+	proxy := func(r *http.Request) (*url.URL, error) {
+		if r.URL.Hostname() == "proxied" {
+			return url.Parse("http://proxy:3128")
+		}
+		return nil, nil
+	}
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	for _, c := range []struct {
+		name string
+		rt   http.RoundTripper
+		want bool
+	}{
+		{"default transport", http.DefaultTransport, true},
+		{"keep-alives off", &http.Transport{DisableKeepAlives: true}, false},
+		{"a header timeout of its own", &http.Transport{ResponseHeaderTimeout: time.Second}, false},
+		{"the deprecated Dial", &http.Transport{Dial: net.Dial}, false},
+		{"HTTP/2 without TLS only", &http.Transport{Protocols: &h2c}, false},
+		{"not an *http.Transport", roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil }), false},
+		{"none", nil, false},
+	} {
+		if got := ownTransport(c.rt) != nil; got != c.want {
+			t.Errorf("%s: own connections %v; want %v", c.name, got, c.want)
+		}
+	}
+	tr := &http.Transport{Proxy: proxy}
+	for u, want := range map[string]bool{
+		"http://sub:8080/x":     true,
+		"https://sub/x":         false,
+		"http://user:pw@sub/x":  false,
+		"http://proxied:8080/x": false,
+	} {
+		req, _ := http.NewRequest(http.MethodPost, u, nil)
+		if got := ownURL(tr, req); got != want {
+			t.Errorf("%s: own connection %v; want %v", u, got, want)
+		}
+	}
+	if req, _ := http.NewRequest(http.MethodPost, "http://proxied/x", nil); !ownURL(&http.Transport{}, req) {
+		t.Error("a transport without Proxy: no own connection")
+	}
+	if got := hostPort(&url.URL{Host: "sub"}); got != "sub:80" {
+		t.Errorf("hostPort without a port: %q", got)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+
+// TestPeerClosed checks the look at an idle connection: open and quiet is usable; closed by the
+// peer, or with bytes nobody asked for, is not.
+func TestPeerClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, c := range []struct {
+		name string
+		peer func(net.Conn)
+		want bool
+	}{
+		{"quiet", func(net.Conn) {}, false},
+		{"closed", func(c net.Conn) { c.Close() }, true},
+		{"sent something", func(c net.Conn) { io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\n\r\n") }, true},
+	} {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.peer(peer)
+		got := peerClosed(conn)
+		if c.want && !got { // what the peer did may take a moment to arrive: look until it shows
+			for deadline := time.Now().Add(10 * time.Second); !got && time.Now().Before(deadline); got = peerClosed(conn) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if got != c.want {
+			t.Errorf("%s: peerClosed %v; want %v", c.name, got, c.want)
+		}
+		conn.Close()
+		peer.Close()
+	}
+}
