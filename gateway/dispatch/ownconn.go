@@ -29,11 +29,13 @@ import (
 //   - dial with the transport's DialContext (its timeouts and keep-alive), one connection at a time
 //     per goroutine; the connection is closed when the goroutine's scope ends (an idle worker or
 //     key runner exits, a claim ends), when the answer asks for it (Connection: close, HTTP/1.0, a
-//     101), when a body is not read to its end, and when it idled past IdleConnTimeout;
+//     101), when a body is not read to its end, and once idle for IdleConnTimeout (a timer that
+//     looks at it once per timeout: an ordered claim's scope lasts as long as the claim);
 //   - the attempt's deadline is the connection's; the scope's context ending (Stop, a revoke)
 //     fails the exchange at once;
 //   - an answer's header is bounded by MaxResponseHeaderBytes (net/http's default 10 MB), 1xx
-//     answers before the real one are skipped (at most 5);
+//     answers before the real one are skipped (at most 5), and an answer that came before the
+//     request was all written (a subscriber refusing a large body early) is read all the same;
 //   - a connection idle a while is checked for a close by the subscriber before it is used (a
 //     subscriber's keep-alive timeout, Node's is 5 s), and a request that got not one byte of answer
 //     on a reused connection is sent once more on a new one: the transport's reading goroutine
@@ -68,21 +70,33 @@ func ownURL(tr *http.Transport, tmpl *http.Request) bool {
 	return err == nil && p == nil
 }
 
-// ownConn is a scope's connection to one address.
+// ownConn is a scope's connection to one address. Only the scope's goroutine uses it; the scope's
+// context ending and the idle timer reach it from other goroutines, through mu.
 type ownConn struct {
-	addr string
-	conn net.Conn
-	in   headerLimit
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	used bool      // it has carried an exchange
-	busy bool      // an answer's body is being read
-	idle time.Time // when its last exchange ended
+	addr  string
+	conn  net.Conn
+	in    headerLimit
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	used  bool        // it has carried an exchange
+	busy  bool        // an answer's body is being read
+	stop  func() bool // unregisters the cancel on the scope's context
+	timer *time.Timer // closes it once idle for the transport's IdleConnTimeout; nil without one
 
-	stop     func() bool // unregisters the cancel on the scope's context
-	mu       sync.Mutex  // guards canceled and the deadline
-	canceled bool
+	mu    sync.Mutex // guards state, idle and the connection's deadline
+	state connState
+	idle  time.Time // when its last exchange ended; written by the scope's goroutine only
 }
+
+// connState is where an own connection is in its life.
+type connState uint8
+
+const (
+	connIdle     connState = iota // between exchanges
+	connInUse                     // an exchange (its answer's body included) is in progress
+	connCanceled                  // the scope's context ended
+	connTimedOut                  // idle too long: closed by the timer
+)
 
 // headerLimit reads the connection, counting bytes, and refusing more than left while an answer's
 // header is read.
@@ -114,7 +128,7 @@ var errNoAnswer = errors.New("the connection was closed before an answer")
 // roundTrip sends req (a POST with GetBody) on the scope's own connection, as tr would send it.
 func (s *attemptScope) roundTrip(tr *http.Transport, req *http.Request) (*http.Response, error) {
 	addr := hostPort(req.URL)
-	if c := s.conn; c != nil && (c.addr != addr || c.busy || !c.fresh(tr)) {
+	if c := s.conn; c != nil && (c.addr != addr || c.busy || !c.fresh()) {
 		s.closeConn()
 	}
 	for {
@@ -150,17 +164,10 @@ func hostPort(u *url.URL) string {
 	return net.JoinHostPort(u.Hostname(), "80")
 }
 
-// fresh reports whether c may carry another request: not idle past the transport's idle timeout,
-// and, after a while idle, not closed by the peer.
-func (c *ownConn) fresh(tr *http.Transport) bool {
-	if !c.used {
-		return true
-	}
-	idle := time.Since(c.idle)
-	if tr.IdleConnTimeout > 0 && idle > tr.IdleConnTimeout {
-		return false
-	}
-	return idle < ownPeekAfter || !peerClosed(c.conn)
+// fresh reports whether c may carry another request: after a while idle, it is looked at for a
+// close by the peer (or by the idle timer).
+func (c *ownConn) fresh() bool {
+	return !c.used || time.Since(c.idle) < ownPeekAfter || !peerClosed(c.conn)
 }
 
 // dial opens the scope's connection to addr with tr's dialer.
@@ -178,6 +185,9 @@ func (s *attemptScope) dial(tr *http.Transport, ctx context.Context, addr string
 	c.br = bufio.NewReader(&c.in)
 	c.bw = bufio.NewWriter(conn)
 	c.stop = context.AfterFunc(s.Context, c.cancel)
+	if d := tr.IdleConnTimeout; d > 0 {
+		c.timer = time.AfterFunc(d, func() { c.idleCheck(d) })
+	}
 	s.conn = c
 	return c, nil
 }
@@ -186,19 +196,40 @@ func (s *attemptScope) dial(tr *http.Transport, ctx context.Context, addr string
 func (c *ownConn) cancel() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.canceled = true
+	c.state = connCanceled
 	_ = c.conn.SetDeadline(time.Unix(1, 0))
 }
 
-// setDeadline makes t c's deadline; false when c was canceled.
-func (c *ownConn) setDeadline(t time.Time) bool {
+// idleCheck closes c if it has been idle for timeout, else looks again when it would have been.
+func (c *ownConn) idleCheck(timeout time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.canceled {
-		return false
+	switch {
+	case c.state == connInUse:
+		c.timer.Reset(timeout)
+	case c.state != connIdle:
+	case time.Since(c.idle) >= timeout:
+		c.state = connTimedOut
+		_ = c.conn.Close()
+	default:
+		c.timer.Reset(timeout - time.Since(c.idle))
 	}
+}
+
+// begin starts an exchange on c with deadline t; an error when c was canceled (context.Canceled) or
+// closed idle (errNoAnswer: nothing was sent).
+func (c *ownConn) begin(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.state {
+	case connCanceled:
+		return context.Canceled
+	case connTimedOut:
+		return fmt.Errorf("%w: closed idle", errNoAnswer)
+	}
+	c.state = connInUse
 	_ = c.conn.SetDeadline(t)
-	return true
+	return nil
 }
 
 // closeConn closes the scope's connection, if it has one.
@@ -206,6 +237,9 @@ func (s *attemptScope) closeConn() {
 	if c := s.conn; c != nil {
 		s.conn = nil
 		c.stop()
+		if c.timer != nil {
+			c.timer.Stop()
+		}
 		_ = c.conn.Close()
 	}
 }
@@ -214,27 +248,39 @@ func (s *attemptScope) closeConn() {
 // any byte of the answer wraps errNoAnswer (unless the attempt's context ended).
 func (s *attemptScope) exchange(c *ownConn, tr *http.Transport, req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	if ctx.Err() != nil {
+		return nil, s.ended(ctx)
+	}
 	deadline, _ := ctx.Deadline()
-	if err := ctx.Err(); err != nil || !c.setDeadline(deadline) {
+	if err := c.begin(deadline); err != nil {
+		if errors.Is(err, errNoAnswer) {
+			return nil, err
+		}
 		return nil, s.ended(ctx)
 	}
 	c.in.count = 0
-	err := req.Write(c.bw)
-	if err == nil {
-		err = c.bw.Flush()
+	werr := req.Write(c.bw)
+	if werr == nil {
+		werr = c.bw.Flush()
 	}
-	var resp *http.Response
-	if err == nil {
-		resp, err = c.readAnswer(tr, req)
-	}
-	if err != nil {
-		if ctx.Err() != nil || s.Context.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, s.ended(ctx)
+	// After a failed write the answer is read all the same: a subscriber may have answered and
+	// closed before taking the whole request (the transport returns such an answer too).
+	resp, err := c.readAnswer(tr, req)
+	if err != nil || werr != nil {
+		if err == nil {
+			resp.Close = true // the request was not all sent: the connection ends with this answer
+		} else {
+			if werr != nil {
+				err = werr
+			}
+			if ctx.Err() != nil || s.Context.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, s.ended(ctx)
+			}
+			if c.used && c.in.count == 0 {
+				return nil, fmt.Errorf("%w: %w", errNoAnswer, err)
+			}
+			return nil, err
 		}
-		if c.used && c.in.count == 0 {
-			return nil, fmt.Errorf("%w: %w", errNoAnswer, err)
-		}
-		return nil, err
 	}
 	c.used = true
 	keep := !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
@@ -289,7 +335,11 @@ func (c *ownConn) done(s *attemptScope, keep bool) {
 		}
 		return
 	}
-	c.idle = time.Now()
+	c.mu.Lock()
+	if c.state == connInUse {
+		c.state, c.idle = connIdle, time.Now()
+	}
+	c.mu.Unlock()
 }
 
 // ownBody is an answer's body on an own connection: its connection carries the next request once

@@ -151,7 +151,7 @@ func TestOwnConnectionReplaced(t *testing.T) {
 		{name: "HTTP/1.0", answer: "HTTP/1.0 202 Accepted\r\nContent-Length: 0\r\n\r\n"},
 		{name: "body not read to its end", answer: big, partial: true},
 		{name: "closed by the peer while idle", answer: ok202, close: true, wait: 2 * ownPeekAfter},
-		{name: "idle past IdleConnTimeout", answer: ok202, tr: &http.Transport{IdleConnTimeout: time.Millisecond}, wait: 5 * time.Millisecond},
+		{name: "idle for IdleConnTimeout", answer: ok202, tr: &http.Transport{IdleConnTimeout: 20 * time.Millisecond}, close: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -160,6 +160,13 @@ func TestOwnConnectionReplaced(t *testing.T) {
 				if n == 1 {
 					s.readReq(n, r)
 					io.WriteString(conn, c.answer)
+					if c.tr != nil { // the client closes it: no request comes
+						if s.readReq(n, r) {
+							t.Error("a request on a connection that should have been closed idle")
+						}
+						close(closed)
+						return
+					}
 					if c.close {
 						conn.Close()
 						close(closed)
@@ -193,7 +200,11 @@ func TestOwnConnectionReplaced(t *testing.T) {
 			}
 			resp.Body.Close()
 			if c.close {
-				<-closed
+				select {
+				case <-closed:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the first connection was not closed")
+				}
 			}
 			if c.wait > 0 {
 				time.Sleep(c.wait) // idling is the behaviour under test
@@ -458,7 +469,6 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-
 // TestPeerClosed checks the look at an idle connection: open and quiet is usable; closed by the
 // peer, or with bytes nobody asked for, is not.
 func TestPeerClosed(t *testing.T) {
@@ -496,5 +506,63 @@ func TestPeerClosed(t *testing.T) {
 		}
 		conn.Close()
 		peer.Close()
+	}
+}
+
+// scriptedConn is a connection whose writes fail after writeOK bytes and whose reads give answer.
+type scriptedConn struct {
+	net.Conn // nil: only what an own connection calls is here
+	answer   *strings.Reader
+	writeOK  int
+	closed   bool
+}
+
+func (c *scriptedConn) Write(p []byte) (int, error) {
+	if len(p) > c.writeOK {
+		n := c.writeOK
+		c.writeOK = 0
+		return n, errors.New("write: broken pipe")
+	}
+	c.writeOK -= len(p)
+	return len(p), nil
+}
+func (c *scriptedConn) Read(p []byte) (int, error)       { return c.answer.Read(p) }
+func (c *scriptedConn) Close() error                     { c.closed = true; return nil }
+func (c *scriptedConn) SetDeadline(time.Time) error      { return nil }
+func (c *scriptedConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *scriptedConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestOwnConnectionAnswerBeforeTheWholeRequest checks that an answer sent before the request was
+// all written (a subscriber refusing a large body early, then closing) is the attempt's answer, and
+// that the connection ends with it; without an answer the write's error is the attempt's.
+func TestOwnConnectionAnswerBeforeTheWholeRequest(t *testing.T) {
+	for _, c := range []struct {
+		name, answer string
+		code         int
+	}{
+		{"answered", "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 8\r\n\r\ntoo long", 413},
+		{"not answered", "", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var conns []*scriptedConn
+			tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
+				sc := &scriptedConn{answer: strings.NewReader(c.answer), writeOK: 100}
+				conns = append(conns, sc)
+				return sc, nil
+			}}
+			scope := newAttemptScope(context.Background())
+			defer scope.end()
+			code, body, err := ownExchange(context.Background(), scope, tr, "http://sub/x", strings.Repeat("e", 1<<16))
+			if c.code == 0 {
+				if err == nil || !strings.Contains(err.Error(), "broken pipe") || errors.Is(err, errNoAnswer) {
+					t.Fatalf("%d, %v; want the write's error", code, err)
+				}
+			} else if err != nil || code != c.code || body != "too long" {
+				t.Fatalf("%d %q, %v; want %d %q", code, body, err, c.code, "too long")
+			}
+			if len(conns) != 1 || !conns[0].closed {
+				t.Errorf("%d connections, the first closed: %v; want 1, closed", len(conns), len(conns) > 0 && conns[0].closed)
+			}
+		})
 	}
 }
