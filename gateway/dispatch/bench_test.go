@@ -53,16 +53,29 @@ func BenchmarkDeliver(b *testing.B) {
 
 // BenchmarkDeliverStarted is BenchmarkDeliver as a started dispatcher runs it with the default
 // configuration: the subscriber's URL parsed at Start, a 30 s per-attempt timeout (from the
-// attemptScope a delivery worker makes its attempts in), and an event with the attributes
-// scripts/bench sends (a time among them). Compare with BenchmarkBaselineHTTPPost.
-func BenchmarkDeliverStarted(b *testing.B) {
+// attemptScope a delivery worker makes its attempts in, on the scope's own connection), and an
+// event with the attributes scripts/bench sends (a time among them). Compare with
+// BenchmarkBaselineHTTPPost, and with BenchmarkDeliverStartedTransport.
+func BenchmarkDeliverStarted(b *testing.B) { benchmarkDeliverStarted(b, true) }
+
+// BenchmarkDeliverStartedTransport is BenchmarkDeliverStarted through the client's transport, as
+// deliveries to https:// or proxied subscribers go.
+func BenchmarkDeliverStartedTransport(b *testing.B) { benchmarkDeliverStarted(b, false) }
+
+func benchmarkDeliverStarted(b *testing.B, own bool) {
 	srv := benchServer(b)
 	s := Subscription{Namespace: "ns", Name: "bench", Channel: testChannel,
 		Subscriber: Destination{URL: srv.URL}, MaxInFlight: DefaultConfig().MaxInFlight,
 		Policy: Policy{Retry: 3, Timeout: DefaultConfig().Timeout}}
 	d := New(s, Deps{Channels: newFakeProvisioner(1), Client: benchClient(b), Metrics: metrics.New(metrics.Build{}),
 		Log: slog.New(slog.DiscardHandler)})
-	d.urls = parseURLs(&d.sub.Subscriber)
+	if !own {
+		d.own = nil
+	}
+	d.urls = d.parseURLs(&d.sub.Subscriber)
+	if d.urls[srv.URL].own != own {
+		b.Fatalf("own connection %v; want %v", d.urls[srv.URL].own, own)
+	}
 	ev := testEvent("bench-1")
 	ev.Time = "2026-11-28T12:00:00.123456789Z"
 	ev.Data = bytes.Repeat([]byte("x"), 512)

@@ -361,16 +361,17 @@ type parsedURL struct {
 	own  bool // the dispatcher's transport reaches it directly over HTTP/1 (see ownURL)
 }
 
-// parseURLs parses the subscription's HTTP destinations for newRequest. Unparseable URLs are left
-// out: newRequest then reports the error per attempt.
-func parseURLs(dests ...*Destination) map[string]parsedURL {
+// parseURLs parses the subscription's HTTP destinations for newRequest, and marks those its
+// attempts may send to on their own connections (see ownURL). Unparseable URLs are left out:
+// newRequest then reports the error per attempt.
+func (d *Dispatcher) parseURLs(dests ...*Destination) map[string]parsedURL {
 	out := make(map[string]parsedURL, len(dests))
 	for _, dst := range dests {
 		if dst == nil || dst.URL == "" {
 			continue
 		}
 		if req, err := http.NewRequest(http.MethodPost, dst.URL, nil); err == nil {
-			out[dst.URL] = parsedURL{url: req.URL, tmpl: req}
+			out[dst.URL] = parsedURL{url: req.URL, tmpl: req, own: d.own != nil && ownURL(d.own, req)}
 		}
 	}
 	return out
@@ -396,7 +397,7 @@ func (d *Dispatcher) requestHeaders(ev *event.Event) int {
 // newRequest builds the POST of body to u, with an empty header map (made for headers keys). The
 // request is the one http.NewRequestWithContext builds (method, URL, host, protocol, a body that
 // net/http knows to be in memory, ContentLength and GetBody, http.NoBody when body is empty). For
-// a URL parsed at Start (see parseURLs) it is built from that URL's template instead of parsing:
+// a URL parsed at Start (see Dispatcher.parseURLs) it is built from that URL's template instead of parsing:
 // parsing the URL per request was about 8% of a Kafka drain's CPU, and parsing even an empty one
 // about 1%.
 func (d *Dispatcher) newRequest(ctx context.Context, u string, body []byte, headers int) (*http.Request, error) {

@@ -356,13 +356,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		}
 	}
 
-	d.urls = parseURLs(&d.sub.Subscriber, d.sub.Reply, d.sub.DeadLetter)
-	if d.own != nil {
-		for u, p := range d.urls {
-			p.own = ownURL(d.own, p.tmpl)
-			d.urls[u] = p
-		}
-	}
+	d.urls = d.parseURLs(&d.sub.Subscriber, d.sub.Reply, d.sub.DeadLetter)
 
 	if l, ok := d.lim.(interface{ Limit() int }); ok {
 		d.m.ConcurrencyLimit.WithLabelValues(d.sub.Namespace, d.sub.Name).Set(float64(l.Limit()))

@@ -36,7 +36,7 @@ func TestNewRequestMatchesParsingEachTime(t *testing.T) {
 	for i, u := range urls {
 		dests[i] = &Destination{URL: u}
 	}
-	d.urls = parseURLs(append(dests, nil, &Destination{URL: "http://bad host/"})...)
+	d.urls = d.parseURLs(append(dests, nil, &Destination{URL: "http://bad host/"})...)
 	if _, ok := d.urls["http://bad host/"]; ok {
 		t.Error("an unparseable URL was kept")
 	}
