@@ -18,9 +18,10 @@ import (
 // subscriber deliveries over a connection of its own: it writes the request and reads the answer
 // itself, where net/http's Transport hands each request to the connection's writing goroutine and
 // the answer back from its reading one. Those two hand-offs per request were a third of the CPU of
-// a POST against a local subscriber (57 against 82 µs per request with 3 goroutines posting in
-// turn, 34 against 52 with 64; /tmp experiment, 30 November). The request is written by
-// http.Request.Write and the answer parsed by http.ReadResponse: only the connection's life is ours.
+// a POST to a subscriber in another process (57 against 82 µs per request with 3 goroutines posting
+// in turn, 34 against 52 with 64; docs/performance.md, "Deliveries on connections of their own").
+// The request is written by http.Request.Write and the answer parsed by http.ReadResponse: only
+// the connection's life is ours.
 //
 // It applies to plain http:// subscribers that the client's *http.Transport would reach directly
 // (no proxy for the URL, keep-alives on, HTTP/1, no dial or header-timeout hooks of its own; see
@@ -48,7 +49,7 @@ const maxOwn1xx = 5
 // ownPeekAfter is how long a connection idles before it is checked for a close by the peer.
 const ownPeekAfter = 100 * time.Millisecond
 
-// ownTransport is c's transport when attempts may use own connections with its settings, else nil.
+// ownTransport is rt when attempts may use own connections with its settings, else nil.
 func ownTransport(rt http.RoundTripper) *http.Transport {
 	tr, ok := rt.(*http.Transport)
 	if !ok || tr.DisableKeepAlives || tr.Dial != nil || tr.ResponseHeaderTimeout != 0 ||
@@ -146,6 +147,9 @@ func (s *attemptScope) roundTrip(tr *http.Transport, req *http.Request) (*http.R
 		}
 		s.closeConn()
 		if !reused || !errors.Is(err, errNoAnswer) {
+			return nil, err
+		}
+		if req.GetBody == nil {
 			return nil, err
 		}
 		body, gerr := req.GetBody()
