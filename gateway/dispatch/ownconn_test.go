@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -564,5 +565,47 @@ func TestOwnConnectionAnswerBeforeTheWholeRequest(t *testing.T) {
 				t.Errorf("%d connections, the first closed: %v; want 1, closed", len(conns), len(conns) > 0 && conns[0].closed)
 			}
 		})
+	}
+}
+
+// TestDeliveriesOutliveASubscribersIdleTimeout checks a subscriber that closes idle connections
+// (as Node's keep-alive timeout does, here net/http's IdleTimeout): an ordered subscription's
+// next event after each close is delivered at its first attempt, once, on a new connection.
+func TestDeliveriesOutliveASubscribersIdleTimeout(t *testing.T) {
+	var mu sync.Mutex
+	var ids []string
+	closed := make(chan struct{}, 16)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ids = append(ids, r.Header.Get("Ce-Id"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	srv.Config.IdleTimeout = 20 * time.Millisecond
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	h := newHarness(t, 1, Subscription{Subscriber: Destination{URL: srv.URL + "/sink"}, Ordered: true}, nil)
+	c := h.p.claim(t, 0)
+	const events = 4
+	for i := range events {
+		c.waitDone(t, c.push(t, testEvent(fmt.Sprintf("e-%d", i))))
+		select { // the subscriber closes the connection once it idles
+		case <-closed:
+		case <-time.After(waitTimeout):
+			t.Fatalf("event %d: the subscriber did not close the idle connection", i)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"e-0", "e-1", "e-2", "e-3"}; fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Errorf("the subscriber got %v; want %v, each once", ids, want)
+	}
+	if ok, failed := h.attempts("2xx"), h.attempts("error"); ok != events || failed != 0 {
+		t.Errorf("attempts: %v 2xx, %v errors; want %d, 0", ok, failed, events)
 	}
 }
