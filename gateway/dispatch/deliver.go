@@ -187,7 +187,7 @@ func (s *attemptScope) release() {
 // attemptHTTP makes one CloudEvents binary-mode POST of ev to u.
 func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event, subscriber bool) attemptResult {
 	var own *attemptScope
-	if subscriber && d.own != nil && d.urls[u].own {
+	if subscriber && d.own != nil && len(ev.Data) <= ownMaxBody && d.urls[u].own {
 		own = scopeOf(ctx)
 	}
 	actx, cancel := d.attemptContext(ctx)

@@ -25,7 +25,8 @@ import (
 //
 // It applies to plain http:// subscribers that the client's *http.Transport would reach directly
 // (no proxy for the URL, keep-alives on, HTTP/1, no dial or header-timeout hooks of its own; see
-// ownTransport and ownURL); everything else goes through the transport as before. What the
+// ownTransport and ownURL) and to events of up to ownMaxBody; everything else goes through the
+// transport as before. What the
 // transport does for a connection, the scope does for its own:
 //   - dial with the transport's DialContext (its timeouts and keep-alive), one connection at a time
 //     per goroutine; the connection is closed when the goroutine's scope ends (an idle worker or
@@ -42,6 +43,13 @@ import (
 //     on a reused connection is sent once more on a new one: the transport's reading goroutine
 //     notices such closes while the connection idles, here the next request does. The request was
 //     then most likely not read; if it was, at-least-once delivery allows the second copy.
+
+// ownMaxBody is the largest event data sent on an own connection; larger goes through the
+// transport. The request is written whole before the answer is read, so a subscriber that answers
+// early and then neither reads nor closes would hold a write that does not fit the connection's
+// buffers until the attempt's timeout; the transport writes and reads at once. 32 KiB fits the
+// buffers of any TCP connection (loopback's start at 64 KiB to receive, 16 KiB to send).
+const ownMaxBody = 32 << 10
 
 // maxOwn1xx is how many informational answers may come before the real one.
 const maxOwn1xx = 5

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -607,5 +608,41 @@ func TestDeliveriesOutliveASubscribersIdleTimeout(t *testing.T) {
 	}
 	if ok, failed := h.attempts("2xx"), h.attempts("error"); ok != events || failed != 0 {
 		t.Errorf("attempts: %v 2xx, %v errors; want %d, 0", ok, failed, events)
+	}
+}
+
+// TestLargeEventsToASubscriberThatAnswersEarly checks an event larger than ownMaxBody to a
+// subscriber that answers before reading the body and then neither reads nor closes: the answer
+// is the attempt's (through the transport, which reads while it writes), not a timeout. Events up
+// to ownMaxBody go on the own connection and are written whole first.
+func TestLargeEventsToASubscriberThatAnswersEarly(t *testing.T) {
+	release := make(chan struct{})
+	srv := newScriptedServer(t, func(s *scriptedServer, n int, conn net.Conn, r *bufio.Reader) {
+		req, err := http.ReadRequest(r)
+		if err != nil {
+			return
+		}
+		io.WriteString(conn, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\n\r\n")
+		if req.ContentLength <= ownMaxBody {
+			io.Copy(io.Discard, req.Body)
+			for s.readReq(n, r) {
+				io.WriteString(conn, ok202)
+			}
+			return
+		}
+		<-release // neither read nor close
+	})
+	defer close(release)
+	for _, size := range []int{ownMaxBody, 4 << 20} {
+		h := newHarness(t, 1, Subscription{Subscriber: Destination{URL: srv.url},
+			Policy: Policy{Timeout: waitTimeout}}, nil)
+		c := h.p.claim(t, 0)
+		ev := testEvent(fmt.Sprintf("size-%d", size))
+		ev.Data = bytes.Repeat([]byte("x"), size)
+		c.waitDone(t, c.push(t, ev))
+		if got := h.attempts("4xx"); got != 1 {
+			t.Errorf("%d bytes: attempts{4xx} = %v, want 1 (timeouts %v, errors %v)", size, got,
+				h.attempts("timeout"), h.attempts("error"))
+		}
 	}
 }
