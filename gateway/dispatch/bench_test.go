@@ -73,8 +73,8 @@ func benchmarkDeliverStarted(b *testing.B, own bool) {
 		d.own = nil
 	}
 	d.urls = d.parseURLs(&d.sub.Subscriber)
-	if d.urls[srv.URL].own != own {
-		b.Fatalf("own connection %v; want %v", d.urls[srv.URL].own, own)
+	if (d.urls[srv.URL].head != nil) != own {
+		b.Fatalf("own connection %v; want %v", d.urls[srv.URL].head != nil, own)
 	}
 	ev := testEvent("bench-1")
 	ev.Time = "2026-11-28T12:00:00.123456789Z"

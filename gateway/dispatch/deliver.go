@@ -187,8 +187,11 @@ func (s *attemptScope) release() {
 // attemptHTTP makes one CloudEvents binary-mode POST of ev to u.
 func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event, subscriber bool) attemptResult {
 	var own *attemptScope
-	if subscriber && d.own != nil && len(ev.Data) <= ownMaxBody && d.urls[u].own {
-		own = scopeOf(ctx)
+	var head []byte
+	if subscriber && d.own != nil && len(ev.Data) <= ownMaxBody {
+		if head = d.urls[u].head; head != nil {
+			own = scopeOf(ctx)
+		}
 	}
 	actx, cancel := d.attemptContext(ctx)
 	defer cancel()
@@ -203,7 +206,7 @@ func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event,
 	}
 
 	start := time.Now()
-	resp, err := d.do(req, own)
+	resp, err := d.do(req, own, ownRequest{head: head, body: ev.Data})
 	if err != nil {
 		timedOut := ctx.Err() == nil && (errors.Is(actx.Err(), context.DeadlineExceeded) ||
 			errors.Is(err, context.DeadlineExceeded))
@@ -245,15 +248,15 @@ func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event,
 // A redirect the client would follow is followed as it does (see redirect), through the client,
 // and from then on every delivery of this dispatcher goes through the client. Errors are wrapped in
 // *url.Error as the client wraps them. With own (an attempt scope), the request goes on the scope's
-// own connection (see ownConn) instead of the transport's.
-func (d *Dispatcher) do(req *http.Request, own *attemptScope) (*http.Response, error) {
+// own connection (see ownConn) instead of the transport's, written as w says.
+func (d *Dispatcher) do(req *http.Request, own *attemptScope, w ownRequest) (*http.Response, error) {
 	if d.rt == nil || req.URL.User != nil || d.redirected.Load() {
 		return d.client.Do(req)
 	}
 	var resp *http.Response
 	var err error
 	if own != nil {
-		resp, err = own.roundTrip(d.own, req)
+		resp, err = own.roundTrip(d.own, req, w)
 	} else {
 		resp, err = d.rt.RoundTrip(req)
 	}
@@ -358,7 +361,9 @@ var preferReply = []string{"reply"}
 type parsedURL struct {
 	url  *url.URL
 	tmpl *http.Request
-	own  bool // the dispatcher's transport reaches it directly over HTTP/1 (see ownURL)
+	// head is the request line and Host header of a POST to it, as net/http writes them, where the
+	// dispatcher's transport reaches it directly over HTTP/1 (see ownURL, ownHead); else nil.
+	head []byte
 }
 
 // parseURLs parses the subscription's HTTP destinations for newRequest, and marks those its
@@ -371,7 +376,11 @@ func (d *Dispatcher) parseURLs(dests ...*Destination) map[string]parsedURL {
 			continue
 		}
 		if req, err := http.NewRequest(http.MethodPost, dst.URL, nil); err == nil {
-			out[dst.URL] = parsedURL{url: req.URL, tmpl: req, own: d.own != nil && ownURL(d.own, req)}
+			p := parsedURL{url: req.URL, tmpl: req}
+			if d.own != nil && ownURL(d.own, req) {
+				p.head = ownHead(req)
+			}
+			out[dst.URL] = p
 		}
 	}
 	return out

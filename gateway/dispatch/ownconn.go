@@ -20,8 +20,8 @@ import (
 // the answer back from its reading one. Those two hand-offs per request were a third of the CPU of
 // a POST to a subscriber in another process (57 against 82 µs per request with 3 goroutines posting
 // in turn, 34 against 52 with 64; docs/performance.md, "Deliveries on connections of their own").
-// The request is written by http.Request.Write and the answer parsed by http.ReadResponse: only
-// the connection's life is ours.
+// The request is written as http.Request.Write would write it (see ownRequest) and the answer
+// parsed by http.ReadResponse: the connection's life is ours.
 //
 // It applies to plain http:// subscribers that the client's *http.Transport would reach directly
 // (no proxy for the URL, keep-alives on, HTTP/1, no dial or header-timeout hooks of its own; see
@@ -134,8 +134,9 @@ func (h *headerLimit) Read(p []byte) (int, error) {
 // errNoAnswer marks a failure on a reused connection before any byte of the answer arrived.
 var errNoAnswer = errors.New("the connection was closed before an answer")
 
-// roundTrip sends req (a POST with GetBody) on the scope's own connection, as tr would send it.
-func (s *attemptScope) roundTrip(tr *http.Transport, req *http.Request) (*http.Response, error) {
+// roundTrip sends req on the scope's own connection, as tr would send it, written as w says (req
+// gives the header and the context).
+func (s *attemptScope) roundTrip(tr *http.Transport, req *http.Request, w ownRequest) (*http.Response, error) {
 	addr := hostPort(req.URL)
 	if c := s.conn; c != nil && (c.addr != addr || c.busy || !c.fresh()) {
 		s.closeConn()
@@ -149,7 +150,7 @@ func (s *attemptScope) roundTrip(tr *http.Transport, req *http.Request) (*http.R
 				return nil, err
 			}
 		}
-		resp, err := s.exchange(c, tr, req)
+		resp, err := s.exchange(c, tr, req, w)
 		if err == nil {
 			return resp, nil
 		}
@@ -157,14 +158,7 @@ func (s *attemptScope) roundTrip(tr *http.Transport, req *http.Request) (*http.R
 		if !reused || !errors.Is(err, errNoAnswer) {
 			return nil, err
 		}
-		if req.GetBody == nil {
-			return nil, err
-		}
-		body, gerr := req.GetBody()
-		if gerr != nil {
-			return nil, err
-		}
-		req.Body = body
+		// written from w again on a new connection
 	}
 }
 
@@ -258,7 +252,7 @@ func (s *attemptScope) closeConn() {
 
 // exchange writes req on c and reads the answer's header. A failure on a reused connection before
 // any byte of the answer wraps errNoAnswer (unless the attempt's context ended).
-func (s *attemptScope) exchange(c *ownConn, tr *http.Transport, req *http.Request) (*http.Response, error) {
+func (s *attemptScope) exchange(c *ownConn, tr *http.Transport, req *http.Request, w ownRequest) (*http.Response, error) {
 	ctx := req.Context()
 	if ctx.Err() != nil {
 		return nil, s.ended(ctx)
@@ -271,7 +265,7 @@ func (s *attemptScope) exchange(c *ownConn, tr *http.Transport, req *http.Reques
 		return nil, s.ended(ctx)
 	}
 	c.in.count = 0
-	werr := req.Write(c.bw)
+	werr := w.write(c.bw, req.Header)
 	if werr == nil {
 		werr = c.bw.Flush()
 	}

@@ -87,11 +87,11 @@ const (
 // ownExchange sends one POST of body on scope s as a delivery does: the answer's body read to its
 // end and closed. It returns the status and body.
 func ownExchange(ctx context.Context, s *attemptScope, tr *http.Transport, u, body string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return 0, "", err
 	}
-	resp, err := s.roundTrip(tr, req)
+	resp, err := s.roundTrip(tr, req, ownRequest{head: ownHead(req), body: []byte(body)})
 	if err != nil {
 		return 0, "", err
 	}
@@ -190,8 +190,8 @@ func TestOwnConnectionReplaced(t *testing.T) {
 			}
 			scope := newAttemptScope(context.Background())
 			defer scope.end()
-			req, _ := http.NewRequest(http.MethodPost, srv.url, strings.NewReader("first"))
-			resp, err := scope.roundTrip(tr, req)
+			req, _ := http.NewRequest(http.MethodPost, srv.url, nil)
+			resp, err := scope.roundTrip(tr, req, ownRequest{head: ownHead(req), body: []byte("first")})
 			if err != nil {
 				t.Fatal(err)
 			}
