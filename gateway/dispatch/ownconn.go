@@ -137,6 +137,9 @@ var errNoAnswer = errors.New("the connection was closed before an answer")
 // roundTrip sends req on the scope's own connection, as tr would send it, written as w says (req
 // gives the header and the context).
 func (s *attemptScope) roundTrip(tr *http.Transport, req *http.Request, w ownRequest) (*http.Response, error) {
+	if err := checkHeader(req.Header); err != nil {
+		return nil, err // nothing sent; an answer would never come
+	}
 	addr := hostPort(req.URL)
 	if c := s.conn; c != nil && (c.addr != addr || c.busy || !c.fresh()) {
 		s.closeConn()

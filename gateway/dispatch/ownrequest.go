@@ -19,7 +19,7 @@ import (
 // their own"). write makes the same bytes but for the header's order: the request line and Host
 // that net/http made once per URL, User-Agent, Content-Length, the header less the keys net/http
 // writes itself, each value trimmed, then the body. Names and values the transport would refuse
-// (control characters, CR and LF among them) are refused with its words.
+// (control characters, CR and LF among them) are refused with its words (checkHeader).
 type ownRequest struct {
 	head []byte
 	body []byte
@@ -44,8 +44,8 @@ func ownHead(tmpl *http.Request) []byte {
 var ownExcluded = map[string]bool{"Host": true, "User-Agent": true, "Content-Length": true,
 	"Transfer-Encoding": true, "Trailer": true}
 
-// write writes the request with header h to w.
-func (o ownRequest) write(w *bufio.Writer, h http.Header) error {
+// checkHeader refuses a header the transport would refuse, in its words: before anything is sent.
+func checkHeader(h http.Header) error {
 	for k, vv := range h {
 		if !validHeaderName(k) {
 			return fmt.Errorf("net/http: invalid header field name %q", k)
@@ -56,6 +56,11 @@ func (o ownRequest) write(w *bufio.Writer, h http.Header) error {
 			}
 		}
 	}
+	return nil
+}
+
+// write writes the request with header h (checked by checkHeader) to w.
+func (o ownRequest) write(w *bufio.Writer, h http.Header) error {
 	_, _ = w.Write(o.head)
 	ua := "Go-http-client/1.1"
 	if vv, ok := h["User-Agent"]; ok {

@@ -3,6 +3,9 @@ package dispatch
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -67,8 +70,16 @@ func TestOwnRequestWritesWhatNetHTTPWrites(t *testing.T) {
 }
 
 // TestOwnRequestRefusesWhatTheTransportRefuses checks header names and values the transport
-// refuses: refused alike, in its words, and nothing written.
+// refuses: refused alike, in its words, at once, and nothing sent.
 func TestOwnRequestRefusesWhatTheTransportRefuses(t *testing.T) {
+	sent := make(chan struct{}, 8)
+	srv := newScriptedServer(t, func(s *scriptedServer, n int, conn net.Conn, r *bufio.Reader) {
+		for s.readReq(n, r) {
+			sent <- struct{}{} // and never answer: a refused request must not wait for one
+		}
+	})
+	scope := newAttemptScope(context.Background())
+	defer scope.end()
 	tmpl, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:1/x", nil)
 	for _, h := range []http.Header{
 		{"Bad Name": {"v"}},
@@ -80,19 +91,21 @@ func TestOwnRequestRefusesWhatTheTransportRefuses(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, tmpl.URL.String(), nil)
 		req.Header = h
 		_, want := (&http.Transport{}).RoundTrip(req)
-		var b bytes.Buffer
-		w := bufio.NewWriter(&b)
-		err := (ownRequest{head: ownHead(tmpl)}).write(w, h)
-		w.Flush()
-		if err == nil || want == nil || !strings.Contains(want.Error(), err.Error()) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		req, _ = http.NewRequestWithContext(ctx, http.MethodPost, srv.url, nil)
+		req.Header = h
+		_, err := scope.roundTrip(&http.Transport{}, req, ownRequest{head: ownHead(req), body: []byte("x")})
+		cancel()
+		if err == nil || want == nil || err.Error() != want.Error() ||
+			errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("%q: error %v; the transport's %v", h, err, want)
 		}
-		if b.Len() != 0 {
-			t.Errorf("%q: wrote %q", h, b.String())
-		}
+	}
+	if len(sent) != 0 {
+		t.Errorf("%d refused requests reached the subscriber", len(sent))
 	}
 	for _, h := range []http.Header{{"Ok": {"tab\tand spaces, ünïcode"}}, {"X-!#$%&'*+-.^_`|~": {"v"}}} {
-		if err := (ownRequest{head: ownHead(tmpl)}).write(bufio.NewWriter(&bytes.Buffer{}), h); err != nil {
+		if err := checkHeader(h); err != nil {
 			t.Errorf("%q refused: %v", h, err)
 		}
 	}
