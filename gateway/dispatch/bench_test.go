@@ -56,18 +56,29 @@ func BenchmarkDeliver(b *testing.B) {
 // attemptScope a delivery worker makes its attempts in, on the scope's own connection), and an
 // event with the attributes scripts/bench sends (a time among them). Compare with
 // BenchmarkBaselineHTTPPost, and with BenchmarkDeliverStartedTransport.
-func BenchmarkDeliverStarted(b *testing.B) { benchmarkDeliverStarted(b, true) }
+func BenchmarkDeliverStarted(b *testing.B) { benchmarkDeliverStarted(b, true, false) }
 
 // BenchmarkDeliverStartedTransport is BenchmarkDeliverStarted through the client's transport, as
-// deliveries to https:// or proxied subscribers go.
-func BenchmarkDeliverStartedTransport(b *testing.B) { benchmarkDeliverStarted(b, false) }
+// deliveries to proxied subscribers go.
+func BenchmarkDeliverStartedTransport(b *testing.B) { benchmarkDeliverStarted(b, false, false) }
 
-func benchmarkDeliverStarted(b *testing.B, own bool) {
-	srv := benchServer(b)
+// BenchmarkDeliverStartedTLS and BenchmarkDeliverStartedTLSTransport are the two to an https://
+// subscriber (HTTP/1.1 over TLS 1.3).
+func BenchmarkDeliverStartedTLS(b *testing.B)          { benchmarkDeliverStarted(b, true, true) }
+func BenchmarkDeliverStartedTLSTransport(b *testing.B) { benchmarkDeliverStarted(b, false, true) }
+
+func benchmarkDeliverStarted(b *testing.B, own, https bool) {
+	srv, client := benchServer(b), benchClient(b)
+	if https {
+		srv = httptest.NewUnstartedServer(srv.Config.Handler)
+		srv.StartTLS()
+		b.Cleanup(srv.Close)
+		client.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
+	}
 	s := Subscription{Namespace: "ns", Name: "bench", Channel: testChannel,
 		Subscriber: Destination{URL: srv.URL}, MaxInFlight: DefaultConfig().MaxInFlight,
 		Policy: Policy{Retry: 3, Timeout: DefaultConfig().Timeout}}
-	d := New(s, Deps{Channels: newFakeProvisioner(1), Client: benchClient(b), Metrics: metrics.New(metrics.Build{}),
+	d := New(s, Deps{Channels: newFakeProvisioner(1), Client: client, Metrics: metrics.New(metrics.Build{}),
 		Log: slog.New(slog.DiscardHandler)})
 	if !own {
 		d.own = nil

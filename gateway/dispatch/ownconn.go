@@ -3,6 +3,7 @@ package dispatch
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,13 +24,15 @@ import (
 // The request is written as http.Request.Write would write it (see ownRequest) and the answer
 // parsed by http.ReadResponse: the connection's life is ours.
 //
-// It applies to plain http:// subscribers that the client's *http.Transport would reach directly
-// (no proxy for the URL, keep-alives on, HTTP/1, no dial or header-timeout hooks of its own; see
-// ownTransport and ownURL) and to events of up to ownMaxBody; everything else goes through the
-// transport as before. What the
+// It applies to http:// and https:// subscribers that the client's *http.Transport would reach
+// directly over HTTP/1 (no proxy for the URL, keep-alives on, no dial or header-timeout hooks of its
+// own, and for https no TLS dial hooks and no HTTP/2; see ownTransport, ownURL and ownHTTPS) and to
+// events of up to ownMaxBody; everything else goes through the transport as before. What the
 // transport does for a connection, the scope does for its own:
 //   - dial with the transport's DialContext (its timeouts and keep-alive), one connection at a time
-//     per goroutine; the connection is closed when the goroutine's scope ends (an idle worker or
+//     per goroutine; for https, TLS over it with the transport's TLSClientConfig (the URL's host as
+//     the server name unless the config names one) and its TLSHandshakeTimeout;
+//   - the connection is closed when the goroutine's scope ends (an idle worker or
 //     key runner exits, a claim ends), when the answer asks for it (Connection: close, HTTP/1.0, a
 //     101), when a body is not read to its end, and once idle for IdleConnTimeout (a timer that
 //     looks at it once per timeout: an ordered claim's scope lasts as long as the claim);
@@ -67,9 +70,18 @@ func ownTransport(rt http.RoundTripper) *http.Transport {
 	return tr
 }
 
-// ownURL reports whether tr reaches the template request's URL directly over plain HTTP/1.
+// ownURL reports whether tr reaches the template request's URL directly over HTTP/1. Host names
+// that are not ASCII are left to the transport, which dials their IDNA form.
 func ownURL(tr *http.Transport, tmpl *http.Request) bool {
-	if tmpl.URL.Scheme != "http" || tmpl.URL.User != nil {
+	u := tmpl.URL
+	switch {
+	case u.User != nil || !ascii(u.Hostname()):
+		return false
+	case u.Scheme == "https":
+		if !ownHTTPS(tr) {
+			return false
+		}
+	case u.Scheme != "http":
 		return false
 	}
 	if tr.Proxy == nil {
@@ -79,11 +91,39 @@ func ownURL(tr *http.Transport, tmpl *http.Request) bool {
 	return err == nil && p == nil
 }
 
+// ownHTTPS reports whether tr sets TLS up itself and speaks HTTP/1 over it: no TLS dial hooks, and
+// no HTTP/2, which net/http's Transport turns on when its Protocols or TLSNextProto say so, when
+// ForceAttemptHTTP2 is set, or by itself when none of its dial and TLS settings is set.
+func ownHTTPS(tr *http.Transport) bool {
+	switch {
+	case tr.DialTLS != nil || tr.DialTLSContext != nil:
+		return false
+	case tr.Protocols != nil:
+		return !tr.Protocols.HTTP2()
+	case tr.TLSNextProto != nil:
+		return len(tr.TLSNextProto) == 0
+	case tr.ForceAttemptHTTP2:
+		return false
+	}
+	return tr.TLSClientConfig != nil || tr.DialContext != nil || tr.Dial != nil
+}
+
+func ascii(s string) bool {
+	for i := range len(s) {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // ownConn is a scope's connection to one address. Only the scope's goroutine uses it; the scope's
 // context ending and the idle timer reach it from other goroutines, through mu.
 type ownConn struct {
 	addr  string
-	conn  net.Conn
+	tls   bool     // conn is TLS over raw
+	conn  net.Conn // what requests are written to
+	raw   net.Conn // the TCP connection under it, looked at while idle
 	in    headerLimit
 	br    *bufio.Reader
 	bw    *bufio.Writer
@@ -140,8 +180,8 @@ func (s *attemptScope) roundTrip(tr *http.Transport, req *http.Request, w ownReq
 	if err := checkHeader(req.Header); err != nil {
 		return nil, err // nothing sent; an answer would never come
 	}
-	addr := hostPort(req.URL)
-	if c := s.conn; c != nil && (c.addr != addr || c.busy || !c.fresh()) {
+	addr, https := hostPort(req.URL), req.URL.Scheme == "https"
+	if c := s.conn; c != nil && (c.addr != addr || c.tls != https || c.busy || !c.fresh()) {
 		s.closeConn()
 	}
 	for {
@@ -149,7 +189,7 @@ func (s *attemptScope) roundTrip(tr *http.Transport, req *http.Request, w ownReq
 		reused := c != nil
 		if c == nil {
 			var err error
-			if c, err = s.dial(tr, req.Context(), addr); err != nil {
+			if c, err = s.dial(tr, req.Context(), addr, https, req.URL.Hostname()); err != nil {
 				return nil, err
 			}
 		}
@@ -165,10 +205,13 @@ func (s *attemptScope) roundTrip(tr *http.Transport, req *http.Request, w ownReq
 	}
 }
 
-// hostPort is u's address with the default port for http when it has none.
+// hostPort is u's address with its scheme's default port when it has none.
 func hostPort(u *url.URL) string {
-	if u.Port() != "" {
+	switch {
+	case u.Port() != "":
 		return u.Host
+	case u.Scheme == "https":
+		return net.JoinHostPort(u.Hostname(), "443")
 	}
 	return net.JoinHostPort(u.Hostname(), "80")
 }
@@ -176,21 +219,28 @@ func hostPort(u *url.URL) string {
 // fresh reports whether c may carry another request: after a while idle, it is looked at for a
 // close by the peer (or by the idle timer).
 func (c *ownConn) fresh() bool {
-	return !c.used || time.Since(c.idle) < ownPeekAfter || !peerClosed(c.conn)
+	return !c.used || time.Since(c.idle) < ownPeekAfter || !peerClosed(c.raw)
 }
 
-// dial opens the scope's connection to addr with tr's dialer.
-func (s *attemptScope) dial(tr *http.Transport, ctx context.Context, addr string) (*ownConn, error) {
+// dial opens the scope's connection to addr with tr's dialer, with TLS over it to host for https.
+func (s *attemptScope) dial(tr *http.Transport, ctx context.Context, addr string, https bool, host string) (*ownConn, error) {
 	dial := tr.DialContext
 	if dial == nil {
 		var d net.Dialer
 		dial = d.DialContext
 	}
-	conn, err := dial(ctx, "tcp", addr)
+	raw, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c := &ownConn{addr: addr, conn: conn, in: headerLimit{r: conn, left: -1}}
+	conn := raw
+	if https {
+		if conn, err = ownTLS(ctx, tr, raw, host); err != nil {
+			raw.Close()
+			return nil, err
+		}
+	}
+	c := &ownConn{addr: addr, tls: https, conn: conn, raw: raw, in: headerLimit{r: conn, left: -1}}
 	c.br = bufio.NewReader(&c.in)
 	c.bw = bufio.NewWriter(conn)
 	c.stop = context.AfterFunc(s.Context, c.cancel)
@@ -199,6 +249,36 @@ func (s *attemptScope) dial(tr *http.Transport, ctx context.Context, addr string
 	}
 	s.conn = c
 	return c, nil
+}
+
+// errTLSHandshakeTimeout is the error of a TLS handshake that took longer than the transport's
+// TLSHandshakeTimeout.
+var errTLSHandshakeTimeout = errors.New("TLS handshake timeout")
+
+// ownTLS is a TLS client over raw as tr would make it: a copy of tr's TLSClientConfig, host as the
+// server name unless the config names one, the handshake bounded by tr's TLSHandshakeTimeout
+// besides ctx.
+func ownTLS(ctx context.Context, tr *http.Transport, raw net.Conn, host string) (*tls.Conn, error) {
+	cfg := &tls.Config{}
+	if tr.TLSClientConfig != nil {
+		cfg = tr.TLSClientConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	conn := tls.Client(raw, cfg)
+	if d := tr.TLSHandshakeTimeout; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, d, errTLSHandshakeTimeout)
+		defer cancel()
+	}
+	if err := conn.HandshakeContext(ctx); err != nil {
+		if errors.Is(context.Cause(ctx), errTLSHandshakeTimeout) {
+			return nil, errTLSHandshakeTimeout
+		}
+		return nil, err
+	}
+	return conn, nil
 }
 
 // cancel fails c's exchange in progress and any later one: the scope's context ended.
