@@ -70,7 +70,7 @@ func main() {
 	flag.DurationVar(&s.slowDelay, "slow-delay", 50*time.Millisecond, "the slow subscriber's answer delay in the RSS run")
 	flag.DurationVar(&s.adaptiveSecs, "adaptive-duration", 0, "the adaptive path's drains hold this long's worth of events at the subscriber's capacity (default 2s, quick 1s)")
 	flag.IntVar(&s.adaptiveRuns, "adaptive-runs", 1, "repetitions of each drain of the adaptive path (12 cells × 5 limits: one repetition is ~7 minutes)")
-	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-ordered,dispatch-keyed,dispatch-ordered-trigger,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,subs-kafka,subs-memory,adaptive")
+	flag.StringVar(&s.only, "only", "", "comma-separated subset of paths: ingress-memory,ingress-kafka,batch-kafka,dispatch,dispatch-https,dispatch-ordered,dispatch-keyed,dispatch-ordered-trigger,dispatch-memory,ingress-nats,batch-nats,dispatch-nats,latency,rss,triggers,tracing-ingress,tracing-dispatch,subs-kafka,subs-memory,adaptive")
 	flag.Float64Var(&s.adaptiveStalls, "adaptive-stalls", 0, "the adaptive path's subscribers pause about this many times a second, 5–25 ms each, as a busy machine stalls (bench sink --stalls); default none")
 	flag.StringVar(&s.adaptiveOnly, "adaptive-cells", "", "the adaptive path's cells to run, as KNEExSERVICE separated by commas (e.g. 2x50ms,32x10ms); default the whole grid (--quick: its corners)")
 	flag.IntVar(&s.subs, "subs", 0, "subscriptions on the gateway of the subs-kafka and subs-memory paths (default 1000, quick 100)")
@@ -235,6 +235,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		{"ingress-kafka", kafka, r.ingressKafka},
 		{"batch-kafka", kafka, r.batchKafka},
 		{"dispatch", kafka, r.dispatch},
+		{"dispatch-https", kafka, r.dispatchHTTPS},
 		{"dispatch-ordered", kafka, r.dispatchOrdered},
 		{"dispatch-keyed", kafka, r.dispatchKeyed},
 		{"dispatch-ordered-trigger", kafka, r.dispatchOrderedTrigger},
@@ -272,7 +273,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 
 // wantsKafka and wantsNATS say whether the selected paths include any on that server.
 func (r *runner) wantsKafka() bool {
-	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "dispatch-ordered", "dispatch-keyed", "dispatch-ordered-trigger", "rss", "triggers", "tracing-dispatch", "subs-kafka"}, r.s.want)
+	return slices.ContainsFunc([]string{"ingress-kafka", "batch-kafka", "dispatch", "dispatch-https", "dispatch-ordered", "dispatch-keyed", "dispatch-ordered-trigger", "rss", "triggers", "tracing-dispatch", "subs-kafka"}, r.s.want)
 }
 
 func (r *runner) wantsNATS() bool {

@@ -170,16 +170,17 @@ func (r *runner) fill(ctx context.Context, manifest, ch string, n int64, loadArg
 	return nil
 }
 
-// deliverer starts what delivers a drain run's backlog to the sink at url; seq numbers the drain runs
-// (a new consumer group, or subscription, for each).
-type deliverer func(ctx context.Context, url string, seq int) (*proc, error)
+// deliverer starts what delivers a drain run's backlog to the sink at url, with env ("KEY=value"
+// each: what it needs to trust an https sink, see sinkTLS.trust; nil for http) added to its
+// environment; seq numbers the drain runs (a new consumer group, or subscription, for each).
+type deliverer func(ctx context.Context, url string, env []string, seq int) (*proc, error)
 
 // subscriber is the deliverer of a gateway on manifest with a new earliest Subscription of channel ch
 // (of kind) to the sink, named NAME-SEQ and carrying annotations ("key: value" each); extra goes to
 // `eventgate serve`.
 func (r *runner) subscriber(manifest, kind, ch, name string, annotations []string, extra ...string) deliverer {
-	return func(ctx context.Context, url string, seq int) (*proc, error) {
-		gw, err := r.gateway(ctx, manifest+subscription(fmt.Sprintf("%s-%d", name, seq), kind, ch, url, annotations...), extra...)
+	return func(ctx context.Context, url string, env []string, seq int) (*proc, error) {
+		gw, err := r.gatewayWithin(ctx, gatewayReady, env, manifest+subscription(fmt.Sprintf("%s-%d", name, seq), kind, ch, url, annotations...), extra...)
 		if err != nil {
 			return nil, err
 		}
@@ -190,8 +191,8 @@ func (r *runner) subscriber(manifest, kind, ch, name string, annotations []strin
 // consumer is the deliverer of the consume baseline reading topic with a new group, with args added
 // (--in-flight N, or --ordered).
 func (r *runner) consumer(topic string, args ...string) deliverer {
-	return func(ctx context.Context, url string, seq int) (*proc, error) {
-		cons, _, err := start(ctx, "consume", nil, nil, r.bin("consume"), append([]string{"--brokers", r.s.brokers,
+	return func(ctx context.Context, url string, env []string, seq int) (*proc, error) {
+		cons, _, err := start(ctx, "consume", nil, env, r.bin("consume"), append([]string{"--brokers", r.s.brokers,
 			"--topic", topic, "--group", fmt.Sprintf("bench.baseline.%s.%d", r.id, seq), "--target", url,
 			"--count", strconv.FormatInt(r.s.drainN, 10)}, args...)...)
 		return cons, err
@@ -200,9 +201,9 @@ func (r *runner) consumer(topic string, args ...string) deliverer {
 
 // drain fills channel ch (of kind, declared by manifest) with the drain backlog once, then measures,
 // interleaved, how fast a gateway with a new earliest Subscription on it delivers the backlog to a
-// sink, and how fast what baseline starts does. See drainAll for the figures.
-func (r *runner) drain(ctx context.Context, manifest, kind, ch string, baseline deliverer) (egs, bases, egCPU, baseCPU []float64, err error) {
-	rates, cpu, err := r.drainAll(ctx, manifest, ch, nil, []string{"eventgate", "baseline"},
+// sink, and how fast what baseline starts does. See drainAll for the figures and tls.
+func (r *runner) drain(ctx context.Context, manifest, kind, ch string, tls *sinkTLS, baseline deliverer) (egs, bases, egCPU, baseCPU []float64, err error) {
+	rates, cpu, err := r.drainAll(ctx, manifest, ch, tls, nil, []string{"eventgate", "baseline"},
 		r.subscriber(manifest, kind, ch, "drain", nil), baseline)
 	return rates[0], rates[1], cpu[0], cpu[1], err
 }
@@ -213,8 +214,9 @@ func (r *runner) drain(ctx context.Context, manifest, kind, ch string, baseline 
 // (each run reads it anew: a new group). The figure is the sink's events/s from the first arrival to
 // the last, so no side's group join is counted. Beside it, it returns the CPU time each delivering
 // process used per event (µs, from /proc, start-up included), a figure the other work on a shared
-// machine disturbs less than the rate. names label the deliverers in progress lines and errors.
-func (r *runner) drainAll(ctx context.Context, manifest, ch string, fillArgs, names []string, ds ...deliverer) (rates, cpu [][]float64, err error) {
+// machine disturbs less than the rate. names label the deliverers in progress lines and errors. With
+// tls set, the sinks serve HTTPS (HTTP/1.1) with it and the deliverers are given its trust.
+func (r *runner) drainAll(ctx context.Context, manifest, ch string, tls *sinkTLS, fillArgs, names []string, ds ...deliverer) (rates, cpu [][]float64, err error) {
 	rates, cpu = make([][]float64, len(ds)), make([][]float64, len(ds))
 	if err := r.fill(ctx, manifest, ch, r.s.drainN, fillArgs...); err != nil {
 		return rates, cpu, err
@@ -227,12 +229,12 @@ func (r *runner) drainAll(ctx context.Context, manifest, ch string, fillArgs, na
 	// event into cpu; it stops both before returning.
 	drainOnce := func(ctx context.Context, cpu *[]float64, deliver deliverer) (float64, error) {
 		seq++
-		sink, url, err := r.sink(ctx, "--count", n)
+		sink, url, err := r.sinkOver(ctx, tls, "--count", n)
 		if err != nil {
 			return 0, err
 		}
 		defer sink.stop()
-		p, err := deliver(ctx, url, seq)
+		p, err := deliver(ctx, url, tls.trust(), seq)
 		if err != nil {
 			return 0, err
 		}
@@ -274,12 +276,37 @@ func (r *runner) addDrainRows(path, note string, cpuMax float64, egs, bases, egC
 }
 
 func (r *runner) dispatch(ctx context.Context) error {
-	ch := "drain-" + r.id
+	return r.kafkaDispatch(ctx, "drain-"+r.id, nil, "dispatch of a Kafka backlog vs consume-and-POST", "no-op subscriber")
+}
+
+// dispatchHTTPS is dispatch to a subscriber served over HTTPS, HTTP/1.1 only: the gateway and the
+// baseline both POST over TLS to a sink with a self-signed certificate for 127.0.0.1 (written to a
+// temporary directory, removed at the end), which they trust through SSL_CERT_FILE. It measures what
+// delivering to https:// subscribers costs.
+func (r *runner) dispatchHTTPS(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "eventgate-bench-tls-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	tls, err := writeSelfSigned(dir, time.Now())
+	if err != nil {
+		return err
+	}
+	return r.kafkaDispatch(ctx, "drain-https-"+r.id, tls,
+		"dispatch of a Kafka backlog to an https subscriber vs consume-and-POST over https",
+		"no-op subscriber over HTTPS (HTTP/1.1, self-signed ECDSA P-256 certificate)")
+}
+
+// kafkaDispatch drains a Kafka channel's backlog through a gateway and through the consume baseline
+// (--in-flight), to sinks served with tls (nil: plain HTTP), and adds the rows of path (rate, and CPU
+// per event, at most 1.1 times the baseline's); subscriber describes the sink in the note.
+func (r *runner) kafkaDispatch(ctx context.Context, ch string, tls *sinkTLS, path, subscriber string) error {
 	topic := r.topic(ch)
-	egs, bases, egCPU, baseCPU, err := r.drain(ctx, kafkaChannel(ch), "KafkaChannel", ch,
+	egs, bases, egCPU, baseCPU, err := r.drain(ctx, kafkaChannel(ch), "KafkaChannel", ch, tls,
 		r.consumer(topic, "--in-flight", strconv.Itoa(r.s.inFlight)))
-	r.addDrainRows("dispatch of a Kafka backlog vs consume-and-POST",
-		fmt.Sprintf("%d-event backlog, 3 partitions, no-op subscriber, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, r.s.inFlight),
+	r.addDrainRows(path,
+		fmt.Sprintf("%d-event backlog, 3 partitions, %s, baseline in-flight %d; first→last arrival at the sink", r.s.drainN, subscriber, r.s.inFlight),
 		1.1, egs, bases, egCPU, baseCPU)
 	return err
 }
@@ -296,7 +323,7 @@ func (r *runner) dispatchOrdered(ctx context.Context) error {
 	ch := "drain-ordered-" + r.id
 	topic := r.topic(ch)
 	m := kafkaChannel(ch)
-	rates, cpu, err := r.drainAll(ctx, m, ch, nil, []string{"ordered", "baseline", "unordered"},
+	rates, cpu, err := r.drainAll(ctx, m, ch, nil, nil, []string{"ordered", "baseline", "unordered"},
 		r.subscriber(m, "KafkaChannel", ch, "ordered", []string{orderedAnnotation}),
 		r.consumer(topic, "--ordered"),
 		r.subscriber(m, "KafkaChannel", ch, "unordered", nil))
@@ -323,15 +350,15 @@ func (r *runner) dispatchOrderedTrigger(ctx context.Context) error {
 	r.topics = append(r.topics, topic)
 	m := kafkaBroker(broker)
 	triggered := func(name string, annotations ...string) deliverer {
-		return func(ctx context.Context, url string, seq int) (*proc, error) {
-			gw, err := r.gateway(ctx, m+trigger(fmt.Sprintf("%s-%d", name, seq), broker, "dev.eventgate.bench", url, annotations...))
+		return func(ctx context.Context, url string, env []string, seq int) (*proc, error) {
+			gw, err := r.gatewayWithin(ctx, gatewayReady, env, m+trigger(fmt.Sprintf("%s-%d", name, seq), broker, "dev.eventgate.bench", url, annotations...))
 			if err != nil {
 				return nil, err
 			}
 			return gw.proc, nil
 		}
 	}
-	rates, cpu, err := r.drainAll(ctx, m, broker, nil, []string{"ordered", "baseline", "unordered"},
+	rates, cpu, err := r.drainAll(ctx, m, broker, nil, nil, []string{"ordered", "baseline", "unordered"},
 		triggered("ordered", orderedAnnotation), r.consumer(topic, "--ordered"), triggered("unordered"))
 	path := "ordered trigger's dispatch of a Kafka broker's backlog vs ordered consume-and-POST"
 	r.addRatio(path, "throughput", "events/s", "≥ 1.0", 1.0, rates[0], rates[1],
@@ -351,7 +378,7 @@ func (r *runner) dispatchOrderedTrigger(ctx context.Context) error {
 func (r *runner) dispatchKeyed(ctx context.Context) error {
 	ch := "drain-keyed-" + r.id
 	m := kafkaChannel(ch)
-	rates, cpu, err := r.drainAll(ctx, m, ch, []string{"--keys", strconv.Itoa(r.s.drainKeys)}, []string{"keyed", "unordered"},
+	rates, cpu, err := r.drainAll(ctx, m, ch, nil, []string{"--keys", strconv.Itoa(r.s.drainKeys)}, []string{"keyed", "unordered"},
 		r.subscriber(m, "KafkaChannel", ch, "keyed", []string{orderedAnnotation}),
 		r.subscriber(m, "KafkaChannel", ch, "unordered", nil))
 	path := "ordered dispatch of keyed events vs unordered dispatch (eventgate both)"
@@ -489,8 +516,8 @@ func (r *runner) dispatchNATS(ctx context.Context) error {
 	ch := "drain-nats-" + r.id
 	stream := r.stream(ch)
 	n := strconv.FormatInt(r.s.drainN, 10)
-	egs, bases, egCPU, baseCPU, err := r.drain(ctx, natsChannel(ch), "NatsJetStreamChannel", ch, func(ctx context.Context, url string, seq int) (*proc, error) {
-		cons, _, err := start(ctx, "jsconsume", nil, nil, r.bin("jsconsume"), "--servers", r.s.nats, "--stream", stream,
+	egs, bases, egCPU, baseCPU, err := r.drain(ctx, natsChannel(ch), "NatsJetStreamChannel", ch, nil, func(ctx context.Context, url string, env []string, seq int) (*proc, error) {
+		cons, _, err := start(ctx, "jsconsume", nil, env, r.bin("jsconsume"), "--servers", r.s.nats, "--stream", stream,
 			"--consumer", fmt.Sprintf("bench-baseline-%s-%d", r.id, seq), "--target", url,
 			"--in-flight", strconv.Itoa(r.s.inFlight), "--count", n)
 		return cons, err

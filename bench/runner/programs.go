@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,13 +24,17 @@ type gatewayProc struct {
 	dir     string // the manifest directory it watches: a file written there is applied (a reload)
 }
 
+// gatewayReady is how long gateway waits for a gateway's /readyz.
+const gatewayReady = 60 * time.Second
+
 // gateway starts `eventgate serve` with the given manifests on loopback ports and waits until /readyz.
 func (r *runner) gateway(ctx context.Context, manifests string, extra ...string) (*gatewayProc, error) {
-	return r.gatewayWithin(ctx, 60*time.Second, manifests, extra...)
+	return r.gatewayWithin(ctx, gatewayReady, nil, manifests, extra...)
 }
 
-// gatewayWithin is gateway waiting up to limit for /readyz.
-func (r *runner) gatewayWithin(ctx context.Context, limit time.Duration, manifests string, extra ...string) (*gatewayProc, error) {
+// gatewayWithin is gateway waiting up to limit for /readyz, with env ("KEY=value" each) added to its
+// environment.
+func (r *runner) gatewayWithin(ctx context.Context, limit time.Duration, env []string, manifests string, extra ...string) (*gatewayProc, error) {
 	dir, err := os.MkdirTemp("", "eventgate-bench-")
 	if err != nil {
 		return nil, err
@@ -42,7 +47,7 @@ func (r *runner) gatewayWithin(ctx context.Context, limit time.Duration, manifes
 	if r.prof != nil {
 		args = append(args, "--set", "admin.pprof=true")
 	}
-	var env []string
+	env = slices.Clone(env)
 	if r.kafka {
 		env = append(env, "EVENTGATE_KAFKA__BROKERS="+r.s.brokers)
 	}
@@ -124,12 +129,21 @@ type sinkResult struct {
 	} `json:"response"`
 }
 
+// sink starts `eventgate bench sink --port 0 --json` with args and returns it and its base URL
+// (http://HOST:PORT).
 func (r *runner) sink(ctx context.Context, args ...string) (*proc, string, error) {
-	p, m, err := start(ctx, "sink", readyListen, nil, r.bin("eventgate"), append([]string{"bench", "sink", "--port", "0", "--json"}, args...)...)
+	return r.sinkOver(ctx, nil, args...)
+}
+
+// sinkOver is sink serving HTTPS (HTTP/1.1 only) with tls, its URL then https://HOST:PORT; a nil tls
+// is plain HTTP, as sink.
+func (r *runner) sinkOver(ctx context.Context, tls *sinkTLS, args ...string) (*proc, string, error) {
+	args = append(append([]string{"bench", "sink", "--port", "0", "--json"}, tls.sinkArgs()...), args...)
+	p, m, err := start(ctx, "sink", readyListen, nil, r.bin("eventgate"), args...)
 	if err != nil {
 		return nil, "", err
 	}
-	return p, "http://" + m[1], nil
+	return p, tls.scheme() + m[1], nil
 }
 
 func sinkOutput(p *proc) (sinkResult, error) {

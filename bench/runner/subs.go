@@ -127,7 +127,7 @@ func (r *runner) subsRun(ctx context.Context, path, kind string, sh subsShape, r
 		b.WriteString(subscription(fmt.Sprintf("s%d", i), kind, ch, fmt.Sprintf("%s/s%d", url, i)))
 	}
 	t0 := time.Now()
-	gw, err := r.gatewayWithin(ctx, 5*time.Minute, b.String())
+	gw, err := r.gatewayWithin(ctx, 5*time.Minute, nil, b.String())
 	if err != nil {
 		return m, err
 	}

@@ -85,7 +85,7 @@ func (r *runner) tracingDispatch(ctx context.Context) error {
 	defer otlp.stop()
 	ch := "traced-drain-" + r.id
 	r.topic(ch)
-	off, on, offCPU, onCPU, err := r.drain(ctx, kafkaChannel(ch), "KafkaChannel", ch,
+	off, on, offCPU, onCPU, err := r.drain(ctx, kafkaChannel(ch), "KafkaChannel", ch, nil,
 		r.subscriber(kafkaChannel(ch), "KafkaChannel", ch, "traced", nil, otlp.tracingArgs()...))
 	path := "dispatch of a Kafka backlog, tracing on vs off"
 	r.addRatio(path, "throughput", "events/s", "", 0, on, off,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -244,6 +245,8 @@ type sinkFlags struct {
 	knee     int
 	service  time.Duration
 	stalls   float64
+	tlsCert  string
+	tlsKey   string
 	jsonOut  bool
 	progress bool
 }
@@ -263,12 +266,16 @@ requests at once, each for S, and requests beyond K wait their turn, so latency 
 request in flight past K and throughput is capped at K/S (a subscriber whose queue builds up, to
 measure a sender's concurrency limit against). --stalls N pauses it about N times a second, 5–25 ms
 each, at random but the same in every run, as a busy machine's stalls do: nothing is answered
-during a pause.`,
+during a pause.
+--tls-cert FILE --tls-key FILE (PEM, given together) serve HTTPS instead of plain HTTP, HTTP/1.1 only:
+HTTP/2 is not offered (a client asking for it over ALPN gets HTTP/1.1), as the gateway delivers over
+HTTP/1.1. Without them it serves plain HTTP.`,
 		Example: `  eventgate bench sink --port 8081
   eventgate bench sink --port 0 --count 100000 --json
   eventgate bench sink --port 8081 --delay 50ms
   eventgate bench sink --port 8081 --knee 8 --service 10ms
-  eventgate bench sink --port 8081 --knee 8 --service 10ms --stalls 10`,
+  eventgate bench sink --port 8081 --knee 8 --service 10ms --stalls 10
+  eventgate bench sink --port 8443 --tls-cert tls.crt --tls-key tls.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(contextOf(cmd), syscall.SIGTERM, os.Interrupt)
@@ -284,18 +291,25 @@ during a pause.`,
 	fl.IntVar(&f.knee, "knee", 0, "serve at most this many requests at once (with --service); the rest wait in arrival order")
 	fl.DurationVar(&f.service, "service", 0, "with --knee: how long each request is served")
 	fl.Float64Var(&f.stalls, "stalls", 0, "pause every answer about this many times a second, 5–25 ms each (a busy machine's stalls)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS (HTTP/1.1 only) with this PEM certificate file (with --tls-key; default plain HTTP)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "the PEM private key file of --tls-cert")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
 	fl.BoolVar(&f.progress, "progress", false, "print a progress line even when standard error is not a terminal")
 	return cmd
 }
 
 // runSink serves a loadgen.Sink until ctx ends or f.count events have arrived, then prints the summary.
-// It blocks, and it waits for the server to stop before returning.
+// It serves HTTPS, HTTP/1.1 only, when f has a certificate and key (see sinkTLSConfig). It blocks,
+// and it waits for the server to stop before returning.
 func runSink(ctx context.Context, f sinkFlags, out, errOut io.Writer) error {
 	sink, err := loadgen.NewSink(loadgen.SinkOptions{Expect: f.count, Delay: f.delay, Knee: f.knee, Service: f.service,
 		Stalls: f.stalls})
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("bench sink: %w (--delay, --knee, --service, --stalls)", err)}
+	}
+	tlsConfig, err := sinkTLSConfig(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("bench sink: %w", err)}
 	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort(f.address, strconv.Itoa(f.port)))
 	if err != nil {
@@ -304,7 +318,14 @@ func runSink(ctx context.Context, f sinkFlags, out, errOut io.Writer) error {
 	srv := &http.Server{Handler: sink, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	if tlsConfig != nil {
+		srv.TLSConfig = tlsConfig
+		// A non-nil TLSNextProto without "h2" turns HTTP/2 off: ALPN offers http/1.1 only.
+		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+		go func() { served <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { served <- srv.Serve(ln) }()
+	}
 	fmt.Fprintf(errOut, "listening on %s\n", ln.Addr())
 
 	var ticker <-chan time.Time
@@ -353,4 +374,20 @@ wait:
 	printLatency(out, "end-to-end", r.Latency)
 	printLatency(out, "response", r.Response)
 	return nil
+}
+
+// sinkTLSConfig is the sink's TLS configuration from --tls-cert and --tls-key: nil when neither is
+// given (plain HTTP), an error when only one is or the pair does not load.
+func sinkTLSConfig(certFile, keyFile string) (*tls.Config, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case certFile == "" || keyFile == "":
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert, --tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
