@@ -201,6 +201,7 @@ type runner struct {
 	topics                    []string
 	streams                   []string
 	prof                      *profiler // nil without --profile
+	tmp                       string    // a directory for the run's files, removed at its end
 }
 
 func (r *runner) bin(name string) string { return filepath.Join(r.s.bin, name) }
@@ -215,6 +216,12 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		"adaptive_duration_s": r.s.adaptiveSecs.Seconds(), "adaptive_runs": r.s.adaptiveRuns,
 		"adaptive_stalls_per_s": r.s.adaptiveStalls,
 	}}
+	tmp, err := os.MkdirTemp("", "eventgate-bench-")
+	if err != nil {
+		return r.rep, err
+	}
+	r.tmp = tmp
+	defer os.RemoveAll(tmp)
 	r.kafka = reachable(r.s.brokers)
 	if !r.kafka && r.wantsKafka() {
 		r.rep.Errors = append(r.rep.Errors, "Kafka at "+r.s.brokers+" does not answer: Kafka paths skipped (scripts/kafka up)")

@@ -284,7 +284,7 @@ func (r *runner) dispatch(ctx context.Context) error {
 // temporary directory, removed at the end), which they trust through SSL_CERT_FILE. It measures what
 // delivering to https:// subscribers costs.
 func (r *runner) dispatchHTTPS(ctx context.Context) error {
-	dir, err := os.MkdirTemp("", "eventgate-bench-tls-")
+	dir, err := os.MkdirTemp(r.tmp, "tls-")
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func (r *runner) gateway(ctx context.Context, manifests string, extra ...string)
 // gatewayWithin is gateway waiting up to limit for /readyz, with env ("KEY=value" each) added to its
 // environment.
 func (r *runner) gatewayWithin(ctx context.Context, limit time.Duration, env []string, manifests string, extra ...string) (*gatewayProc, error) {
-	dir, err := os.MkdirTemp("", "eventgate-bench-")
+	dir, err := os.MkdirTemp(r.tmp, "gateway-")
 	if err != nil {
 		return nil, err
 	}
