@@ -14,12 +14,20 @@ import (
 )
 
 // benchServer answers every request 200 with no body after reading the request's.
-func benchServer(b *testing.B) *httptest.Server {
+func benchServer(b *testing.B) *httptest.Server { return benchServerOver(b, false) }
+
+// benchServerOver is benchServer, over TLS (HTTP/1.1) when https.
+func benchServerOver(b *testing.B, https bool) *httptest.Server {
 	b.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusOK)
 	}))
+	if https {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	b.Cleanup(srv.Close)
 	return srv
 }
@@ -68,11 +76,8 @@ func BenchmarkDeliverStartedTLS(b *testing.B)          { benchmarkDeliverStarted
 func BenchmarkDeliverStartedTLSTransport(b *testing.B) { benchmarkDeliverStarted(b, false, true) }
 
 func benchmarkDeliverStarted(b *testing.B, own, https bool) {
-	srv, client := benchServer(b), benchClient(b)
+	srv, client := benchServerOver(b, https), benchClient(b)
 	if https {
-		srv = httptest.NewUnstartedServer(srv.Config.Handler)
-		srv.StartTLS()
-		b.Cleanup(srv.Close)
 		client.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
 	}
 	s := Subscription{Namespace: "ns", Name: "bench", Channel: testChannel,
