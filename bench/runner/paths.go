@@ -280,16 +280,11 @@ func (r *runner) dispatch(ctx context.Context) error {
 }
 
 // dispatchHTTPS is dispatch to a subscriber served over HTTPS, HTTP/1.1 only: the gateway and the
-// baseline both POST over TLS to a sink with a self-signed certificate for 127.0.0.1 (written to a
-// temporary directory, removed at the end), which they trust through SSL_CERT_FILE. It measures what
-// delivering to https:// subscribers costs.
+// baseline both POST over TLS to a sink with a self-signed certificate for 127.0.0.1 (written to the
+// run's temporary directory), which they trust through SSL_CERT_FILE. It measures what delivering to
+// https:// subscribers costs.
 func (r *runner) dispatchHTTPS(ctx context.Context) error {
-	dir, err := os.MkdirTemp(r.tmp, "tls-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	tls, err := writeSelfSigned(dir, time.Now())
+	tls, err := writeSelfSigned(r.tmp, time.Now())
 	if err != nil {
 		return err
 	}
