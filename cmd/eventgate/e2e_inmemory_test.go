@@ -342,3 +342,47 @@ spec:
 	}
 	t.Logf("accepted %d events before 429", accepted)
 }
+
+// A destination may be a reference and a relative uri, as Knative allows: the uri is resolved
+// against the reference's address (here from the address book).
+func TestSubscriberReferenceWithPath(t *testing.T) {
+	sub := newSubscriber(t)
+	sub.on("/base/reject", func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusBadRequest) })
+	dir := t.TempDir()
+	writeFile(t, dir, "ref-path.yaml", `
+apiVersion: messaging.knative.dev/v1
+kind: InMemoryChannel
+metadata: {name: orders}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: by-path}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: orders}
+  subscriber:
+    ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: svc}
+    uri: /events?source=eventgate
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: relative}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: orders}
+  subscriber:
+    ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: svc}
+    uri: reject
+  delivery:
+    deadLetterSink:
+      ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: svc}
+      uri: dead
+`)
+	g := startGateway(t, "-f", dir, "--set", "addressBook.default/svc="+sub.url+"/base/")
+	if resp, body := post(t, g.ingress+"/default/orders", binaryEvent("ref-path-1"), "hi"); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("post: %d %s", resp.StatusCode, body)
+	}
+	for _, path := range []string{"/events", "/base/reject", "/base/dead"} {
+		if d := sub.waitFor(t, path, 1); d[0].header.Get("Ce-Id") != "ref-path-1" {
+			t.Errorf("%s got event %q, want ref-path-1", path, d[0].header.Get("Ce-Id"))
+		}
+	}
+}

@@ -89,9 +89,15 @@ func TestDecodeErrors(t *testing.T) {
 		{"destination shapes", subHead + "  subscriber: {uri: \"http://x.example\", ref: {apiVersion: v1, kind: Service, name: x}}\n" +
 			"  reply: {}\n  delivery: {deadLetterSink: \"http://dls.example\"}\n", ErrInvalid,
 			[]string{
-				S + "spec.subscriber: give either uri or ref, not both (line 6)",
+				S + `spec.subscriber.uri: "http://x.example": only a relative URL (a path) is allowed with ref; give either an absolute uri or a ref (line 6)`,
 				S + "spec.reply: missing uri or ref (line 7)",
 				S + `spec.delivery.deadLetterSink: must be an object, not "http://dls.example" (line 8)`,
+			}},
+		{"uri beside a ref", subHead + "  subscriber: {ref: {apiVersion: v1, kind: Service, name: x}, uri: \"//other.example/in\"}\n" +
+			"  reply: {ref: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: c}, uri: /in}\n", ErrInvalid,
+			[]string{
+				S + `spec.subscriber.uri: "//other.example/in": only a relative URL (a path) is allowed with ref; give either an absolute uri or a ref (line 6)`,
+				S + "spec.reply.uri: not allowed with ref kind InMemoryChannel: events go to it inside the gateway, not to a URL (line 7)",
 			}},
 		{"inline ref missing fields", subHead + "  subscriber: {name: svc}\n", ErrInvalid,
 			[]string{S + "spec.subscriber.apiVersion: missing (line 6)", S + "spec.subscriber.kind: missing (line 6)"}},

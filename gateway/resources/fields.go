@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -139,7 +140,12 @@ func validateRef(p *problems, path string, r *Reference) {
 func validateDest(p *problems, path string, d Destination) {
 	switch {
 	case d.URI != "" && d.Ref != nil:
-		p.invalid(path, "give either uri or ref, not both")
+		validateRef(p, path+".ref", d.Ref)
+		if d.Ref.IsChannel() || d.Ref.IsBroker() {
+			p.invalid(path+".uri", "not allowed with ref kind %s: events go to it inside the gateway, not to a URL", d.Ref.Kind)
+		} else if err := checkRelativeURL(d.URI); err != nil {
+			p.invalid(path+".uri", "%s", err)
+		}
 	case d.Ref != nil:
 		validateRef(p, path+".ref", d.Ref)
 	case d.URI != "":
@@ -162,6 +168,19 @@ func checkURL(s string) error {
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("%q is not an http or https URL", truncate(s, 80))
+	}
+	return nil
+}
+
+// checkRelativeURL accepts what may follow a reference: a path, with query or fragment, that keeps
+// the reference's scheme and host ("/events", "events?x=1"; not "http://x/events" or "//x/events").
+func checkRelativeURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", truncate(s, 80))
+	}
+	if u.IsAbs() || u.Host != "" || strings.HasPrefix(s, "//") {
+		return fmt.Errorf("%q: only a relative URL (a path) is allowed with ref; give either an absolute uri or a ref", truncate(s, 80))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package resources
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,19 +51,19 @@ func (t Target) String() string {
 }
 
 // Resolve resolves d: a reference to a channel kind → the channel; to a Broker → the channel that
-// backs it (channel.BrokerRef); a URI → itself (absolute http or
-// https only); any other reference → AddressBook, falling back to http://NAME.NAMESPACE.svc.cluster.local.
-// Errors wrap ErrUnresolvable. It does not check that a referenced channel exists (Set.Validate does).
+// backs it (channel.BrokerRef); a URI → itself (absolute http or https only); any other reference →
+// AddressBook, then Lookup, falling back to http://NAME.NAMESPACE.svc.cluster.local, with a relative
+// URI beside the reference resolved against that address (RFC 3986, as Knative does). Errors wrap
+// ErrUnresolvable. It does not check that a referenced channel exists (Set.Validate does).
 func (r *Resolver) Resolve(d Destination) (Target, error) {
 	switch {
-	case d.URI != "" && d.Ref != nil:
-		return Target{}, fmt.Errorf("%w: both uri and ref are set", ErrUnresolvable)
+	case d.Ref != nil:
 	case d.URI != "":
 		if err := checkURL(d.URI); err != nil {
 			return Target{}, fmt.Errorf("%w: %v", ErrUnresolvable, err)
 		}
 		return Target{URL: d.URI}, nil
-	case d.Ref == nil:
+	default:
 		return Target{}, fmt.Errorf("%w: neither uri nor ref is set", ErrUnresolvable)
 	}
 	ref := *d.Ref
@@ -70,29 +71,46 @@ func (r *Resolver) Resolve(d Destination) (Target, error) {
 		return Target{}, fmt.Errorf("%w: %s has no name or namespace", ErrUnresolvable, ref)
 	}
 	if ref.IsChannel() || ref.IsBroker() {
+		if d.URI != "" {
+			return Target{}, fmt.Errorf("%w: uri %q beside a reference to %s", ErrUnresolvable, truncate(d.URI, 80), ref)
+		}
 		c := ref.ChannelRef()
 		return Target{Channel: &c}, nil
 	}
+	base, err := r.address(ref)
+	if err != nil || d.URI == "" {
+		return Target{URL: base}, err
+	}
+	if err := checkRelativeURL(d.URI); err != nil {
+		return Target{}, fmt.Errorf("%w: %v", ErrUnresolvable, err)
+	}
+	b, _ := url.Parse(base) // checked by address
+	rel, _ := url.Parse(d.URI)
+	return Target{URL: b.ResolveReference(rel).String()}, nil
+}
+
+// address gives the URL of a reference that is neither a channel nor a broker.
+func (r *Resolver) address(ref Reference) (string, error) {
 	for _, key := range []string{ref.Kind + "/" + ref.Namespace + "/" + ref.Name, ref.Namespace + "/" + ref.Name} {
 		if u, ok := r.AddressBook[key]; ok {
 			if err := checkURL(u); err != nil {
-				return Target{}, fmt.Errorf("%w: address book entry %s: %v", ErrUnresolvable, key, err)
+				return "", fmt.Errorf("%w: address book entry %s: %v", ErrUnresolvable, key, err)
 			}
-			return Target{URL: u}, nil
+			return u, nil
 		}
 	}
 	if r.Lookup != nil {
 		if u, ok := r.Lookup(ref); ok {
 			if err := checkURL(u); err != nil {
-				return Target{}, fmt.Errorf("%w: %s: address %v", ErrUnresolvable, ref, err)
+				return "", fmt.Errorf("%w: %s: address %v", ErrUnresolvable, ref, err)
 			}
-			return Target{URL: u}, nil
+			return u, nil
 		}
 	}
 	if !dnsLabelRE.MatchString(ref.Name) || !dnsLabelRE.MatchString(ref.Namespace) {
-		return Target{}, fmt.Errorf("%w: %s is not in the address book and has no in-cluster address", ErrUnresolvable, ref)
+		return "", fmt.Errorf("%w: %s is not in the address book and has no in-cluster address", ErrUnresolvable, ref)
 	}
-	return Target{URL: "http://" + ref.Name + "." + ref.Namespace + ".svc.cluster.local"}, nil
+	return "http://" + ref.Name + "." + ref.Namespace + ".svc.cluster.local", nil
 }
 
 // ChannelAddress returns the URL events are posted to for channel c: IngressURL + "/NAMESPACE/NAME",

@@ -42,6 +42,21 @@ func TestResolve(t *testing.T) {
 			Target{URL: "https://dls.example/in"}},
 		{"in-cluster fallback", Destination{Ref: ref("serving.knative.dev/v1alpha1", "Service", "default", "knative-eventing-demo")},
 			Target{URL: "http://knative-eventing-demo.default.svc.cluster.local"}},
+		// A relative uri beside a reference is resolved against the reference's address (RFC 3986).
+		{"ref and an absolute path", Destination{Ref: ref("serving.knative.dev/v1", "Service", "default", "svc"), URI: "/events?x=1"},
+			Target{URL: "http://127.0.0.1:9001/events?x=1"}},
+		{"ref and a relative path", Destination{Ref: ref("v1", "Service", "ops", "dls"), URI: "dead"},
+			Target{URL: "https://dls.example/dead"}},
+		{"ref and a path, in-cluster", Destination{Ref: ref("serving.knative.dev/v1", "Service", "shop", "orders"), URI: "/api/events"},
+			Target{URL: "http://orders.shop.svc.cluster.local/api/events"}},
+		{"ref and a path, looked up", Destination{Ref: ref("v1", "Service", "default", "svc2"), URI: "v2/in"},
+			Target{URL: "http://10.0.0.7:8080/hooks/v2/in"}},
+	}
+	r.Lookup = func(ref Reference) (string, bool) {
+		if ref.Name == "svc2" {
+			return "http://10.0.0.7:8080/hooks/", true
+		}
+		return "", false
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,6 +73,10 @@ func TestResolve(t *testing.T) {
 	for _, d := range []Destination{
 		{},
 		{URI: "http://x.example", Ref: ref("v1", "Service", "a", "b")},
+		{URI: "//other.example/x", Ref: ref("v1", "Service", "a", "b")},
+		{URI: "/x", Ref: ref("messaging.knative.dev/v1", "InMemoryChannel", "a", "b")},
+		{URI: "/x", Ref: ref("eventing.knative.dev/v1", "Broker", "a", "b")},
+		{URI: "/x", Ref: ref("v1", "Service", "ops", "broken")},
 		{URI: "/relative"},
 		{URI: "mailto:someone@example.com"},
 		{Ref: ref("v1", "Service", "ops", "broken")},

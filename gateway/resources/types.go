@@ -88,8 +88,9 @@ func (r Reference) ChannelRef() channel.Ref {
 // String returns "KIND NAMESPACE/NAME".
 func (r Reference) String() string { return r.Kind + " " + r.Namespace + "/" + r.Name }
 
-// Destination is where events go: a sink, subscriber, reply or deadLetterSink. Exactly one of URI and
-// Ref is set in a valid Destination.
+// Destination is where events go: a sink, subscriber, reply or deadLetterSink. A valid Destination
+// has an absolute URI, or a Ref, or (as Knative allows) a Ref and a relative URI resolved against the
+// reference's address, such as {ref: {kind: Service, name: svc}, uri: /events}.
 type Destination struct {
 	URI string
 	Ref *Reference
