@@ -35,6 +35,7 @@ const (
 // Environment variables eventgate sets for the program, as Knative does.
 const (
 	EnvSink        = "K_SINK"
+	EnvCACerts     = "K_CA_CERTS" // the sink's CACerts (PEM), when it has them
 	EnvCEOverrides = "K_CE_OVERRIDES"
 )
 
@@ -50,6 +51,7 @@ type Runner struct {
 	path      string        // resolved program path
 	args      []string      // arguments after the program
 	sinkURL   string
+	caCerts   string // K_CA_CERTS value, "" when none
 	overrides string // K_CE_OVERRIDES value, "" when none
 	set       settings
 }
@@ -120,7 +122,7 @@ func newRunner(src *resources.Source, d adapters.Deps, set settings) (*Runner, e
 		return nil, fmt.Errorf("container: ContainerSource %s: sink: %w", name, err)
 	}
 	r := &Runner{src: src, log: d.Logger(src), deps: d, path: path, args: args, sinkURL: sink,
-		set: set.withDefaults()}
+		caCerts: src.Sink.CACerts, set: set.withDefaults()}
 	if len(src.CEOverrides) > 0 {
 		b, err := json.Marshal(struct {
 			Extensions map[string]string `json:"extensions"`
@@ -160,8 +162,8 @@ func sinkURL(sink resources.Destination, ingressURL string, book map[string]stri
 }
 
 // environ returns the program's environment: the inherited variables, the container's env (secret
-// values read now from the secrets directory, exactly as stored), then K_SINK and K_CE_OVERRIDES.
-// Later entries win.
+// values read now from the secrets directory, exactly as stored), then K_SINK, K_CA_CERTS and
+// K_CE_OVERRIDES. Later entries win.
 func (r *Runner) environ() ([]string, error) {
 	var env []string
 	for _, k := range inheritedEnv {
@@ -181,6 +183,9 @@ func (r *Runner) environ() ([]string, error) {
 		env = append(env, e.Name+"="+v)
 	}
 	env = append(env, EnvSink+"="+r.sinkURL)
+	if r.caCerts != "" {
+		env = append(env, EnvCACerts+"="+r.caCerts)
+	}
 	if r.overrides != "" {
 		env = append(env, EnvCEOverrides+"="+r.overrides)
 	}

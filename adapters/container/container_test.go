@@ -160,6 +160,19 @@ func TestEnvironment(t *testing.T) {
 			t.Errorf("the gateway's own environment leaked: %q", kv)
 		}
 	}
+	if slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "K_CA_CERTS=") }) {
+		t.Errorf("K_CA_CERTS set for a sink without CACerts: %q", env)
+	}
+	// A sink's CACerts reach the program as K_CA_CERTS, as Knative's SinkBinding passes them.
+	withCA := testSource("/bin/true")
+	withCA.Sink = resources.Destination{URI: "https://sink.example/in", CACerts: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}
+	r, err = newRunner(withCA, adapters.Deps{RunContainerSources: true}, settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env, _ = r.environ(); !slices.Contains(env, "K_CA_CERTS="+withCA.Sink.CACerts) || !slices.Contains(env, "K_SINK=https://sink.example/in") {
+		t.Errorf("env %q lacks the sink's K_SINK and K_CA_CERTS", env)
+	}
 
 	src.Container.Env[2].SecretKeyRef.Key = "missing"
 	if _, err := newRunner(src, adapters.Deps{RunContainerSources: true, SecretsDir: secrets}, settings{}); !errors.Is(err, fs.ErrNotExist) {

@@ -519,19 +519,22 @@ func TestChartRBACForKubernetesSources(t *testing.T) {
 }
 
 // TestChartContainerSources: each ContainerSource is its own Deployment whose containers get K_SINK
-// (the ingress Service for a channel sink, the uri otherwise) and K_CE_OVERRIDES.
+// (the ingress Service for a channel sink, the uri, or a reference's address with its relative
+// uri), K_CA_CERTS (the sink's CACerts, replacing the manifest's own) and K_CE_OVERRIDES.
 func TestChartContainerSources(t *testing.T) {
 	r := render(t, "-f", ciValues(t, "containersource-values.yaml"))
 	deps := all[*appsv1.Deployment](r)
-	if len(deps) != 3 {
-		t.Fatalf("%d Deployments, want the gateway and 2 ContainerSources", len(deps))
+	if len(deps) != 4 {
+		t.Fatalf("%d Deployments, want the gateway and 3 ContainerSources", len(deps))
 	}
 	cases := map[string]struct {
-		sink, overrides string
-		extraEnv        []string
+		sink, overrides, caCerts string
+		extraEnv                 []string
 	}{
 		"eg-eventgate-heartbeat": {sink: ingressSvc + "/shop/orders", overrides: `{"extensions":{"origin":"heartbeat"}}`, extraEnv: []string{"POD_NAME"}},
 		"eg-eventgate-pinger":    {sink: "http://collector.default.svc.cluster.local/ping"},
+		"eg-eventgate-audit": {sink: "http://collector.ops.svc.cluster.local/audit",
+			caCerts: exampleCA},
 	}
 	for name, want := range cases {
 		d := named[*appsv1.Deployment](r, name)
@@ -545,6 +548,9 @@ func TestChartContainerSources(t *testing.T) {
 		}
 		if env["K_SINK"] != want.sink {
 			t.Errorf("%s: K_SINK = %q, want %q", name, env["K_SINK"], want.sink)
+		}
+		if env["K_CA_CERTS"] != want.caCerts {
+			t.Errorf("%s: K_CA_CERTS = %q, want %q", name, env["K_CA_CERTS"], want.caCerts)
 		}
 		if env["K_CE_OVERRIDES"] != want.overrides {
 			t.Errorf("%s: K_CE_OVERRIDES = %q, want %q", name, env["K_CE_OVERRIDES"], want.overrides)
@@ -802,3 +808,18 @@ func TestChartKubernetesMode(t *testing.T) {
 		t.Errorf("kubernetes.enabled for every namespace: %d ClusterRoles, want 1", len(crs))
 	}
 }
+
+// exampleCA is the CACerts of the audit ContainerSource's sink in ci/containersource-values.yaml.
+const exampleCA = `-----BEGIN CERTIFICATE-----
+MIIBtjCCAVugAwIBAgIQSFdYzJfJQyNt8aKTDJ2ZkzAKBggqhkjOPQQDAjAdMRsw
+GQYDVQQDExJleGFtcGxlIHByaXZhdGUgQ0EwHhcNMjYwMTAxMDAwMDAwWhcNMzYw
+MTAxMDAwMDAwWjAdMRswGQYDVQQDExJleGFtcGxlIHByaXZhdGUgQ0EwWTATBgcq
+hkjOPQIBBggqhkjOPQMBBwNCAATIZLWAaT2x8hDBHwvPI87C1NYgzu+ArPxXNyuK
+5PHJaLbuBu/0+iTui1h99ShOVIrdTpYH2P33NXS0OKkKuQeco30wezAOBgNVHQ8B
+Af8EBAMCAoQwHQYDVR0lBBYwFAYIKwYBBQUHAwEGCCsGAQUFBwMCMA8GA1UdEwEB
+/wQFMAMBAf8wHQYDVR0OBBYEFJE5CBfgLChO+hk1LialFIx6Mep7MBoGA1UdEQQT
+MBGCCWxvY2FsaG9zdIcEfwAAATAKBggqhkjOPQQDAgNJADBGAiEA16U578AUfh4F
+RVpdai7scGaRpF3/U+T6GTAYis/I0qECIQCJYEmGH6zHSIotmimX1rNqGozmO3I+
+1iSZAUMGFOxMeA==
+-----END CERTIFICATE-----
+`

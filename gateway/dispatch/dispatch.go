@@ -35,6 +35,10 @@ import (
 type Destination struct {
 	URL     string
 	Channel *channel.Ref
+	// CACerts are PEM CA certificates trusted for an https URL besides the client's roots (see
+	// TrustingCAs). A subscription's destinations share one client: the CAs given for any of them
+	// are trusted for all three.
+	CACerts string
 }
 
 // String names the destination: the URL, or "channel:NAMESPACE/NAME". It is the value of the
@@ -197,6 +201,9 @@ type Dispatcher struct {
 	redirected atomic.Bool
 	// own is rt when attempts may send on connections of their own with its settings (see ownConn).
 	own *http.Transport
+	// closeIdle closes the idle connections of a client made for this dispatcher (trustCAs); nil
+	// when it uses the one it was given.
+	closeIdle func()
 	// observer is lim when it implements AttemptObserver, else nil.
 	observer AttemptObserver
 	// channels is consumed for the subscription and published to for channel destinations.
@@ -356,6 +363,9 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		}
 	}
 
+	if err := d.trustCAs(); err != nil {
+		return fmt.Errorf("dispatch: %w", err)
+	}
 	d.urls = d.parseURLs(&d.sub.Subscriber, d.sub.Reply, d.sub.DeadLetter)
 
 	if l, ok := d.lim.(interface{ Limit() int }); ok {
@@ -423,8 +433,30 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("dispatch: close subscription: %w", cerr))
 	}
 	d.abandon()
+	if d.closeIdle != nil {
+		d.closeIdle()
+	}
 	d.log.Info("dispatcher stopped")
 	return err
+}
+
+// trustCAs gives the dispatcher a client that trusts its destinations' CACerts, when they have any.
+func (d *Dispatcher) trustCAs() error {
+	pems := []string{d.sub.Subscriber.CACerts}
+	for _, dst := range []*Destination{d.sub.Reply, d.sub.DeadLetter} {
+		if dst != nil {
+			pems = append(pems, dst.CACerts)
+		}
+	}
+	c, err := TrustingCAs(d.client, pems...)
+	if err != nil || c == d.client {
+		return err
+	}
+	d.client = c
+	d.rt = plainTransport(c)
+	d.own = ownTransport(d.rt)
+	d.closeIdle = c.CloseIdleConnections
+	return nil
 }
 
 // begin registers a delivery about to start; false when Stop has begun (the record is left undone).

@@ -99,6 +99,14 @@ func TestDecodeErrors(t *testing.T) {
 				S + `spec.subscriber.uri: "//other.example/in": only a relative URL (a path) is allowed with ref; give either an absolute uri or a ref (line 6)`,
 				S + "spec.reply.uri: not allowed with ref kind InMemoryChannel: events go to it inside the gateway, not to a URL (line 7)",
 			}},
+		{"CACerts", subHead + "  subscriber: {uri: \"https://x.example\", CACerts: \"my CA\"}\n" +
+			"  reply: {uri: \"https://y.example\", CACerts: \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\\n\"}\n" +
+			"  delivery: {deadLetterSink: {uri: \"https://z.example\", CACerts: \"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\\n\"}}\n", ErrInvalid,
+			[]string{
+				S + "spec.subscriber.CACerts: no PEM certificate in it (want -----BEGIN CERTIFICATE----- blocks) (line 6)",
+				S + `spec.reply.CACerts: PEM block 1 is a "PRIVATE KEY", not a CERTIFICATE (line 7)`,
+				S + "spec.delivery.deadLetterSink.CACerts: PEM block 1: x509: malformed certificate (line 8)",
+			}},
 		{"inline ref missing fields", subHead + "  subscriber: {name: svc}\n", ErrInvalid,
 			[]string{S + "spec.subscriber.apiVersion: missing (line 6)", S + "spec.subscriber.kind: missing (line 6)"}},
 		{"delivery", subHead + "  subscriber: {uri: \"http://x.example\"}\n  delivery:\n    retry: -1\n    backoffPolicy: random\n" +

@@ -1,6 +1,9 @@
 package resources
 
 import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -35,7 +38,7 @@ func decodeDest(v val, namespace string) *Destination {
 		return nil
 	}
 	m := v.p.m
-	d := &Destination{URI: v.field("uri").str()}
+	d := &Destination{URI: v.field("uri").str(), CACerts: v.field("CACerts").str()}
 	if d.URI == "" && v.has("dnsName") {
 		d.URI = v.field("dnsName").str()
 		m.alias(joinPath(v.path, "uri"), joinPath(v.path, "dnsName"))
@@ -138,6 +141,11 @@ func validateRef(p *problems, path string, r *Reference) {
 }
 
 func validateDest(p *problems, path string, d Destination) {
+	if d.CACerts != "" {
+		if _, err := ParseCACerts(d.CACerts); err != nil {
+			p.invalid(path+".CACerts", "%s", err)
+		}
+	}
 	switch {
 	case d.URI != "" && d.Ref != nil:
 		validateRef(p, path+".ref", d.Ref)
@@ -170,6 +178,33 @@ func checkURL(s string) error {
 		return fmt.Errorf("%q is not an http or https URL", truncate(s, 80))
 	}
 	return nil
+}
+
+// ParseCACerts reads a destination's CACerts: one or more PEM "CERTIFICATE" blocks (RFC 7468), each
+// an X.509 certificate; text around the blocks is ignored, as PEM allows. It is the one check of the
+// field, for manifests and for whoever builds a client that trusts them.
+func ParseCACerts(pemText string) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := []byte(pemText)
+	for n := 1; ; n++ {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("PEM block %d is a %q, not a CERTIFICATE", n, truncate(b.Type, 40))
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("PEM block %d: %v", n, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM certificate in it (want -----BEGIN CERTIFICATE----- blocks)")
+	}
+	return certs, nil
 }
 
 // checkRelativeURL accepts what may follow a reference: a path, with query or fragment, that keeps

@@ -37,6 +37,7 @@ type Resolver struct {
 type Target struct {
 	Channel *channel.Ref // a channel of this gateway: publish directly, no HTTP hop
 	URL     string
+	CACerts string // with URL: the destination's PEM CA certificates, trusted besides the system's
 }
 
 // String returns "channel NAMESPACE/NAME", "broker NAMESPACE/NAME" or the URL.
@@ -62,7 +63,7 @@ func (r *Resolver) Resolve(d Destination) (Target, error) {
 		if err := checkURL(d.URI); err != nil {
 			return Target{}, fmt.Errorf("%w: %v", ErrUnresolvable, err)
 		}
-		return Target{URL: d.URI}, nil
+		return Target{URL: d.URI, CACerts: d.CACerts}, nil
 	default:
 		return Target{}, fmt.Errorf("%w: neither uri nor ref is set", ErrUnresolvable)
 	}
@@ -79,14 +80,14 @@ func (r *Resolver) Resolve(d Destination) (Target, error) {
 	}
 	base, err := r.address(ref)
 	if err != nil || d.URI == "" {
-		return Target{URL: base}, err
+		return Target{URL: base, CACerts: d.CACerts}, err
 	}
 	if err := checkRelativeURL(d.URI); err != nil {
 		return Target{}, fmt.Errorf("%w: %v", ErrUnresolvable, err)
 	}
 	b, _ := url.Parse(base) // checked by address
 	rel, _ := url.Parse(d.URI)
-	return Target{URL: b.ResolveReference(rel).String()}, nil
+	return Target{URL: b.ResolveReference(rel).String(), CACerts: d.CACerts}, nil
 }
 
 // address gives the URL of a reference that is neither a channel nor a broker.

@@ -1,10 +1,12 @@
 package resources
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventgate/eventgate/gateway/channel"
+	"github.com/eventgate/eventgate/internal/selfsigned"
 )
 
 func TestDecodeSubscriptions(t *testing.T) {
@@ -101,5 +103,48 @@ spec:
 				t.Errorf("ChannelRef() = %v", got.ChannelRef())
 			}
 		})
+	}
+}
+
+// A destination's CACerts (Knative's field, PEM) are read as written, beside a uri or a ref.
+func TestDecodeCACerts(t *testing.T) {
+	ca, err := selfsigned.New("private CA", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemText := string(ca.CertPEM) + string(ca.CertPEM) // two blocks, as a bundle
+	indented := "      " + strings.ReplaceAll(strings.TrimSuffix(pemText, "\n"), "\n", "\n      ")
+	src := `
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: s}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: ch}
+  subscriber:
+    uri: https://orders.example/in
+    CACerts: |
+` + indented + `
+  delivery:
+    deadLetterSink:
+      ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: dls}
+      uri: /dead
+      CACerts: |
+  ` + strings.ReplaceAll(indented, "\n", "\n  ") + "\n"
+	set, err := Decode("t.yaml", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := set.Subscriptions[0]
+	if s.Subscriber.CACerts != pemText || s.Delivery.DeadLetterSink.CACerts != pemText {
+		t.Errorf("CACerts %q and %q, want %q", s.Subscriber.CACerts, s.Delivery.DeadLetterSink.CACerts, pemText)
+	}
+	certs, err := ParseCACerts(pemText)
+	if err != nil || len(certs) != 2 || certs[0].Subject.CommonName != "private CA" {
+		t.Errorf("ParseCACerts: %d certificates, %v", len(certs), err)
+	}
+	r := &Resolver{}
+	if tg, err := r.Resolve(*s.Delivery.DeadLetterSink); err != nil || tg.CACerts != pemText ||
+		tg.URL != "http://dls.default.svc.cluster.local/dead" {
+		t.Errorf("Resolve = %+v, %v; want the CACerts with the URL", tg, err)
 	}
 }

@@ -94,6 +94,9 @@ func (r Reference) String() string { return r.Kind + " " + r.Namespace + "/" + r
 type Destination struct {
 	URI string
 	Ref *Reference
+	// CACerts are PEM CA certificates (Knative's CACerts) trusted for this destination's https URL
+	// besides the system's roots; "" for none.
+	CACerts string
 }
 
 // IsZero reports whether neither URI nor Ref is set.

@@ -63,8 +63,11 @@ type App struct {
 	ingress  *ingress.Handler
 	resolver *resources.Resolver
 	client   *http.Client
-	onReady  func(string, string)
-	tracer   *tracing.Tracer // nil: tracing off (tracing.go)
+	// caClients are clients that trust a sink's CACerts besides the system's roots (see clientFor),
+	// by the certificates' PEM text.
+	caClients sync.Map
+	onReady   func(string, string)
+	tracer    *tracing.Tracer // nil: tracing off (tracing.go)
 
 	loaded   atomic.Bool // a resource set has been applied
 	stopping atomic.Bool

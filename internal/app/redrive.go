@@ -93,7 +93,7 @@ func (a *App) sendRedrive(ctx context.Context, to *channel.Ref, dest string, ev 
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("knativeerrordest %q is not an http(s) URL", dest)
 		}
-		target.URL = dest
+		target.URL, target.CACerts = dest, a.caCertsOf(dest)
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, a.cfg.Dispatch.Timeout)
 		defer cancel()
@@ -185,4 +185,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// caCertsOf is the CACerts a running subscription gives for URL u (a knativeerrordest names its
+// subscriber's URL), "" when none does.
+func (a *App) caCertsOf(u string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.dispatchers {
+		for _, d := range []*dispatch.Destination{&r.sub.Subscriber, r.sub.Reply, r.sub.DeadLetter} {
+			if d != nil && d.URL == u && d.CACerts != "" {
+				return d.CACerts
+			}
+		}
+	}
+	return ""
 }

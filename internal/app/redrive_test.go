@@ -2,17 +2,25 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/gateway/config"
+	"github.com/eventgate/eventgate/gateway/dispatch"
+	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/redrive"
+	"github.com/eventgate/eventgate/internal/selfsigned"
 )
 
 func adminDo(t *testing.T, method, url, token, body string) (int, string) {
@@ -94,5 +102,37 @@ func TestRedriveEndpoints(t *testing.T) {
 	}
 	if code, _ := adminDo(t, http.MethodGet, srv.URL+"/redrives/"+st.ID, "", ""); code != http.StatusOK {
 		t.Errorf("GET without the token = %d, want 200 (reading progress stays open)", code)
+	}
+}
+
+// A dead letter redriven to its knativeerrordest, an https URL whose certificate only the
+// subscription's CACerts vouch for, is sent trusting them; with no subscription naming that URL it
+// is refused.
+func TestRedriveToAURLWithCACerts(t *testing.T) {
+	ca, err := selfsigned.New("redrive CA", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Ce-Id")
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.TLS}}
+	srv.StartTLS()
+	defer srv.Close()
+	dest := srv.URL + "/in"
+	a := &App{cfg: config.Default(), client: &http.Client{Transport: &http.Transport{}}, dispatchers: map[string]*running{}}
+	ev := &event.Event{SpecVersion: "1.0", ID: "dl-1", Source: "/t", Type: "t"}
+	var unknown x509.UnknownAuthorityError
+	if err := a.sendRedrive(t.Context(), nil, dest, ev); !errors.As(err, &unknown) {
+		t.Fatalf("no subscription gives a CA: %v, want x509.UnknownAuthorityError", err)
+	}
+	a.dispatchers["default/s"] = &running{sub: dispatch.Subscription{Subscriber: dispatch.Destination{URL: dest, CACerts: string(ca.CertPEM)}}}
+	if err := a.sendRedrive(t.Context(), nil, dest, ev); err != nil {
+		t.Fatalf("redrive: %v", err)
+	}
+	if id := <-got; id != "dl-1" {
+		t.Errorf("the subscriber got %q, want dl-1", id)
 	}
 }

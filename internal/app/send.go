@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/eventgate/eventgate/gateway/dispatch"
 	"github.com/eventgate/eventgate/gateway/event"
 	"github.com/eventgate/eventgate/gateway/resources"
 	"github.com/eventgate/eventgate/gateway/tracing"
@@ -44,26 +45,31 @@ func (a *App) deliverTo(ctx context.Context, target resources.Target, e *event.E
 		return a.router.Publish(ctx, *target.Channel, []*event.Event{e})
 	}
 	if a.tracer == nil {
-		_, err := a.post(ctx, target.URL, e)
+		_, err := a.post(ctx, target, e)
 		return err
 	}
 	ctx, span := a.tracer.StartAttempt(ctx, target.URL, "", 0)
-	status, err := a.post(ctx, target.URL, e)
+	status, err := a.post(ctx, target, e)
 	tracing.EndAttempt(span, status, err)
 	return err
 }
 
-// post sends e to u as one binary-mode POST, with the trace context in ctx as its traceparent
-// header when tracing is on; it returns the answer's status (0 when there was none) and an error
-// unless that status is 2xx.
-func (a *App) post(ctx context.Context, u string, e *event.Event) (int, error) {
+// post sends e to target's URL as one binary-mode POST, with the trace context in ctx as its
+// traceparent header when tracing is on; it returns the answer's status (0 when there was none) and
+// an error unless that status is 2xx.
+func (a *App) post(ctx context.Context, target resources.Target, e *event.Event) (int, error) {
+	u := target.URL
+	client, err := a.clientFor(target.CACerts)
+	if err != nil {
+		return 0, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(e.Data))
 	if err != nil {
 		return 0, err
 	}
 	event.WriteHTTPBinary(e, req.Header)
 	a.tracer.Inject(ctx, req.Header) // nil-safe: nothing with tracing off
-	resp, err := a.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -73,4 +79,21 @@ func (a *App) post(ctx context.Context, u string, e *event.Event) (int, error) {
 		return resp.StatusCode, fmt.Errorf("%s answered %s", u, resp.Status)
 	}
 	return resp.StatusCode, nil
+}
+
+// clientFor is the client for a destination with these CACerts: a.client when there are none, else
+// one that trusts them too, made once per distinct text and kept (sinks are few, their CAs fewer).
+func (a *App) clientFor(caCerts string) (*http.Client, error) {
+	if caCerts == "" {
+		return a.client, nil
+	}
+	if c, ok := a.caClients.Load(caCerts); ok {
+		return c.(*http.Client), nil
+	}
+	c, err := dispatch.TrustingCAs(a.client, caCerts)
+	if err != nil {
+		return nil, err
+	}
+	got, _ := a.caClients.LoadOrStore(caCerts, c)
+	return got.(*http.Client), nil
 }

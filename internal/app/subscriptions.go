@@ -202,7 +202,7 @@ func (a *App) destination(d resources.Destination) (dispatch.Destination, error)
 		ref := *t.Channel
 		return dispatch.Destination{Channel: &ref}, nil
 	}
-	return dispatch.Destination{URL: t.URL}, nil
+	return dispatch.Destination{URL: t.URL, CACerts: t.CACerts}, nil
 }
 
 // optionalDestination is destination for a destination that may be absent (nil gives nil).
