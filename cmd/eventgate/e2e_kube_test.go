@@ -390,6 +390,19 @@ func TestKubeReferencesAndSecrets(t *testing.T) {
 	if _, err := k.c.Dynamic.Resource(ksvcGVR).Namespace(k.ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A second Knative Service answers over HTTPS with a certificate of a private CA, which it
+	// announces in its status.address.CACerts, as Knative's transport encryption does.
+	secure := newPrivateCAServer(t, "knative service CA")
+	ksvc2 := k.decode(t, "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: secure}\nspec: {}\n")
+	ksvc2.SetNamespace(k.ns)
+	created2, err := k.c.Dynamic.Resource(ksvcGVR).Namespace(k.ns).Create(ctx, ksvc2, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created2.Object["status"] = map[string]any{"address": map[string]any{"url": secure.url + "/base/", "CACerts": secure.caPEM}}
+	if _, err := k.c.Dynamic.Resource(ksvcGVR).Namespace(k.ns).UpdateStatus(ctx, created2, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := k.c.Kube.CoreV1().Services(k.ns).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 8080}}},
@@ -411,6 +424,13 @@ metadata: {name: to-ksvc}
 spec:
   channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: github}
   subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: demo}}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: to-secure}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: github}
+  subscriber: {ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: secure}, uri: in}
 ---
 apiVersion: messaging.knative.dev/v1
 kind: Subscription
@@ -449,5 +469,10 @@ spec:
 	}
 	if d := s.waitFor(t, "/ksvc", 1)[0]; d.header.Get("Ce-Id") != "k-1" {
 		t.Errorf("the Knative Service got %q, want k-1", d.header.Get("Ce-Id"))
+	}
+	eventually(t, 20*time.Second, func() bool { return len(secure.at("/base/in")) > 0 },
+		"the event at the HTTPS Knative Service (its status.address.url + the subscription's uri, trusting its CACerts)")
+	if got := secure.at("/base/in"); got[0] != "k-1" {
+		t.Errorf("the HTTPS Knative Service got %v, want k-1", got)
 	}
 }

@@ -19,10 +19,11 @@ import (
 const addressTimeout = 10 * time.Second
 
 // Address is the address of a reference as the API server has it (a resources.Resolver's Lookup):
-// a core Service's cluster DNS URL, or any addressable object's status.address.url (a Knative
-// Service, a Knative channel or broker that eventgate does not run). False when the last snapshot
-// found none: the resolver then falls back to the in-cluster Knative address. Safe for concurrent use.
-func (s *Source) Address(ref resources.Reference) (string, bool) {
+// a core Service's cluster DNS URL, or any addressable object's status.address (a Knative Service,
+// a Knative channel or broker that eventgate does not run): its url and CACerts. False when the
+// last snapshot found none: the resolver then falls back to the in-cluster Knative address. Safe
+// for concurrent use.
+func (s *Source) Address(ref resources.Reference) (resources.Address, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.addresses[refKey(ref)]
@@ -48,7 +49,7 @@ func (s *Source) AddressesChanged() bool {
 
 // lookupAddresses reads from the API the address of every reference of set that is neither a
 // channel nor a broker, keeps them for Address and returns them.
-func (s *Source) lookupAddresses(set *resources.Set) map[string]string {
+func (s *Source) lookupAddresses(set *resources.Set) map[string]resources.Address {
 	var refs []resources.Reference
 	add := func(d *resources.Destination) {
 		if d != nil && d.Ref != nil && !d.Ref.IsChannel() && !d.Ref.IsBroker() && d.Ref.Name != "" {
@@ -73,7 +74,7 @@ func (s *Source) lookupAddresses(set *resources.Set) map[string]string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), addressTimeout)
 	defer cancel()
-	found := map[string]string{}
+	found := map[string]resources.Address{}
 	for _, r := range refs {
 		if _, done := found[refKey(r)]; done {
 			continue
@@ -89,16 +90,16 @@ func (s *Source) lookupAddresses(set *resources.Set) map[string]string {
 }
 
 // lookup finds one reference's address: a core Service by its DNS name (when it exists), anything
-// else by its status.address.url.
-func (s *Source) lookup(ctx context.Context, r resources.Reference) (string, bool) {
+// else by its status.address (url and CACerts).
+func (s *Source) lookup(ctx context.Context, r resources.Reference) (resources.Address, bool) {
 	gv, err := schema.ParseGroupVersion(r.APIVersion)
 	if err != nil {
-		return "", false
+		return resources.Address{}, false
 	}
 	if gv.Group == "" && r.Kind == "Service" {
 		svc, err := s.client.Kube.CoreV1().Services(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
 		if err != nil {
-			return "", false
+			return resources.Address{}, false
 		}
 		host := svc.Name + "." + svc.Namespace + ".svc.cluster.local"
 		for _, p := range svc.Spec.Ports {
@@ -106,18 +107,19 @@ func (s *Source) lookup(ctx context.Context, r resources.Reference) (string, boo
 				host += ":" + strconv.Itoa(int(p.Port))
 			}
 		}
-		return "http://" + host, true
+		return resources.Address{URL: "http://" + host}, true
 	}
 	resource, ok := s.resourceOf(gv, r.Kind)
 	if !ok {
-		return "", false
+		return resources.Address{}, false
 	}
 	u, err := s.client.Dynamic.Resource(gv.WithResource(resource)).Namespace(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
 	if err != nil {
-		return "", false
+		return resources.Address{}, false
 	}
 	url, _, _ := unstructured.NestedString(u.Object, "status", "address", "url")
-	return url, url != ""
+	caCerts, _, _ := unstructured.NestedString(u.Object, "status", "address", "CACerts")
+	return resources.Address{URL: url, CACerts: caCerts}, url != ""
 }
 
 // resourceOf finds the resource name of kind in gv through discovery.

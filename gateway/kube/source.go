@@ -86,7 +86,7 @@ type Source struct {
 	watched []watched
 	last    *Snapshot // the last Snapshot taken; nil before
 	// addresses are the addresses of the last snapshot's references, by refKey (see Address).
-	addresses map[string]string
+	addresses map[string]resources.Address
 
 	snapMu sync.Mutex          // one Snapshot at a time; guards good
 	good   map[Key]goodVersion // each object's last version that decoded

@@ -30,7 +30,14 @@ type Resolver struct {
 	// Lookup, when set, gives the address of a reference that is neither a channel nor a broker and
 	// is not in the address book (the Kubernetes-native mode reads it from the API server); false:
 	// the in-cluster fallback. It must be safe for concurrent use.
-	Lookup func(Reference) (string, bool)
+	Lookup func(Reference) (Address, bool)
+}
+
+// Address is an addressable's address (Knative's status.address): its URL and the PEM CA
+// certificates it announces for it ("" for none).
+type Address struct {
+	URL     string
+	CACerts string
 }
 
 // Target is where a resolved destination sends events: exactly one of Channel and URL is set.
@@ -79,39 +86,58 @@ func (r *Resolver) Resolve(d Destination) (Target, error) {
 		return Target{Channel: &c}, nil
 	}
 	base, err := r.address(ref)
-	if err != nil || d.URI == "" {
-		return Target{URL: base, CACerts: d.CACerts}, err
+	if err != nil {
+		return Target{}, err
+	}
+	// As in Knative, the destination's CACerts are added to those its addressable announces.
+	t := Target{URL: base.URL, CACerts: joinPEM(base.CACerts, d.CACerts)}
+	if d.URI == "" {
+		return t, nil
 	}
 	if err := checkRelativeURL(d.URI); err != nil {
 		return Target{}, fmt.Errorf("%w: %v", ErrUnresolvable, err)
 	}
-	b, _ := url.Parse(base) // checked by address
+	b, _ := url.Parse(base.URL) // checked by address
 	rel, _ := url.Parse(d.URI)
-	return Target{URL: b.ResolveReference(rel).String(), CACerts: d.CACerts}, nil
+	t.URL = b.ResolveReference(rel).String()
+	return t, nil
 }
 
-// address gives the URL of a reference that is neither a channel nor a broker.
-func (r *Resolver) address(ref Reference) (string, error) {
+// joinPEM puts two PEM texts together, either of which may be empty.
+func joinPEM(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return strings.TrimRight(a, "\n") + "\n" + b
+}
+
+// address gives the address of a reference that is neither a channel nor a broker.
+func (r *Resolver) address(ref Reference) (Address, error) {
 	for _, key := range []string{ref.Kind + "/" + ref.Namespace + "/" + ref.Name, ref.Namespace + "/" + ref.Name} {
 		if u, ok := r.AddressBook[key]; ok {
 			if err := checkURL(u); err != nil {
-				return "", fmt.Errorf("%w: address book entry %s: %v", ErrUnresolvable, key, err)
+				return Address{}, fmt.Errorf("%w: address book entry %s: %v", ErrUnresolvable, key, err)
 			}
-			return u, nil
+			return Address{URL: u}, nil
 		}
 	}
 	if r.Lookup != nil {
-		if u, ok := r.Lookup(ref); ok {
-			if err := checkURL(u); err != nil {
-				return "", fmt.Errorf("%w: %s: address %v", ErrUnresolvable, ref, err)
+		if a, ok := r.Lookup(ref); ok {
+			if err := checkURL(a.URL); err != nil {
+				return Address{}, fmt.Errorf("%w: %s: address %v", ErrUnresolvable, ref, err)
 			}
-			return u, nil
+			if a.CACerts != "" {
+				if _, err := ParseCACerts(a.CACerts); err != nil {
+					return Address{}, fmt.Errorf("%w: %s: address CACerts: %v", ErrUnresolvable, ref, err)
+				}
+			}
+			return a, nil
 		}
 	}
 	if !dnsLabelRE.MatchString(ref.Name) || !dnsLabelRE.MatchString(ref.Namespace) {
-		return "", fmt.Errorf("%w: %s is not in the address book and has no in-cluster address", ErrUnresolvable, ref)
+		return Address{}, fmt.Errorf("%w: %s is not in the address book and has no in-cluster address", ErrUnresolvable, ref)
 	}
-	return "http://" + ref.Name + "." + ref.Namespace + ".svc.cluster.local", nil
+	return Address{URL: "http://" + ref.Name + "." + ref.Namespace + ".svc.cluster.local"}, nil
 }
 
 // ChannelAddress returns the URL events are posted to for channel c: IngressURL + "/NAMESPACE/NAME",

@@ -52,11 +52,14 @@ func TestResolve(t *testing.T) {
 		{"ref and a path, looked up", Destination{Ref: ref("v1", "Service", "default", "svc2"), URI: "v2/in"},
 			Target{URL: "http://10.0.0.7:8080/hooks/v2/in"}},
 	}
-	r.Lookup = func(ref Reference) (string, bool) {
-		if ref.Name == "svc2" {
-			return "http://10.0.0.7:8080/hooks/", true
+	r.Lookup = func(ref Reference) (Address, bool) {
+		switch ref.Name {
+		case "svc2":
+			return Address{URL: "http://10.0.0.7:8080/hooks/"}, true
+		case "badca":
+			return Address{URL: "https://10.0.0.8", CACerts: "not PEM"}, true
 		}
-		return "", false
+		return Address{}, false
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,6 +80,7 @@ func TestResolve(t *testing.T) {
 		{URI: "/x", Ref: ref("messaging.knative.dev/v1", "InMemoryChannel", "a", "b")},
 		{URI: "/x", Ref: ref("eventing.knative.dev/v1", "Broker", "a", "b")},
 		{URI: "/x", Ref: ref("v1", "Service", "ops", "broken")},
+		{Ref: ref("v1", "Service", "default", "badca")},
 		{URI: "/relative"},
 		{URI: "mailto:someone@example.com"},
 		{Ref: ref("v1", "Service", "ops", "broken")},

@@ -147,4 +147,16 @@ spec:
 		tg.URL != "http://dls.default.svc.cluster.local/dead" {
 		t.Errorf("Resolve = %+v, %v; want the CACerts with the URL", tg, err)
 	}
+	// An addressable's own CACerts (its status.address, through Lookup) come first, the
+	// destination's are added to them.
+	r.Lookup = func(Reference) (Address, bool) {
+		return Address{URL: "https://dls.ops.example", CACerts: strings.TrimSuffix(string(ca.CertPEM), "\n")}, true
+	}
+	tg, err := r.Resolve(*s.Delivery.DeadLetterSink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if certs, err := ParseCACerts(tg.CACerts); err != nil || len(certs) != 3 || tg.URL != "https://dls.ops.example/dead" {
+		t.Errorf("Resolve with the addressable's CACerts: %s, %d certificates (%v); want its URL and 3", tg.URL, len(certs), err)
+	}
 }
