@@ -343,9 +343,10 @@ spec:
 	t.Logf("accepted %d events before 429", accepted)
 }
 
-// A destination may be a reference and a relative uri, as Knative allows: the uri is resolved
-// against the reference's address (here from the address book).
-func TestSubscriberReferenceWithPath(t *testing.T) {
+// Knative's destination and delivery forms through the binary: a reference with a relative uri,
+// resolved against the reference's address (here from the address book), and delivery.format json
+// (structured mode).
+func TestKnativeDeliveryForms(t *testing.T) {
 	sub := newSubscriber(t)
 	sub.on("/base/reject", func(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusBadRequest) })
 	dir := t.TempDir()
@@ -375,6 +376,14 @@ spec:
     deadLetterSink:
       ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: svc}
       uri: dead
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {name: structured}
+spec:
+  channel: {apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: orders}
+  subscriber: {uri: "`+sub.url+`/structured"}
+  delivery: {format: json}
 `)
 	g := startGateway(t, "-f", dir, "--set", "addressBook.default/svc="+sub.url+"/base/")
 	if resp, body := post(t, g.ingress+"/default/orders", binaryEvent("ref-path-1"), "hi"); resp.StatusCode != http.StatusAccepted {
@@ -384,5 +393,10 @@ spec:
 		if d := sub.waitFor(t, path, 1); d[0].header.Get("Ce-Id") != "ref-path-1" {
 			t.Errorf("%s got event %q, want ref-path-1", path, d[0].header.Get("Ce-Id"))
 		}
+	}
+	d := sub.waitFor(t, "/structured", 1)[0]
+	if ct := d.header.Get("Content-Type"); ct != "application/cloudevents+json" || d.header.Get("Ce-Id") != "" ||
+		!strings.Contains(d.body, `"id":"ref-path-1"`) || !strings.Contains(d.body, `"data_base64":"aGk="`) {
+		t.Errorf("structured delivery: Content-Type %q, Ce-Id %q, body %s", ct, d.header.Get("Ce-Id"), d.body)
 	}
 }

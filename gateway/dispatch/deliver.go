@@ -184,29 +184,43 @@ func (s *attemptScope) release() {
 	}
 }
 
-// attemptHTTP makes one CloudEvents binary-mode POST of ev to u.
+// attemptHTTP makes one CloudEvents POST of ev to u: in binary mode, or in structured mode when the
+// policy's format is json.
 func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event, subscriber bool) attemptResult {
+	body, headers := ev.Data, d.requestHeaders(ev)
+	structured := d.structured
+	if structured {
+		b, err := event.MarshalStructured(ev)
+		if err != nil {
+			return attemptResult{err: fmt.Errorf("structured mode: %w", err)}
+		}
+		body, headers = b, 4 // Content-Type, Prefer, traceparent, tracestate
+	}
 	var own *attemptScope
 	var head []byte
-	if subscriber && d.own != nil && len(ev.Data) <= ownMaxBody {
+	if subscriber && d.own != nil && len(body) <= ownMaxBody {
 		if head = d.urls[u].head; head != nil {
 			own = scopeOf(ctx)
 		}
 	}
 	actx, cancel := d.attemptContext(ctx)
 	defer cancel()
-	req, err := d.newRequest(actx, u, ev.Data, d.requestHeaders(ev))
+	req, err := d.newRequest(actx, u, body, headers)
 	if err != nil {
 		return attemptResult{err: fmt.Errorf("%w: %w", ErrInvalidDestination, err)}
 	}
-	event.WriteHTTPBinary(ev, req.Header)
+	if structured {
+		req.Header["Content-Type"] = structuredType
+	} else {
+		event.WriteHTTPBinary(ev, req.Header)
+	}
 	req.Header["Prefer"] = preferReply
 	if d.tracer != nil {
 		d.tracer.Inject(ctx, req.Header)
 	}
 
 	start := time.Now()
-	resp, err := d.do(req, own, ownRequest{head: head, body: ev.Data})
+	resp, err := d.do(req, own, ownRequest{head: head, body: body})
 	if err != nil {
 		timedOut := ctx.Err() == nil && (errors.Is(actx.Err(), context.DeadlineExceeded) ||
 			errors.Is(err, context.DeadlineExceeded))
@@ -355,6 +369,9 @@ func plainTransport(c *http.Client) http.RoundTripper {
 // preferReply is every delivery's Prefer header (Knative's ask for a reply), shared: net/http only
 // reads a request's header values.
 var preferReply = []string{"reply"}
+
+// structuredType is a structured-mode delivery's Content-Type, shared as preferReply is.
+var structuredType = []string{event.MediaTypeStructuredJSON}
 
 // parsedURL is a destination URL parsed once, as http.NewRequest parses it, and a request to it
 // without context, header or body that newRequest copies (it is never sent itself).

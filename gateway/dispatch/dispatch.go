@@ -91,6 +91,9 @@ type Policy struct {
 	Timeout time.Duration
 	// RetryAfterMax is the longest Retry-After honoured; 0 ignores Retry-After.
 	RetryAfterMax time.Duration
+	// Format is how events go to the subscriber, reply and dead-letter URLs: FormatJSON in
+	// structured mode, anything else in binary mode.
+	Format resources.DeliveryFormat
 }
 
 // Subscription is what the dispatcher needs of one subscription.
@@ -204,6 +207,8 @@ type Dispatcher struct {
 	// closeIdle closes the idle connections of a client made for this dispatcher (trustCAs); nil
 	// when it uses the one it was given.
 	closeIdle func()
+	// structured is set when the policy's format is json: deliveries go in structured mode.
+	structured bool
 	// observer is lim when it implements AttemptObserver, else nil.
 	observer AttemptObserver
 	// channels is consumed for the subscription and published to for channel destinations.
@@ -280,6 +285,7 @@ func New(s Subscription, d Deps) *Dispatcher {
 		cycleMin:   minCycleDelay,
 		now:        time.Now,
 		workerIdle: workerIdle,
+		structured: s.Policy.Format == resources.FormatJSON,
 	}
 	if dp.client == nil {
 		dp.client = http.DefaultClient

@@ -21,9 +21,10 @@ type Settings struct {
 // Overlay returns the delivery settings of subscription sub of set: the manifests over the
 // configured defaults, field by field.
 //
-//   - Retry, backoff policy, delay and max, timeout, retryAfterMax and the dead-letter sink come from
-//     the delivery spec that applies (set.DeliveryFor: the subscription's own spec.delivery whole,
-//     else its channel's); each field that spec leaves unset comes from defaults.
+//   - Retry, backoff policy, delay and max, timeout, retryAfterMax, format and the dead-letter sink
+//     come from the delivery spec that applies (set.DeliveryFor: the subscription's own
+//     spec.delivery whole, else its channel's); each field that spec leaves unset comes from
+//     defaults (format: binary).
 //   - The concurrency bounds come from the eventgate.dev/min-concurrency and max-concurrency
 //     annotations, else from defaults; an annotated ceiling below the configured floor lowers the
 //     floor (both annotated with min > max is refused by validation). Adaptive is always the
@@ -67,6 +68,7 @@ func Overlay(defaults Config, set *resources.Set, sub *resources.Subscription) S
 	setIf(&p.BackoffMax, d.BackoffMax)
 	setIf(&p.Timeout, d.Timeout)
 	setIf(&p.RetryAfterMax, d.RetryAfterMax)
+	p.Format = d.Format
 	s.DeadLetterSink = d.DeadLetterSink
 	return s
 }

@@ -46,6 +46,11 @@ func TestOverlayPrecedence(t *testing.T) {
 			func(s Settings) any { return s.Policy.Timeout }, func(l int) any { return *dur([]int{7, 1, 2}[l]) }},
 		{"retryAfterMax", func(d *resources.Delivery, l int) { d.RetryAfterMax = dur(l) },
 			func(s Settings) any { return s.Policy.RetryAfterMax }, func(l int) any { return *dur([]int{7, 1, 2}[l]) }},
+		{"format", func(d *resources.Delivery, l int) {
+			d.Format = []resources.DeliveryFormat{"", resources.FormatJSON, resources.FormatBinary}[l]
+		},
+			func(s Settings) any { return s.Policy.Format },
+			func(l int) any { return []resources.DeliveryFormat{"", resources.FormatJSON, resources.FormatBinary}[l] }}, // binary by default
 		{"deadLetterSink", func(d *resources.Delivery, l int) {
 			d.DeadLetterSink = &resources.Destination{URI: []string{"", "http://ch", "http://sub"}[l]}
 		},

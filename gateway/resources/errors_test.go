@@ -110,13 +110,14 @@ func TestDecodeErrors(t *testing.T) {
 		{"inline ref missing fields", subHead + "  subscriber: {name: svc}\n", ErrInvalid,
 			[]string{S + "spec.subscriber.apiVersion: missing (line 6)", S + "spec.subscriber.kind: missing (line 6)"}},
 		{"delivery", subHead + "  subscriber: {uri: \"http://x.example\"}\n  delivery:\n    retry: -1\n    backoffPolicy: random\n" +
-			"    timeout: PT0S\n    backoffDelay: PT10S\n    backoffMax: PT1S\n    retryAfterMax: P1M\n", ErrInvalid,
+			"    timeout: PT0S\n    backoffDelay: PT10S\n    backoffMax: PT1S\n    retryAfterMax: P1M\n    format: XML\n", ErrInvalid,
 			[]string{
 				S + "spec.delivery.retry: must be between 0 and 2147483647, not -1 (line 8)",
 				S + `spec.delivery.backoffPolicy: "random" is not linear or exponential (line 9)`,
 				S + "spec.delivery.timeout: must be longer than zero (line 10)",
 				S + "spec.delivery.backoffMax: 1s is less than backoffDelay 10s (line 12)",
 				S + `spec.delivery.retryAfterMax: "P1M" is not an ISO 8601 duration (like PT10S, PT0.5S, P1D): years and months are not supported (no fixed length): use weeks or days (line 13)`,
+				S + `spec.delivery.format: "XML" is not json (structured mode) or binary (line 14)`,
 			}},
 		{"annotations", "apiVersion: messaging.knative.dev/v1\nkind: Subscription\nmetadata:\n  name: s\n  annotations:\n" +
 			"    kafka.eventing.knative.dev/delivery.order: sorted\n    eventgate.dev/initial-offset: newest\n" +

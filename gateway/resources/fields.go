@@ -70,6 +70,7 @@ func decodeDelivery(v val, namespace string) *Delivery {
 	d.BackoffMax = v.field("backoffMax").duration()
 	d.Timeout = v.field("timeout").duration()
 	d.RetryAfterMax = v.field("retryAfterMax").duration()
+	d.Format = DeliveryFormat(v.field("format").str())
 	d.DeadLetterSink = decodeDest(v.field("deadLetterSink"), namespace)
 	return d
 }
@@ -229,6 +230,9 @@ func validateDelivery(p *problems, path string, d *Delivery) {
 	}
 	if d.BackoffPolicy != "" && !d.BackoffPolicy.Known() {
 		p.invalid(path+".backoffPolicy", "%q is not linear or exponential", truncate(string(d.BackoffPolicy), 40))
+	}
+	if d.Format != "" && !d.Format.Known() {
+		p.invalid(path+".format", "%q is not json (structured mode) or binary", truncate(string(d.Format), 40))
 	}
 	for _, f := range []struct {
 		name string

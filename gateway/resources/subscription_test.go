@@ -64,6 +64,7 @@ spec:
     backoffMax: PT5S
     timeout: PT30S
     retryAfterMax: PT1M
+    format: json
     deadLetterSink:
       ref: {apiVersion: v1, kind: Service, name: dls, namespace: ops}
 `, Subscription{Meta: Meta{Kind: "Subscription", Namespace: "default", Name: "s"},
@@ -72,6 +73,7 @@ spec:
 			Reply:      &Destination{Ref: &Reference{"messaging.knative.dev/v1", "InMemoryChannel", "out", "default"}},
 			Delivery: &Delivery{Retry: int32p(4), BackoffPolicy: BackoffLinear, BackoffDelay: durp(200 * time.Millisecond),
 				BackoffMax: durp(5 * time.Second), Timeout: durp(30 * time.Second), RetryAfterMax: durp(time.Minute),
+				Format:         FormatJSON,
 				DeadLetterSink: &Destination{Ref: &Reference{"v1", "Service", "dls", "ops"}}},
 			Order: Ordered, InitialOffset: channel.Earliest, MinConcurrency: 2, MaxConcurrency: 8}},
 		{"reply only, explicit unordered and latest", `

@@ -116,6 +116,20 @@ const (
 // check of the name, for manifests and for the dispatch configuration.
 func (p BackoffPolicy) Known() bool { return p == BackoffLinear || p == BackoffExponential }
 
+// DeliveryFormat is how an event goes on the wire to a subscriber, reply or dead-letter sink
+// (Knative's delivery.format): a CloudEvents HTTP binding mode.
+type DeliveryFormat string
+
+const (
+	// FormatBinary puts the attributes in Ce-* headers and the data in the body (the default).
+	FormatBinary DeliveryFormat = "binary"
+	// FormatJSON sends the whole event as the body, application/cloudevents+json (structured mode).
+	FormatJSON DeliveryFormat = "json"
+)
+
+// Known reports whether f is json or binary ("" is not).
+func (f DeliveryFormat) Known() bool { return f == FormatBinary || f == FormatJSON }
+
 // Delivery is a subscription's delivery spec (Knative's DeliverySpec, plus backoffMax). A nil pointer
 // or empty value means "unset": the dispatcher applies its own default.
 type Delivery struct {
@@ -125,6 +139,7 @@ type Delivery struct {
 	BackoffMax    *time.Duration // cap on one delay (eventgate extension)
 	Timeout       *time.Duration // per attempt
 	RetryAfterMax *time.Duration // honour Retry-After up to this; nil: Retry-After is ignored
+	Format        DeliveryFormat // "" when unset: binary mode
 	// DeadLetterSink receives events that exhausted their retries; nil when none.
 	DeadLetterSink *Destination
 }
