@@ -50,7 +50,9 @@ func TestOverlayPrecedence(t *testing.T) {
 			d.Format = []resources.DeliveryFormat{"", resources.FormatJSON, resources.FormatBinary}[l]
 		},
 			func(s Settings) any { return s.Policy.Format },
-			func(l int) any { return []resources.DeliveryFormat{"", resources.FormatJSON, resources.FormatBinary}[l] }}, // binary by default
+			func(l int) any {
+				return []resources.DeliveryFormat{"", resources.FormatJSON, resources.FormatBinary}[l]
+			}}, // binary by default
 		{"deadLetterSink", func(d *resources.Delivery, l int) {
 			d.DeadLetterSink = &resources.Destination{URI: []string{"", "http://ch", "http://sub"}[l]}
 		},
