@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventgate/eventgate/gateway/channel"
 	"github.com/eventgate/eventgate/gateway/metrics"
+	"github.com/eventgate/eventgate/gateway/resources"
 )
 
 // benchServer answers every request 200 with no body after reading the request's.
@@ -64,25 +65,31 @@ func BenchmarkDeliver(b *testing.B) {
 // attemptScope a delivery worker makes its attempts in, on the scope's own connection), and an
 // event with the attributes scripts/bench sends (a time among them). Compare with
 // BenchmarkBaselineHTTPPost, and with BenchmarkDeliverStartedTransport.
-func BenchmarkDeliverStarted(b *testing.B) { benchmarkDeliverStarted(b, true, false) }
+func BenchmarkDeliverStarted(b *testing.B) { benchmarkDeliverStarted(b, true, false, "") }
 
 // BenchmarkDeliverStartedTransport is BenchmarkDeliverStarted through the client's transport, as
 // deliveries to proxied subscribers go.
-func BenchmarkDeliverStartedTransport(b *testing.B) { benchmarkDeliverStarted(b, false, false) }
+func BenchmarkDeliverStartedTransport(b *testing.B) { benchmarkDeliverStarted(b, false, false, "") }
+
+// BenchmarkDeliverStartedStructured is BenchmarkDeliverStarted with delivery.format json: the event
+// encoded whole as the body (structured mode).
+func BenchmarkDeliverStartedStructured(b *testing.B) {
+	benchmarkDeliverStarted(b, true, false, resources.FormatJSON)
+}
 
 // BenchmarkDeliverStartedTLS and BenchmarkDeliverStartedTLSTransport are the two to an https://
 // subscriber (HTTP/1.1 over TLS 1.3).
-func BenchmarkDeliverStartedTLS(b *testing.B)          { benchmarkDeliverStarted(b, true, true) }
-func BenchmarkDeliverStartedTLSTransport(b *testing.B) { benchmarkDeliverStarted(b, false, true) }
+func BenchmarkDeliverStartedTLS(b *testing.B)          { benchmarkDeliverStarted(b, true, true, "") }
+func BenchmarkDeliverStartedTLSTransport(b *testing.B) { benchmarkDeliverStarted(b, false, true, "") }
 
-func benchmarkDeliverStarted(b *testing.B, own, https bool) {
+func benchmarkDeliverStarted(b *testing.B, own, https bool, format resources.DeliveryFormat) {
 	srv, client := benchServerOver(b, https), benchClient(b)
 	if https {
 		client.Transport.(*http.Transport).TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
 	}
 	s := Subscription{Namespace: "ns", Name: "bench", Channel: testChannel,
 		Subscriber: Destination{URL: srv.URL}, MaxInFlight: DefaultConfig().MaxInFlight,
-		Policy: Policy{Retry: 3, Timeout: DefaultConfig().Timeout}}
+		Policy: Policy{Retry: 3, Timeout: DefaultConfig().Timeout, Format: format}}
 	d := New(s, Deps{Channels: newFakeProvisioner(1), Client: client, Metrics: metrics.New(metrics.Build{}),
 		Log: slog.New(slog.DiscardHandler)})
 	if !own {
