@@ -117,12 +117,12 @@ func newRunner(src *resources.Source, d adapters.Deps, set settings) (*Runner, e
 	if err != nil {
 		return nil, fmt.Errorf("container: ContainerSource %s: program: %w", name, err)
 	}
-	sink, err := sinkURL(src.Sink, d.IngressURL, d.AddressBook)
+	sink, err := sinkTarget(src.Sink, d.IngressURL, d.AddressBook)
 	if err != nil {
 		return nil, fmt.Errorf("container: ContainerSource %s: sink: %w", name, err)
 	}
-	r := &Runner{src: src, log: d.Logger(src), deps: d, path: path, args: args, sinkURL: sink,
-		caCerts: src.Sink.CACerts, set: set.withDefaults()}
+	r := &Runner{src: src, log: d.Logger(src), deps: d, path: path, args: args, sinkURL: sink.URL,
+		caCerts: sink.CACerts, set: set.withDefaults()}
 	if len(src.CEOverrides) > 0 {
 		b, err := json.Marshal(struct {
 			Extensions map[string]string `json:"extensions"`
@@ -148,17 +148,18 @@ func commandLine(c *resources.ContainerSpec) (string, []string) {
 	return line[0], line[1:]
 }
 
-// sinkURL resolves the URL the program posts to.
-func sinkURL(sink resources.Destination, ingressURL string, book map[string]string) (string, error) {
+// sinkTarget resolves where the program posts to: a URL (a channel's is its ingress address) and
+// the CA certificates to trust for it.
+func sinkTarget(sink resources.Destination, ingressURL string, book map[string]string) (resources.Target, error) {
 	r := &resources.Resolver{IngressURL: ingressURL, AddressBook: book}
 	t, err := r.Resolve(sink)
 	if err != nil {
-		return "", err
+		return resources.Target{}, err
 	}
 	if t.Channel != nil {
-		return r.ChannelAddress(&resources.Channel{Meta: resources.Meta{Namespace: t.Channel.Namespace, Name: t.Channel.Name}}), nil
+		return resources.Target{URL: r.ChannelAddress(&resources.Channel{Meta: resources.Meta{Namespace: t.Channel.Namespace, Name: t.Channel.Name}})}, nil
 	}
-	return t.URL, nil
+	return t, nil
 }
 
 // environ returns the program's environment: the inherited variables, the container's env (secret

@@ -94,12 +94,12 @@ func TestSinkURL(t *testing.T) {
 			"http://fulfilment.shop.svc.cluster.local"},
 	}
 	for _, tc := range cases {
-		got, err := sinkURL(tc.sink, tc.ingress, nil)
-		if err != nil || got != tc.want {
-			t.Errorf("sinkURL(%+v, %q) = %q, %v; want %q", tc.sink, tc.ingress, got, err, tc.want)
+		got, err := sinkTarget(tc.sink, tc.ingress, nil)
+		if err != nil || got.URL != tc.want {
+			t.Errorf("sinkTarget(%+v, %q) = %q, %v; want %q", tc.sink, tc.ingress, got.URL, err, tc.want)
 		}
 	}
-	if _, err := sinkURL(resources.Destination{}, "http://127.0.0.1:8080", nil); !errors.Is(err, resources.ErrUnresolvable) {
+	if _, err := sinkTarget(resources.Destination{}, "http://127.0.0.1:8080", nil); !errors.Is(err, resources.ErrUnresolvable) {
 		t.Errorf("empty sink: err %v, want ErrUnresolvable", err)
 	}
 }

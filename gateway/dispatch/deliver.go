@@ -188,8 +188,7 @@ func (s *attemptScope) release() {
 // policy's format is json.
 func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event, subscriber bool) attemptResult {
 	body, headers := ev.Data, d.requestHeaders(ev)
-	structured := d.structured
-	if structured {
+	if d.structured {
 		b, err := event.MarshalStructured(ev)
 		if err != nil {
 			return attemptResult{err: fmt.Errorf("structured mode: %w", err)}
@@ -209,7 +208,7 @@ func (d *Dispatcher) attemptHTTP(ctx context.Context, u string, ev *event.Event,
 	if err != nil {
 		return attemptResult{err: fmt.Errorf("%w: %w", ErrInvalidDestination, err)}
 	}
-	if structured {
+	if d.structured {
 		req.Header["Content-Type"] = structuredType
 	} else {
 		event.WriteHTTPBinary(ev, req.Header)
