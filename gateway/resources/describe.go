@@ -13,6 +13,7 @@ import (
 //
 //	Channel default/demo → ingress http://127.0.0.1:8080/default/demo (inmemory)
 //	Subscription default/sub → subscriber http://sub.default.svc.cluster.local (channel default/demo, reply channel default/out, dead letter http://dls)
+//	Subscription default/json → subscriber https://json.example (CACerts: 1 certificate) (channel default/demo, structured mode)
 //	Broker default/events → ingress http://127.0.0.1:8080/default/events (MTChannelBasedBroker, inmemory)
 //	Trigger default/orders → subscriber http://orders.default.svc.cluster.local (broker default/events, filter filters: 1)
 //	GitHubSource default/gh → webhook http://127.0.0.1:8080/sources/default/gh, sink channel default/demo
@@ -46,9 +47,7 @@ func Describe(s *Set, r *Resolver) []string {
 		if x.Reply != nil {
 			extra = append(extra, "reply "+describeDest(r, *x.Reply))
 		}
-		if d := s.DeliveryFor(x); d != nil && d.DeadLetterSink != nil {
-			extra = append(extra, "dead letter "+describeDest(r, *d.DeadLetterSink))
-		}
+		extra = append(extra, describeDelivery(r, s.DeliveryFor(x))...)
 		if x.Order == Ordered {
 			extra = append(extra, "ordered")
 		}
@@ -78,9 +77,7 @@ func Describe(s *Set, r *Resolver) []string {
 			b.WriteString("no subscriber")
 		}
 		extra := []string{"broker " + t.Namespace + "/" + t.Broker, "filter " + describeFilter(t)}
-		if d := s.DeliveryFor(t.Subscription()); d != nil && d.DeadLetterSink != nil {
-			extra = append(extra, "dead letter "+describeDest(r, *d.DeadLetterSink))
-		}
+		extra = append(extra, describeDelivery(r, s.DeliveryFor(t.Subscription()))...)
 		if t.Order == Ordered {
 			extra = append(extra, "ordered")
 		}
@@ -116,10 +113,30 @@ func describeFilter(t *Trigger) string {
 	}
 }
 
+// describeDelivery is what a delivery spec adds to a subscription's line: its dead letter, and
+// structured mode when its format is json.
+func describeDelivery(r *Resolver, d *Delivery) []string {
+	var out []string
+	if d != nil && d.DeadLetterSink != nil {
+		out = append(out, "dead letter "+describeDest(r, *d.DeadLetterSink))
+	}
+	if d != nil && d.Format == FormatJSON {
+		out = append(out, "structured mode")
+	}
+	return out
+}
+
+// describeDest is where d goes, and how many CA certificates of its own are trusted for it.
 func describeDest(r *Resolver, d Destination) string {
 	t, err := r.Resolve(d)
 	if err != nil {
 		return fmt.Sprintf("unresolved (%v)", err)
+	}
+	if certs, err := ParseCACerts(t.CACerts); err == nil {
+		if len(certs) == 1 {
+			return fmt.Sprintf("%s (CACerts: 1 certificate)", t)
+		}
+		return fmt.Sprintf("%s (CACerts: %d certificates)", t, len(certs))
 	}
 	return t.String()
 }

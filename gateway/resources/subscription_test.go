@@ -127,6 +127,7 @@ spec:
     CACerts: |
 ` + indented + `
   delivery:
+    format: json
     deadLetterSink:
       ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: dls}
       uri: /dead
@@ -145,6 +146,11 @@ spec:
 		t.Errorf("ParseCACerts: %d certificates, %v", len(certs), err)
 	}
 	r := &Resolver{}
+	want := "Subscription default/s → subscriber https://orders.example/in (CACerts: 2 certificates) (channel default/ch, " +
+		"dead letter http://dls.default.svc.cluster.local/dead (CACerts: 2 certificates), structured mode)"
+	if got := Describe(set, r); len(got) != 1 || got[0] != want {
+		t.Errorf("Describe = %q, want %q", got, want)
+	}
 	if tg, err := r.Resolve(*s.Delivery.DeadLetterSink); err != nil || tg.CACerts != pemText ||
 		tg.URL != "http://dls.default.svc.cluster.local/dead" {
 		t.Errorf("Resolve = %+v, %v; want the CACerts with the URL", tg, err)
