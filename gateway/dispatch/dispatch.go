@@ -11,6 +11,7 @@ package dispatch
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -780,17 +781,22 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// errString renders err for a log line. A transport error's URL (which may carry credentials or
-// tokens in its query) is left out: only the underlying cause is kept.
+// errString renders err for a log line and the status. A transport error's URL (which may carry
+// credentials or tokens in its query) is left out: only the underlying cause is kept. A certificate
+// no trusted CA vouches for gets a hint at how to trust its CA.
 func errString(err error) string {
 	if err == nil {
 		return ""
 	}
+	s := err.Error()
 	var uerr *url.Error
 	if errors.As(err, &uerr) && uerr.Err != nil {
-		return uerr.Op + ": " + uerr.Err.Error()
+		s = uerr.Op + ": " + uerr.Err.Error()
 	}
-	return err.Error()
+	if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
+		s += " (to trust its CA: the destination's CACerts, or SSL_CERT_FILE for the gateway)"
+	}
+	return s
 }
 
 // Redeliver takes ev through this subscription's delivery cycle outside its consumer group, as if
