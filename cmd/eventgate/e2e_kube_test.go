@@ -458,6 +458,10 @@ spec:
 		t.Errorf("a Knative Service resolves to %q, want its status.address.url %s/ksvc", got, s.url)
 	}
 	k.waitReady(t, "sources.knative.dev/v1alpha1", "GitHubSource", "repo", "True")
+	toSecure := k.waitReady(t, "messaging.knative.dev/v1", "Subscription", "to-secure", "True")
+	if got, _, _ := unstructured.NestedString(toSecure.Object, "status", "physicalSubscription", "subscriberUri"); got != secure.url+"/base/in" {
+		t.Errorf("a Knative Service with a uri resolves to %q, want %s/base/in", got, secure.url)
+	}
 
 	payload := `{"ref":"refs/heads/main","repository":{"full_name":"eventgate/eventgate"}}`
 	mac := hmac.New(sha256.New, []byte("s3cret"))
