@@ -519,13 +519,13 @@ func TestChartRBACForKubernetesSources(t *testing.T) {
 }
 
 // TestChartContainerSources: each ContainerSource is its own Deployment whose containers get K_SINK
-// (the ingress Service for a channel sink, the uri, or a reference's address with its relative
-// uri), K_CA_CERTS (the sink's CACerts, replacing the manifest's own) and K_CE_OVERRIDES.
+// (the ingress Service for a channel or broker sink, the uri, or a reference's address with its
+// relative uri), K_CA_CERTS (the sink's CACerts, replacing the manifest's own) and K_CE_OVERRIDES.
 func TestChartContainerSources(t *testing.T) {
 	r := render(t, "-f", ciValues(t, "containersource-values.yaml"))
 	deps := all[*appsv1.Deployment](r)
-	if len(deps) != 4 {
-		t.Fatalf("%d Deployments, want the gateway and 3 ContainerSources", len(deps))
+	if len(deps) != 5 {
+		t.Fatalf("%d Deployments, want the gateway and 4 ContainerSources", len(deps))
 	}
 	cases := map[string]struct {
 		sink, overrides, caCerts string
@@ -535,6 +535,7 @@ func TestChartContainerSources(t *testing.T) {
 		"eg-eventgate-pinger":    {sink: "http://collector.default.svc.cluster.local/ping"},
 		"eg-eventgate-audit": {sink: "http://collector.ops.svc.cluster.local/audit",
 			caCerts: exampleCA},
+		"eg-eventgate-ticker": {sink: ingressSvc + "/shop/hub"},
 	}
 	for name, want := range cases {
 		d := named[*appsv1.Deployment](r, name)
